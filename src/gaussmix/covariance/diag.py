@@ -1,0 +1,98 @@
+"""Diagonal covariance: each component has its own vector of variances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import ILL_DEFINED_COVARIANCE, CovarianceType, KernelState, global_shift
+
+
+class Diag(CovarianceType):
+    """Per-component variances; moments about the mixture's overall mean.
+
+    The E-step is two products of the centred chunk (and its square) with the
+    (d, K) precision matrices, so no (n, K, d) array is ever formed.
+    """
+
+    name = "diag"
+
+    def param_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components, n_features)
+
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components * n_features
+
+    def shift(self, means, weights):
+        return global_shift(means, weights)
+
+    def prepare(self, means, weights, prec_chol, dtype) -> KernelState:
+        shift = global_shift(means, weights)
+        precisions = prec_chol**2
+        offsets = means - shift
+        return KernelState(
+            shift=shift,
+            center=shift[0].astype(dtype),
+            const=self.log_const(prec_chol, means.shape[1]).astype(dtype),
+            arrays={
+                "prec_t": precisions.T.astype(dtype),
+                "cross_t": (2.0 * offsets * precisions).T.astype(dtype),
+                "offset_sq": np.sum(offsets**2 * precisions, axis=1).astype(dtype),
+            },
+        )
+
+    def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
+        centred = X - state.center
+        a = state.arrays
+        maha = np.square(centred) @ a["prec_t"]
+        maha -= centred @ a["cross_t"]
+        maha += a["offset_sq"]
+        np.maximum(maha, 0.0, out=maha)  # rounding of the expansion
+        return state.const - 0.5 * maha, centred
+
+    def moments(self, X, resp, state, work=None):
+        centred = (work if work is not None else X - state.center[0]).astype(
+            np.float64, copy=False
+        )
+        resp_t = resp.T.astype(np.float64, copy=False)
+        return resp_t @ centred, resp_t @ np.square(centred)
+
+    def covariances(self, nk, delta, s2, reg_covar):
+        return np.maximum(s2 / nk[:, None] - delta**2, 0.0) + reg_covar
+
+    def reseed(self, covariances, nk, empty):
+        out = covariances.copy()
+        out[empty] = np.average(covariances[~empty], axis=0, weights=nk[~empty])
+        return out
+
+    def precisions_cholesky(self, covariances):
+        bad = np.flatnonzero(np.any(~(covariances > 0.0), axis=-1))
+        if bad.size:
+            raise ValueError(ILL_DEFINED_COVARIANCE.format(what=f"component {bad[0]}"))
+        return 1.0 / np.sqrt(covariances)
+
+    def precisions_cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def precisions(self, prec_chol):
+        return prec_chol**2
+
+    def covariances_from_cholesky(self, prec_chol):
+        return 1.0 / prec_chol**2
+
+    def log_det_cholesky(self, prec_chol, n_features):
+        return np.sum(np.log(prec_chol), axis=1)
+
+    def check_precisions(self, precisions):
+        if not np.all(precisions > 0.0):
+            raise ValueError(
+                "precisions_init (diag precision) should be positive, but it has "
+                f"{np.sum(~(precisions > 0.0))} non-positive entries."
+            )
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack([
+            m + rng.standard_normal(size=(int(n), len(m))) * np.sqrt(c)
+            for m, c, n in zip(means, covariances, counts)
+        ])

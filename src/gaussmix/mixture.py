@@ -1,0 +1,413 @@
+"""GaussianMixture: a scikit-learn estimator over the chunked EM of this package."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from .covariance import CovarianceType, get_covariance_type
+from .em import Callback, EMRun, EMSettings, best_of_restarts
+from .estep import EStepKernel
+from .init import initial_responsibilities, params_from_responsibilities
+from .params import MixtureParams
+from .sources import ArraySource, auto_chunk_size, map_chunks, resolve_threads
+from .validation import (
+    check_data,
+    check_initial_parameters,
+    check_parameters,
+    check_sample_weight,
+)
+
+
+class GaussianMixture(ClusterMixin, DensityMixin, BaseEstimator):
+    """Gaussian mixture model fitted by expectation-maximisation.
+
+    A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
+    same parameters, defaults, attributes and results, computed by a chunked
+    single pass per iteration (bounded memory, multi-threaded), with
+    ``sample_weight`` support and ``save``/``load``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        'full': each component has its own covariance matrix; 'tied': all share
+        one; 'diag': each has a diagonal matrix; 'spherical': each has a
+        single variance.
+    tol : float, default=1e-3
+        Convergence threshold: EM stops when the (weighted) mean log-likelihood
+        gains less than ``tol``.
+    reg_covar : float, default=1e-6
+        Non-negative regularisation added to the diagonal of covariances.
+    max_iter : int, default=100
+        Number of EM iterations to perform.
+    n_init : int, default=1
+        Number of initialisations; the best result is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+default='kmeans'
+        How initial responsibilities are drawn (as in scikit-learn).
+    weights_init : array-like of shape (n_components,), default=None
+        Initial weights; must be in [0, 1] and sum to 1.
+    means_init : array-like of shape (n_components, n_features), default=None
+        Initial means.
+    precisions_init : array-like, default=None
+        Initial precisions (inverse covariances), shaped by covariance_type:
+        (n_components,) spherical, (n_features, n_features) tied,
+        (n_components, n_features) diag, (n_components, n_features, n_features)
+        full.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and :meth:`sample`.
+    warm_start : bool, default=False
+        Reuse the last fit's parameters as the starting point (n_init ignored).
+    verbose : int, default=0
+        1 prints the current initialisation and iteration; 2 adds timings and
+        the change in log-likelihood.
+    verbose_interval : int, default=10
+        Iterations between two progress lines.
+    chunk_size : int or None, default=None
+        Keyword-only (gaussmix). Rows per E-step chunk; bounds the extra memory
+        to about ``chunk_size * n_components * n_features`` numbers. None
+        picks a cache-friendly size.
+    n_threads : int or None, default=None
+        Keyword-only (gaussmix). Threads that process chunks in parallel; None
+        uses all cores. Results do not depend on it.
+    callback : callable or None, default=None
+        Keyword-only (gaussmix). Called after every EM iteration with a dict
+        ``{'init', 'iteration', 'lower_bound', 'change', 'elapsed',
+        'max_iter'}``; use it for progress bars or early inspection.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_, precisions_, precisions_cholesky_ : ndarray
+        Shaped by covariance_type as ``precisions_init``.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Weighted mean log-likelihood of the training data at the last
+        iteration's E-step (as in scikit-learn).
+    lower_bounds_ : list of float
+        ``lower_bound_`` at every iteration of the best run.
+    labels_ : ndarray of shape (n_samples,)
+        Component of highest responsibility for each training row.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X has string feature names (a DataFrame).
+
+    Notes
+    -----
+    Differences from scikit-learn: fitted arrays are always float64, also for
+    float32 input (the E-step of float32 input runs in float32, statistics and
+    the M-step in float64); components left empty by EM are reseeded at the
+    worst-explained rows instead of collapsing; with ``max_iter=0``
+    ``lower_bound_`` is the starting point's log-likelihood rather than -inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gaussmix import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> np.sort(gm.means_[:, 0])
+    array([ 1., 10.])
+    >>> gm.predict([[0, 0], [12, 3]]).tolist() == gm.predict([[0.5, 1], [11, 3]]).tolist()
+    True
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init: Any = None,
+        means_init: Any = None,
+        precisions_init: Any = None,
+        random_state: Any = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+        chunk_size: int | None = None,
+        n_threads: int | None = None,
+        callback: Callback | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.chunk_size = chunk_size
+        self.n_threads = n_threads
+        self.callback = callback
+
+    # -- fitting -------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
+        """Estimate the parameters with EM (``n_init`` starts, best kept).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, one row per sample.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row; an integer weight counts the row
+            that many times.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:
+        """Fit, then return the most probable component of each row of X.
+
+        Equal to ``fit(X).predict(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        check_parameters(self)
+        X = check_data(self, X, reset=not self._continues(), min_samples=2)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {n_samples}: a mixture needs at "
+                "least one sample per component. Lower n_components or add data."
+            )
+        weights = check_sample_weight(sample_weight, n_samples)
+        piece = self._piece
+        init = check_initial_parameters(self, piece, n_features)
+        source = ArraySource(X, weights, self._chunk_size(n_features))
+        settings = EMSettings(
+            tol=self.tol, max_iter=self.max_iter, reg_covar=self.reg_covar,
+            n_threads=resolve_threads(self.n_threads), verbose=self.verbose,
+            verbose_interval=self.verbose_interval, callback=self.callback,
+        )
+        if self._continues():
+            run = best_of_restarts(lambda _: self._params, 1, source, piece, settings,
+                                   lower_bound=self.lower_bound_)
+        else:
+            rng = check_random_state(self.random_state)
+            run = best_of_restarts(
+                lambda _: self._initial_params(source, piece, init, rng, settings),
+                self.n_init, source, piece, settings,
+            )
+        self._set_fitted(run, piece)
+        if not run.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different "
+                "init parameters, or increase max_iter, tol, or check for "
+                "degenerate data.", ConvergenceWarning, stacklevel=2,
+            )
+        # Final E-step, so that fit_predict(X) == fit(X).predict(X).
+        self.labels_ = self.predict(X)
+        return self.labels_
+
+    def _continues(self) -> bool:
+        return bool(self.warm_start) and hasattr(self, "converged_")
+
+    def _chunk_size(self, n_features: int) -> int:
+        if self.chunk_size is not None:
+            return int(self.chunk_size)
+        return auto_chunk_size(self.n_components, n_features)
+
+    def _initial_params(
+        self, source: ArraySource, piece: CovarianceType,
+        init: dict[str, np.ndarray | None], rng: np.random.RandomState,
+        settings: EMSettings,
+    ) -> MixtureParams:
+        if any(v is None for v in init.values()):
+            resp = initial_responsibilities(
+                source.X, source.sample_weight, self.n_components, self.init_params,
+                rng,
+            )
+            params = params_from_responsibilities(
+                source, resp, piece, self.reg_covar, settings.n_threads
+            )
+        weights = init["weights"] if init["weights"] is not None else params.weights
+        means = init["means"] if init["means"] is not None else params.means
+        if init["precisions"] is not None:
+            chol = piece.precisions_cholesky_from_precisions(init["precisions"])
+            covariances = piece.covariances_from_cholesky(chol)
+        else:
+            chol, covariances = params.precisions_cholesky, params.covariances
+        return MixtureParams(weights, means, covariances, chol)
+
+    def _set_fitted(self, run: EMRun, piece: CovarianceType) -> None:
+        p = run.params
+        self.weights_ = p.weights
+        self.means_ = p.means
+        self.covariances_ = p.covariances
+        self.precisions_cholesky_ = p.precisions_cholesky
+        self.precisions_ = piece.precisions(p.precisions_cholesky)
+        self.converged_ = bool(run.converged)
+        self.n_iter_ = int(run.n_iter)
+        self.lower_bound_ = float(run.lower_bound)
+        self.lower_bounds_ = list(run.lower_bounds)
+
+    # -- fitted model --------------------------------------------------------
+    @property
+    def _piece(self) -> CovarianceType:
+        return get_covariance_type(self.covariance_type)
+
+    @property
+    def _params(self) -> MixtureParams:
+        return MixtureParams(self.weights_, self.means_, self.covariances_,
+                             self.precisions_cholesky_)
+
+    def _log_resp_chunks(self, X: Any, what: str) -> np.ndarray:
+        check_is_fitted(self)
+        X = check_data(self, X, reset=False)
+        kernel = EStepKernel.build(self._piece, self._params, X.dtype)
+        funcs = {
+            "log_prob": lambda c: kernel.log_resp(c)[0],
+            "log_resp": lambda c: kernel.log_resp(c)[1],
+            "label": lambda c: np.argmax(kernel.weighted_log_prob(c)[0], axis=1),
+        }
+        return map_chunks(funcs[what], X, self._chunk_size(X.shape[1]),
+                          resolve_threads(self.n_threads))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log-likelihood ``log p(x)`` of each row of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
+        return self._log_resp_chunks(X, "log_prob")
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Weighted mean log-likelihood of X under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        log_likelihood : float
+        """
+        log_prob = self.score_samples(X)
+        weights = check_sample_weight(sample_weight, len(log_prob))
+        return float(np.average(log_prob, weights=weights))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable component of each row of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self._log_resp_chunks(X, "label")
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Responsibilities: posterior probability of each component for each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+        """
+        return np.exp(self._log_resp_chunks(X, "log_resp"))
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
+        check_is_fitted(self)
+        if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1):
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
+                "requires at least one sample."
+            )
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        X = self._piece.sample(rng, self.means_, self.covariances_, counts)
+        y = np.repeat(np.arange(self.n_components), counts)
+        return X, y
+
+    def _n_parameters(self) -> int:
+        """Number of free parameters of the model."""
+        n_features = self.means_.shape[1]
+        cov = self._piece.n_covariance_parameters(self.n_components, n_features)
+        return int(cov + n_features * self.n_components + self.n_components - 1)
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion on X (lower is better).
+
+        ``-2 * log L + n_parameters * log(n_samples)``, as scikit-learn.
+        """
+        X = check_data(self, X, reset=False)
+        return -2 * self.score(X) * len(X) + self._n_parameters() * math.log(len(X))
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion on X (lower is better).
+
+        ``-2 * log L + 2 * n_parameters``, as scikit-learn.
+        """
+        X = check_data(self, X, reset=False)
+        return -2 * self.score(X) * len(X) + 2 * self._n_parameters()
+
+    # -- persistence ---------------------------------------------------------
+    def save(self, path: Any) -> Any:
+        """Write the fitted model to ``path`` (see :mod:`gaussmix.io`).
+
+        Returns the path written.
+        """
+        from .io import save_model
+
+        return save_model(self, path)

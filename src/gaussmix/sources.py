@@ -1,0 +1,95 @@
+"""Where chunks of rows come from, and the fold that reduces them.
+
+A source yields ``(X_chunk, sample_weight_chunk)`` pairs; :func:`fold` maps a
+function over them (in a thread pool when asked) and adds the results in
+chunk order, so the answer does not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+# Rows per chunk are chosen so that a chunk's (K, rows, d) work arrays stay
+# within about this many numbers (a few MiB: cache-sized, and bounded memory).
+TARGET_CHUNK_ELEMENTS = 1 << 17
+
+
+def auto_chunk_size(n_components: int, n_features: int) -> int:
+    """Rows per chunk for the given problem size."""
+    rows = TARGET_CHUNK_ELEMENTS // max(1, n_components * (n_features + 1))
+    return int(np.clip(rows, 256, 16384))
+
+
+@dataclass(frozen=True)
+class ArraySource:
+    """Chunks of an in-memory (or memory-mapped) array, as views."""
+
+    X: np.ndarray
+    sample_weight: np.ndarray | None
+    chunk_size: int
+
+    def ranges(self) -> Iterator[tuple[int, int]]:
+        """(start, stop) row ranges of the chunks."""
+        for start in range(0, len(self.X), self.chunk_size):
+            yield start, min(start + self.chunk_size, len(self.X))
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        w = self.sample_weight
+        for start, stop in self.ranges():
+            yield self.X[start:stop], None if w is None else w[start:stop]
+
+    def __len__(self) -> int:
+        return -(-len(self.X) // self.chunk_size)
+
+
+def resolve_threads(n_threads: int | None) -> int:
+    """Number of worker threads: all cores by default."""
+    if n_threads is None:
+        return os.cpu_count() or 1
+    return max(1, int(n_threads))
+
+
+def fold(
+    func: Callable[..., T], chunks: Iterable[tuple], n_threads: int = 1
+) -> T:
+    """Sum of ``func(*chunk)`` over ``chunks`` (e.g. an :class:`ArraySource`)."""
+    if n_threads <= 1:
+        return _sum(func(*c) for c in chunks)
+    from threadpoolctl import threadpool_limits
+
+    # Threads split the chunks; BLAS inside each stays single-threaded so the
+    # two levels of parallelism do not fight over the cores.
+    with threadpool_limits(limits=1, user_api="blas"):
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            return _sum(pool.map(lambda c: func(*c), chunks))
+
+
+def map_chunks(
+    func: Callable[[np.ndarray], np.ndarray], X: np.ndarray, chunk_size: int,
+    n_threads: int = 1,
+) -> np.ndarray:
+    """Concatenate ``func(chunk)`` over row chunks of ``X`` (predictions)."""
+    source = ArraySource(X, None, chunk_size)
+    if n_threads <= 1 or len(source) <= 1:
+        return np.concatenate([func(c) for c, _ in source])
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            return np.concatenate(list(pool.map(lambda c: func(c[0]), source)))
+
+
+def _sum(values):
+    iterator = iter(values)
+    total = next(iterator)
+    for value in iterator:
+        total = total + value
+    return total
