@@ -232,7 +232,7 @@ default='kmeans'
                 "degenerate data.", ConvergenceWarning, stacklevel=2,
             )
         # Final E-step, so that fit_predict(X) == fit(X).predict(X).
-        self.labels_ = self.predict(X)
+        self.labels_ = self._per_row(X, "label")
         return self.labels_
 
     def _continues(self) -> bool:
@@ -287,9 +287,12 @@ default='kmeans'
         return MixtureParams(self.weights_, self.means_, self.covariances_,
                              self.precisions_cholesky_)
 
-    def _log_resp_chunks(self, X: Any, what: str) -> np.ndarray:
+    def _validated(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        X = check_data(self, X, reset=False)
+        return check_data(self, X, reset=False)
+
+    def _per_row(self, X: np.ndarray, what: str) -> np.ndarray:
+        """Chunked per-row results on validated X: log_prob, log_resp or label."""
         kernel = EStepKernel.build(self._piece, self._params, X.dtype)
         funcs = {
             "log_prob": lambda c: kernel.log_resp(c)[0],
@@ -310,7 +313,7 @@ default='kmeans'
         -------
         log_prob : ndarray of shape (n_samples,)
         """
-        return self._log_resp_chunks(X, "log_prob")
+        return self._per_row(self._validated(X), "log_prob")
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Weighted mean log-likelihood of X under the model.
@@ -340,7 +343,7 @@ default='kmeans'
         -------
         labels : ndarray of shape (n_samples,)
         """
-        return self._log_resp_chunks(X, "label")
+        return self._per_row(self._validated(X), "label")
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Responsibilities: posterior probability of each component for each row.
@@ -353,7 +356,7 @@ default='kmeans'
         -------
         resp : ndarray of shape (n_samples, n_components)
         """
-        return np.exp(self._log_resp_chunks(X, "log_resp"))
+        return np.exp(self._per_row(self._validated(X), "log_resp"))
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.
@@ -391,16 +394,15 @@ default='kmeans'
 
         ``-2 * log L + n_parameters * log(n_samples)``, as scikit-learn.
         """
-        X = check_data(self, X, reset=False)
-        return -2 * self.score(X) * len(X) + self._n_parameters() * math.log(len(X))
+        log_prob = self.score_samples(X)
+        return -2 * log_prob.sum() + self._n_parameters() * math.log(len(log_prob))
 
     def aic(self, X: Any) -> float:
         """Akaike information criterion on X (lower is better).
 
         ``-2 * log L + 2 * n_parameters``, as scikit-learn.
         """
-        X = check_data(self, X, reset=False)
-        return -2 * self.score(X) * len(X) + 2 * self._n_parameters()
+        return -2 * self.score_samples(X).sum() + 2 * self._n_parameters()
 
     # -- persistence ---------------------------------------------------------
     def save(self, path: Any) -> Any:
