@@ -19,13 +19,13 @@ T = TypeVar("T")
 
 # Rows per chunk are chosen so that a chunk's (K, rows, d) work arrays stay
 # within about this many numbers (a few MiB: cache-sized, and bounded memory).
-TARGET_CHUNK_ELEMENTS = 1 << 17
+TARGET_CHUNK_ELEMENTS = 1 << 18
 
 
 def auto_chunk_size(n_components: int, n_features: int) -> int:
     """Rows per chunk for the given problem size."""
     rows = TARGET_CHUNK_ELEMENTS // max(1, n_components * (n_features + 1))
-    return int(np.clip(rows, 256, 16384))
+    return int(np.clip(rows, 1024, 16384))
 
 
 @dataclass(frozen=True)

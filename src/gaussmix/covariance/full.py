@@ -6,6 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from scipy.linalg import solve_triangular
+from scipy.linalg.blas import get_blas_funcs
+
 from .base import (
     CovarianceType,
     KernelState,
@@ -35,25 +38,60 @@ class Full(CovarianceType):
         return means.copy()
 
     def prepare(self, means, weights, prec_chol, dtype) -> KernelState:
-        center = means.astype(dtype)
+        K, d = means.shape
+        center = np.average(means, axis=0, weights=weights)
+        offsets = np.einsum("kd,kde->ke", means - center, prec_chol)
+        unwhiten = np.stack([solve_triangular(u, np.eye(d)) for u in prec_chol])
         return KernelState(
-            shift=center.astype(np.float64),
-            center=center,
-            const=self.log_const(prec_chol, means.shape[1]).astype(dtype),
-            arrays={"chol": prec_chol.astype(dtype)},
+            shift=means.copy(),
+            center=center.astype(dtype),
+            const=self.log_const(prec_chol, d).astype(dtype),
+            arrays={
+                # All K factors side by side: one (d, K*d) product whitens a chunk.
+                "stacked": prec_chol.transpose(1, 0, 2).reshape(d, K * d).astype(dtype),
+                "offsets": offsets.reshape(K * d).astype(dtype),
+                "unwhiten": unwhiten,
+                "center64": center,
+            },
         )
 
     def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
-        centred = X[None, :, :] - state.center[:, None, :]  # (K, n, d)
-        white = np.matmul(centred, state.arrays["chol"])
-        maha = np.einsum("knd,knd->nk", white, white)
-        return state.const - 0.5 * maha, centred
+        # y_k = (x - mu_k) U_k, computed as (x - c) U_k - (mu_k - c) U_k; the
+        # common centre c keeps the subtraction free of cancellation.
+        centred = X - state.center
+        white = centred @ state.arrays["stacked"]
+        white -= state.arrays["offsets"]
+        white = white.reshape(len(X), len(state.const), -1)
+        maha = np.einsum("nkd,nkd->nk", white, white)
+        return state.const - 0.5 * maha, (centred, white)
 
     def moments(self, X, resp, state, work=None):
-        centred = work if work is not None else X[None, :, :] - state.center[:, None, :]
+        if work is None:  # initialisation: no precisions yet
+            return self._direct_moments(X, resp, state)
+        centred, white = work
+        nk = resp.sum(axis=0, dtype=np.float64)
+        s1 = (resp.T @ centred).astype(np.float64)
+        s1 -= nk[:, None] * (state.shift - state.arrays["center64"])
+        # Second moments in whitened coordinates (well scaled, one symmetric
+        # rank-n update per component), then mapped back: D = Y U^-1.
+        syrk = get_blas_funcs("syrk", (white,))
+        root = np.sqrt(resp)
+        d = X.shape[1]
+        upper = np.empty((len(nk), d, d), dtype=white.dtype)
+        for k in range(len(nk)):
+            scaled = white[:, k, :] * root[:, k, None]
+            upper[k] = syrk(1.0, scaled.T)  # upper triangle of scaled.T @ scaled
+        lower = np.tril_indices(d, -1)
+        upper[:, lower[0], lower[1]] = upper[:, lower[1], lower[0]]
+        back = state.arrays["unwhiten"]
+        s2 = np.matmul(back.transpose(0, 2, 1), np.matmul(upper.astype(np.float64), back))
+        return s1, s2
+
+    def _direct_moments(self, X, resp, state):
+        centred = X[None, :, :] - state.center[:, None, :]
         weighted = centred * resp.T[:, :, None]
         s1 = weighted.sum(axis=1, dtype=np.float64)
-        s2 = np.matmul(weighted.transpose(0, 2, 1), centred)
+        s2 = np.stack([w.T @ c for w, c in zip(weighted, centred)])
         return s1, s2.astype(np.float64, copy=False)
 
     def covariances(self, nk, delta, s2, reg_covar):
@@ -98,3 +136,4 @@ class Full(CovarianceType):
             rng.multivariate_normal(m, c, int(n))
             for m, c, n in zip(means, covariances, counts)
         ])
+
