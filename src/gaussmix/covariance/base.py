@@ -192,3 +192,43 @@ def check_symmetric_positive_definite(matrix: np.ndarray, what: str) -> None:
 def clamp_nonnegative(values: np.ndarray) -> np.ndarray:
     """Variances can come out a hair below zero by rounding; they are zero."""
     return np.maximum(values, 0.0)
+
+
+class VarianceType(CovarianceType):
+    """Shared operations of the types whose covariances are variances
+    (diag: one per feature and component; spherical: one per component)."""
+
+    def precisions_cholesky(self, covariances):
+        per_component = np.reshape(covariances, (len(covariances), -1))
+        bad = np.flatnonzero(~np.all(per_component > 0.0, axis=1))
+        if bad.size:
+            raise ValueError(ILL_DEFINED_COVARIANCE.format(what=f"component {bad[0]}"))
+        return 1.0 / np.sqrt(covariances)
+
+    def precisions_cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def precisions(self, prec_chol):
+        return prec_chol**2
+
+    def covariances_from_cholesky(self, prec_chol):
+        return 1.0 / prec_chol**2
+
+    def check_precisions(self, precisions):
+        if not np.all(precisions > 0.0):
+            raise ValueError(
+                f"precisions_init ({self.name} precision) should be positive, but it "
+                f"has {np.sum(~(precisions > 0.0))} non-positive entries."
+            )
+
+    def reseed(self, covariances, nk, empty):
+        out = covariances.copy()
+        out[empty] = np.average(covariances[~empty], axis=0, weights=nk[~empty])
+        return out
+
+    def sample(self, rng, means, covariances, counts):
+        # sqrt(c) broadcasts: a vector of variances (diag) or one variance.
+        return np.vstack([
+            m + rng.standard_normal(size=(int(n), len(m))) * np.sqrt(c)
+            for m, c, n in zip(means, covariances, counts)
+        ])

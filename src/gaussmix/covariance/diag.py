@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import ILL_DEFINED_COVARIANCE, CovarianceType, KernelState, global_shift
+from .base import KernelState, VarianceType, global_shift
 
 
-class Diag(CovarianceType):
+class Diag(VarianceType):
     """Per-component variances; moments about the mixture's overall mean.
 
     The E-step is two products of the centred chunk (and its square) with the
@@ -61,38 +61,5 @@ class Diag(CovarianceType):
     def covariances(self, nk, delta, s2, reg_covar):
         return np.maximum(s2 / nk[:, None] - delta**2, 0.0) + reg_covar
 
-    def reseed(self, covariances, nk, empty):
-        out = covariances.copy()
-        out[empty] = np.average(covariances[~empty], axis=0, weights=nk[~empty])
-        return out
-
-    def precisions_cholesky(self, covariances):
-        bad = np.flatnonzero(np.any(~(covariances > 0.0), axis=-1))
-        if bad.size:
-            raise ValueError(ILL_DEFINED_COVARIANCE.format(what=f"component {bad[0]}"))
-        return 1.0 / np.sqrt(covariances)
-
-    def precisions_cholesky_from_precisions(self, precisions):
-        return np.sqrt(precisions)
-
-    def precisions(self, prec_chol):
-        return prec_chol**2
-
-    def covariances_from_cholesky(self, prec_chol):
-        return 1.0 / prec_chol**2
-
     def log_det_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(prec_chol), axis=1)
-
-    def check_precisions(self, precisions):
-        if not np.all(precisions > 0.0):
-            raise ValueError(
-                "precisions_init (diag precision) should be positive, but it has "
-                f"{np.sum(~(precisions > 0.0))} non-positive entries."
-            )
-
-    def sample(self, rng, means, covariances, counts):
-        return np.vstack([
-            m + rng.standard_normal(size=(int(n), len(m))) * np.sqrt(c)
-            for m, c, n in zip(means, covariances, counts)
-        ])

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import ILL_DEFINED_COVARIANCE, CovarianceType, KernelState, global_shift
+from .base import KernelState, VarianceType, global_shift
 
 
-class Spherical(CovarianceType):
+class Spherical(VarianceType):
     """One variance per component; moments about the mixture's overall mean.
 
     The second-moment statistic is ``sum w g_k |x - c|^2``, shape (K,).
@@ -63,38 +63,5 @@ class Spherical(CovarianceType):
         spread = s2 / nk - np.sum(delta**2, axis=1)
         return np.maximum(spread, 0.0) / n_features + reg_covar
 
-    def reseed(self, covariances, nk, empty):
-        out = covariances.copy()
-        out[empty] = np.average(covariances[~empty], weights=nk[~empty])
-        return out
-
-    def precisions_cholesky(self, covariances):
-        bad = np.flatnonzero(~(covariances > 0.0))
-        if bad.size:
-            raise ValueError(ILL_DEFINED_COVARIANCE.format(what=f"component {bad[0]}"))
-        return 1.0 / np.sqrt(covariances)
-
-    def precisions_cholesky_from_precisions(self, precisions):
-        return np.sqrt(precisions)
-
-    def precisions(self, prec_chol):
-        return prec_chol**2
-
-    def covariances_from_cholesky(self, prec_chol):
-        return 1.0 / prec_chol**2
-
     def log_det_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
-
-    def check_precisions(self, precisions):
-        if not np.all(precisions > 0.0):
-            raise ValueError(
-                "precisions_init (spherical precision) should be positive, but it "
-                f"has {np.sum(~(precisions > 0.0))} non-positive entries."
-            )
-
-    def sample(self, rng, means, covariances, counts):
-        return np.vstack([
-            m + rng.standard_normal(size=(int(n), len(m))) * np.sqrt(c)
-            for m, c, n in zip(means, covariances, counts)
-        ])
