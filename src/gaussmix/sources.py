@@ -61,7 +61,8 @@ def fold(
     func: Callable[..., T], chunks: Iterable[tuple], n_threads: int = 1
 ) -> T:
     """Sum of ``func(*chunk)`` over ``chunks`` (e.g. an :class:`ArraySource`)."""
-    if n_threads <= 1:
+    if n_threads <= 1 or (isinstance(chunks, ArraySource) and len(chunks) <= 1):
+        # One chunk: a pool would only add overhead; BLAS keeps its threads.
         return _sum(func(*c) for c in chunks)
     from threadpoolctl import threadpool_limits
 
