@@ -17,4 +17,13 @@ def load(path):  # noqa: ANN001, ANN201 - documented in gaussmix.io.load_model
     return load_model(path)
 
 
+def __getattr__(name: str):  # noqa: ANN202
+    # ``gaussmix.plot`` is the plotting module, imported on first use only.
+    if name == "plot":
+        from . import plotting
+
+        return plotting
+    raise AttributeError(f"module 'gaussmix' has no attribute {name!r}")
+
+
 __all__ = ["GaussianMixture", "__version__", "load"]
