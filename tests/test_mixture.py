@@ -238,3 +238,24 @@ def test_verbose_prints_progress(blobs, capsys):
     out = capsys.readouterr().out
     assert "Initialization 0" in out and "Iteration 3" in out
     assert "ll change" in out
+
+
+def test_weighted_bic_and_aic_equal_repeated_rows(blobs):
+    gm = GaussianMixture(3, random_state=0).fit(blobs)
+    counts = np.random.default_rng(5).integers(1, 4, size=len(blobs))
+    repeated = np.repeat(blobs, counts, axis=0)
+    assert gm.bic(blobs, sample_weight=counts) == pytest.approx(gm.bic(repeated),
+                                                                rel=1e-12)
+    assert gm.aic(blobs, sample_weight=counts) == pytest.approx(gm.aic(repeated),
+                                                                rel=1e-12)
+
+
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_to_full_expands_covariances(blobs, ct):
+    gm = GaussianMixture(3, covariance_type=ct, random_state=0).fit(blobs)
+    full = gm._piece.to_full(gm.covariances_, 3, 2)
+    assert full.shape == (3, 2, 2)
+    # the precisions are the inverses of the expanded covariances
+    prec = gm._piece.to_full(gm.precisions_, 3, 2)
+    np.testing.assert_allclose(full @ prec, np.broadcast_to(np.eye(2), (3, 2, 2)),
+                               atol=1e-10)

@@ -30,6 +30,7 @@ from rich.table import Table
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from ._version import __version__
+from . import criteria
 from .dataio import (
     DataError,
     Dataset,
@@ -268,12 +269,10 @@ def information_criteria(model: GaussianMixture, data: Dataset) -> dict[str, flo
     (so integer weights give the same values as repeated rows).
     """
     with _quiet_feature_names():
-        mean = float(model.score(data.X, sample_weight=data.weights))
-    n = float(len(data.X) if data.weights is None else np.sum(data.weights))
+        total, n = model._log_likelihood(data.X, data.weights)
     p = model._n_parameters()
-    total = mean * n
-    return {"mean": mean, "total": total, "n": n, "parameters": float(p),
-            "bic": -2 * total + p * math.log(n), "aic": -2 * total + 2 * p}
+    return {"mean": total / n, "total": total, "n": n, "parameters": float(p),
+            "bic": criteria.bic(total, n, p), "aic": criteria.aic(total, p)}
 
 
 def _fmt(value: float) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -12,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from . import criteria
 from .covariance import CovarianceType, get_covariance_type
 from .em import Callback, EMRun, EMSettings, best_of_restarts
 from .estep import EStepKernel
@@ -389,20 +389,50 @@ default='kmeans'
         cov = self._piece.n_covariance_parameters(self.n_components, n_features)
         return int(cov + n_features * self.n_components + self.n_components - 1)
 
-    def bic(self, X: Any) -> float:
+    def _log_likelihood(self, X: Any, sample_weight: Any) -> tuple[float, float]:
+        """Total (weighted) log-likelihood of X and the number (weight) of rows."""
+        log_prob = self.score_samples(X)
+        weights = check_sample_weight(sample_weight, len(log_prob))
+        if weights is None:
+            return float(log_prob.sum()), float(len(log_prob))
+        return float(weights @ log_prob), float(weights.sum())
+
+    def bic(self, X: Any, *, sample_weight: Any = None) -> float:
         """Bayesian information criterion on X (lower is better).
 
-        ``-2 * log L + n_parameters * log(n_samples)``, as scikit-learn.
-        """
-        log_prob = self.score_samples(X)
-        return -2 * log_prob.sum() + self._n_parameters() * math.log(len(log_prob))
+        ``-2 log L + n_parameters * log(n)`` as in scikit-learn; with
+        ``sample_weight`` (a gaussmix extension) ``log L`` is weighted and ``n``
+        is the total weight, so integer weights equal repeated rows.
 
-    def aic(self, X: Any) -> float:
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        bic : float
+        """
+        log_l, n = self._log_likelihood(X, sample_weight)
+        return criteria.bic(log_l, n, self._n_parameters())
+
+    def aic(self, X: Any, *, sample_weight: Any = None) -> float:
         """Akaike information criterion on X (lower is better).
 
-        ``-2 * log L + 2 * n_parameters``, as scikit-learn.
+        ``-2 log L + 2 n_parameters`` as in scikit-learn; ``sample_weight`` as in
+        :meth:`bic`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        aic : float
         """
-        return -2 * self.score_samples(X).sum() + 2 * self._n_parameters()
+        log_l, _ = self._log_likelihood(X, sample_weight)
+        return criteria.aic(log_l, self._n_parameters())
 
     # -- persistence ---------------------------------------------------------
     def save(self, path: Any) -> Any:

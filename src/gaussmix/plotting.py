@@ -77,15 +77,11 @@ def _pyplot_axes() -> Axes:
 
 def full_covariances(model: Any) -> np.ndarray:
     """Covariance matrices of shape (n_components, d, d) for any covariance type."""
-    cov = np.asarray(model.covariances_, dtype=np.float64)
+    from .covariance import get_covariance_type
+
     k, d = model.means_.shape
-    expand = {
-        "full": lambda: cov,
-        "tied": lambda: np.broadcast_to(cov, (k, d, d)),
-        "diag": lambda: cov[:, :, None] * np.eye(d),
-        "spherical": lambda: cov[:, None, None] * np.eye(d),
-    }
-    return np.array(expand[model.covariance_type]())
+    piece = get_covariance_type(model.covariance_type)
+    return piece.to_full(np.asarray(model.covariances_, dtype=np.float64), k, d)
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,12 @@ class CovarianceType(ABC):
         """Covariances from precision Cholesky factors (triangular solves)."""
 
     @abstractmethod
+    def to_full(
+        self, covariances: np.ndarray, n_components: int, n_features: int
+    ) -> np.ndarray:
+        """Covariances as (K, d, d) matrices (for plotting and conversions)."""
+
+    @abstractmethod
     def log_det_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
         """log det of each precision Cholesky factor, shape (K,)."""
 
@@ -225,6 +231,10 @@ class VarianceType(CovarianceType):
         out = covariances.copy()
         out[empty] = np.average(covariances[~empty], axis=0, weights=nk[~empty])
         return out
+
+    def to_full(self, covariances, n_components, n_features):
+        variances = np.reshape(covariances, (n_components, -1))  # (K, d) or (K, 1)
+        return variances[:, :, None] * np.eye(n_features)
 
     def sample(self, rng, means, covariances, counts):
         # sqrt(c) broadcasts: a vector of variances (diag) or one variance.

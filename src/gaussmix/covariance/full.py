@@ -122,6 +122,9 @@ class Full(CovarianceType):
     def covariances_from_cholesky(self, prec_chol):
         return np.stack([inverse_from_upper(u) for u in prec_chol])
 
+    def to_full(self, covariances, n_components, n_features):
+        return np.array(covariances, dtype=np.float64)
+
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
 

@@ -93,6 +93,10 @@ class Tied(CovarianceType):
     def covariances_from_cholesky(self, prec_chol):
         return inverse_from_upper(prec_chol)
 
+    def to_full(self, covariances, n_components, n_features):
+        return np.repeat(np.asarray(covariances, dtype=np.float64)[None], n_components,
+                         axis=0)
+
     def log_det_cholesky(self, prec_chol, n_features):
         return np.atleast_1d(np.sum(np.log(np.diag(prec_chol))))
 

@@ -1,0 +1,20 @@
+"""Information criteria from a total log-likelihood (lower is better).
+
+Conventions are scikit-learn's: ``BIC = -2 log L + p log n`` and
+``AIC = -2 log L + 2 p``, with ``n`` the number of rows (or the total sample
+weight). mclust reports ``2 log L - p log n``, which is ``-BIC`` here.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def bic(log_likelihood: float, n_samples: float, n_parameters: int) -> float:
+    """Bayesian information criterion."""
+    return -2.0 * log_likelihood + n_parameters * math.log(n_samples)
+
+
+def aic(log_likelihood: float, n_parameters: int) -> float:
+    """Akaike information criterion."""
+    return -2.0 * log_likelihood + 2.0 * n_parameters
