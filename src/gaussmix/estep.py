@@ -97,9 +97,10 @@ def normalise_in_place(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns the per-row log-likelihood and the responsibilities (same buffer).
     """
-    top = log_prob.max(axis=1)
-    log_prob -= top[:, None]
-    np.exp(log_prob, out=log_prob)
-    total = log_prob.sum(axis=1)
-    log_prob /= total[:, None]
+    rows = log_prob.T  # the covariance types give (K, n) memory: reduce along K
+    top = rows.max(axis=0)
+    rows -= top
+    np.exp(rows, out=rows)
+    total = rows.sum(axis=0)
+    rows /= total
     return np.log(total) + top, log_prob

@@ -17,7 +17,13 @@ from .em import Callback, EMRun, EMSettings, best_of_restarts
 from .estep import EStepKernel
 from .init import initial_responsibilities, params_from_responsibilities
 from .params import MixtureParams
-from .sources import ArraySource, auto_chunk_size, map_chunks, resolve_threads
+from .sources import (
+    ArraySource,
+    auto_chunk_size,
+    map_chunks,
+    resolve_threads,
+    single_threaded_blas,
+)
 from .validation import (
     check_data,
     check_initial_parameters,
@@ -215,15 +221,8 @@ default='kmeans'
             n_threads=resolve_threads(self.n_threads), verbose=self.verbose,
             verbose_interval=self.verbose_interval, callback=self.callback,
         )
-        if self._continues():
-            run = best_of_restarts(lambda _: self._params, 1, source, piece, settings,
-                                   lower_bound=self.lower_bound_)
-        else:
-            rng = check_random_state(self.random_state)
-            run = best_of_restarts(
-                lambda _: self._initial_params(source, piece, init, rng, settings),
-                self.n_init, source, piece, settings,
-            )
+        with single_threaded_blas():
+            run = self._run(source, piece, init, settings)
         self._set_fitted(run, piece)
         if not run.converged and self.max_iter > 0:
             warnings.warn(
@@ -234,6 +233,20 @@ default='kmeans'
         # Final E-step, so that fit_predict(X) == fit(X).predict(X).
         self.labels_ = self._per_row(X, "label")
         return self.labels_
+
+    def _run(
+        self, source: ArraySource, piece: CovarianceType,
+        init: dict[str, np.ndarray | None], settings: EMSettings,
+    ) -> EMRun:
+        """EM from the last fit (warm start) or from ``n_init`` fresh starts."""
+        if self._continues():
+            return best_of_restarts(lambda _: self._params, 1, source, piece,
+                                    settings, lower_bound=self.lower_bound_)
+        rng = check_random_state(self.random_state)
+        return best_of_restarts(
+            lambda _: self._initial_params(source, piece, init, rng, settings),
+            self.n_init, source, piece, settings,
+        )
 
     def _continues(self) -> bool:
         return bool(self.warm_start) and hasattr(self, "converged_")

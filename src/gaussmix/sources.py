@@ -7,6 +7,7 @@ chunk order, so the answer does not depend on the number of threads.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -57,18 +58,30 @@ def resolve_threads(n_threads: int | None) -> int:
     return max(1, int(n_threads))
 
 
+@functools.cache
+def _blas_controller():  # noqa: ANN202 - a threadpoolctl.ThreadpoolController
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # finds the BLAS libraries once
+
+
+def single_threaded_blas():  # noqa: ANN201 - a context manager
+    """Context in which BLAS uses one thread.
+
+    Parallelism comes from chunk threads instead: the per-chunk products are
+    too small for threaded BLAS, and idle BLAS threads spin on the cores the
+    chunk threads need. Hold it around a whole fit, not just the E-steps.
+    """
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 def fold(
     func: Callable[..., T], chunks: Iterable[tuple], n_threads: int = 1
 ) -> T:
     """Sum of ``func(*chunk)`` over ``chunks`` (e.g. an :class:`ArraySource`)."""
-    if n_threads <= 1 or (isinstance(chunks, ArraySource) and len(chunks) <= 1):
-        # One chunk: a pool would only add overhead; BLAS keeps its threads.
-        return _sum(func(*c) for c in chunks)
-    from threadpoolctl import threadpool_limits
-
-    # Threads split the chunks; BLAS inside each stays single-threaded so the
-    # two levels of parallelism do not fight over the cores.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_threaded_blas():
+        if n_threads <= 1 or (isinstance(chunks, ArraySource) and len(chunks) <= 1):
+            return _sum(func(*c) for c in chunks)
         with ThreadPoolExecutor(max_workers=n_threads) as pool:
             return _sum(pool.map(lambda c: func(*c), chunks))
 
@@ -79,11 +92,9 @@ def map_chunks(
 ) -> np.ndarray:
     """Concatenate ``func(chunk)`` over row chunks of ``X`` (predictions)."""
     source = ArraySource(X, None, chunk_size)
-    if n_threads <= 1 or len(source) <= 1:
-        return np.concatenate([func(c) for c, _ in source])
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_threaded_blas():
+        if n_threads <= 1 or len(source) <= 1:
+            return np.concatenate([func(c) for c, _ in source])
         with ThreadPoolExecutor(max_workers=n_threads) as pool:
             return np.concatenate(list(pool.map(lambda c: func(c[0]), source)))
 

@@ -45,11 +45,11 @@ class Diag(VarianceType):
     def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
         centred = X - state.center
         a = state.arrays
-        maha = np.square(centred) @ a["prec_t"]
-        maha -= centred @ a["cross_t"]
-        maha += a["offset_sq"]
+        maha = a["prec_t"].T @ np.square(centred).T  # (K, n), see base
+        maha -= a["cross_t"].T @ centred.T
+        maha += a["offset_sq"][:, None]
         np.maximum(maha, 0.0, out=maha)  # rounding of the expansion
-        return state.const - 0.5 * maha, centred
+        return (state.const[:, None] - 0.5 * maha).T, centred
 
     def moments(self, X, resp, state, work=None):
         centred = (work if work is not None else X - state.center[0]).astype(

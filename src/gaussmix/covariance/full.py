@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 
 from scipy.linalg import solve_triangular
-from scipy.linalg.blas import get_blas_funcs
 
 from .base import (
     CovarianceType,
@@ -47,9 +46,12 @@ class Full(CovarianceType):
             center=center.astype(dtype),
             const=self.log_const(prec_chol, d).astype(dtype),
             arrays={
-                # All K factors side by side: one (d, K*d) product whitens a chunk.
-                "stacked": prec_chol.transpose(1, 0, 2).reshape(d, K * d).astype(dtype),
-                "offsets": offsets.reshape(K * d).astype(dtype),
+                # All K factors stacked, beside them the offsets: one
+                # (K*d, d+1) product whitens a chunk (given a row of ones).
+                "stacked": np.hstack([
+                    prec_chol.transpose(0, 2, 1).reshape(K * d, d),
+                    -offsets.reshape(K * d, 1),
+                ]).astype(dtype),
                 "unwhiten": unwhiten,
                 "center64": center,
             },
@@ -58,33 +60,32 @@ class Full(CovarianceType):
     def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
         # y_k = (x - mu_k) U_k, computed as (x - c) U_k - (mu_k - c) U_k; the
         # common centre c keeps the subtraction free of cancellation.
-        centred = X - state.center
-        white = centred @ state.arrays["stacked"]
-        white -= state.arrays["offsets"]
-        white = white.reshape(len(X), len(state.const), -1)
-        maha = np.einsum("nkd,nkd->nk", white, white)
-        return state.const - 0.5 * maha, (centred, white)
+        n, d = X.shape
+        centred = np.empty((n, d + 1), dtype=X.dtype)
+        np.subtract(X, state.center, out=centred[:, :d])
+        centred[:, d] = 1.0
+        # Component-major (K, d, n): reductions over d and the weighting by
+        # responsibilities then run along contiguous rows.
+        white = (state.arrays["stacked"] @ centred.T).reshape(len(state.const), d, n)
+        maha = np.einsum("kdn,kdn->kn", white, white)
+        return (state.const[:, None] - 0.5 * maha).T, (centred, white)
 
     def moments(self, X, resp, state, work=None):
         if work is None:  # initialisation: no precisions yet
             return self._direct_moments(X, resp, state)
-        centred, white = work
-        nk = resp.sum(axis=0, dtype=np.float64)
-        s1 = (resp.T @ centred).astype(np.float64)
+        centred, white = work  # centred has a trailing column of ones
+        moments = (resp.T @ centred).astype(np.float64)
+        nk, s1 = moments[:, -1], moments[:, :-1]
         s1 -= nk[:, None] * (state.shift - state.arrays["center64"])
         # Second moments in whitened coordinates (well scaled, one symmetric
         # rank-n update per component), then mapped back: D = Y U^-1.
-        syrk = get_blas_funcs("syrk", (white,))
-        root = np.sqrt(resp)
-        d = X.shape[1]
-        upper = np.empty((len(nk), d, d), dtype=white.dtype)
-        for k in range(len(nk)):
-            scaled = white[:, k, :] * root[:, k, None]
-            upper[k] = syrk(1.0, scaled.T)  # upper triangle of scaled.T @ scaled
-        lower = np.tril_indices(d, -1)
-        upper[:, lower[0], lower[1]] = upper[:, lower[1], lower[0]]
+        # Weighted second moments of all components in whitened coordinates,
+        # by one in-place scaling and one batched product (few calls, so the
+        # chunk threads rarely wait for the GIL).
+        white *= np.sqrt(resp.T)[:, None, :]
+        second = np.matmul(white, white.transpose(0, 2, 1))
         back = state.arrays["unwhiten"]
-        s2 = np.matmul(back.transpose(0, 2, 1), np.matmul(upper.astype(np.float64), back))
+        s2 = np.matmul(back.transpose(0, 2, 1), np.matmul(second.astype(np.float64), back))
         return s1, s2
 
     def _direct_moments(self, X, resp, state):

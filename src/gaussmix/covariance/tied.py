@@ -56,10 +56,10 @@ class Tied(CovarianceType):
         white = centred @ state.arrays["chol"]
         sq = np.einsum("nd,nd->n", white, white)
         # |y - m|^2 = |y|^2 - 2 y.m + |m|^2, clipped at 0 against rounding
-        maha = sq[:, None] - white @ state.arrays["white_means_t2"]
-        maha += state.arrays["white_means_sq"]
+        maha = sq - state.arrays["white_means_t2"].T @ white.T  # (K, n), see base
+        maha += state.arrays["white_means_sq"][:, None]
         np.maximum(maha, 0.0, out=maha)
-        return state.const - 0.5 * maha, centred
+        return (state.const[:, None] - 0.5 * maha).T, centred
 
     def moments(self, X, resp, state, work=None):
         centred = (work if work is not None else X - state.center[0]).astype(
