@@ -8,6 +8,7 @@ one chunked EM over additive sufficient statistics.
 
 from ._version import __version__
 from .mixture import GaussianMixture
+from .selection import GaussianMixtureSearch, SelectionResult, select
 
 
 def load(path):  # noqa: ANN001, ANN201 - documented in gaussmix.io.load_model
@@ -26,4 +27,11 @@ def __getattr__(name: str):  # noqa: ANN202
     raise AttributeError(f"module 'gaussmix' has no attribute {name!r}")
 
 
-__all__ = ["GaussianMixture", "__version__", "load"]
+__all__ = [
+    "GaussianMixture",
+    "GaussianMixtureSearch",
+    "SelectionResult",
+    "__version__",
+    "load",
+    "select",
+]
