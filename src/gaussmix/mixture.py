@@ -254,7 +254,7 @@ default='kmeans'
     def _chunk_size(self, n_features: int) -> int:
         if self.chunk_size is not None:
             return int(self.chunk_size)
-        return auto_chunk_size(self.n_components, n_features)
+        return auto_chunk_size(self.n_components, n_features, self._piece)
 
     def _initial_params(
         self, source: ArraySource, piece: CovarianceType,

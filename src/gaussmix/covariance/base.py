@@ -59,6 +59,10 @@ class CovarianceType(ABC):
     def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
         """Number of free parameters in the covariances."""
 
+    def numbers_per_row(self, n_components: int, n_features: int) -> int:
+        """Size of the E-step's largest work array per row (chunk sizing)."""
+        return n_components + n_features
+
     # -- E-step --------------------------------------------------------------
     @abstractmethod
     def shift(self, means: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -33,6 +33,9 @@ class Full(CovarianceType):
     def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features * (n_features + 1) // 2
 
+    def numbers_per_row(self, n_components: int, n_features: int) -> int:
+        return n_components * (n_features + 1)  # the (K, d, n) whitened chunk
+
     def shift(self, means: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return means.copy()
 
