@@ -31,6 +31,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from ._version import __version__
 from . import criteria
+from .cli_options import COVARIANCE_TYPES, INIT_METHODS, em_options
 from .dataio import (
     DataError,
     Dataset,
@@ -50,8 +51,6 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     DataError, ModelFileError, NotFittedError, ValueError, OSError, ImportError,
 )
 DEBUG_KEY = "gaussmix.debug"
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 TABLE_FORMATS = ("csv", "tsv", "npy", "parquet")
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _NAMES_WARNING = "X does not have valid feature names"
@@ -359,12 +358,7 @@ Examples:
               show_default=True, help="Covariance type of the components.")
 @click.option("--n-init", type=click.IntRange(min=1), default=1, show_default=True,
               help="Number of initialisations (restarts); the best is kept.")
-@click.option("--max-iter", type=click.IntRange(min=1), default=100,
-              show_default=True, help="Most EM iterations per initialisation.")
-@click.option("--tol", type=click.FloatRange(min=0), default=1e-3, show_default=True,
-              help="Stop when the mean log-likelihood gains less than this.")
-@click.option("--reg-covar", type=click.FloatRange(min=0), default=1e-6,
-              show_default=True, help="Added to covariance diagonals.")
+@em_options
 @click.option("--init", "init_params", type=click.Choice(INIT_METHODS),
               default="kmeans", show_default=True, help="Initialisation method.")
 @click.option("--seed", type=int, default=None,

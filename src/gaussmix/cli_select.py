@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
+from .cli_options import COVARIANCE_TYPES, INIT_METHODS, em_options
+
 __all__ = ["parse_components", "select_command"]
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 CRITERIA = ("bic", "aic", "icl")
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:(?:\.\.|-|:)\s*(\d+)\s*)?$")
@@ -95,12 +95,7 @@ reports 2 log L - p log n, that is minus the BIC printed here.""",
 @click.option("--init", "init_params", type=click.Choice(INIT_METHODS),
               default="kmeans", show_default=True,
               help="Initialisation, shared by the covariance types of each K.")
-@click.option("--max-iter", type=click.IntRange(min=1), default=100,
-              show_default=True, help="Most EM iterations per initialisation.")
-@click.option("--tol", type=click.FloatRange(min=0), default=1e-3, show_default=True,
-              help="Stop when the mean log-likelihood gains less than this.")
-@click.option("--reg-covar", type=click.FloatRange(min=0), default=1e-6,
-              show_default=True, help="Added to covariance diagonals.")
+@em_options
 @click.option("--seed", type=int, default=None,
               help="Random seed, for a reproducible selection.")
 @click.option("--columns", metavar="A,B,C", default=None,
