@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from conftest import COVARIANCE_TYPES
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gaussmix import GaussianMixture
-
-from conftest import COVARIANCE_TYPES
 
 # With the scikit-learn default n_components=1 a single cluster cannot reach the
 # adjusted Rand index check_clustering asks of make_blobs' three clusters; the

@@ -7,9 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import COVARIANCE_TYPES, draw_mixture
 from sklearn.exceptions import ConvergenceWarning
 
-from conftest import COVARIANCE_TYPES, draw_mixture
 from gaussmix import GaussianMixture
 
 FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")

@@ -6,11 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import COVARIANCE_TYPES, draw_mixture
 from sklearn.datasets import load_digits, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from conftest import COVARIANCE_TYPES, draw_mixture
 from gaussmix import GaussianMixture
 
 

@@ -235,7 +235,7 @@ def test_integer_weights_equal_repeated_rows():
 def test_parallel_candidates_give_the_same_table(small):
     X, result = small
     parallel = select(X, range(1, 5), random_state=0, n_jobs=2)
-    for a, b in zip(result.table, parallel.table):
+    for a, b in zip(result.table, parallel.table, strict=True):
         assert (a.n_components, a.covariance_type) == (b.n_components, b.covariance_type)
         assert a.bic == pytest.approx(b.bic, rel=1e-10)
         assert a.n_iter == b.n_iter

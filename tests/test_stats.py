@@ -6,13 +6,12 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import COVARIANCE_TYPES
 from sklearn.exceptions import ConvergenceWarning
 
 from gaussmix import GaussianMixture
 from gaussmix.estep import EStepKernel
 from gaussmix.stats import SuffStats
-
-from conftest import COVARIANCE_TYPES
 
 
 def _kernel(X, ct):

@@ -29,8 +29,8 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-from ._version import __version__
 from . import criteria
+from ._version import __version__
 from .cli_options import COVARIANCE_TYPES, INIT_METHODS, em_options
 from .dataio import (
     DataError,

@@ -94,7 +94,7 @@ def params_from_responsibilities(
             for a, b in source.ranges()
         )
         stats = fold(
-            lambda Xc, resp, wc: resp_statistics(piece, state, Xc, resp, wc),
+            lambda Xc, resp, wc, state=state: resp_statistics(piece, state, Xc, resp, wc),
             chunks, n_threads,
         )
         params = m_step(stats, piece, reg_covar)

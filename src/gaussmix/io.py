@@ -311,7 +311,7 @@ def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "xb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stub quirk
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -466,7 +466,7 @@ def _read_params(
     for name in ("tol", "reg_covar"):
         if isinstance(params.get(name), str):
             params[name] = float(params[name])
-    n_components = params.get("n_components")
+    n_components: Any = params.get("n_components")
     if not _is_int(n_components) or n_components < 1:
         raise ModelFileError(
             path, f"has an invalid n_components {n_components!r}", _SAVE_HINT
@@ -483,7 +483,7 @@ def _read_params(
 def _read_fitted(
     path: str | os.PathLike[str], metadata: dict[str, Any]
 ) -> dict[str, Any]:
-    fitted = metadata.get("fitted")
+    fitted: Any = metadata.get("fitted")
     try:
         out = {
             "n_features_in_": int(fitted["n_features_in_"]),

@@ -627,7 +627,9 @@ def _check_criterion(name: Any) -> str:
 
 
 def _check_components(n_components: Any) -> list[int]:
-    values = [n_components] if np.isscalar(n_components) else list(n_components)
+    values: list[Any] = (
+        [n_components] if np.isscalar(n_components) else list(n_components)
+    )
     if not values or not all(
         isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
         for k in values

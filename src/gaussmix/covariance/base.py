@@ -247,5 +247,5 @@ class VarianceType(CovarianceType):
         # sqrt(c) broadcasts: a vector of variances (diag) or one variance.
         return np.vstack([
             m + rng.standard_normal(size=(int(n), len(m))) * np.sqrt(c)
-            for m, c, n in zip(means, covariances, counts)
+            for m, c, n in zip(means, covariances, counts, strict=True)
         ])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from scipy.linalg import solve_triangular
 
 from .base import (
@@ -95,7 +94,7 @@ class Full(CovarianceType):
         centred = X[None, :, :] - state.center[:, None, :]
         weighted = centred * resp.T[:, :, None]
         s1 = weighted.sum(axis=1, dtype=np.float64)
-        s2 = np.stack([w.T @ c for w, c in zip(weighted, centred)])
+        s2 = np.stack([w.T @ c for w, c in zip(weighted, centred, strict=True)])
         return s1, s2.astype(np.float64, copy=False)
 
     def covariances(self, nk, delta, s2, reg_covar):
@@ -141,6 +140,6 @@ class Full(CovarianceType):
     def sample(self, rng, means, covariances, counts):
         return np.vstack([
             rng.multivariate_normal(m, c, int(n))
-            for m, c, n in zip(means, covariances, counts)
+            for m, c, n in zip(means, covariances, counts, strict=True)
         ])
 

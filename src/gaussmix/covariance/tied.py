@@ -106,5 +106,5 @@ class Tied(CovarianceType):
     def sample(self, rng, means, covariances, counts):
         return np.vstack([
             rng.multivariate_normal(m, covariances, int(n))
-            for m, n in zip(means, counts)
+            for m, n in zip(means, counts, strict=True)
         ])
