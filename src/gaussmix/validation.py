@@ -30,7 +30,9 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and bool(np.isfinite(float(value)))
+    if not isinstance(value, Real) or isinstance(value, bool):
+        return False
+    return bool(np.isfinite(float(value)))
 
 
 def check_parameters(est: Any) -> None:
