@@ -125,7 +125,11 @@ default='kmeans'
     >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
     >>> np.sort(gm.means_[:, 0])
     array([ 1., 10.])
-    >>> gm.predict([[0, 0], [12, 3]]).tolist() == gm.predict([[0.5, 1], [11, 3]]).tolist()
+    >>> gm.predict([[0, 0], [12, 3]]).tolist() == [gm.predict([[1, 2]])[0],
+    ...                                             gm.predict([[10, 2]])[0]]
+    True
+    >>> gm.fit(X, sample_weight=[1, 1, 1, 3, 3, 3]).weights_.round(2).tolist() in (
+    ...     [0.25, 0.75], [0.75, 0.25])
     True
     """
 
