@@ -20,8 +20,9 @@ from .base import (
 class Full(CovarianceType):
     """Full covariance matrices, moments about each component's own mean.
 
-    The E-step whitens ``x - mu_k`` with one batched product over all
-    components and reuses the centred chunk for the second moments.
+    The E-step whitens ``x - mu_k`` for all K components with one product and
+    reuses the whitened chunk for the second moments, so a chunk costs two
+    large products and a few passes over a (K, d, n) array.
     """
 
     name = "full"
@@ -79,11 +80,9 @@ class Full(CovarianceType):
         moments = (resp.T @ centred).astype(np.float64)
         nk, s1 = moments[:, -1], moments[:, :-1]
         s1 -= nk[:, None] * (state.shift - state.arrays["center64"])
-        # Second moments in whitened coordinates (well scaled, one symmetric
-        # rank-n update per component), then mapped back: D = Y U^-1.
-        # Weighted second moments of all components in whitened coordinates,
-        # by one in-place scaling and one batched product (few calls, so the
-        # chunk threads rarely wait for the GIL).
+        # Second moments about each mean in whitened coordinates (well scaled
+        # whatever the data's units), by one in-place scaling and one batched
+        # symmetric product, then mapped back: x - mu_k = y_k U_k^-1.
         white *= np.sqrt(resp.T)[:, None, :]
         second = np.matmul(white, white.transpose(0, 2, 1))
         back = state.arrays["unwhiten"]
