@@ -36,27 +36,33 @@ class Diag(VarianceType):
             center=shift[0].astype(dtype),
             const=self.log_const(prec_chol, means.shape[1]).astype(dtype),
             arrays={
-                "prec_t": precisions.T.astype(dtype),
-                "cross_t": (2.0 * offsets * precisions).T.astype(dtype),
+                # sum_j p_kj (x_j - m_kj)^2 = [(x-c)^2, x-c] . [p_k, -2 p_k m_k] + ...
+                "coef": np.hstack([precisions, -2.0 * offsets * precisions]).astype(dtype),
                 "offset_sq": np.sum(offsets**2 * precisions, axis=1).astype(dtype),
             },
         )
 
     def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
-        centred = X - state.center
-        a = state.arrays
-        maha = a["prec_t"].T @ np.square(centred).T  # (K, n), see base
-        maha -= a["cross_t"].T @ centred.T
-        maha += a["offset_sq"][:, None]
+        # One buffer [(x - c)^2, x - c] serves one product here and one in moments.
+        n, d = X.shape
+        features = np.empty((n, 2 * d), dtype=X.dtype)
+        centred = np.subtract(X, state.center, out=features[:, d:])
+        np.square(centred, out=features[:, :d])
+        maha = state.arrays["coef"] @ features.T  # (K, n), see base
+        maha += state.arrays["offset_sq"][:, None]
         np.maximum(maha, 0.0, out=maha)  # rounding of the expansion
-        return (state.const[:, None] - 0.5 * maha).T, centred
+        return (state.const[:, None] - 0.5 * maha).T, features
 
     def moments(self, X, resp, state, work=None):
-        centred = (work if work is not None else X - state.center[0]).astype(
-            np.float64, copy=False
-        )
-        resp_t = resp.T.astype(np.float64, copy=False)
-        return resp_t @ centred, resp_t @ np.square(centred)
+        d = X.shape[1]
+        if work is None or work.dtype != np.float64:
+            # float64 squares: float32 ones would carry their rounding into the
+            # variance's s2/N - delta^2 difference.
+            centred = (X - state.center[0] if work is None else work[:, d:]).astype(
+                np.float64)
+            work = np.hstack([np.square(centred), centred])
+        sums = resp.T.astype(np.float64) @ work
+        return sums[:, d:], sums[:, :d]
 
     def covariances(self, nk, delta, s2, reg_covar):
         return np.maximum(s2 / nk[:, None] - delta**2, 0.0) + reg_covar
