@@ -207,6 +207,16 @@ default='kmeans'
         -------
         labels : ndarray of shape (n_samples,)
         """
+        X = self._fit_parameters(X, sample_weight)
+        # Final E-step, so that fit_predict(X) == fit(X).predict(X).
+        self.labels_ = self._per_row(X, "label")
+        return self.labels_
+
+    def _fit_parameters(self, X: Any, sample_weight: Any) -> np.ndarray:
+        """Everything of fit but ``labels_``; returns the validated X.
+
+        Model selection uses it to skip the labels of candidates it discards.
+        """
         check_parameters(self)
         X = check_data(self, X, reset=not self._continues(), min_samples=2)
         n_samples, n_features = X.shape
@@ -232,11 +242,9 @@ default='kmeans'
             warnings.warn(
                 "Best performing initialization did not converge. Try different "
                 "init parameters, or increase max_iter, tol, or check for "
-                "degenerate data.", ConvergenceWarning, stacklevel=2,
+                "degenerate data.", ConvergenceWarning, stacklevel=3,
             )
-        # Final E-step, so that fit_predict(X) == fit(X).predict(X).
-        self.labels_ = self._per_row(X, "label")
-        return self.labels_
+        return X
 
     def _run(
         self, source: ArraySource, piece: CovarianceType,

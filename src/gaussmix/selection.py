@@ -459,7 +459,7 @@ def _fit_task(
                 **settings,
             )
             with _quiet_convergence():
-                model.fit(X, sample_weight=weights)
+                model._fit_parameters(X, sample_weight=weights)  # no labels_
             if best is None or model.lower_bound_ > best.lower_bound_:
                 best = model
         assert best is not None
@@ -469,7 +469,6 @@ def _fit_task(
         row = Candidate(k, cov, nan, _n_parameters(cov, k, X.shape[1]), nan, nan,
                         nan, False, 0, time.perf_counter() - t0, str(err))
         return row, None
-    del best.labels_  # n ints per candidate; recomputed for the winner only
     p = best._n_parameters()
     bic = criteria.bic(loglik, _total_weight(X, weights), p)
     row = Candidate(
