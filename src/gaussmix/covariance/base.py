@@ -209,7 +209,30 @@ def clamp_nonnegative(values: np.ndarray) -> np.ndarray:
 
 class VarianceType(CovarianceType):
     """Shared operations of the types whose covariances are variances
-    (diag: one per feature and component; spherical: one per component)."""
+    (diag: one per feature and component; spherical: one per component).
+
+    Both expand ``|x - mu_k|^2`` about the mixture's overall mean ``c``; each
+    type supplies the per-component arrays of that expansion.
+    """
+
+    @abstractmethod
+    def kernel_arrays(
+        self, precisions: np.ndarray, offsets: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """E-step arrays from precisions and mean offsets ``mu_k - c``."""
+
+    def shift(self, means, weights):
+        return global_shift(means, weights)
+
+    def prepare(self, means, weights, prec_chol, dtype) -> KernelState:
+        shift = global_shift(means, weights)
+        arrays = self.kernel_arrays(prec_chol**2, means - shift)
+        return KernelState(
+            shift=shift,
+            center=shift[0].astype(dtype),
+            const=self.log_const(prec_chol, means.shape[1]).astype(dtype),
+            arrays={name: a.astype(dtype) for name, a in arrays.items()},
+        )
 
     def precisions_cholesky(self, covariances):
         per_component = np.reshape(covariances, (len(covariances), -1))

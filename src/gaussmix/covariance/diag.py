@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import KernelState, VarianceType, global_shift
+from .base import KernelState, VarianceType
 
 
 class Diag(VarianceType):
@@ -24,23 +24,12 @@ class Diag(VarianceType):
     def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features
 
-    def shift(self, means, weights):
-        return global_shift(means, weights)
-
-    def prepare(self, means, weights, prec_chol, dtype) -> KernelState:
-        shift = global_shift(means, weights)
-        precisions = prec_chol**2
-        offsets = means - shift
-        return KernelState(
-            shift=shift,
-            center=shift[0].astype(dtype),
-            const=self.log_const(prec_chol, means.shape[1]).astype(dtype),
-            arrays={
-                # sum_j p_kj (x_j - m_kj)^2 = [(x-c)^2, x-c] . [p_k, -2 p_k m_k] + ...
-                "coef": np.hstack([precisions, -2.0 * offsets * precisions]).astype(dtype),
-                "offset_sq": np.sum(offsets**2 * precisions, axis=1).astype(dtype),
-            },
-        )
+    def kernel_arrays(self, precisions, offsets):
+        return {
+            # sum_j p_kj (x_j - m_kj)^2 = [(x-c)^2, x-c] . [p_k, -2 p_k m_k] + ...
+            "coef": np.hstack([precisions, -2.0 * offsets * precisions]),
+            "offset_sq": np.sum(offsets**2 * precisions, axis=1),
+        }
 
     def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
         # One buffer [(x - c)^2, x - c] serves one product here and one in moments.

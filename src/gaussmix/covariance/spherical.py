@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import KernelState, VarianceType, global_shift
+from .base import KernelState, VarianceType
 
 
 class Spherical(VarianceType):
@@ -23,23 +23,12 @@ class Spherical(VarianceType):
     def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
         return n_components
 
-    def shift(self, means, weights):
-        return global_shift(means, weights)
-
-    def prepare(self, means, weights, prec_chol, dtype) -> KernelState:
-        shift = global_shift(means, weights)
-        precisions = prec_chol**2
-        offsets = means - shift
-        return KernelState(
-            shift=shift,
-            center=shift[0].astype(dtype),
-            const=self.log_const(prec_chol, means.shape[1]).astype(dtype),
-            arrays={
-                "prec": precisions.astype(dtype),
-                "cross_t": (2.0 * offsets * precisions[:, None]).T.astype(dtype),
-                "offset_sq": (np.sum(offsets**2, axis=1) * precisions).astype(dtype),
-            },
-        )
+    def kernel_arrays(self, precisions, offsets):
+        return {
+            "prec": precisions,
+            "cross_t": (2.0 * offsets * precisions[:, None]).T,
+            "offset_sq": np.sum(offsets**2, axis=1) * precisions,
+        }
 
     def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
         centred = X - state.center
