@@ -1,0 +1,21 @@
+"""The README's quick start runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_quick_start_runs(tmp_path, monkeypatch):
+    text = README.read_text(encoding="utf-8")
+    code = re.search(r"## Quick start\n\n```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README quick start", "exec"), namespace)
+    gm, same = namespace["gm"], namespace["same"]
+    assert gm.converged_
+    assert sorted(gm.means_[:, 0].round()) == [0.0, 6.0]
+    assert (same.means_ == gm.means_).all()
+    assert (tmp_path / "model.npz").exists()
