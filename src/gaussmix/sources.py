@@ -11,6 +11,7 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -82,15 +83,24 @@ def single_threaded_blas():  # noqa: ANN201 - a context manager
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
+@contextmanager
+def _chunk_mapper(n_threads: int, n_chunks: int) -> Iterator[Callable[..., Iterator]]:
+    """``map`` or a thread pool's ordered ``map``, with BLAS single-threaded."""
+    with single_threaded_blas():
+        if n_threads <= 1 or n_chunks <= 1:  # a pool would only add overhead
+            yield map
+        else:
+            with ThreadPoolExecutor(max_workers=n_threads) as pool:
+                yield pool.map
+
+
 def fold(
     func: Callable[..., T], chunks: Iterable[tuple], n_threads: int = 1
 ) -> T:
     """Sum of ``func(*chunk)`` over ``chunks`` (e.g. an :class:`ArraySource`)."""
-    with single_threaded_blas():
-        if n_threads <= 1 or (isinstance(chunks, ArraySource) and len(chunks) <= 1):
-            return _sum(func(*c) for c in chunks)
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            return _sum(pool.map(lambda c: func(*c), chunks))
+    n_chunks = len(chunks) if isinstance(chunks, ArraySource) else n_threads
+    with _chunk_mapper(n_threads, n_chunks) as mapper:
+        return _sum(mapper(lambda c: func(*c), chunks))
 
 
 def map_chunks(
@@ -99,11 +109,8 @@ def map_chunks(
 ) -> np.ndarray:
     """Concatenate ``func(chunk)`` over row chunks of ``X`` (predictions)."""
     source = ArraySource(X, None, chunk_size)
-    with single_threaded_blas():
-        if n_threads <= 1 or len(source) <= 1:
-            return np.concatenate([func(c) for c, _ in source])
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            return np.concatenate(list(pool.map(lambda c: func(c[0]), source)))
+    with _chunk_mapper(n_threads, len(source)) as mapper:
+        return np.concatenate(list(mapper(lambda c: func(c[0]), source)))
 
 
 def _sum(values):
