@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import click
@@ -18,11 +17,11 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 import gaussmix
-from gaussmix import GaussianMixture, cli
+from gaussmix import GaussianMixture
 from gaussmix import __main__ as gaussmix_main
 from gaussmix.cli import main
-from gaussmix.dataio import read_data, write_table
-from gaussmix.progress import EMProgress
+from gaussmix.files.tables import read_data, write_table
+from gaussmix.cli.progress import EMProgress
 
 pa = pytest.importorskip("pyarrow")
 pytest.importorskip("matplotlib")
@@ -516,34 +515,8 @@ def test_commands_added_later_get_the_same_error_handling(monkeypatch):
     assert bug.exit_code == 1 and isinstance(bug.exception, RuntimeError)
 
 
-def test_select_command_is_registered_when_its_module_exists(monkeypatch):
-    monkeypatch.setattr(main, "commands", dict(main.commands))
-    main.commands.pop("select", None)
-    fake = types.ModuleType("gaussmix.cli_select")
-
-    @click.command("select")
-    def select_command() -> None:
-        click.echo("selected")
-
-    fake.select_command = select_command  # type: ignore[attr-defined]
-    real_find_spec = cli.importlib.util.find_spec
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: (
-        object() if name == "gaussmix.cli_select" else real_find_spec(name)))
-    monkeypatch.setitem(sys.modules, "gaussmix.cli_select", fake)
-    cli._register_optional_commands()
-    assert ok(invoke("select")).stdout == "selected\n"
-    # a module that exists but is broken is an error, not silently skipped
-    del fake.select_command
-    with pytest.raises(ImportError):
-        cli._register_optional_commands()
-
-
-def test_no_select_command_without_its_module(monkeypatch):
-    monkeypatch.setattr(main, "commands", dict(main.commands))
-    main.commands.pop("select", None)
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
-    cli._register_optional_commands()
-    assert "select" not in main.commands
+def test_every_subcommand_is_registered():
+    assert set(SUBCOMMANDS) | {"select"} <= set(main.commands)
 
 
 # ------------------------------------------------------------------ real processes

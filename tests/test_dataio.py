@@ -1,4 +1,4 @@
-"""Tests for gaussmix.dataio (reading and writing tables) and gaussmix._optional."""
+"""Tests for gaussmix.files.tables (reading and writing tables) and gaussmix._optional."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gaussmix import dataio
+from gaussmix.files import tables as dataio
 from gaussmix._optional import require
-from gaussmix.dataio import (
+from gaussmix.files.tables import (
     DataError,
     DataFileNotFoundError,
     read_data,

@@ -1,4 +1,4 @@
-"""Tests for gaussmix.io: the portable, pickle-free model file format."""
+"""Tests for gaussmix.files.model: the portable, pickle-free model file format."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 
 from gaussmix import GaussianMixture
 from gaussmix._version import __version__
-from gaussmix.io import FORMAT_VERSION, ModelFileError, load_model, save_model
+from gaussmix.files.model import FORMAT_VERSION, ModelFileError, load_model, save_model
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 FITTED_ARRAYS = [

@@ -230,7 +230,7 @@ def test_save_figure_svg_and_pdf(models, X3, tmp_path):
 
 
 def test_save_figure_failure_leaves_nothing(models, X3, tmp_path, monkeypatch):
-    from gaussmix.dataio import DataError
+    from gaussmix.files.tables import DataError
 
     fig = plot_model(models["full"], X3)
     with pytest.raises(DataError, match="suffix '.gif'"):

@@ -434,7 +434,7 @@ def _cli_main():
 def test_cli_select_prints_table_and_saves_model(data_csv, tmp_path):
     from click.testing import CliRunner
 
-    import gaussmix.io
+    import gaussmix.files.model
 
     path, X = data_csv
     model_path = tmp_path / "best"
@@ -458,7 +458,7 @@ def test_cli_select_prints_table_and_saves_model(data_csv, tmp_path):
     assert starred[0][1:3] == [str(best.n_components), best.covariance_type]
     assert f"{best.bic:.2f}" in starred[0]
     assert f"best by BIC: K={best.n_components}" in out
-    model = gaussmix.io.load_model(str(model_path) + ".npz")
+    model = gaussmix.files.model.load_model(str(model_path) + ".npz")
     assert (model.n_components, model.covariance_type) == (
         best.n_components, best.covariance_type)
     assert list(model.feature_names_in_) == ["u", "v"]

@@ -10,8 +10,8 @@ from conftest import COVARIANCE_TYPES
 from sklearn.exceptions import ConvergenceWarning
 
 from gaussmix import GaussianMixture
-from gaussmix.estep import EStepKernel
-from gaussmix.stats import SuffStats
+from gaussmix.engine.estep import EStepKernel
+from gaussmix.engine.stats import SuffStats
 
 
 def _kernel(X, ct):

@@ -11,9 +11,9 @@ from .mixture import GaussianMixture
 from .selection import GaussianMixtureSearch, SelectionResult, select
 
 
-def load(path):  # noqa: ANN001, ANN201 - documented in gaussmix.io.load_model
+def load(path):  # noqa: ANN001, ANN201 - documented in gaussmix.files.model.load_model
     """Load a model written by :meth:`GaussianMixture.save`."""
-    from .io import load_model
+    from .files.model import load_model
 
     return load_model(path)
 

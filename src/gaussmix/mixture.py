@@ -12,12 +12,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import criteria
-from .covariance import CovarianceType, get_covariance_type
-from .em import Callback, EMRun, EMSettings, best_of_restarts
-from .estep import EStepKernel
-from .init import initial_responsibilities, params_from_responsibilities
-from .params import MixtureParams
-from .sources import (
+from .engine.covariance import CovarianceType, get_covariance_type
+from .engine.loop import Callback, EMRun, EMSettings, best_of_restarts
+from .engine.estep import EStepKernel
+from .engine.init import initial_responsibilities, params_from_responsibilities
+from .engine.params import MixtureParams
+from .engine.sources import (
     ArraySource,
     auto_chunk_size,
     map_chunks,
@@ -461,10 +461,10 @@ default='kmeans'
 
     # -- persistence ---------------------------------------------------------
     def save(self, path: Any) -> Any:
-        """Write the fitted model to ``path`` (see :mod:`gaussmix.io`).
+        """Write the fitted model to ``path`` (see :mod:`gaussmix.files.model`).
 
         Returns the path written.
         """
-        from .io import save_model
+        from .files.model import save_model
 
         return save_model(self, path)

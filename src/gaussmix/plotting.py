@@ -43,7 +43,7 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from ._optional import require
-from .dataio import atomic_output, check_output_path
+from .files.tables import atomic_output, check_output_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -77,7 +77,7 @@ def _pyplot_axes() -> Axes:
 
 def full_covariances(model: Any) -> np.ndarray:
     """Covariance matrices of shape (n_components, d, d) for any covariance type."""
-    from .covariance import get_covariance_type
+    from .engine.covariance import get_covariance_type
 
     k, d = model.means_.shape
     piece = get_covariance_type(model.covariance_type)

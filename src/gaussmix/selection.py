@@ -58,12 +58,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import criteria
-from .covariance import COVARIANCE_TYPES, get_covariance_type
-from .estep import EStepKernel
-from .init import initial_responsibilities, params_from_responsibilities
+from .engine.covariance import COVARIANCE_TYPES, get_covariance_type
+from .engine.estep import EStepKernel
+from .engine.init import initial_responsibilities, params_from_responsibilities
 from .mixture import GaussianMixture
-from .params import MixtureParams
-from .sources import ArraySource, auto_chunk_size, fold
+from .engine.params import MixtureParams
+from .engine.sources import ArraySource, auto_chunk_size, fold
 from .validation import INIT_METHODS, check_data, check_sample_weight
 
 CRITERIA = ("bic", "aic", "icl")
@@ -569,7 +569,7 @@ def _plan_workers(n_jobs: int | None, X: np.ndarray) -> tuple[int, int | None]:
 
 
 def _threads(threads: int | None) -> int:
-    from .sources import resolve_threads
+    from .engine.sources import resolve_threads
 
     return resolve_threads(threads)
 

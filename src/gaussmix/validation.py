@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from .covariance import COVARIANCE_TYPES, CovarianceType
+from .engine.covariance import COVARIANCE_TYPES, CovarianceType
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ._optional import require
+from .._optional import require
 
 __all__ = [
     "DataError",

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from .covariance import COVARIANCE_TYPES as _REGISTRY
-from .validation import INIT_METHODS
+from ..engine.covariance import COVARIANCE_TYPES as _REGISTRY
+from ..validation import INIT_METHODS
 
 COVARIANCE_TYPES = tuple(_REGISTRY)
 

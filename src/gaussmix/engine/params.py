@@ -12,7 +12,7 @@ class MixtureParams:
     """Weights, means, covariances and precision Cholesky factors (float64).
 
     Shapes of ``covariances`` and ``precisions_cholesky`` depend on the
-    covariance type (see :mod:`gaussmix.covariance`).
+    covariance type (see :mod:`gaussmix.engine.covariance`).
     """
 
     weights: np.ndarray

@@ -1,7 +1,7 @@
 """The ``gaussmix`` command line: fit, predict, score, sample, plot, example.
 
 Every subcommand reads ``.csv``/``.tsv``, ``.npy`` or ``.parquet`` files (see
-:mod:`gaussmix.dataio`) and writes outputs atomically, so a failed command
+:mod:`gaussmix.files.tables`) and writes outputs atomically, so a failed command
 never leaves a partial file. Expected errors (a missing or unreadable file, a
 bad column, a model file that is not a gaussmix model, inconsistent sizes, a
 missing optional dependency) are reported by :class:`GaussmixGroup` as one
@@ -13,7 +13,6 @@ with exit status 2; ``--debug`` (anywhere on the command line, or
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import time
@@ -29,10 +28,10 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-from . import criteria
-from ._version import __version__
-from .cli_options import COVARIANCE_TYPES, INIT_METHODS, em_options
-from .dataio import (
+from .. import criteria
+from .._version import __version__
+from .options import COVARIANCE_TYPES, INIT_METHODS, em_options
+from ..files.tables import (
     DataError,
     Dataset,
     check_output_path,
@@ -40,8 +39,8 @@ from .dataio import (
     select_columns,
     write_table,
 )
-from .io import ModelFileError
-from .mixture import GaussianMixture
+from ..files.model import ModelFileError
+from ..mixture import GaussianMixture
 from .progress import EMProgress, choose_mode
 
 __all__ = ["EXPECTED_ERRORS", "GaussmixGroup", "main"]
@@ -161,7 +160,7 @@ def _model_output(path: str) -> Path:
 
 def load_model(path: str) -> GaussianMixture:
     """Load a model file; ``model`` also finds ``model.npz``."""
-    from .io import load_model as _load
+    from ..files.model import load_model as _load
 
     if not os.path.exists(path) and os.path.exists(path + ".npz"):
         path += ".npz"
@@ -554,7 +553,7 @@ def plot(model_path: str, data: str, output: str, x_column: str | None,
     """
     width, height = _size(size)
     check_output_path(output, FIGURE_FORMATS)
-    from . import plotting
+    from .. import plotting
 
     plotting._matplotlib()  # say which extra is missing before reading anything
     model = load_model(model_path)
@@ -628,7 +627,7 @@ def example(output: str, no_plot: bool, seed: int, quiet: bool,
 
 def _example_figure(model: GaussianMixture, dataset: Dataset, output: str,
                     console: Console) -> None:
-    from . import plotting
+    from .. import plotting
 
     try:
         plotting._matplotlib()
@@ -645,18 +644,14 @@ def _example_figure(model: GaussianMixture, dataset: Dataset, output: str,
 
 # ---------------------------------------------------------------- extensions
 
-def _register_optional_commands() -> None:
-    """Add commands that live in their own modules, when those modules exist.
+def _register_commands() -> None:
+    """Add the commands that live in their own modules."""
+    from .select import select_command
 
-    A module that exists but fails to import raises: its error is not hidden.
-    """
-    if importlib.util.find_spec(f"{__package__}.cli_select") is not None:
-        from .cli_select import select_command
-
-        main.add_command(select_command, name="select")
+    main.add_command(select_command, name="select")
 
 
-_register_optional_commands()
+_register_commands()
 
 
 def run(argv: Sequence[str] | None = None) -> None:

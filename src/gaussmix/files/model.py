@@ -126,7 +126,7 @@ _FITTED_ARRAYS = (
     "precisions_cholesky_",
 )
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-_SAVE_HINT = "Save models with GaussianMixture.save() or gaussmix.io.save_model()."
+_SAVE_HINT = "Save models with GaussianMixture.save() or gaussmix.files.model.save_model()."
 # Errors numpy/zipfile raise on files that are not valid .npz archives.
 _READ_ERRORS = (
     zipfile.BadZipFile,
@@ -197,7 +197,7 @@ def save_model(model: GaussianMixture, path: str | os.PathLike[str]) -> Path:
     --------
     >>> import numpy as np
     >>> from gaussmix import GaussianMixture
-    >>> from gaussmix.io import save_model, load_model
+    >>> from gaussmix.files.model import save_model, load_model
     >>> X = np.random.RandomState(0).normal(size=(100, 2))
     >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
     >>> path = save_model(gm, "model")  # doctest: +SKIP
@@ -359,7 +359,7 @@ def load_model(path: str | os.PathLike[str]) -> GaussianMixture:
 
     Examples
     --------
-    >>> from gaussmix.io import load_model
+    >>> from gaussmix.files.model import load_model
     >>> gm = load_model("model.npz")  # doctest: +SKIP
     >>> gm.predict(X)  # doctest: +SKIP
     """
@@ -400,7 +400,7 @@ def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             path,
             f"is not a readable gaussmix model file: it is not a valid .npz (zip) "
             f"archive, or it is truncated or corrupt ({type(exc).__name__}: {exc})",
-            "Re-save the model with gaussmix.io.save_model() or restore the file "
+            "Re-save the model with gaussmix.files.model.save_model() or restore the file "
             "from a good copy.",
         ) from exc
 
@@ -518,7 +518,7 @@ def _check_listed_arrays(
             path,
             f"is missing the array(s) {', '.join(missing)}; it is truncated or "
             "was not written by save_model()",
-            "Re-save the model with gaussmix.io.save_model().",
+            "Re-save the model with gaussmix.files.model.save_model().",
         )
 
 
@@ -579,13 +579,13 @@ def _checked_array(
             path,
             f"has array {name!r} of shape {value.shape}, expected {want} for "
             f"{context}; the file is corrupt or was edited",
-            "Re-save the model with gaussmix.io.save_model().",
+            "Re-save the model with gaussmix.files.model.save_model().",
         )
     if expected is not None and not np.all(np.isfinite(value)):
         raise ModelFileError(
             path,
             f"has non-finite values (nan or inf) in array {name!r}",
-            "The file is corrupt; re-save the model with gaussmix.io.save_model().",
+            "The file is corrupt; re-save the model with gaussmix.files.model.save_model().",
         )
     return value.astype(np.float64, copy=False)
 

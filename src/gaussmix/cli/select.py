@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .cli_options import COVARIANCE_TYPES, INIT_METHODS, em_options
+from .options import COVARIANCE_TYPES, INIT_METHODS, em_options
 
 __all__ = ["parse_components", "select_command"]
 
@@ -124,8 +124,8 @@ def select_command(
     """
     from rich.console import Console
 
-    from .dataio import check_output_path, read_table, select_columns
-    from .selection import select
+    from ..files.tables import check_output_path, read_table, select_columns
+    from ..selection import select
 
     ks = parse_components(components)
     types = _covariances(covariance)
@@ -133,7 +133,7 @@ def select_command(
     target = _model_target(output) if output is not None else None
     if figure is not None:
         check_output_path(figure, FIGURE_FORMATS)
-        from ._optional import require
+        from .._optional import require
 
         require("matplotlib", "plot", "plotting")  # fail before the work
     dataset = select_columns(read_table(data), columns, weights)
@@ -226,7 +226,7 @@ def _line_printer(console: Any, total: int) -> Any:
 
 def _model_target(path: str) -> str:
     """Where the model will go ('.npz' appended), checked before any work."""
-    from .dataio import DataError
+    from ..files.tables import DataError
 
     target = path if path.endswith(".npz") else path + ".npz"
     parent = os.path.dirname(target) or "."
@@ -239,7 +239,7 @@ def _model_target(path: str) -> str:
 def _save_plot(result: Any, path: str) -> None:
     from matplotlib.figure import Figure
 
-    from .plotting import save_figure
+    from ..plotting import save_figure
 
     fig = Figure(figsize=(7.0, 4.8), dpi=100, layout="constrained")
     result.plot(ax=fig.add_subplot())

@@ -6,7 +6,7 @@
 log-likelihood and its change:
 
 >>> from gaussmix import GaussianMixture
->>> from gaussmix.progress import EMProgress
+>>> from gaussmix.cli.progress import EMProgress
 >>> with EMProgress(n_init=3, max_iter=100) as progress:  # doctest: +SKIP
 ...     GaussianMixture(3, n_init=3, callback=progress).fit(X)
 
