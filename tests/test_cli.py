@@ -20,8 +20,8 @@ import gaussmix
 from gaussmix import GaussianMixture
 from gaussmix import __main__ as gaussmix_main
 from gaussmix.cli import main
-from gaussmix.files.tables import read_data, write_table
 from gaussmix.cli.progress import EMProgress
+from gaussmix.files.tables import read_data, write_table
 
 pa = pytest.importorskip("pyarrow")
 pytest.importorskip("matplotlib")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gaussmix.files import tables as dataio
 from gaussmix._optional import require
+from gaussmix.files import tables as dataio
 from gaussmix.files.tables import (
     DataError,
     DataFileNotFoundError,

@@ -13,17 +13,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import criteria
 from .engine.covariance import CovarianceType, get_covariance_type
-from .engine.loop import Callback, EMRun, EMSettings, best_of_restarts
 from .engine.estep import EStepKernel
 from .engine.init import initial_responsibilities, params_from_responsibilities
+from .engine.loop import Callback, EMRun, EMSettings, best_of_restarts
 from .engine.params import MixtureParams
-from .engine.sources import (
-    ArraySource,
-    auto_chunk_size,
-    map_chunks,
-    resolve_threads,
-    single_threaded_blas,
-)
+from .engine.sources import ArraySource, auto_chunk_size, map_chunks
+from .engine.threads import resolve_threads, single_threaded_blas
 from .validation import (
     check_data,
     check_initial_parameters,
@@ -410,9 +405,7 @@ default='kmeans'
 
     def _n_parameters(self) -> int:
         """Number of free parameters of the model."""
-        n_features = self.means_.shape[1]
-        cov = self._piece.n_covariance_parameters(self.n_components, n_features)
-        return int(cov + n_features * self.n_components + self.n_components - 1)
+        return criteria.n_parameters(self._piece, self.n_components, self.means_.shape[1])
 
     def _log_likelihood(self, X: Any, sample_weight: Any) -> tuple[float, float]:
         """Total (weighted) log-likelihood of X and the number (weight) of rows."""

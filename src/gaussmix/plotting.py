@@ -43,7 +43,8 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from ._optional import require
-from .files.tables import atomic_output, check_output_path
+from .files.atomic import atomic_output
+from .files.tables import check_output_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

@@ -61,9 +61,9 @@ from . import criteria
 from .engine.covariance import COVARIANCE_TYPES, get_covariance_type
 from .engine.estep import EStepKernel
 from .engine.init import initial_responsibilities, params_from_responsibilities
-from .mixture import GaussianMixture
 from .engine.params import MixtureParams
 from .engine.sources import ArraySource, auto_chunk_size, fold
+from .mixture import GaussianMixture
 from .validation import INIT_METHODS, check_data, check_sample_weight
 
 CRITERIA = ("bic", "aic", "icl")
@@ -569,7 +569,7 @@ def _plan_workers(n_jobs: int | None, X: np.ndarray) -> tuple[int, int | None]:
 
 
 def _threads(threads: int | None) -> int:
-    from .engine.sources import resolve_threads
+    from .engine.threads import resolve_threads
 
     return resolve_threads(threads)
 
@@ -579,7 +579,7 @@ def _total_weight(X: np.ndarray, weights: np.ndarray | None) -> float:
 
 
 def _n_parameters(cov: str, k: int, d: int) -> int:
-    return int(get_covariance_type(cov).n_covariance_parameters(k, d) + k * d + k - 1)
+    return criteria.n_parameters(get_covariance_type(cov), k, d)
 
 
 def _choose(table: list[Candidate], criterion: str) -> Candidate:

@@ -30,7 +30,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from .. import criteria
 from .._version import __version__
-from .options import COVARIANCE_TYPES, INIT_METHODS, em_options
+from ..files.model import ModelFileError, model_file_path
 from ..files.tables import (
     DataError,
     Dataset,
@@ -39,8 +39,9 @@ from ..files.tables import (
     select_columns,
     write_table,
 )
-from ..files.model import ModelFileError
 from ..mixture import GaussianMixture
+from ..plotting import FIGURE_FORMATS
+from .options import COVARIANCE_TYPES, INIT_METHODS, em_options
 from .progress import EMProgress, choose_mode
 
 __all__ = ["EXPECTED_ERRORS", "GaussmixGroup", "main"]
@@ -51,7 +52,6 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 )
 DEBUG_KEY = "gaussmix.debug"
 TABLE_FORMATS = ("csv", "tsv", "npy", "parquet")
-FIGURE_FORMATS = ("png", "svg", "pdf")
 _NAMES_WARNING = "X does not have valid feature names"
 
 
@@ -145,9 +145,7 @@ def _progress_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _model_output(path: str) -> Path:
     """Where save_model will write, checked before any work is done."""
-    target = Path(path)
-    if not target.name.endswith(".npz"):
-        target = target.with_name(target.name + ".npz")
+    target = model_file_path(path)
     if not target.parent.is_dir():
         raise DataError(
             f"cannot write model {os.fspath(target)!r}: directory "

@@ -14,12 +14,12 @@ from typing import Any
 
 import click
 
+from ..plotting import FIGURE_FORMATS
 from .options import COVARIANCE_TYPES, INIT_METHODS, em_options
 
 __all__ = ["parse_components", "select_command"]
 
 CRITERIA = ("bic", "aic", "icl")
-FIGURE_FORMATS = ("png", "svg", "pdf")
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:(?:\.\.|-|:)\s*(\d+)\s*)?$")
 
 
@@ -226,9 +226,10 @@ def _line_printer(console: Any, total: int) -> Any:
 
 def _model_target(path: str) -> str:
     """Where the model will go ('.npz' appended), checked before any work."""
+    from ..files.model import model_file_path
     from ..files.tables import DataError
 
-    target = path if path.endswith(".npz") else path + ".npz"
+    target = os.fspath(model_file_path(path))
     parent = os.path.dirname(target) or "."
     if not os.path.isdir(parent):
         raise DataError(f"cannot write model {target!r}: directory {parent!r} does "

@@ -89,7 +89,6 @@ import math
 import numbers
 import os
 import struct
-import uuid
 import warnings
 import zipfile
 import zlib
@@ -101,6 +100,8 @@ from sklearn.exceptions import NotFittedError
 
 from gaussmix._version import __version__
 
+from .atomic import atomic_output
+
 if TYPE_CHECKING:  # pragma: no cover
     from gaussmix.mixture import GaussianMixture
 
@@ -109,6 +110,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ModelFileError",
     "load_model",
+    "model_file_path",
     "save_model",
 ]
 
@@ -205,7 +207,7 @@ def save_model(model: GaussianMixture, path: str | os.PathLike[str]) -> Path:
     'model.npz'
     """
     _check_fitted(model)
-    target = _npz_path(path)
+    target = model_file_path(path)
     metadata, arrays = _serialise(model)
     arrays[_METADATA_KEY] = _encode_metadata(metadata)
     _write_atomically(target, arrays)
@@ -220,7 +222,8 @@ def _check_fitted(model: Any) -> None:
         )
 
 
-def _npz_path(path: str | os.PathLike[str]) -> Path:
+def model_file_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` with ``.npz`` appended unless it already ends so (as numpy.savez does)."""
     target = Path(os.fspath(path))
     if not target.name.endswith(SUFFIX):
         target = target.with_name(target.name + SUFFIX)
@@ -307,17 +310,10 @@ def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
         raise FileNotFoundError(
             errno.ENOENT, "Directory for the model file does not exist", str(target)
         )
-    # A uniquely named sibling opened with "xb" gets the usual umask permissions.
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stub quirk
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(target) as tmp, open(tmp, "xb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stub quirk
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 # --------------------------------------------------------------------------- load

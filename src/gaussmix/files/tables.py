@@ -24,12 +24,10 @@ never leaves a partial file behind.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from .atomic import atomic_output
 
 __all__ = [
     "DataError",
@@ -554,21 +553,6 @@ def check_output_path(
     if target.is_dir():
         raise DataError(f"cannot write {_quote(path)}: it is a directory")
     return target
-
-
-@contextlib.contextmanager
-def atomic_output(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
-
-    On any exception the temporary file is removed and ``path`` is untouched.
-    """
-    target = Path(os.fspath(path))
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_table(path: PathLike, columns: Mapping[str, np.ndarray]) -> Path:
