@@ -354,7 +354,7 @@ def test_warns_when_the_chosen_model_did_not_converge(small):
 
 
 def test_a_failed_candidate_is_recorded_and_skipped(small, monkeypatch):
-    from gaussmix import selection
+    from gaussmix.selection import candidates
 
     class Fragile(GaussianMixture):
         def _fit_parameters(self, X, sample_weight=None):
@@ -362,7 +362,7 @@ def test_a_failed_candidate_is_recorded_and_skipped(small, monkeypatch):
                 raise ValueError("ill-defined covariance (test)")
             return super()._fit_parameters(X, sample_weight=sample_weight)
 
-    monkeypatch.setattr(selection, "GaussianMixture", Fragile)
+    monkeypatch.setattr(candidates, "GaussianMixture", Fragile)
     result = select(small[0], [1, 2], ("full", "tied"), random_state=0)
     failed = [c for c in result.table if c.error is not None]
     assert [(c.n_components, c.covariance_type) for c in failed] == [(2, "tied")]

@@ -14,17 +14,25 @@ def resolve_threads(n_threads: int | None) -> int:
 
 
 @functools.cache
-def _blas_controller():  # noqa: ANN202 - a threadpoolctl.ThreadpoolController
+def _controller():  # noqa: ANN202 - a threadpoolctl.ThreadpoolController
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()  # finds the BLAS libraries once
+    # Finds the thread-pool libraries (BLAS, OpenMP) loaded so far, once.
+    return ThreadpoolController()
 
 
-def single_threaded_blas():  # noqa: ANN201 - a context manager
-    """Context in which BLAS uses one thread.
+def single_threaded(user_api: str | None = "blas"):  # noqa: ANN201 - a context
+    """Context in which BLAS (``user_api="blas"``) or every thread pool
+    (``user_api=None``: BLAS and OpenMP, as k-means uses) runs one thread.
 
-    Parallelism comes from chunk threads instead: the per-chunk products are
-    too small for threaded BLAS, and idle BLAS threads spin on the cores the
-    chunk threads need. Hold it around a whole fit, not just the E-steps.
+    Parallelism comes from chunk threads (or candidate threads in model
+    selection) instead: the per-chunk products are too small for threaded
+    BLAS, and idle BLAS threads spin on the cores the chunk threads need. Hold
+    it around a whole fit, not just the E-steps. The libraries are looked up
+    once, on first use; any loaded after that are not limited.
     """
-    return _blas_controller().limit(limits=1, user_api="blas")
+    return _controller().limit(limits=1, user_api=user_api)
+
+
+#: The engine's name for :func:`single_threaded` with BLAS only (the default).
+single_threaded_blas = single_threaded

@@ -1,0 +1,88 @@
+"""EM convergence: :func:`plot_convergence` draws the mean log-likelihood after
+each iteration (``model.lower_bounds_``) and, optionally, its change against
+``tol`` on a log axis."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .mpl import pyplot_axes, require_matplotlib
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+
+def plot_convergence(
+    model: Any, ax: Axes | None = None, *, title: str | None = "EM convergence",
+    show_change: bool = False,
+) -> Axes:
+    """The mean log-likelihood after each EM iteration of the best run.
+
+    Parameters
+    ----------
+    model : fitted GaussianMixture
+        Needs ``lower_bounds_`` (gaussmix models have it; a model file written
+        by gaussmix stores it).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; default the current pyplot axes.
+    title : str or None, default="EM convergence"
+    show_change : bool, default=False
+        Also draw ``|change|`` per iteration on a log-scaled right axis, with
+        the convergence threshold ``tol``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The left (log-likelihood) axes.
+    """
+    mpl = require_matplotlib()
+    check_is_fitted(model)
+    if ax is None:
+        ax = pyplot_axes()
+    stored = getattr(model, "lower_bounds_", None)
+    history = np.asarray([] if stored is None else stored, dtype=float).reshape(-1)
+    if title:
+        ax.set_title(title)
+    if history.size == 0:
+        ax.text(0.5, 0.5, "no per-iteration history in this model",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return ax
+    steps = np.arange(1, history.size + 1)
+    ax.plot(steps, history, "o-", color="C0", markersize=3,
+            label="mean log-likelihood")
+    ax.set_xlabel("EM iteration")
+    ax.set_ylabel("mean log-likelihood per row")
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if show_change and history.size >= 2:
+        handles, labels = _draw_change(ax, model, steps, history)
+    tol = getattr(model, "tol", None)
+    status = (f"converged after {model.n_iter_} iterations" if model.converged_
+              else f"not converged after {model.n_iter_} iterations")
+    if tol is not None:
+        status += f" (tol {tol:g})"
+    ax.legend(handles, labels, fontsize="small", loc="lower right",
+              title=status, title_fontsize="small", framealpha=0.85)
+    return ax
+
+
+def _draw_change(ax: Axes, model: Any, steps: np.ndarray, history: np.ndarray
+                 ) -> tuple[list[Any], list[str]]:
+    change = np.abs(np.diff(history))
+    change = np.maximum(change, np.finfo(float).tiny)
+    twin = ax.twinx()
+    twin.semilogy(steps[1:], change, linestyle="--", marker=".", color="0.5",
+                  label="|change| (right axis)")
+    tol = float(getattr(model, "tol", 0.0) or 0.0)
+    if tol > 0:
+        twin.axhline(tol, color="C3", linestyle=":", label=f"tol = {tol:g}")
+    twin.set_ylabel("|change| per iteration")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    return h1 + h2, l1 + l2

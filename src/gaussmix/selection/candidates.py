@@ -1,0 +1,119 @@
+"""The units of work of a selection, run in turn or by joblib workers.
+
+- :func:`seed_task`: the shared seeding of one number of components (the
+  starts of every covariance type, drawn once; see :mod:`.passes`).
+- :func:`fit_task`: one candidate fitted from each of its starts, the best
+  kept and scored as a :class:`~gaussmix.selection.Candidate` row.
+
+:func:`seeds` gives each number of components its seed, and
+:func:`quiet_convergence` silences ConvergenceWarning where that is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from .. import criteria
+from ..engine.covariance import get_covariance_type
+from ..mixture import GaussianMixture
+from .passes import Start, initial_parameters, log_likelihood_and_entropy
+from .result import Candidate
+
+
+def seeds(random_state: Any, ks: list[int]) -> dict[int, int]:
+    """Per-K seed: the int itself (as a plain loop over scikit-learn would use),
+    else a fresh int drawn from the random state.
+
+    Examples
+    --------
+    >>> seeds(7, [1, 2])
+    {1: 7, 2: 7}
+    >>> len(set(seeds(None, [1, 2, 3]).values())) >= 2
+    True
+    """
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state,
+                                                                        bool):
+        return {k: int(random_state) for k in ks}
+    rng = check_random_state(random_state)
+    return {k: int(rng.randint(np.iinfo(np.int32).max)) for k in ks}
+
+
+def seed_task(
+    X: np.ndarray, weights: np.ndarray | None, k: int, seed: int, n_init: int,
+    init_params: str, types: Sequence[str], reg_covar: float,
+    threads: int | None,
+) -> tuple[int, dict[str, list[Start]], float]:
+    """``(k, starts per covariance type, seconds)``: the shared seeding of K."""
+    t0 = time.perf_counter()
+    starts = initial_parameters(X, weights, k, check_random_state(seed), n_init,
+                                init_params, types, reg_covar, threads)
+    return k, starts, time.perf_counter() - t0
+
+
+def fit_task(
+    X: np.ndarray, weights: np.ndarray | None, k: int, cov: str,
+    starts: list[Start], settings: dict[str, Any], threads: int | None,
+) -> tuple[Candidate, GaussianMixture | None]:
+    """Fit one candidate from each of its starts, keep the best, score it.
+
+    A fit that fails (ValueError, LinAlgError) gives a row with NaN criteria,
+    the reason in ``error``, and no model.
+    """
+    t0 = time.perf_counter()
+    best: GaussianMixture | None = None
+    try:
+        for start in starts:
+            model = GaussianMixture(k, covariance_type=cov, n_init=1, n_threads=threads,
+                                    **start, **settings)
+            with quiet_convergence():
+                model._fit_parameters(X, sample_weight=weights)  # no labels_
+            if best is None or model.lower_bound_ > best.lower_bound_:
+                best = model
+        assert best is not None
+        loglik, entropy = log_likelihood_and_entropy(best, X, weights, threads)
+    except (ValueError, np.linalg.LinAlgError) as err:
+        nan = float("nan")
+        p = criteria.n_parameters(get_covariance_type(cov), k, X.shape[1])
+        row = Candidate(k, cov, nan, p, nan, nan, nan, False, 0,
+                        time.perf_counter() - t0, str(err))
+        return row, None
+    p = best._n_parameters()
+    bic = criteria.bic(loglik, total_weight(X, weights), p)
+    row = Candidate(
+        n_components=k, covariance_type=cov, log_likelihood=loglik,
+        n_parameters=p, bic=bic, aic=criteria.aic(loglik, p),
+        icl=bic + 2.0 * entropy, converged=best.converged_, n_iter=best.n_iter_,
+        time=time.perf_counter() - t0,
+    )
+    return row, best
+
+
+def total_weight(X: np.ndarray, weights: np.ndarray | None) -> float:
+    """``n`` in the BIC penalty: the number of rows, or the sum of the weights."""
+    return float(len(X)) if weights is None else float(weights.sum())
+
+
+@contextlib.contextmanager
+def quiet_convergence() -> Iterator[None]:
+    """Ignore ConvergenceWarning, in the main thread only.
+
+    ``warnings.catch_warnings`` swaps process-wide state and is not
+    thread-safe; worker threads rely on the filter that :func:`~gaussmix.select`
+    sets in the main thread around the whole run (worker processes set their
+    own).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield

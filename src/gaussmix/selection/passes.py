@@ -1,0 +1,97 @@
+"""Selection's two passes over the data, made with the engine's internals.
+
+- :func:`initial_parameters`: the starting points of every covariance type for
+  one number of components, from initial responsibilities drawn once (k-means
+  by default) and one M-step per covariance type.
+- :func:`log_likelihood_and_entropy`: the total log-likelihood and the
+  classification entropy of a fitted candidate, in one chunked pass.
+
+Every call from :mod:`gaussmix.selection` into the engine's internals
+(``initial_responsibilities``, ``params_from_responsibilities``,
+``EStepKernel``, ``ArraySource``, ``fold``, ``auto_chunk_size``) is here; the
+rest of the package sees only :class:`~gaussmix.GaussianMixture` and these two
+functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ..engine.covariance import get_covariance_type
+from ..engine.estep import EStepKernel
+from ..engine.init import initial_responsibilities, params_from_responsibilities
+from ..engine.logspace import logsumexp
+from ..engine.params import MixtureParams
+from ..engine.sources import ArraySource, auto_chunk_size, fold
+from ..engine.threads import resolve_threads
+from ..mixture import GaussianMixture
+
+Start = dict[str, Any]  # GaussianMixture's *_init parameters: name -> array
+
+
+def initial_parameters(
+    X: np.ndarray, weights: np.ndarray | None, k: int, rng: np.random.RandomState,
+    n_init: int, init_params: str, types: Sequence[str], reg_covar: float,
+    n_threads: int | None,
+) -> dict[str, list[Start]]:
+    """``n_init`` starts of a K-component mixture for each covariance type.
+
+    Each start's responsibilities are drawn once (``init_params``) and shared
+    by all ``types``: one M-step per type turns them into that type's initial
+    parameters, returned as ``GaussianMixture`` keyword arguments
+    (``weights_init``, ``means_init``, ``precisions_init``).
+    """
+    threads = resolve_threads(n_threads)
+    source = ArraySource(X, weights, auto_chunk_size(k, X.shape[1]))
+    starts: dict[str, list[Start]] = {t: [] for t in types}
+    for _ in range(n_init):
+        resp = initial_responsibilities(X, weights, k, init_params, rng)
+        for t in types:
+            piece = get_covariance_type(t)
+            params = params_from_responsibilities(source, resp, piece, reg_covar,
+                                                  threads)
+            starts[t].append({
+                "weights_init": params.weights, "means_init": params.means,
+                "precisions_init": piece.precisions(params.precisions_cholesky),
+            })
+    return starts
+
+
+def log_likelihood_and_entropy(
+    model: GaussianMixture, X: np.ndarray, sample_weight: np.ndarray | None = None,
+    n_threads: int | None = None,
+) -> tuple[float, float]:
+    """Total log-likelihood and classification entropy of X, in one pass.
+
+    Returns ``(sum_i w_i log p(x_i), -sum_i w_i sum_k r_ik log r_ik)`` for a
+    fitted ``model`` (``w_i = 1`` without weights).
+    """
+    check_is_fitted(model)
+    X = np.asarray(X)
+    X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
+    params = MixtureParams(model.weights_, model.means_, model.covariances_,
+                           model.precisions_cholesky_)
+    kernel = EStepKernel.build(get_covariance_type(model.covariance_type), params,
+                               X.dtype)
+    lowest = np.finfo(np.float64).min
+
+    def chunk(Xc: np.ndarray, wc: np.ndarray | None) -> np.ndarray:
+        a, _ = kernel.weighted_log_prob(Xc)  # log(pi_k) + log N(x | k), (n, K)
+        a = a.astype(np.float64, copy=False)
+        np.maximum(a, lowest, out=a)  # an empty component: -inf, and 0 * -inf
+        log_norm = logsumexp(a, axis=1)
+        resp = np.exp(a - log_norm[:, None])
+        # Entropy: -sum_k r_k (a_k - log_norm) (>= 0; clip the rounding).
+        ent = np.maximum(log_norm - np.einsum("ik,ik->i", resp, a), 0.0)
+        if wc is None:
+            return np.array([log_norm.sum(), ent.sum()])
+        return np.array([np.dot(wc, log_norm), np.dot(wc, ent)])
+
+    size = auto_chunk_size(model.n_components, X.shape[1])
+    totals = fold(chunk, ArraySource(X, sample_weight, size),
+                  resolve_threads(n_threads))
+    return float(totals[0]), float(totals[1])

@@ -1,0 +1,284 @@
+"""The search loop: :func:`select` seeds every number of components, fits
+every candidate (in turn or with joblib), and chooses the best."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from ..engine.covariance import COVARIANCE_TYPES
+from ..engine.threads import single_threaded
+from ..mixture import GaussianMixture
+from ..validation import INIT_METHODS, check_data, check_sample_weight
+from .candidates import fit_task, quiet_convergence, seed_task, seeds, total_weight
+from .progress import Reporter
+from .result import Candidate, SelectionResult, check_criterion
+
+# Every registered covariance type, from the most parameters to the fewest.
+ALL_COVARIANCE_TYPES = tuple(COVARIANCE_TYPES)
+
+# Below this many numbers in X, candidates are so quick that starting worker
+# processes costs more than it saves: n_jobs=None then fits them in turn.
+SMALL_DATA = 50_000
+
+
+def select(
+    X: Any,
+    n_components: int | Iterable[int] = range(1, 10),
+    covariance_types: str | Sequence[str] = ALL_COVARIANCE_TYPES,
+    criterion: str = "bic",
+    *,
+    n_init: int = 1,
+    init_params: str = "kmeans",
+    random_state: Any = None,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    max_iter: int = 100,
+    sample_weight: Any = None,
+    n_jobs: int | None = None,
+    verbose: int = 0,
+    progress: bool = False,
+    callback: Callable[[Candidate], Any] | None = None,
+) -> SelectionResult:
+    """Fit a mixture for every ``(n_components, covariance_type)`` and pick the best.
+
+    The one-call equivalent of looping over scikit-learn's
+    ``GaussianMixture(...).fit(X).bic(X)``, as R's ``mclust`` does: every
+    candidate is fitted, scored by BIC, AIC and ICL (lower is better for all
+    three; see the module docstring for the sign convention and the mapping to
+    mclust), and the one with the lowest ``criterion`` is returned fitted.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Training data.
+    n_components : int or iterable of int, default=range(1, 10)
+        Numbers of components to try.
+    covariance_types : str or sequence of str, default=('full', 'tied', 'diag', \
+'spherical')
+        Covariance types to try.
+    criterion : {'bic', 'aic', 'icl'}, default='bic'
+        Criterion that chooses the model (lowest wins; ties go to the model
+        with fewer parameters).
+    n_init : int, default=1
+        Initialisations per candidate; the best (highest likelihood) is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+default='kmeans'
+        How initial responsibilities are drawn; drawn once per
+        ``n_components`` (and per init) and shared by all covariance types.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisations. With an int, every candidate starts where
+        ``GaussianMixture(..., random_state=random_state)`` starts.
+    tol, reg_covar, max_iter : float, float, int
+        As in :class:`~gaussmix.GaussianMixture`.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative row weights (see the module docstring for the criteria).
+    n_jobs : int or None, default=None
+        Candidates fitted at once, in joblib worker threads (NumPy releases
+        the GIL in the heavy work; choose processes with
+        ``joblib.parallel_config(backend="loky")``). None: all cores,
+        except for small data (fewer than 50,000 numbers in X), whose
+        candidates are fitted in turn in this process; -1: all cores; 1: in
+        turn, each fit using all cores through its own threads. When
+        candidates run in parallel each fit uses one thread, so that the two
+        levels of parallelism do not oversubscribe the cores.
+    verbose : int, default=0
+        1 prints a line per finished candidate.
+    progress : bool, default=False
+        Show a live progress bar on standard error (rich).
+    callback : callable, default=None
+        Called with each :class:`Candidate` as soon as it is fitted (in the
+        order they finish), e.g. to log progress.
+
+    Returns
+    -------
+    result : SelectionResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gaussmix.selection import select   # also gaussmix.select
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-4, 1, (200, 2)), rng.normal(4, 1, (200, 2))])
+    >>> result = select(X, n_components=range(1, 5), random_state=0)
+    >>> result.best_n_components_, result.best_covariance_type_
+    (2, 'spherical')
+    >>> len(result.table)
+    16
+    """
+    t_start = time.perf_counter()
+    criterion = check_criterion(criterion)
+    ks = _check_components(n_components)
+    types = _check_covariance_types(covariance_types)
+    _check_options(n_init, init_params)
+    holder = GaussianMixture()
+    X = check_data(holder, X, reset=True, min_samples=2)
+    if ks[-1] > len(X):
+        raise ValueError(
+            f"n_components goes up to {ks[-1]} but X has only {len(X)} samples: "
+            "a mixture needs at least one sample per component. Lower the "
+            "largest n_components or add data."
+        )
+    weights = check_sample_weight(sample_weight, len(X))
+    settings = {"tol": tol, "reg_covar": reg_covar, "max_iter": max_iter}
+    seed_of = seeds(random_state, ks)
+
+    n_workers, threads = _plan_workers(n_jobs, X)
+    report = Reporter(len(ks), len(ks) * len(types), verbose, progress, callback)
+    run = _runner(n_workers)
+    # Convergence is reported in the table (and once for the chosen model).
+    with report, _one_thread_each(threads == 1), quiet_convergence():
+        starts, seeding_time = {}, {}
+        for k, per_type, seconds in run(
+            (seed_task, (X, weights, k, seed_of[k], n_init, init_params, types,
+                          reg_covar, threads))
+            for k in sorted(ks, reverse=True)  # costly first: better balance
+        ):
+            starts[k], seeding_time[k] = per_type, seconds
+            report.seeded(k)
+        rows, models = {}, {}
+        for row, model in run(
+            (fit_task, (X, weights, k, cov, starts[k][cov], settings, threads))
+            for k in sorted(ks, reverse=True)
+            for cov in sorted(types, key=_cost_rank)
+        ):
+            rows[(row.n_components, row.covariance_type)] = row
+            if model is not None:
+                models[(row.n_components, row.covariance_type)] = model
+            report.fitted(row)
+
+    table = [rows[(k, t)] for t in types for k in ks]
+    best = _choose(table, criterion)
+    best_model = models[(best.n_components, best.covariance_type)]
+    _finish_best(best_model, X, n_init, init_params, random_state)
+    if hasattr(holder, "feature_names_in_"):  # X was a DataFrame
+        for model in models.values():
+            model.feature_names_in_ = holder.feature_names_in_
+    if not best.converged and max_iter > 0:
+        warnings.warn(
+            f"The chosen model (n_components={best.n_components}, covariance_type="
+            f"{best.covariance_type!r}) did not converge. Increase max_iter or tol, "
+            "or check the data.", ConvergenceWarning, stacklevel=2,
+        )
+    return SelectionResult(
+        table=table, criterion=criterion, best_estimator_=best_model,
+        estimators_=models, n_samples=total_weight(X, weights),
+        seeding_time=seeding_time, total_time=time.perf_counter() - t_start,
+    )
+
+
+# ------------------------------------------------------------------- workers
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+def _runner(n_workers: int) -> Callable[[Iterable[Task]], Iterator[Any]]:
+    """Run ``(func, args)`` tasks in turn, or with joblib (results as they end)."""
+    if n_workers == 1:
+        return lambda tasks: (func(*args) for func, args in tasks)
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=n_workers, prefer="threads",
+                        return_as="generator_unordered")
+    return lambda tasks: parallel(delayed(func)(*args) for func, args in tasks)
+
+
+def _plan_workers(n_jobs: int | None, X: np.ndarray) -> tuple[int, int | None]:
+    """(candidates at once, threads per fit) for ``n_jobs``.
+
+    Parallel candidates get one thread each; candidates fitted in turn use all
+    cores (None) unless the data is small, where threads only add overhead.
+    """
+    from joblib import effective_n_jobs
+
+    if n_jobs is None:
+        if X.size < SMALL_DATA:
+            return 1, 1
+        return effective_n_jobs(-1), 1
+    n_workers = effective_n_jobs(n_jobs)
+    return n_workers, (None if n_workers == 1 else 1)
+
+
+def _one_thread_each(active: bool) -> Any:
+    """Limit BLAS and OpenMP to one thread while each fit runs on one thread.
+
+    Candidates in parallel threads must not each start a BLAS/OpenMP pool
+    (oversubscription); on small data fitted in turn those pools only add
+    start-up and spin-wait overhead (k-means in particular).
+    """
+    return single_threaded(user_api=None) if active else contextlib.nullcontext()
+
+
+def _cost_rank(covariance_type: str) -> int:
+    """Position in the registry: the costliest types (most parameters) first,
+    for a better balance of the load across workers."""
+    return list(COVARIANCE_TYPES).index(covariance_type)
+
+
+def _choose(table: list[Candidate], criterion: str) -> Candidate:
+    ok = [c for c in table if c.error is None and np.isfinite(c.criterion(criterion))]
+    if not ok:
+        reasons = "; ".join(f"K={c.n_components} {c.covariance_type}: {c.error}"
+                            for c in table[:3])
+        raise ValueError(
+            f"Every candidate failed to fit ({reasons}). Increase reg_covar or "
+            "scale the data."
+        )
+    return min(ok, key=lambda c: (c.criterion(criterion), c.n_parameters))
+
+
+def _finish_best(
+    model: GaussianMixture, X: np.ndarray, n_init: int, init_params: str,
+    random_state: Any,
+) -> None:
+    """Make the winner look like a plain ``GaussianMixture`` fitted on X.
+
+    Its constructor parameters become those that reproduce the fit (with an
+    int random_state), and ``labels_`` is restored.
+    """
+    model.set_params(weights_init=None, means_init=None, precisions_init=None,
+                     n_init=n_init, init_params=init_params, n_threads=None,
+                     random_state=random_state)
+    model.labels_ = model.predict(X)
+
+
+# -------------------------------------------------------------------- checks
+def _check_components(n_components: Any) -> list[int]:
+    values: list[Any] = (
+        [n_components] if np.isscalar(n_components) else list(n_components)
+    )
+    if not values or not all(
+        isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
+        for k in values
+    ):
+        raise ValueError(
+            "n_components must be an int >= 1 or a non-empty iterable of them "
+            f"(e.g. range(1, 10)), got {n_components!r}."
+        )
+    return sorted({int(k) for k in values})
+
+
+def _check_covariance_types(types: Any) -> list[str]:
+    values = [types] if isinstance(types, str) else list(types)
+    bad = [t for t in values if t not in COVARIANCE_TYPES]
+    if not values or bad:
+        raise ValueError(
+            f"covariance_types must be a non-empty subset of {list(ALL_COVARIANCE_TYPES)}"
+            f", got {types!r}."
+        )
+    return list(dict.fromkeys(values))
+
+
+def _check_options(n_init: Any, init_params: Any) -> None:
+    if not (isinstance(n_init, (int, np.integer)) and not isinstance(n_init, bool)
+            and n_init >= 1):
+        raise ValueError(f"n_init must be an int >= 1, got {n_init!r}.")
+    if init_params not in INIT_METHODS:
+        raise ValueError(
+            f"init_params must be one of {list(INIT_METHODS)}, got {init_params!r}."
+        )
