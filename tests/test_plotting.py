@@ -1,4 +1,5 @@
-"""Tests for gaussmix.plotting: geometry, the drawn artists, and saved figures."""
+"""Tests for gaussmix.plotting: geometry, the drawn artists (mixture, convergence,
+selection), and saved figures."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gaussmix.plotting import (
     plot_convergence,
     plot_mixture,
     plot_model,
+    plot_selection,
     projection,
     save_figure,
 )
@@ -166,6 +168,26 @@ def test_plot_mixture_one_feature_draws_density_curves(ax):
     np.testing.assert_allclose(np.log(y), model.score_samples(x[:, None]), rtol=1e-8)
 
 
+def test_plot_mixture_one_feature_components_are_the_weighted_densities(ax):
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(1)
+    X = np.concatenate([rng.normal(-3, 1, 150), rng.normal(2, 0.5, 50)])[:, None]
+    model = GaussianMixture(2, covariance_type="spherical", random_state=0,
+                            n_threads=1).fit(X)
+    plot_mixture(model, X, ax)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    x, mixture = lines["mixture"].get_data()
+    parts = [lines[f"component {k} (weight {w:.2f})"].get_ydata()
+             for k, w in enumerate(model.weights_)]
+    np.testing.assert_allclose(np.sum(parts, axis=0), mixture, rtol=1e-10)
+    sd = np.sqrt(full_covariances(model)[:, 0, 0])
+    for part, w, m, s in zip(parts, model.weights_, model.means_[:, 0], sd,
+                             strict=True):
+        np.testing.assert_allclose(part, w * norm.pdf(x, m, s), rtol=1e-8,
+                                   atol=1e-300)
+
+
 def test_plot_mixture_checks_input(models, ax):
     with pytest.raises(ValueError, match=r"fitted on 3 features"):
         plot_mixture(models["full"], np.zeros((5, 2)), ax)
@@ -200,6 +222,44 @@ def test_plot_convergence_without_history(models, ax):
     del model.lower_bounds_
     plot_convergence(model, ax)
     assert "no per-iteration history" in ax.texts[0].get_text()
+
+
+@pytest.fixture(scope="module")
+def selection():
+    from gaussmix import select
+
+    return select(three_blobs(120, d=2), [1, 2, 3], random_state=0)
+
+
+def test_plot_selection_draws_each_type_with_its_own_marker(selection, ax):
+    from gaussmix.engine.covariance import COVARIANCE_TYPES
+
+    assert plot_selection(selection, ax, criterion="aic") is ax
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for t in COVARIANCE_TYPES:
+        np.testing.assert_array_equal(lines[t].get_xdata(), [1, 2, 3])
+        np.testing.assert_allclose(lines[t].get_ydata(), selection.values("aic")[t])
+    assert len({lines[t].get_marker() for t in COVARIANCE_TYPES}) == len(
+        COVARIANCE_TYPES)
+    (chosen,) = [line for label, line in lines.items()
+                 if label.startswith("chosen by BIC: ")]
+    best = selection.best_
+    assert list(chosen.get_data()[0]) == [best.n_components]
+    assert list(chosen.get_data()[1]) == [best.aic]
+    assert ax.get_ylabel() == "AIC (lower is better)"
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        plot_selection(selection, ax, criterion="bicc")
+
+
+def test_selection_result_plot_is_plot_selection(selection, ax):
+    from matplotlib.figure import Figure
+
+    other = Figure().add_subplot()
+    assert selection.plot(ax) is ax
+    plot_selection(selection, other)
+    for a, b in zip(ax.get_lines(), other.get_lines(), strict=True):
+        assert (a.get_label(), a.get_marker()) == (b.get_label(), b.get_marker())
+        np.testing.assert_array_equal(a.get_xydata(), b.get_xydata())
 
 
 # ------------------------------------------------------------- figures

@@ -1,5 +1,9 @@
-"""Tests for gaussmix.selection (select, SelectionResult, GaussianMixtureSearch)
-and the ``gaussmix select`` command."""
+"""Tests for gaussmix.selection and the ``gaussmix select`` command.
+
+By module: the table and criteria (``result``, through ``select``), the shared
+seeding and the passes over the data (``candidates``, ``passes``), the search
+loop's order, threads and errors (``search``), progress (``progress``) and
+the estimator (``estimator``)."""
 
 from __future__ import annotations
 
@@ -229,6 +233,90 @@ def test_integer_weights_equal_repeated_rows():
         assert c.bic == pytest.approx(-2 * loglik + p * math.log(len(repeated)),
                                       rel=1e-10)
         assert c.icl == pytest.approx(c.bic + 2 * entropy, rel=1e-10)
+
+
+# ------------------------------------ shared seeding (candidates, passes)
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_one_draw_of_responsibilities_starts_every_covariance_type(init_params):
+    # passes.initial_parameters draws the responsibilities once per start and
+    # turns them into each type's start with one M-step: the weights and means
+    # of all types agree, and each start is where a plain GaussianMixture with
+    # the same seed starts (max_iter=0 keeps its initial parameters).
+    from gaussmix.selection.passes import initial_parameters
+
+    X = draw("diag", 200, seed=1)
+    starts = initial_parameters(X, None, 3, np.random.RandomState(0), 2,
+                                init_params, TYPES, 1e-6, 1)
+    assert list(starts) == list(TYPES)
+    assert all(len(starts[t]) == 2 for t in TYPES)
+    for t in TYPES:
+        for mine, first in zip(starts[t], starts["full"], strict=True):
+            for name in ("weights_init", "means_init"):
+                np.testing.assert_allclose(mine[name], first[name], rtol=1e-12)
+        plain = GaussianMixture(3, covariance_type=t, init_params=init_params,
+                                random_state=0, max_iter=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            plain.fit(X)
+        np.testing.assert_allclose(plain.means_, starts[t][0]["means_init"],
+                                   rtol=1e-12)
+        np.testing.assert_allclose(plain.precisions_,
+                                   starts[t][0]["precisions_init"], rtol=1e-10)
+
+
+def test_seeds_per_number_of_components():
+    # candidates.seeds: an int seeds every K alike (as a loop over scikit-learn
+    # would); a RandomState gives each K its own seed, reproducibly.
+    from gaussmix.selection.candidates import seeds
+
+    assert seeds(5, [1, 3]) == {1: 5, 3: 5}
+    assert seeds(np.int64(5), [2]) == {2: 5}
+    drawn = seeds(np.random.RandomState(0), [1, 2, 3])
+    assert drawn == seeds(np.random.RandomState(0), [1, 2, 3])
+    assert len(set(drawn.values())) == 3
+
+
+# ------------------------------------------------ search: order and threads
+def test_costliest_candidates_first_with_one_thread_per_pool(small):
+    # search.select fits K from the largest down and the covariance types in
+    # the registry's order (most parameters first); while each fit uses one
+    # thread, every BLAS and OpenMP pool holds one thread, and gets its
+    # threads back afterwards.
+    from threadpoolctl import threadpool_info
+
+    from gaussmix.engine.covariance import COVARIANCE_TYPES
+
+    def pools():
+        return [(i["user_api"], i["prefix"], i["num_threads"])
+                for i in threadpool_info()]
+
+    before = pools()
+    seen, during = [], []
+
+    def callback(row):
+        seen.append((row.n_components, row.covariance_type))
+        during.extend(pools())
+
+    select(small[0], [1, 2], ("spherical", "full"), random_state=0,
+           callback=callback)  # small data: in turn, one thread per fit
+    order = [t for t in COVARIANCE_TYPES if t in ("spherical", "full")]
+    assert seen == [(k, t) for k in (2, 1) for t in order]
+    assert "blas" in {api for api, _, _ in during}
+    assert all(n == 1 for _, _, n in during)
+    assert pools() == before
+
+
+def test_single_threaded_limits_blas_or_every_pool():
+    from threadpoolctl import threadpool_info
+
+    from gaussmix.engine.threads import single_threaded, single_threaded_blas
+
+    assert single_threaded_blas is single_threaded
+    with single_threaded():  # the engine's default: BLAS only
+        assert all(i["num_threads"] == 1 for i in threadpool_info()
+                   if i["user_api"] == "blas")
+    with single_threaded(user_api=None):  # and OpenMP, as k-means uses
+        assert all(i["num_threads"] == 1 for i in threadpool_info())
 
 
 # ---------------------------------------------------- parallel & progress
