@@ -137,7 +137,7 @@ default='kmeans'
         starts, seeding_time = {}, {}
         for k, per_type, seconds in run(
             (seed_task, (X, weights, k, seed_of[k], n_init, init_params, types,
-                          reg_covar, threads))
+                         reg_covar, threads))
             for k in sorted(ks, reverse=True)  # costly first: better balance
         ):
             starts[k], seeding_time[k] = per_type, seconds
