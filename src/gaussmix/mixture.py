@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -14,11 +15,13 @@ from sklearn.utils.validation import check_is_fitted
 from . import criteria
 from .engine.covariance import CovarianceType, get_covariance_type
 from .engine.estep import EStepKernel
-from .engine.init import initial_responsibilities, params_from_responsibilities
+from .engine.init import initial_params
 from .engine.loop import Callback, EMRun, EMSettings, best_of_restarts
 from .engine.params import MixtureParams
-from .engine.sources import ArraySource, auto_chunk_size, map_chunks
+from .engine.reducers import Reducer, reducer_for
+from .engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weights
 from .engine.threads import resolve_threads, single_threaded_blas
+from .engine.xp import to_host
 from .validation import (
     check_data,
     check_initial_parameters,
@@ -207,27 +210,18 @@ default='kmeans'
         self.labels_ = self._per_row(X, "label")
         return self.labels_
 
-    def _fit_parameters(self, X: Any, sample_weight: Any) -> np.ndarray:
-        """Everything of fit but ``labels_``; returns the validated X.
+    def _fit_parameters(self, X: Any, sample_weight: Any) -> Any:
+        """Everything of fit but ``labels_``; returns the validated data.
 
         Model selection uses it to skip the labels of candidates it discards.
         """
         check_parameters(self)
-        X = check_data(self, X, reset=not self._continues(), min_samples=2)
-        n_samples, n_features = X.shape
-        if n_samples < self.n_components:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {n_samples}: a mixture needs at "
-                "least one sample per component. Lower n_components or add data."
-            )
-        weights = check_sample_weight(sample_weight, n_samples)
+        source = self._training_source(X, sample_weight)
         piece = self._piece
-        init = check_initial_parameters(self, piece, n_features)
-        source = ArraySource(X, weights, self._chunk_size(n_features))
+        init = check_initial_parameters(self, piece, source.n_features)
         settings = EMSettings(
             tol=self.tol, max_iter=self.max_iter, reg_covar=self.reg_covar,
-            n_threads=resolve_threads(self.n_threads), verbose=self.verbose,
+            reducer=self._reducer(source), verbose=self.verbose,
             verbose_interval=self.verbose_interval, callback=self.callback,
         )
         with single_threaded_blas():
@@ -239,10 +233,51 @@ default='kmeans'
                 "init parameters, or increase max_iter, tol, or check for "
                 "degenerate data.", ConvergenceWarning, stacklevel=3,
             )
-        return X
+        return source
+
+    def _training_source(self, X: Any, sample_weight: Any) -> DataSource:
+        """The training rows as a data source, validated."""
+        if is_data_source(X):
+            if sample_weight is not None:
+                raise ValueError("Pass sample weights through the data source (as "
+                                 "(rows, weights) chunks or NpySource(weights=...)), "
+                                 "not as sample_weight, when X is a data source.")
+            self._check_source(X, reset=not self._continues())
+            return self._sized(X)
+        X = check_data(self, X, reset=not self._continues(), min_samples=2)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {n_samples}: a mixture needs at "
+                "least one sample per component. Lower n_components or add data."
+            )
+        weights = scale_weights(check_sample_weight(sample_weight, n_samples))
+        return ArraySource(X, weights, self._chunk_size(n_features))
+
+    def _check_source(self, source: DataSource, *, reset: bool) -> None:
+        if reset:
+            self.n_features_in_ = source.n_features
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif source.n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {source.n_features} features, but GaussianMixture is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+
+    def _sized(self, source: DataSource) -> DataSource:
+        """The source with this estimator's chunk size where it has none."""
+        if getattr(source, "chunk_size", 0) is None:
+            source = copy.copy(source)
+            source.chunk_size = self._chunk_size(source.n_features)  # type: ignore[attr-defined]
+        return source
+
+    def _reducer(self, source: DataSource) -> Reducer:
+        return reducer_for(resolve_threads(self.n_threads), source)
 
     def _run(
-        self, source: ArraySource, piece: CovarianceType,
+        self, source: DataSource, piece: CovarianceType,
         init: dict[str, np.ndarray | None], settings: EMSettings,
     ) -> EMRun:
         """EM from the last fit (warm start) or from ``n_init`` fresh starts."""
@@ -264,18 +299,13 @@ default='kmeans'
         return auto_chunk_size(self.n_components, n_features, self._piece)
 
     def _initial_params(
-        self, source: ArraySource, piece: CovarianceType,
+        self, source: DataSource, piece: CovarianceType,
         init: dict[str, np.ndarray | None], rng: np.random.RandomState,
         settings: EMSettings,
     ) -> MixtureParams:
         if any(v is None for v in init.values()):
-            resp = initial_responsibilities(
-                source.X, source.sample_weight, self.n_components, self.init_params,
-                rng,
-            )
-            params = params_from_responsibilities(
-                source, resp, piece, self.reg_covar, settings.n_threads
-            )
+            params = initial_params(source, piece, self.n_components, self.init_params,
+                                    rng, self.reg_covar, settings.reducer)
         weights = init["weights"] if init["weights"] is not None else params.weights
         means = init["means"] if init["means"] is not None else params.means
         if init["precisions"] is not None:
@@ -307,20 +337,26 @@ default='kmeans'
         return MixtureParams(self.weights_, self.means_, self.covariances_,
                              self.precisions_cholesky_)
 
-    def _validated(self, X: Any) -> np.ndarray:
+    def _validated(self, X: Any) -> Any:
         check_is_fitted(self)
+        if is_data_source(X):
+            self._check_source(X, reset=False)
+            return self._sized(X)
         return check_data(self, X, reset=False)
 
-    def _per_row(self, X: np.ndarray, what: str) -> np.ndarray:
-        """Chunked per-row results on validated X: log_prob, log_resp or label."""
-        kernel = EStepKernel.build(self._piece, self._params, X.dtype)
+    def _per_row(self, X: Any, what: str) -> np.ndarray:
+        """Per-row results on validated data (an array or a data source):
+        log_prob (n,), log_resp (n, K) or label (n,), as NumPy arrays."""
+        source = X if is_data_source(X) else ArraySource(
+            X, None, self._chunk_size(X.shape[1]))
+        kernel = EStepKernel.build(self._piece, self._params, source.spec)
         funcs = {
-            "log_prob": lambda c: kernel.log_resp(c)[0],
-            "log_resp": lambda c: kernel.log_resp(c)[1],
-            "label": lambda c: np.argmax(kernel.weighted_log_prob(c)[0], axis=1),
+            "log_prob": lambda c: to_host(kernel.log_likelihood(c.X)),
+            "log_resp": lambda c: to_host(kernel.log_resp(c.X)).T,
+            "label": lambda c: to_host(kernel.labels(c.X), np.int64),
         }
-        return map_chunks(funcs[what], X, self._chunk_size(X.shape[1]),
-                          resolve_threads(self.n_threads))
+        parts = list(self._reducer(source).map(funcs[what], source))
+        return np.concatenate(parts)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Log-likelihood ``log p(x)`` of each row of X.
@@ -349,7 +385,7 @@ default='kmeans'
         log_likelihood : float
         """
         log_prob = self.score_samples(X)
-        weights = check_sample_weight(sample_weight, len(log_prob))
+        weights = scale_weights(check_sample_weight(sample_weight, len(log_prob)))
         return float(np.average(log_prob, weights=weights))
 
     def predict(self, X: Any) -> np.ndarray:
@@ -461,3 +497,9 @@ default='kmeans'
         from .files.model import save_model
 
         return save_model(self, path)
+
+
+def is_data_source(X: Any) -> bool:
+    """Whether ``X`` is a data source (see :mod:`gaussmix.engine.sources`)
+    rather than an array-like."""
+    return hasattr(X, "chunks") and hasattr(X, "n_features") and hasattr(X, "spec")

@@ -1,18 +1,30 @@
 """The E-step of one chunk of rows: log-densities, responsibilities, statistics.
 
 Every fitting mode (in memory, out of core, streaming, distributed) calls
-:func:`chunk_statistics` on its chunks and adds the results.
+:meth:`EStepKernel.statistics` on its chunks and adds the results; prediction
+calls :meth:`EStepKernel.log_likelihood`, :meth:`EStepKernel.log_resp` and
+:meth:`EStepKernel.labels`. The kernel is written against the array API
+standard, so chunks may be NumPy arrays, torch tensors or any namespace that
+``array-api-compat`` knows.
+
+Rows whose log-densities overflow for every component (a finite row at 1e160,
+or means at 1e200) are recomputed from residuals scaled by their own size: the
+log-density is then ``-inf`` at worst, never NaN, and the responsibilities
+still sum to one, all of them on the components nearest in Mahalanobis terms.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .covariance import CovarianceType, KernelState
+from .covariance import ComputeSpec, CovarianceType, KernelState
+from .logspace import log_normalise, normalise_in_place
 from .params import MixtureParams
-from .stats import SuffStats, lowest_rows
+from .stats import SuffStats
+from .xp import array_namespace, to_host
 
 
 @dataclass(frozen=True)
@@ -21,86 +33,141 @@ class EStepKernel:
 
     piece: CovarianceType
     state: KernelState
-    log_weights: np.ndarray
+    log_weights: Any
+    covariance_type: str
 
     @classmethod
-    def build(
-        cls, piece: CovarianceType, params: MixtureParams, dtype: np.dtype
-    ) -> EStepKernel:
-        state = piece.prepare(
-            params.means, params.weights, params.precisions_cholesky, dtype
-        )
+    def build(cls, piece: CovarianceType, params: MixtureParams, spec: ComputeSpec
+              ) -> EStepKernel:
+        state = piece.prepare(params.means, params.weights,
+                              params.precisions_cholesky, spec)
         with np.errstate(divide="ignore"):  # an empty component has log weight -inf
-            log_weights = np.log(params.weights).astype(dtype)
-        return cls(piece, state, log_weights)
+            log_weights = np.log(params.weights)
+        return cls(piece, state, spec.asarray(log_weights), piece.name)
 
-    def weighted_log_prob(self, X: np.ndarray) -> tuple[np.ndarray, object]:
-        """log(pi_k) + log N(x | k) for a chunk, shape (n, K), and a work array."""
-        log_prob, work = self.piece.log_prob(X, self.state)
-        log_prob += self.log_weights
-        return log_prob, work
+    # -- per-row results -----------------------------------------------------
+    def scores(self, X: Any) -> tuple[Any, Any, Any, list[Any]]:
+        """``log(pi_k) + log N(x | k)`` as (K, n) scores plus a row term.
 
-    def log_resp(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-row log-likelihood (n,) and log-responsibilities (n, K)."""
-        log_prob, _ = self.weighted_log_prob(X)
-        log_norm = logsumexp_rows(log_prob)
-        log_prob -= log_norm[:, None]
-        return log_norm, log_prob
+        Returns the scores, the row term (n,) or None (add it to every
+        component's score), the column maxima of the scores (n,) and the
+        covariance type's work arrays.
+        """
+        xp = array_namespace(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores, row, work = self.piece.log_prob(X, self.state)
+            scores += self.log_weights[:, None]
+            top = xp.max(scores, axis=0)
+            overflowed = ~xp.isfinite(top)
+            if xp.any(overflowed):
+                scores, row = self._rescue(X, scores, row, overflowed)
+                top = xp.max(scores, axis=0)
+        return scores, row, top, work
 
-    def statistics(self, X: np.ndarray, sample_weight: np.ndarray | None) -> SuffStats:
+    def log_likelihood(self, X: Any) -> Any:
+        """``log p(x)`` of each row, shape (n,)."""
+        scores, row, _, _ = self.scores(X)
+        _, log_norm = log_normalise(scores, axis=0)
+        return log_norm if row is None else log_norm + row
+
+    def log_resp(self, X: Any) -> Any:
+        """Log-responsibilities, shape (K, n)."""
+        scores, _, _, _ = self.scores(X)
+        return log_normalise(scores, axis=0)[0]
+
+    def labels(self, X: Any) -> Any:
+        """Most probable component of each row, shape (n,)."""
+        scores, _, _, _ = self.scores(X)
+        return array_namespace(X).argmax(scores, axis=0)
+
+    # -- statistics ----------------------------------------------------------
+    def statistics(self, X: Any, sample_weight: Any = None) -> SuffStats:
         """Sufficient statistics of one chunk at the kernel's parameters."""
-        log_prob, work = self.weighted_log_prob(X)
-        log_norm, resp = normalise_in_place(log_prob)
+        xp = array_namespace(X)
+        scores, row, top, work = self.scores(X)
+        resp, log_norm = normalise_in_place(scores, top)
+        if row is not None:
+            log_norm = log_norm + row
         if sample_weight is not None:
-            resp *= sample_weight[:, None].astype(resp.dtype, copy=False)
-            loglik = float(np.dot(sample_weight, log_norm))
-            weight = float(sample_weight.sum())
-            ranked = np.where(sample_weight > 0, log_norm, np.inf)
+            resp *= xp.astype(sample_weight, resp.dtype)[None, :]
+            loglik = float(to_host(xp.astype(sample_weight, xp.float64)
+                                   @ xp.astype(log_norm, xp.float64)))
+            weight = float(to_host(xp.sum(sample_weight)))
+            positive = xp.where(sample_weight > 0, sample_weight,
+                                xp.full_like(sample_weight, np.inf))
+            min_weight = float(to_host(xp.min(positive)))
         else:
-            loglik, weight, ranked = float(log_norm.sum(dtype=np.float64)), len(X), log_norm
+            loglik = float(to_host(xp.sum(log_norm, dtype=xp.float64)))
+            weight, min_weight = float(X.shape[0]), 1.0
         s1, s2 = self.piece.moments(X, resp, self.state, work)
-        worst_ll, worst_x = lowest_rows(ranked, X, len(self.log_weights))
-        keep = np.isfinite(worst_ll)
         return SuffStats(
-            nk=resp.sum(axis=0, dtype=np.float64), s1=s1, s2=s2,
+            covariance_type=self.covariance_type,
+            nk=to_host(xp.sum(resp, axis=1, dtype=xp.float64)), s1=s1, s2=s2,
             shift=self.state.shift, loglik=loglik, weight=weight,
-            worst_ll=worst_ll[keep], worst_x=worst_x[keep],
+            min_weight=min_weight,
         )
 
+    def lowest_rows(self, X: Any, sample_weight: Any, count: int) -> LowestRows:
+        """The ``count`` rows of the chunk with the lowest log-likelihood
+        (rows of zero weight excluded), for reseeding empty components."""
+        ll = to_host(self.log_likelihood(X))
+        if sample_weight is not None:
+            ll = np.where(to_host(sample_weight) > 0, ll, np.inf)
+        count = min(count, len(ll))
+        idx = np.argpartition(ll, count - 1)[:count] if count else np.empty(0, int)
+        idx = idx[ll[idx] < np.inf]  # rows of zero weight never reseed
+        return LowestRows(ll[idx], to_host(X)[idx], count)
 
-def resp_statistics(
-    piece: CovarianceType, state: KernelState, X: np.ndarray, resp: np.ndarray,
-    sample_weight: np.ndarray | None,
-) -> SuffStats:
-    """Statistics of a chunk from given responsibilities (initialisation)."""
-    resp = resp.astype(X.dtype, copy=True)
-    if sample_weight is not None:
-        resp *= sample_weight[:, None].astype(X.dtype, copy=False)
-    s1, s2 = piece.moments(X, resp, state)
-    weight = float(sample_weight.sum()) if sample_weight is not None else len(X)
-    return SuffStats(
-        nk=resp.sum(axis=0, dtype=np.float64), s1=s1, s2=s2, shift=state.shift,
-        loglik=0.0, weight=weight, worst_ll=np.empty(0),
-        worst_x=np.empty((0, X.shape[1])),
-    )
+    # -- rows that overflow --------------------------------------------------
+    def _rescue(self, X: Any, scores: Any, row: Any, overflowed: Any
+                ) -> tuple[Any, Any]:
+        """Scores of overflowed rows from residuals scaled by their size.
+
+        With ``r_k = x - mu_k`` and ``s = max |r|``, the squared Mahalanobis
+        distance is ``s^2 q_k`` with ``q_k = |(r_k / s) U_k|^2`` finite. The
+        row term takes ``-s^2 min(q) / 2`` (``-inf`` when it overflows) and
+        each score the finite remainder, so responsibilities stay exact.
+        """
+        xp = array_namespace(X)
+        n, K = X.shape[0], scores.shape[0]
+        rows = xp.astype(X[overflowed], xp.float64)
+        residual = rows[:, None, :] - self.state.means[None, :, :]  # (m, K, d)
+        size = xp.max(xp.abs(residual), axis=(1, 2))
+        size = xp.where(size > 0, size, xp.ones_like(size))
+        scaled = residual / size[:, None, None]
+        white = xp.matmul(scaled[:, :, None, :], self.state.chol_full[None, ...])
+        q = xp.sum(white[:, :, 0, :] ** 2, axis=-1)  # (m, K)
+        log_w = xp.astype(self.state.const + self.log_weights, xp.float64)
+        q = xp.where(xp.isfinite(log_w)[None, :], q, xp.full_like(q, xp.inf))
+        q_min = xp.min(q, axis=1)
+        excess = q - q_min[:, None]
+        square = size * size
+        penalty = xp.where(excess > 0, square[:, None] * excess, xp.zeros_like(excess))
+        rescued = log_w[None, :] - 0.5 * penalty  # (m, K)
+        rescued_row = xp.where(q_min > 0, -0.5 * square * q_min, xp.zeros_like(q_min))
+        by_row = xp.zeros((n, K), dtype=scores.dtype)
+        by_row[overflowed] = xp.astype(rescued, scores.dtype)
+        scores = xp.where(overflowed[None, :], xp.permute_dims(by_row, (1, 0)), scores)
+        new_row = xp.zeros((n,), dtype=scores.dtype)
+        new_row[overflowed] = xp.astype(rescued_row, scores.dtype)
+        old_row = xp.zeros_like(new_row) if row is None else row
+        return scores, xp.where(overflowed, new_row, old_row)
 
 
-def logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    """log(sum(exp(a), axis=1)) without overflow; ``a`` is left unchanged."""
-    top = a.max(axis=1)
-    total = np.exp(a - top[:, None]).sum(axis=1)
-    return np.log(total) + top
+@dataclass(frozen=True)
+class LowestRows:
+    """The lowest-log-likelihood rows seen, at most ``count``; ``+`` merges.
 
-
-def normalise_in_place(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Turn weighted log-densities into responsibilities, in place, with one exp.
-
-    Returns the per-row log-likelihood and the responsibilities (same buffer).
+    The merge keeps a total order (by log-likelihood, then the row's values),
+    so the result does not depend on the order of addition.
     """
-    rows = log_prob.T  # the covariance types give (K, n) memory: reduce along K
-    top = rows.max(axis=0)
-    rows -= top
-    np.exp(rows, out=rows)
-    total = rows.sum(axis=0)
-    rows /= total
-    return np.log(total) + top, log_prob
+
+    loglik: np.ndarray
+    rows: np.ndarray
+    count: int
+
+    def __add__(self, other: LowestRows) -> LowestRows:
+        ll = np.concatenate([self.loglik, other.loglik])
+        rows = np.concatenate([self.rows, other.rows])
+        order = np.lexsort((*rows.T[::-1], ll))[: self.count]
+        return LowestRows(ll[order], rows[order], self.count)

@@ -1,30 +1,59 @@
 """Initial parameters: responsibilities from k-means, k-means++, random rows or
-random soft assignments (as scikit-learn draws them), then one M-step.
+random soft assignments (as scikit-learn draws them), then one exact M-step.
 
-The draws consume the random state exactly as scikit-learn's GaussianMixture
-does, so the same ``random_state`` gives the same starting point.
+From an in-memory source the draws consume the random state exactly as
+scikit-learn's GaussianMixture does, so the same ``random_state`` gives the
+same starting point. From any other source (a memory-mapped file, a stream of
+chunks) initialisation runs on a uniform random sample of at most
+:data:`INIT_SAMPLE_ROWS` rows, drawn in one pass (reservoir sampling), so
+all rows are never in memory at once.
+
+The M-step from responsibilities takes two passes: the first finds each
+component's mean from plain first moments, the second takes every
+component's second moments about its own mean from each row's residual, so
+no digits are lost to an outlier or a distant component.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .covariance import CovarianceType
-from .estep import resp_statistics
-from .mstep import m_step
+from .mstep import NK_FLOOR, m_step
 from .params import MixtureParams
-from .sources import ArraySource, fold
+from .reducers import Reducer, fold
+from .sources import ArraySource, Chunk, DataSource, auto_chunk_size, sample_rows
+from .stats import SuffStats
+from .xp import array_namespace, from_host, to_host
+
+# Rows that initialisation from a source not in memory works on.
+INIT_SAMPLE_ROWS = 50_000
 
 RespFn = Callable[[int, int], np.ndarray]
+
+
+def initial_params(
+    source: DataSource, piece: CovarianceType, n_components: int, method: str,
+    rng: np.random.RandomState, reg_covar: float, reducer: Reducer,
+) -> MixtureParams:
+    """Starting parameters by ``method`` (see scikit-learn's ``init_params``)."""
+    X, w = sample_rows(source, INIT_SAMPLE_ROWS, rng)
+    if not source.in_memory:
+        source = ArraySource(X, w, auto_chunk_size(n_components, X.shape[1], piece))
+    resp = initial_responsibilities(to_host(X, X.dtype), None if w is None else to_host(w),
+                                    n_components, method, rng)
+    return params_from_responsibilities(source, resp, piece, reg_covar, reducer)
 
 
 def initial_responsibilities(
     X: np.ndarray, sample_weight: np.ndarray | None, n_components: int,
     method: str, rng: np.random.RandomState,
 ) -> RespFn:
-    """A function ``(start, stop) -> resp`` giving rows' initial responsibilities."""
+    """A function ``(start, stop) -> resp`` (rows x K) giving initial
+    responsibilities."""
     n_samples = len(X)
     if method == "kmeans":
         from sklearn.cluster import KMeans
@@ -74,29 +103,87 @@ def _seeded_rows(indices: np.ndarray, n_samples: int) -> RespFn:
 
 def params_from_responsibilities(
     source: ArraySource, resp_fn: RespFn, piece: CovarianceType, reg_covar: float,
-    n_threads: int = 1,
+    reducer: Reducer,
 ) -> MixtureParams:
-    """One M-step from given responsibilities, in two passes.
+    """One M-step from given responsibilities, in two passes (see above)."""
+    with_resp = _WithResponsibilities(source, resp_fn)
+    first = fold(_first_moments, with_resp, reducer)
+    means = first.means()
+    stats = fold(lambda c: _moments_about(piece, means, c), with_resp, reducer)
+    return m_step(stats, piece, reg_covar)
 
-    The first pass finds the means (moments about the data mean), the second
-    takes the moments about those means so that no digits are lost.
-    """
-    dtype = source.X.dtype
-    n_features = source.X.shape[1]
-    n_components = resp_fn(0, 1).shape[1]
-    center = np.average(source.X, axis=0, weights=source.sample_weight)
-    shift = np.broadcast_to(center, (n_components, n_features)).astype(np.float64)
-    X, w = source.X, source.sample_weight
-    for _ in range(2):
-        state = piece.moment_state(shift, dtype)
-        chunks = (
-            (X[a:b], resp_fn(a, b), None if w is None else w[a:b])
-            for a, b in source.ranges()
-        )
-        stats = fold(
-            lambda Xc, resp, wc, state=state: resp_statistics(piece, state, Xc, resp, wc),
-            chunks, n_threads,
-        )
-        params = m_step(stats, piece, reg_covar)
-        shift = piece.shift(params.means, params.weights)
-    return params
+
+class _WithResponsibilities:
+    """An in-memory source whose chunks carry responsibilities as weights
+    (K, n), the sample weights already folded in."""
+
+    def __init__(self, source: ArraySource, resp_fn: RespFn) -> None:
+        self.source, self.resp_fn = source, resp_fn
+        self.n_chunks = source.n_chunks
+
+    def chunks(self):  # noqa: ANN201 - an iterator of (X, (resp, w))
+        w = self.source.sample_weight
+        for a, b in self.source.ranges():
+            X = self.source.X[a:b]
+            resp = self.resp_fn(a, b)
+            if w is not None:
+                resp = resp * to_host(w[a:b])[:, None]
+            xp = array_namespace(X)
+            yield Chunk(X, (from_host(resp.T, xp, X.dtype, self.source.spec.device),
+                            None if w is None else w[a:b]))
+
+
+class _FirstMoments:
+    """Per-component weight and plain first moment, plus the data's."""
+
+    def __init__(self, nk, s1, total_w, total_x, min_weight):  # noqa: ANN001
+        self.nk, self.s1 = nk, s1
+        self.total_w, self.total_x, self.min_weight = total_w, total_x, min_weight
+
+    def __add__(self, other: _FirstMoments) -> _FirstMoments:
+        return _FirstMoments(self.nk + other.nk, self.s1 + other.s1,
+                             self.total_w + other.total_w, self.total_x + other.total_x,
+                             min(self.min_weight, other.min_weight))
+
+    def means(self) -> np.ndarray:
+        """Component means; an empty component sits at the data's mean."""
+        scale = self.min_weight if np.isfinite(self.min_weight) else 1.0
+        nk = self.nk + NK_FLOOR * scale
+        data_mean = self.total_x / self.total_w
+        empty = self.nk <= NK_FLOOR * scale
+        return np.where(empty[:, None], data_mean, self.s1 / nk[:, None])
+
+
+def _first_moments(chunk: Chunk) -> _FirstMoments:
+    X, (resp, w) = chunk
+    xp = array_namespace(X)
+    X64 = xp.astype(X, xp.float64)
+    weights = xp.ones_like(X64[:, 0]) if w is None else xp.astype(w, xp.float64)
+    return _FirstMoments(
+        nk=to_host(xp.sum(xp.astype(resp, xp.float64), axis=1)),
+        s1=to_host(xp.astype(resp, xp.float64) @ X64),
+        total_w=float(to_host(xp.sum(weights))),
+        total_x=to_host(weights @ X64),
+        min_weight=_min_positive(w),
+    )
+
+
+def _moments_about(piece: CovarianceType, means: np.ndarray, chunk: Chunk) -> SuffStats:
+    X, (resp, w) = chunk
+    xp = array_namespace(X)
+    s1, s2 = piece.direct_moments(X, resp, means)
+    return SuffStats(
+        covariance_type=piece.name,
+        nk=to_host(xp.sum(xp.astype(resp, xp.float64), axis=1)), s1=s1, s2=s2,
+        shift=means, loglik=0.0,
+        weight=float(X.shape[0]) if w is None else float(to_host(xp.sum(w))),
+        min_weight=_min_positive(w),
+    )
+
+
+def _min_positive(w: Any) -> float:
+    if w is None:
+        return 1.0
+    host = to_host(w)
+    positive = host[host > 0]
+    return float(positive.min()) if positive.size else float("inf")

@@ -1,10 +1,11 @@
-"""Log-space helpers: the one logsumexp of gaussmix, for any array namespace."""
+"""Log-space helpers: logsumexp and normalisation of log-probabilities, for
+any array namespace. Every log-sum-exp in gaussmix goes through here."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace
+from .xp import array_namespace, exp_in_place
 
 
 def logsumexp(a: Any, axis: int = -1) -> Any:
@@ -22,10 +23,44 @@ def logsumexp(a: Any, axis: int = -1) -> Any:
     array([-inf])
     """
     xp = array_namespace(a)
-    top = xp.max(a, axis=axis, keepdims=True)
-    top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+    top = _finite_top(a, axis, xp)
     total = xp.sum(xp.exp(a - top), axis=axis)
     return safe_log(total, xp) + xp.squeeze(top, axis=axis)
+
+
+def log_normalise(a: Any, axis: int = 0) -> tuple[Any, Any]:
+    """``(a - logsumexp(a), logsumexp(a))``, stable when ``|a|`` is huge.
+
+    Subtracting the maximum before the logarithm of the sum keeps the log
+    of normalised probabilities exact where ``logsumexp`` itself would round
+    (``-1e81 + log 2 == -1e81``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> log_resp, log_norm = log_normalise(np.array([[-1e81, -1e81]]), axis=1)
+    >>> float(np.exp(log_resp).sum())
+    1.0
+    """
+    xp = array_namespace(a)
+    top = _finite_top(a, axis, xp)
+    shifted = a - top
+    log_total = safe_log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True), xp)
+    return shifted - log_total, xp.squeeze(log_total + top, axis=axis)
+
+
+def normalise_in_place(a: Any, top: Any) -> tuple[Any, Any]:
+    """Turn log-probabilities (K, n) with column maxima ``top`` (n,) into
+    probabilities with one exp, reusing ``a``'s memory where possible.
+
+    Returns the probabilities and ``logsumexp(a, axis=0)``.
+    """
+    xp = array_namespace(a)
+    a -= top[None, :]
+    a = exp_in_place(a)
+    total = xp.sum(a, axis=0)
+    a /= total[None, :]
+    return a, xp.log(total) + top
 
 
 def safe_log(x: Any, xp: Any) -> Any:
@@ -33,3 +68,8 @@ def safe_log(x: Any, xp: Any) -> Any:
     positive = x > 0
     return xp.where(positive, xp.log(xp.where(positive, x, xp.ones_like(x))),
                     xp.full_like(x, -xp.inf))
+
+
+def _finite_top(a: Any, axis: int, xp: Any) -> Any:
+    top = xp.max(a, axis=axis, keepdims=True)
+    return xp.where(xp.isfinite(top), top, xp.zeros_like(top))

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from .covariance import CovarianceType
-from .estep import EStepKernel
+from .estep import EStepKernel, LowestRows
 from .mstep import m_step
 from .params import MixtureParams
-from .sources import ArraySource, fold
+from .reducers import Reducer, Sequential, fold
+from .sources import DataSource
 from .stats import SuffStats
 
 Callback = Callable[[dict[str, Any]], Any]
@@ -42,36 +43,55 @@ class EMSettings:
     tol: float
     max_iter: int
     reg_covar: float
-    n_threads: int = 1
+    reducer: Reducer = field(default_factory=Sequential)
     verbose: int = 0
     verbose_interval: int = 10
     callback: Callback | None = None
 
 
 def data_statistics(
-    source: ArraySource, piece: CovarianceType, params: MixtureParams,
-    n_threads: int = 1,
-) -> SuffStats:
+    source: DataSource, piece: CovarianceType, params: MixtureParams,
+    reducer: Reducer,
+) -> tuple[SuffStats, EStepKernel]:
     """One E-step pass: the statistics of all chunks at ``params``."""
-    kernel = EStepKernel.build(piece, params, source.X.dtype)
-    return fold(kernel.statistics, source, n_threads)
+    kernel = EStepKernel.build(piece, params, source.spec)
+    stats = fold(lambda c: kernel.statistics(*c), source, reducer)
+    if not np.isfinite(stats.loglik):
+        raise ValueError(
+            "The log-likelihood of the data is not finite: some rows lie so far "
+            "from every component that their density underflows float64. Scale "
+            "the data (e.g. sklearn.preprocessing.StandardScaler) or remove the "
+            "extreme rows."
+        )
+    return stats, kernel
+
+
+def worst_rows(source: DataSource, kernel: EStepKernel, reducer: Reducer,
+               count: int) -> LowestRows:
+    """The ``count`` worst-explained rows at the kernel's parameters (one pass)."""
+    return fold(lambda c: kernel.lowest_rows(c.X, c.sample_weight, count), source,
+                reducer)
 
 
 def run_em(
-    source: ArraySource, piece: CovarianceType, params: MixtureParams,
+    source: DataSource, piece: CovarianceType, params: MixtureParams,
     settings: EMSettings, *, init_index: int = 0,
     lower_bound: float = -np.inf,
 ) -> EMRun:
     """Iterate EM from ``params`` until convergence or ``max_iter``."""
     run = EMRun(params=params, lower_bound=lower_bound)
+    reducer = settings.reducer
     if settings.max_iter == 0:  # report the starting point's likelihood, not -inf
-        stats = data_statistics(source, piece, params, settings.n_threads)
+        stats, _ = data_statistics(source, piece, params, reducer)
         run.lower_bound = stats.loglik / stats.weight
         return run
     t_start = t_last = time.perf_counter()
     for n_iter in range(1, settings.max_iter + 1):
-        stats = data_statistics(source, piece, run.params, settings.n_threads)
-        run.params = m_step(stats, piece, settings.reg_covar)
+        stats, kernel = data_statistics(source, piece, run.params, reducer)
+        run.params = m_step(
+            stats, piece, settings.reg_covar,
+            lambda count, kernel=kernel: worst_rows(source, kernel, reducer, count),
+        )
         previous, run.lower_bound = run.lower_bound, stats.loglik / stats.weight
         run.lower_bounds.append(run.lower_bound)
         run.n_iter = n_iter
@@ -109,7 +129,7 @@ def _report_iteration(settings, init_index, n_iter, lower_bound, change, lapse,
 
 
 def best_of_restarts(
-    starts: Callable[[int], MixtureParams], n_init: int, source: ArraySource,
+    starts: Callable[[int], MixtureParams], n_init: int, source: DataSource,
     piece: CovarianceType, settings: EMSettings,
     lower_bound: float = -np.inf,
 ) -> EMRun:

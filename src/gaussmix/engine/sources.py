@@ -1,24 +1,37 @@
-"""Where chunks of rows come from, and the fold that reduces them.
+"""Where chunks of rows come from.
 
-A source yields ``(X_chunk, sample_weight_chunk)`` pairs; :func:`fold` maps a
-function over them (in a thread pool when asked) and adds the results in
-chunk order, so the answer does not depend on the number of threads.
+A *data source* yields :class:`Chunk` values (rows plus optional weights) and
+says what it knows: features, dtype, the number of rows if known, whether it
+can be read again, and whether all of its rows are in memory. The EM loop,
+initialisation and prediction only ever ask a source for its chunks.
+
+Sources here:
+
+- :class:`ArraySource`: an in-memory array (NumPy, or any array-API array),
+  chunks are views;
+- :class:`NpySource`: a ``.npy`` file, memory-mapped and read chunk by chunk;
+- :class:`IterableSource`: any re-iterable of chunks, or a function returning
+  a fresh iterator (a generator factory, a database cursor), re-split into
+  chunks of bounded size.
+
+Sources yield sample weights as given. The estimator scales in-memory weights
+by a power of two (:func:`scale_weights`) before it fits: exact in floating
+point, so the fit is unchanged, and no sum of weights can overflow.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+from array_api_compat import device as array_device
 
-from .covariance import CovarianceType
-from .threads import single_threaded_blas
-
-T = TypeVar("T")
+from .covariance import ComputeSpec, CovarianceType
+from .xp import array_namespace
 
 # Rows per chunk are chosen so that a chunk's largest work array holds about
 # this many numbers (8 MiB in float64): large enough for efficient products and
@@ -36,61 +49,263 @@ def auto_chunk_size(
     return int(np.clip(TARGET_CHUNK_ELEMENTS // max(1, per_row), 4096, 65536))
 
 
+class Chunk(NamedTuple):
+    """Rows (n, d) and their weights (n,) or None."""
+
+    X: Any
+    sample_weight: Any
+
+
+class DataSource(Protocol):
+    """What the engine needs from a source of rows."""
+
+    n_features: int
+    n_rows: int | None
+    reiterable: bool
+    in_memory: bool
+    spec: ComputeSpec
+
+    @property
+    def n_chunks(self) -> int | None:
+        """Number of chunks per pass, if known."""
+
+    def chunks(self) -> Iterator[Chunk]:
+        """A fresh pass over the rows."""
+
+
+def scale_weights(sample_weight: Any) -> Any:
+    """Weights multiplied by the power of two that puts the largest in [0.5, 1).
+
+    Exact (only the exponent changes), so results are the same as with the
+    weights given; sums of weights cannot overflow.
+    """
+    if sample_weight is None:
+        return None
+    xp = array_namespace(sample_weight)
+    largest = float(xp.max(sample_weight))
+    if not (largest > 0 and math.isfinite(largest)):
+        return sample_weight
+    _, exponent = math.frexp(largest)
+    return sample_weight * (2.0 ** -exponent)
+
+
 @dataclass(frozen=True)
 class ArraySource:
     """Chunks of an in-memory (or memory-mapped) array, as views."""
 
-    X: np.ndarray
-    sample_weight: np.ndarray | None
+    X: Any
+    sample_weight: Any
     chunk_size: int
+    spec: ComputeSpec = field(init=False)
+    reiterable: bool = field(default=True, init=False)
+    in_memory: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", spec_of(self.X))
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_rows // self.chunk_size)
 
     def ranges(self) -> Iterator[tuple[int, int]]:
         """(start, stop) row ranges of the chunks."""
-        for start in range(0, len(self.X), self.chunk_size):
-            yield start, min(start + self.chunk_size, len(self.X))
+        for start in range(0, self.n_rows, self.chunk_size):
+            yield start, min(start + self.chunk_size, self.n_rows)
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    def chunks(self) -> Iterator[Chunk]:
         w = self.sample_weight
         for start, stop in self.ranges():
-            yield self.X[start:stop], None if w is None else w[start:stop]
-
-    def __len__(self) -> int:
-        return -(-len(self.X) // self.chunk_size)
+            yield Chunk(self.X[start:stop], None if w is None else w[start:stop])
 
 
-@contextmanager
-def _chunk_mapper(n_threads: int, n_chunks: int) -> Iterator[Callable[..., Iterator]]:
-    """``map`` or a thread pool's ordered ``map``, with BLAS single-threaded."""
-    with single_threaded_blas():
-        if n_threads <= 1 or n_chunks <= 1:  # a pool would only add overhead
-            yield map
+class NpySource:
+    """Rows of a ``.npy`` file, memory-mapped and read one chunk at a time.
+
+    Only the chunk being processed is in memory (plus the optional weights,
+    one number per row). The array must be 2-D and numeric; integer files
+    are read as float64.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "rows.npy")
+    >>> np.save(path, np.arange(10.0).reshape(5, 2))
+    >>> source = NpySource(path, chunk_size=2)
+    >>> [c.X.shape[0] for c in source.chunks()], source.in_memory
+    ([2, 2, 1], False)
+    """
+
+    reiterable = True
+    in_memory = False
+
+    def __init__(self, path: str | os.PathLike[str], chunk_size: int | None = None,
+                 sample_weight: Any = None) -> None:
+        self.path = os.fspath(path)
+        self._rows = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        if self._rows.ndim != 2 or self._rows.dtype.kind not in "fiub":
+            raise ValueError(
+                f"{self.path!r} holds a {self._rows.ndim}-D {self._rows.dtype} array; "
+                "a data file must hold a 2-D numeric array (rows x features)."
+            )
+        dtype = self._rows.dtype if self._rows.dtype.kind == "f" else np.dtype(np.float64)
+        self.dtype = np.dtype(np.float64) if dtype.itemsize > 8 else dtype
+        self.n_rows, self.n_features = map(int, self._rows.shape)
+        self.chunk_size = int(chunk_size or 65536)
+        self.sample_weight = (None if sample_weight is None
+                              else check_chunk_weights(sample_weight, self.n_rows))
+        self.spec = ComputeSpec(array_namespace(np.empty(0, self.dtype)), self.dtype)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_rows // self.chunk_size)
+
+    def chunks(self) -> Iterator[Chunk]:
+        w = self.sample_weight
+        for start in range(0, self.n_rows, self.chunk_size):
+            stop = min(start + self.chunk_size, self.n_rows)
+            X = np.asarray(self._rows[start:stop], dtype=self.dtype)
+            yield Chunk(check_chunk(X, self.n_features, f"rows {start}..{stop - 1}"),
+                        None if w is None else w[start:stop])
+
+
+class IterableSource:
+    """Rows from a re-iterable of chunks, or a function returning an iterator.
+
+    Each item is an array of rows (n_i, d), or a pair ``(rows, weights)``.
+    Items are re-split into chunks of at most ``chunk_size`` rows, so memory
+    stays bounded whatever the item size. Weights are used as given (they are
+    not seen all at once).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> parts = [np.ones((3, 2)), np.zeros((4, 2))]
+    >>> source = IterableSource(lambda: iter(parts), chunk_size=5)
+    >>> [c.X.shape[0] for c in source.chunks()], source.n_features
+    ([3, 4], 2)
+    """
+
+    in_memory = False
+    n_rows = None
+    n_chunks = None
+
+    def __init__(self, chunks: Iterable[Any] | Callable[[], Iterable[Any]],
+                 chunk_size: int | None = None) -> None:
+        if callable(chunks) and not hasattr(chunks, "__iter__"):
+            self._open = lambda: iter(chunks())  # type: ignore[operator]
+        elif hasattr(chunks, "__iter__"):
+            if iter(chunks) is chunks:  # type: ignore[arg-type]
+                raise TypeError(
+                    "IterableSource needs chunks it can read more than once (EM "
+                    "passes over the data every iteration): pass a list, a "
+                    "re-iterable object, or a function that returns a fresh "
+                    "iterator (e.g. lambda: read_chunks(path))."
+                )
+            self._open = lambda: iter(chunks)  # type: ignore[arg-type]
         else:
-            with ThreadPoolExecutor(max_workers=n_threads) as pool:
-                yield pool.map
+            raise TypeError(f"Expected an iterable of chunks or a function, got "
+                            f"{type(chunks).__name__}.")
+        first = next(self._items(), None)
+        if first is None:
+            raise ValueError("The chunk source yielded no rows.")
+        self.n_features = int(first.X.shape[1])
+        self.spec = spec_of(first.X)
+        self.chunk_size = int(chunk_size or 65536)
+        self.reiterable = True
+
+    def _items(self) -> Iterator[Chunk]:
+        for item in self._open():
+            X, w = item if isinstance(item, tuple) else (item, None)
+            if getattr(X, "ndim", 2) != 2:
+                raise ValueError(f"Each chunk must be 2-D (rows x features); got "
+                                 f"shape {getattr(X, 'shape', None)}.")
+            yield Chunk(X, w)
+
+    def chunks(self) -> Iterator[Chunk]:
+        for X, w in self._items():
+            X = check_chunk(X, self.n_features, "a chunk")
+            if w is not None:
+                w = check_chunk_weights(w, X.shape[0])
+            for start in range(0, X.shape[0], self.chunk_size):
+                stop = start + self.chunk_size
+                yield Chunk(X[start:stop], None if w is None else w[start:stop])
 
 
-def fold(
-    func: Callable[..., T], chunks: Iterable[tuple], n_threads: int = 1
-) -> T:
-    """Sum of ``func(*chunk)`` over ``chunks`` (e.g. an :class:`ArraySource`)."""
-    n_chunks = len(chunks) if isinstance(chunks, ArraySource) else n_threads
-    with _chunk_mapper(n_threads, n_chunks) as mapper:
-        return _sum(mapper(lambda c: func(*c), chunks))
+def spec_of(X: Any) -> ComputeSpec:
+    """The namespace, dtype and device of an array."""
+    return ComputeSpec(array_namespace(X), X.dtype, array_device(X))
 
 
-def map_chunks(
-    func: Callable[[np.ndarray], np.ndarray], X: np.ndarray, chunk_size: int,
-    n_threads: int = 1,
-) -> np.ndarray:
-    """Concatenate ``func(chunk)`` over row chunks of ``X`` (predictions)."""
-    source = ArraySource(X, None, chunk_size)
-    with _chunk_mapper(n_threads, len(source)) as mapper:
-        return np.concatenate(list(mapper(lambda c: func(c[0]), source)))
+def check_chunk(X: Any, n_features: int, where: str) -> Any:
+    """A floating chunk with ``n_features`` columns and finite values."""
+    if isinstance(X, np.ndarray) and X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    if X.shape[1] != n_features:
+        raise ValueError(f"{where} has {X.shape[1]} features, but the source has "
+                         f"{n_features}; every chunk needs the same columns.")
+    xp = array_namespace(X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = bool(xp.all(xp.isfinite(X)))
+    if not finite:
+        raise ValueError(f"{where} contains NaN or infinity; remove or impute "
+                         "those values before fitting.")
+    return X
 
 
-def _sum(values):
-    iterator = iter(values)
-    total = next(iterator)
-    for value in iterator:
-        total = total + value
-    return total
+def check_chunk_weights(w: Any, n_rows: int) -> Any:
+    """Non-negative finite weights, one per row of the chunk."""
+    w = np.asarray(w, dtype=np.float64) if not hasattr(w, "__array_namespace__") else w
+    xp = array_namespace(w)
+    if tuple(w.shape) != (n_rows,):
+        raise ValueError(f"A chunk's weights have shape {tuple(w.shape)}, expected "
+                         f"({n_rows},): one weight per row.")
+    if not bool(xp.all(xp.isfinite(w) & (w >= 0))):
+        raise ValueError("A chunk's sample weights must be finite and non-negative.")
+    return w
+
+
+def sample_rows(source: DataSource, size: int, rng: np.random.RandomState
+                ) -> tuple[Any, Any]:
+    """Rows for initialisation: all of an in-memory source, else a uniform
+    random sample of at most ``size`` rows (reservoir sampling in one pass,
+    rows kept in their original order, with their weights)."""
+    if source.in_memory:
+        return source.X, source.sample_weight  # type: ignore[attr-defined]
+    keys, rows, weights, positions = _reservoir(source, size, rng)
+    order = np.argsort(positions, kind="stable")
+    w = None if weights is None else weights[order]
+    return rows[order], w
+
+
+def _reservoir(source: DataSource, size: int, rng: np.random.RandomState):
+    from .xp import to_host
+
+    keys = np.empty(0)
+    rows = np.empty((0, source.n_features), dtype=np.dtype(source.spec.dtype))
+    weights: np.ndarray | None = None
+    positions = np.empty(0, dtype=np.int64)
+    offset = 0
+    for X, w in source.chunks():
+        X, n = to_host(X, X.dtype), X.shape[0]
+        new_w = None if w is None else to_host(w)
+        if new_w is not None or weights is not None:
+            weights = np.concatenate([
+                np.ones(len(keys)) if weights is None else weights,
+                np.ones(n) if new_w is None else new_w])
+        keys = np.concatenate([keys, rng.random_sample(n)])
+        rows = np.concatenate([rows, X])
+        positions = np.concatenate([positions, offset + np.arange(n)])
+        offset += n
+        if len(keys) > size:
+            keep = np.argpartition(keys, size - 1)[:size]
+            keys, rows, positions = keys[keep], rows[keep], positions[keep]
+            weights = None if weights is None else weights[keep]
+    return keys, rows, weights, positions

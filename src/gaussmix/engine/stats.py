@@ -6,18 +6,28 @@ value with ``+`` (associative and commutative) and a zero, so chunks may be
 reduced in any order and grouping: sequentially, in threads, or in a tree on
 a cluster.
 
-Moments are *shifted*: they are accumulated about fixed centres ``shift``
-(one row per component), ``s1 = sum w g (x - c)`` and
-``s2 = sum w g (x - c)(x - c)^T`` (or the covariance type's reduced form),
-so that the covariance ``s2/N - (s1/N)(s1/N)^T`` loses no digits when the
-data lie far from the origin. Only statistics with the same shift add.
+Moments are *shifted*: they are accumulated about centres ``shift`` (one row
+per component) that lie near each component's mean, ``s1 = sum w g (x - c)``
+and ``s2 = sum w g (x - c)(x - c)^T`` (or the covariance type's reduced form),
+so that the covariance ``s2/N - (s1/N)(s1/N)^T`` loses no digits whatever the
+data's offset, outliers or the distance between components.
+
+Statistics about different centres are combined exactly by first moving both
+to the merged means (:meth:`SuffStats.recentred`): moving moments to their own
+mean only adds non-negative terms, the pairwise update of Chan, Golub and
+LeVeque. :meth:`SuffStats.to_dict` / :meth:`SuffStats.from_dict` give a plain
+form (a dict of NumPy arrays and floats) for sending between processes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
+
+from .covariance import get_covariance_type
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,8 @@ class SuffStats:
 
     Attributes
     ----------
+    covariance_type : str
+        Name of the covariance type; fixes the shape and meaning of ``s2``.
     nk : ndarray of shape (n_components,)
         Sum of weighted responsibilities per component.
     s1 : ndarray of shape (n_components, n_features)
@@ -40,61 +52,71 @@ class SuffStats:
         Sum over rows of ``w * log p(x)``.
     weight : float
         Sum of the sample weights.
-    worst_ll : ndarray of shape (m,)
-        Lowest per-row log-likelihoods seen (at most n_components of them),
-        used to reseed components that receive no data.
-    worst_x : ndarray of shape (m, n_features)
-        The rows those log-likelihoods belong to.
+    min_weight : float
+        Smallest positive sample weight seen (``inf`` for no rows): the scale
+        of one row, against which a component counts as empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = SuffStats.zero("diag", np.zeros((1, 2)))
+    >>> b = SuffStats("diag", np.array([2.0]), np.array([[2.0, 0.0]]),
+    ...               np.array([[4.0, 2.0]]), np.zeros((1, 2)), -3.0, 2.0, 1.0)
+    >>> (a + b).nk
+    array([2.])
+    >>> moved = b.recentred(np.array([[1.0, 0.0]]))   # moments about the mean
+    >>> moved.s1, moved.s2
+    (array([[0., 0.]]), array([[2., 2.]]))
+    >>> SuffStats.from_dict(b.to_dict()) == b
+    True
     """
 
+    covariance_type: str
     nk: np.ndarray
     s1: np.ndarray
     s2: np.ndarray
     shift: np.ndarray
     loglik: float
     weight: float
-    worst_ll: np.ndarray
-    worst_x: np.ndarray
+    min_weight: float
 
     @classmethod
-    def zero(cls, shift: np.ndarray, s2_shape: tuple[int, ...]) -> SuffStats:
-        """The neutral element for ``+`` with the given shift."""
+    def zero(cls, covariance_type: str, shift: np.ndarray) -> SuffStats:
+        """The neutral element for ``+`` with the given centres."""
         n_components, n_features = shift.shape
+        piece = get_covariance_type(covariance_type)
         return cls(
+            covariance_type=covariance_type,
             nk=np.zeros(n_components),
             s1=np.zeros((n_components, n_features)),
-            s2=np.zeros(s2_shape),
+            s2=np.zeros(piece.param_shape(n_components, n_features)),
             shift=shift,
             loglik=0.0,
             weight=0.0,
-            worst_ll=np.empty(0),
-            worst_x=np.empty((0, n_features)),
+            min_weight=math.inf,
         )
 
     def __add__(self, other: SuffStats) -> SuffStats:
         if not isinstance(other, SuffStats):
             return NotImplemented
-        if self.shift is not other.shift and not np.array_equal(
-            self.shift, other.shift
-        ):
+        if self.covariance_type != other.covariance_type:
             raise ValueError(
-                "Cannot add sufficient statistics taken about different centres; "
-                "compute both with the same parameters."
+                f"Cannot add statistics of a {self.covariance_type!r} and a "
+                f"{other.covariance_type!r} mixture."
             )
-        worst_ll, worst_x = _keep_lowest(
-            np.concatenate([self.worst_ll, other.worst_ll]),
-            np.concatenate([self.worst_x, other.worst_x]),
-            len(self.nk),
-        )
+        a, b = self, other
+        if a.shift is not b.shift and not np.array_equal(a.shift, b.shift):
+            centre = merged_means(a, b)
+            a, b = a.recentred(centre), b.recentred(centre)
         return SuffStats(
-            nk=self.nk + other.nk,
-            s1=self.s1 + other.s1,
-            s2=self.s2 + other.s2,
-            shift=self.shift,
-            loglik=self.loglik + other.loglik,
-            weight=self.weight + other.weight,
-            worst_ll=worst_ll,
-            worst_x=worst_x,
+            covariance_type=a.covariance_type,
+            nk=a.nk + b.nk,
+            s1=a.s1 + b.s1,
+            s2=a.s2 + b.s2,
+            shift=a.shift,
+            loglik=a.loglik + b.loglik,
+            weight=a.weight + b.weight,
+            min_weight=min(a.min_weight, b.min_weight),
         )
 
     def __radd__(self, other: object) -> SuffStats:
@@ -103,37 +125,52 @@ class SuffStats:
             return self
         return NotImplemented  # type: ignore[return-value]
 
-    def scaled(self, factor: float) -> SuffStats:
-        """Statistics with every additive part multiplied by ``factor``.
-
-        Used to blend running statistics with a new batch (streaming EM).
-        """
-        return SuffStats(
-            nk=self.nk * factor,
-            s1=self.s1 * factor,
-            s2=self.s2 * factor,
-            shift=self.shift,
-            loglik=self.loglik * factor,
-            weight=self.weight * factor,
-            worst_ll=self.worst_ll,
-            worst_x=self.worst_x,
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SuffStats):
+            return NotImplemented
+        return all(
+            np.array_equal(getattr(self, f.name), getattr(other, f.name))
+            for f in fields(self)
         )
 
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays inside
 
-def lowest_rows(
-    loglik: np.ndarray, X: np.ndarray, count: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``count`` rows of ``X`` with the lowest log-likelihood, as float64."""
-    count = min(count, len(loglik))
-    if count == 0:
-        return np.empty(0), np.empty((0, X.shape[1]))
-    idx = np.argpartition(loglik, count - 1)[:count]
-    return loglik[idx].astype(np.float64), X[idx].astype(np.float64)
+    def recentred(self, shift: np.ndarray) -> SuffStats:
+        """The same statistics with moments taken about ``shift`` (K, d).
+
+        Exact in exact arithmetic; in floating point it loses no digits when
+        ``shift`` is at the components' means (only non-negative terms are
+        added), which is how :meth:`__add__` merges different centres.
+        """
+        shift = np.asarray(shift, dtype=np.float64)
+        delta = shift - self.shift
+        piece = get_covariance_type(self.covariance_type)
+        return replace(
+            self,
+            s1=self.s1 - self.nk[:, None] * delta,
+            s2=piece.recentre_s2(self.s2, self.s1, self.nk, delta),
+            shift=shift,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain form: NumPy arrays, floats and the covariance type's name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SuffStats:
+        """Inverse of :meth:`to_dict` (arrays are copied to float64)."""
+        arrays = {name: np.array(data[name], dtype=np.float64)
+                  for name in ("nk", "s1", "s2", "shift")}
+        scalars = {name: float(data[name]) for name in ("loglik", "weight", "min_weight")}
+        return cls(covariance_type=str(data["covariance_type"]), **arrays, **scalars)
 
 
-def _keep_lowest(
-    ll: np.ndarray, X: np.ndarray, count: int
-) -> tuple[np.ndarray, np.ndarray]:
-    # A total order, so that the result does not depend on the order of addition.
-    order = np.lexsort((*X.T[::-1], ll))[:count]
-    return ll[order], X[order]
+def merged_means(a: SuffStats, b: SuffStats) -> np.ndarray:
+    """Per-component means of the union of ``a``'s and ``b``'s rows, (K, d).
+
+    A component with no weight in either keeps ``a``'s centre.
+    """
+    nk = a.nk + b.nk
+    total = a.nk[:, None] * a.shift + a.s1 + b.nk[:, None] * b.shift + b.s1
+    safe = np.where(nk > 0, nk, 1.0)[:, None]
+    return np.where(nk[:, None] > 0, total / safe, a.shift)

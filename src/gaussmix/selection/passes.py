@@ -24,10 +24,12 @@ from sklearn.utils.validation import check_is_fitted
 from ..engine.covariance import get_covariance_type
 from ..engine.estep import EStepKernel
 from ..engine.init import initial_responsibilities, params_from_responsibilities
-from ..engine.logspace import logsumexp
+from ..engine.logspace import log_normalise
 from ..engine.params import MixtureParams
-from ..engine.sources import ArraySource, auto_chunk_size, fold
+from ..engine.reducers import fold, reducer_for
+from ..engine.sources import ArraySource, Chunk, auto_chunk_size, spec_of
 from ..engine.threads import resolve_threads
+from ..engine.xp import to_host
 from ..mixture import GaussianMixture
 
 Start = dict[str, Any]  # GaussianMixture's *_init parameters: name -> array
@@ -45,15 +47,15 @@ def initial_parameters(
     parameters, returned as ``GaussianMixture`` keyword arguments
     (``weights_init``, ``means_init``, ``precisions_init``).
     """
-    threads = resolve_threads(n_threads)
     source = ArraySource(X, weights, auto_chunk_size(k, X.shape[1]))
+    reducer = reducer_for(resolve_threads(n_threads), source)
     starts: dict[str, list[Start]] = {t: [] for t in types}
     for _ in range(n_init):
         resp = initial_responsibilities(X, weights, k, init_params, rng)
         for t in types:
             piece = get_covariance_type(t)
             params = params_from_responsibilities(source, resp, piece, reg_covar,
-                                                  threads)
+                                                  reducer)
             starts[t].append({
                 "weights_init": params.weights, "means_init": params.means,
                 "precisions_init": piece.precisions(params.precisions_cholesky),
@@ -76,22 +78,23 @@ def log_likelihood_and_entropy(
     params = MixtureParams(model.weights_, model.means_, model.covariances_,
                            model.precisions_cholesky_)
     kernel = EStepKernel.build(get_covariance_type(model.covariance_type), params,
-                               X.dtype)
-    lowest = np.finfo(np.float64).min
+                               spec_of(X))
 
-    def chunk(Xc: np.ndarray, wc: np.ndarray | None) -> np.ndarray:
-        a, _ = kernel.weighted_log_prob(Xc)  # log(pi_k) + log N(x | k), (n, K)
-        a = a.astype(np.float64, copy=False)
-        np.maximum(a, lowest, out=a)  # an empty component: -inf, and 0 * -inf
-        log_norm = logsumexp(a, axis=1)
-        resp = np.exp(a - log_norm[:, None])
-        # Entropy: -sum_k r_k (a_k - log_norm) (>= 0; clip the rounding).
-        ent = np.maximum(log_norm - np.einsum("ik,ik->i", resp, a), 0.0)
-        if wc is None:
+    def chunk(c: Chunk) -> np.ndarray:
+        scores, row, _, _ = kernel.scores(c.X)  # log(pi_k) + log N(x | k), (K, n)
+        log_resp, log_norm = log_normalise(scores, axis=0)
+        log_resp, log_norm = to_host(log_resp), to_host(log_norm)
+        if row is not None:
+            log_norm = log_norm + to_host(row)
+        resp = np.exp(log_resp)
+        # Entropy: -sum_k r_k log r_k (0 log 0 = 0; >= 0, clip the rounding).
+        terms = resp * np.where(resp > 0, log_resp, 0.0)
+        ent = np.maximum(-terms.sum(axis=0), 0.0)
+        if c.sample_weight is None:
             return np.array([log_norm.sum(), ent.sum()])
-        return np.array([np.dot(wc, log_norm), np.dot(wc, ent)])
+        return np.array([np.dot(c.sample_weight, log_norm),
+                         np.dot(c.sample_weight, ent)])
 
-    size = auto_chunk_size(model.n_components, X.shape[1])
-    totals = fold(chunk, ArraySource(X, sample_weight, size),
-                  resolve_threads(n_threads))
+    source = ArraySource(X, sample_weight, auto_chunk_size(model.n_components, X.shape[1]))
+    totals = fold(chunk, source, reducer_for(resolve_threads(n_threads), source))
     return float(totals[0]), float(totals[1])

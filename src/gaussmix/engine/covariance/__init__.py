@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import CovarianceType, KernelState
+from .base import ComputeSpec, CovarianceType, KernelState
 from .diag import Diag
 from .full import Full
 from .spherical import Spherical
@@ -23,4 +23,5 @@ def get_covariance_type(name: str) -> CovarianceType:
         ) from None
 
 
-__all__ = ["COVARIANCE_TYPES", "CovarianceType", "KernelState", "get_covariance_type"]
+__all__ = ["COVARIANCE_TYPES", "ComputeSpec", "CovarianceType", "KernelState",
+           "get_covariance_type"]

@@ -5,40 +5,72 @@ the M-step call these operations and never branch on the type's name.
 Parameters follow scikit-learn's conventions: ``precisions_cholesky`` holds
 upper-triangular factors ``U`` with ``precision = U @ U.T``, so that the
 Mahalanobis distance of ``x`` is ``|(x - mu) @ U|^2``.
+
+The chunk operations (:meth:`CovarianceType.log_prob`,
+:meth:`CovarianceType.moments`, :meth:`CovarianceType.residual_s2`) are
+written against the array API standard (see :mod:`gaussmix.engine.xp`): they
+take chunks of any namespace and return log-densities in that namespace and
+statistics as NumPy float64. Everything else works on small NumPy float64
+arrays on the host.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..xp import from_host, to_host
+from .groups import CentreGroup, centre_groups
+
 LOG_2PI = math.log(2.0 * math.pi)
 
-ILL_DEFINED_COVARIANCE = (
-    "Fitting the mixture model failed because {what} has an ill-defined "
-    "covariance (for instance caused by singleton or collapsed samples). Try to "
-    "decrease the number of components, increase reg_covar, or scale the input "
-    "data."
-)
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    """Where and in what precision chunks live: namespace, dtype, device."""
+
+    xp: Any
+    dtype: Any
+    device: Any = None
+
+    def asarray(self, a: np.ndarray, dtype: Any = None) -> Any:
+        """A host array moved to this namespace and device (``dtype`` default
+        the compute dtype)."""
+        return from_host(a, self.xp, self.dtype if dtype is None else dtype, self.device)
+
+
+@dataclass(frozen=True)
+class GroupArrays:
+    """One centre group's members and precomputed factors, in the compute spec."""
+
+    members: np.ndarray
+    centre: Any
+    centre64: np.ndarray
+    index: Any
+    arrays: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class KernelState:
-    """Per-iteration constants of the E-step, cast to the compute dtype.
+    """Per-iteration constants of the E-step.
 
-    ``shift`` is where the moments are taken (float64, for the statistics),
-    ``center`` the same centres in the compute dtype; ``arrays`` holds the
-    covariance type's own precomputed factors.
+    ``shift`` (host float64, (K, d)) is where the moments are taken; ``groups``
+    hold each centre group's arrays; ``const`` (K,) the log normalisers;
+    ``means`` and ``chol_full`` (float64, in the compute namespace) let the
+    E-step recompute rows whose densities overflow.
     """
 
     shift: np.ndarray
-    center: np.ndarray
-    const: np.ndarray
-    arrays: dict[str, np.ndarray]
+    const: Any
+    groups: tuple[GroupArrays, ...]
+    order: Any
+    means: Any
+    chol_full: Any
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class CovarianceType(ABC):
@@ -49,11 +81,8 @@ class CovarianceType(ABC):
     # -- shapes and counting -------------------------------------------------
     @abstractmethod
     def param_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
-        """Shape of covariances_, precisions_ and precisions_cholesky_."""
-
-    def s2_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
-        """Shape of the second-moment statistic (the parameter shape)."""
-        return self.param_shape(n_components, n_features)
+        """Shape of covariances_, precisions_, precisions_cholesky_ and of the
+        second-moment statistic."""
 
     @abstractmethod
     def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
@@ -65,40 +94,132 @@ class CovarianceType(ABC):
 
     # -- E-step --------------------------------------------------------------
     @abstractmethod
-    def shift(self, means: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Centres (K, d) about which moments are accumulated."""
+    def distances(self, prec_chol: np.ndarray, members: np.ndarray,
+                  offsets: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis length of ``offsets[i]`` in component
+        ``members[i]``'s metric (host)."""
 
     @abstractmethod
-    def prepare(
-        self, means: np.ndarray, weights: np.ndarray, prec_chol: np.ndarray,
-        dtype: np.dtype,
-    ) -> KernelState:
+    def group_arrays(self, group: CentreGroup, means: np.ndarray,
+                     prec_chol: np.ndarray, spec: ComputeSpec) -> dict[str, Any]:
+        """The factors one centre group's E-step needs, in ``spec``."""
+
+    @abstractmethod
+    def group_log_prob(self, X: Any, group: GroupArrays, const: Any
+                       ) -> tuple[Any, Any, Any]:
+        """``(log N(x | k) for the group's components (K_g, n), row term or
+        None, work)``. The log-density of component k is the first array's row
+        plus the row term (n,), which is common to all components; keeping it
+        apart keeps the responsibilities exact where it dwarfs the rest."""
+
+    @abstractmethod
+    def group_moments(self, X: Any, resp: Any, group: GroupArrays, work: Any
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Moments (s1 (K_g, d), s2) of the group's components about its
+        centre, float64 on the host; ``resp`` (K_g, n) are weighted
+        responsibilities. ``s2`` is the type's per-component statistic for the
+        group (tied: one (d, d) sum)."""
+
+    @abstractmethod
+    def shift_of(self, means: np.ndarray, groups: tuple[CentreGroup, ...]
+                 ) -> np.ndarray:
+        """Centre (K, d) about which each component's moments are taken."""
+
+    @abstractmethod
+    def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
+        """One component's second-moment statistic from residuals ``x - c``
+        (m, d) and weights (m,), float64 on the host."""
+
+    @abstractmethod
+    def stack_s2(self, parts: list[np.ndarray], n_features: int) -> np.ndarray:
+        """Per-component statistics of :meth:`residual_s2` in the type's shape."""
+
+    @abstractmethod
+    def scatter_s2(self, parts: list[tuple[np.ndarray, np.ndarray]],
+                   n_components: int, n_features: int) -> np.ndarray:
+        """Group statistics ``(members, s2)`` of :meth:`group_moments` assembled
+        into the type's shape."""
+
+    @abstractmethod
+    def recentre_s2(self, s2: np.ndarray, s1: np.ndarray, nk: np.ndarray,
+                    delta: np.ndarray) -> np.ndarray:
+        """Second moments moved from centres ``c`` to ``c + delta`` (exact)."""
+
+    def prepare(self, means: np.ndarray, weights: np.ndarray, prec_chol: np.ndarray,
+                spec: ComputeSpec) -> KernelState:
         """Precompute what the E-step of a chunk needs."""
-
-    @abstractmethod
-    def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
-        """Log-densities (n, K) of a chunk under each component, without weights.
-
-        The array is the transpose of a C-ordered (K, n) array: the per-row
-        reductions over K that follow (max, sum, argmax) are then vectorised
-        across rows instead of looping over short rows (about 20x faster for
-        small K). Also returns a work array that :meth:`moments` may reuse.
-        """
-
-    @abstractmethod
-    def moments(
-        self, X: np.ndarray, resp: np.ndarray, state: KernelState, work: Any = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Shifted moments (s1, s2) of a chunk, in float64.
-
-        ``resp`` (n, K) are responsibilities already multiplied by sample weights.
-        """
-
-    def moment_state(self, shift: np.ndarray, dtype: np.dtype) -> KernelState:
-        """A state that only carries centres: moments from given responsibilities."""
-        return KernelState(
-            shift=shift, center=shift.astype(dtype), const=np.empty(0), arrays={}
+        with np.errstate(over="ignore", invalid="ignore"):
+            groups = centre_groups(
+                means, weights,
+                lambda members, offsets: self.distances(prec_chol, members, offsets),
+            )
+        K, d = means.shape
+        prepared = tuple(
+            GroupArrays(
+                members=g.members, centre=spec.asarray(g.centre), centre64=g.centre,
+                index=spec.asarray(g.members, spec.xp.int64),
+                arrays=self.group_arrays(g, means, prec_chol, spec),
+            )
+            for g in groups
         )
+        order = np.concatenate([g.members for g in groups])
+        return KernelState(
+            shift=self.shift_of(means, groups),
+            const=spec.asarray(self.log_const(prec_chol, d) * np.ones(K)),
+            groups=prepared,
+            order=None if len(groups) == 1 else spec.asarray(
+                np.argsort(order), spec.xp.int64),
+            means=spec.asarray(means, spec.xp.float64),
+            chol_full=spec.asarray(self.to_full(prec_chol, K, d), spec.xp.float64),
+        )
+
+    def log_prob(self, X: Any, state: KernelState) -> tuple[Any, Any, list[Any]]:
+        """Log-densities (K, n) of a chunk (component-major, so that the
+        reductions over K that follow run along contiguous rows), the row
+        term (n,) or None, and work arrays that :meth:`moments` reuses."""
+        if len(state.groups) == 1:
+            lp, row, work = self.group_log_prob(X, state.groups[0], state.const)
+            return lp, row, [work]
+        parts, works = [], []
+        for g in state.groups:
+            lp, row, work = self.group_log_prob(X, g, _take(state.const, g.index))
+            parts.append(lp if row is None else lp + row[None, :])
+            works.append(work)
+        xp = _namespace(parts[0])
+        return _take(xp.concat(parts, axis=0), state.order), None, works
+
+    def moments(self, X: Any, resp: Any, state: KernelState, work: list[Any]
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Shifted moments (s1, s2) of a chunk about ``state.shift``, float64
+        on the host; ``resp`` (K, n) are weighted responsibilities."""
+        K, d = state.shift.shape
+        if len(state.groups) == 1:
+            s1, s2 = self.group_moments(X, resp, state.groups[0], work[0])
+            return s1, self.scatter_s2([(state.groups[0].members, s2)], K, d)
+        s1 = np.empty((K, d))
+        parts = []
+        for g, w in zip(state.groups, work, strict=True):
+            s1[g.members], s2 = self.group_moments(X, _take(resp, g.index), g, w)
+            parts.append((g.members, s2))
+        return s1, self.scatter_s2(parts, K, d)
+
+    def direct_moments(self, X: Any, resp: Any, centres: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Moments (s1, s2) of a chunk about per-component ``centres``, from
+        each row's own residual ``x - c_k`` (no expansion, so exact whatever
+        the spread; used where no precisions exist yet). Rows with zero
+        responsibility are skipped, so hard assignments cost one pass."""
+        xp = _namespace(X)
+        K, d = centres.shape
+        s1 = np.zeros((K, d))
+        parts = []
+        for k in range(K):
+            rows = resp[k, :] > 0
+            w = resp[k, :][rows]
+            residuals = X[rows, :] - from_host(centres[k], xp, X.dtype, None)
+            s1[k] = to_host(xp.sum(residuals * w[:, None], axis=0))
+            parts.append(self.residual_s2(residuals, w))
+        return s1, self.stack_s2(parts, d)
 
     # -- M-step --------------------------------------------------------------
     @abstractmethod
@@ -133,7 +254,7 @@ class CovarianceType(ABC):
     def to_full(
         self, covariances: np.ndarray, n_components: int, n_features: int
     ) -> np.ndarray:
-        """Covariances as (K, d, d) matrices (for plotting and conversions)."""
+        """Covariances (or precision factors) as (K, d, d) matrices."""
 
     @abstractmethod
     def log_det_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
@@ -157,118 +278,20 @@ class CovarianceType(ABC):
         return -0.5 * n_features * LOG_2PI + self.log_det_cholesky(prec_chol, n_features)
 
 
-def global_shift(means: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The mixture's overall mean, repeated for every component."""
-    center = np.average(means, axis=0, weights=weights)
-    return np.broadcast_to(center, means.shape).copy()
+def group_centres(means: np.ndarray, groups: tuple[CentreGroup, ...]) -> np.ndarray:
+    """Each component's group centre, (K, d)."""
+    shift = np.empty_like(means)
+    for g in groups:
+        shift[g.members] = g.centre
+    return shift
 
 
-def upper_cholesky_of_inverse(covariance: np.ndarray, what: str) -> np.ndarray:
-    """Upper factor U with U U^T = inv(covariance), by one triangular solve."""
-    from scipy.linalg import solve_triangular
+def _namespace(a: Any) -> Any:
+    from ..xp import array_namespace
 
-    try:
-        lower = np.linalg.cholesky(covariance)
-    except np.linalg.LinAlgError:
-        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=what)) from None
-    if not np.all(np.isfinite(lower)):
-        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=what))
-    eye = np.eye(covariance.shape[0])
-    return solve_triangular(lower, eye, lower=True).T
+    return array_namespace(a)
 
 
-def upper_cholesky_of_matrix(precision: np.ndarray) -> np.ndarray:
-    """Upper factor U with U U^T = precision (Cholesky of the flipped matrix)."""
-    flipped = precision[::-1, ::-1]
-    return np.linalg.cholesky(flipped)[::-1, ::-1].copy()
-
-
-def inverse_from_upper(prec_chol: np.ndarray) -> np.ndarray:
-    """inv(U U^T) = U^-T U^-1, by one triangular solve."""
-    from scipy.linalg import solve_triangular
-
-    u_inv = solve_triangular(prec_chol, np.eye(prec_chol.shape[0]), lower=False)
-    return u_inv.T @ u_inv
-
-
-def check_symmetric_positive_definite(matrix: np.ndarray, what: str) -> None:
-    """Raise ValueError unless ``matrix`` is symmetric positive definite."""
-    if not np.allclose(matrix, matrix.T):
-        raise ValueError(f"{what} should be symmetric, but it is not.")
-    if not np.all(np.linalg.eigvalsh(matrix) > 0.0):
-        raise ValueError(
-            f"{what} should be symmetric, positive-definite, but it has a "
-            "non-positive eigenvalue."
-        )
-
-
-def clamp_nonnegative(values: np.ndarray) -> np.ndarray:
-    """Variances can come out a hair below zero by rounding; they are zero."""
-    return np.maximum(values, 0.0)
-
-
-class VarianceType(CovarianceType):
-    """Shared operations of the types whose covariances are variances
-    (diag: one per feature and component; spherical: one per component).
-
-    Both expand ``|x - mu_k|^2`` about the mixture's overall mean ``c``; each
-    type supplies the per-component arrays of that expansion.
-    """
-
-    @abstractmethod
-    def kernel_arrays(
-        self, precisions: np.ndarray, offsets: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """E-step arrays from precisions and mean offsets ``mu_k - c``."""
-
-    def shift(self, means, weights):
-        return global_shift(means, weights)
-
-    def prepare(self, means, weights, prec_chol, dtype) -> KernelState:
-        shift = global_shift(means, weights)
-        arrays = self.kernel_arrays(prec_chol**2, means - shift)
-        return KernelState(
-            shift=shift,
-            center=shift[0].astype(dtype),
-            const=self.log_const(prec_chol, means.shape[1]).astype(dtype),
-            arrays={name: a.astype(dtype) for name, a in arrays.items()},
-        )
-
-    def precisions_cholesky(self, covariances):
-        per_component = np.reshape(covariances, (len(covariances), -1))
-        bad = np.flatnonzero(~np.all(per_component > 0.0, axis=1))
-        if bad.size:
-            raise ValueError(ILL_DEFINED_COVARIANCE.format(what=f"component {bad[0]}"))
-        return 1.0 / np.sqrt(covariances)
-
-    def precisions_cholesky_from_precisions(self, precisions):
-        return np.sqrt(precisions)
-
-    def precisions(self, prec_chol):
-        return prec_chol**2
-
-    def covariances_from_cholesky(self, prec_chol):
-        return 1.0 / prec_chol**2
-
-    def check_precisions(self, precisions):
-        if not np.all(precisions > 0.0):
-            raise ValueError(
-                f"precisions_init ({self.name} precision) should be positive, but it "
-                f"has {np.sum(~(precisions > 0.0))} non-positive entries."
-            )
-
-    def reseed(self, covariances, nk, empty):
-        out = covariances.copy()
-        out[empty] = np.average(covariances[~empty], axis=0, weights=nk[~empty])
-        return out
-
-    def to_full(self, covariances, n_components, n_features):
-        variances = np.reshape(covariances, (n_components, -1))  # (K, d) or (K, 1)
-        return variances[:, :, None] * np.eye(n_features)
-
-    def sample(self, rng, means, covariances, counts):
-        # sqrt(c) broadcasts: a vector of variances (diag) or one variance.
-        return np.vstack([
-            m + rng.standard_normal(size=(int(n), len(m))) * np.sqrt(c)
-            for m, c, n in zip(means, covariances, counts, strict=True)
-        ])
+def _take(a: Any, index: Any) -> Any:
+    """Rows ``index`` of ``a`` (axis 0)."""
+    return _namespace(a).take(a, index, axis=0)

@@ -6,14 +6,16 @@ from typing import Any
 
 import numpy as np
 
-from .base import KernelState, VarianceType
+from ..xp import array_namespace, nonnegative, to_host
+from .variance import VarianceType
 
 
 class Diag(VarianceType):
-    """Per-component variances; moments about the mixture's overall mean.
+    """Per-component variances; moments about each component's group centre.
 
-    The E-step is two products of the centred chunk (and its square) with the
-    (d, K) precision matrices, so no (n, K, d) array is ever formed.
+    The E-step is one product of the centred chunk and its square,
+    ``[(x-c)^2, x-c]``, with the (K, 2d) stacked precisions, so no (n, K, d)
+    array is ever formed; the moments reuse the same buffer.
     """
 
     name = "diag"
@@ -24,6 +26,9 @@ class Diag(VarianceType):
     def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features
 
+    def distances(self, prec_chol, members, offsets):
+        return np.sum((offsets * prec_chol[members]) ** 2, axis=1)
+
     def kernel_arrays(self, precisions, offsets):
         return {
             # sum_j p_kj (x_j - m_kj)^2 = [(x-c)^2, x-c] . [p_k, -2 p_k m_k] + ...
@@ -31,27 +36,33 @@ class Diag(VarianceType):
             "offset_sq": np.sum(offsets**2 * precisions, axis=1),
         }
 
-    def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
-        # One buffer [(x - c)^2, x - c] serves one product here and one in moments.
-        n, d = X.shape
-        features = np.empty((n, 2 * d), dtype=X.dtype)
-        centred = np.subtract(X, state.center, out=features[:, d:])
-        np.square(centred, out=features[:, :d])
-        maha = state.arrays["coef"] @ features.T  # (K, n), see base
-        maha += state.arrays["offset_sq"][:, None]
-        np.maximum(maha, 0.0, out=maha)  # rounding of the expansion
-        return (state.const[:, None] - 0.5 * maha).T, features
+    def group_log_prob(self, X, group, const):
+        xp = array_namespace(X)
+        centred = X - group.centre
+        features = xp.concat([centred * centred, centred], axis=1)
+        maha = group.arrays["coef"] @ features.T  # (K_g, n)
+        maha += group.arrays["offset_sq"][:, None]
+        maha = nonnegative(maha)  # rounding of the expansion
+        return const[:, None] - 0.5 * maha, None, features
 
-    def moments(self, X, resp, state, work=None):
+    def group_moments(self, X, resp, group, work):
+        xp = array_namespace(X)
         d = X.shape[1]
-        if work is None or work.dtype != np.float64:
+        if work.dtype != xp.float64:
             # float64 squares: float32 ones would carry their rounding into the
             # variance's s2/N - delta^2 difference.
-            centred = (X - state.center[0] if work is None else work[:, d:]).astype(
-                np.float64)
-            work = np.hstack([np.square(centred), centred])
-        sums = resp.T.astype(np.float64) @ work
+            centred = xp.astype(work[:, d:], xp.float64)
+            work = xp.concat([centred * centred, centred], axis=1)
+        sums = to_host(xp.astype(resp, xp.float64) @ work)
         return sums[:, d:], sums[:, :d]
+
+    def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
+        xp = array_namespace(residuals)
+        r = xp.astype(residuals, xp.float64)
+        return to_host(xp.astype(weights, xp.float64) @ (r * r))
+
+    def recentre_s2(self, s2, s1, nk, delta):
+        return s2 - 2.0 * delta * s1 + nk[:, None] * delta**2
 
     def covariances(self, nk, delta, s2, reg_covar):
         return np.maximum(s2 / nk[:, None] - delta**2, 0.0) + reg_covar

@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .base import (
-    CovarianceType,
-    KernelState,
+from ..xp import array_namespace, squared_norms, to_host
+from .base import CovarianceType
+from .linalg import (
     check_symmetric_positive_definite,
     inverse_from_upper,
+    symmetric_outer_update,
     upper_cholesky_of_inverse,
     upper_cholesky_of_matrix,
 )
@@ -20,9 +21,9 @@ from .base import (
 class Full(CovarianceType):
     """Full covariance matrices, moments about each component's own mean.
 
-    The E-step whitens ``x - mu_k`` for all K components with one product and
-    reuses the whitened chunk for the second moments, so a chunk costs two
-    large products and a few passes over a (K, d, n) array.
+    The E-step whitens ``x - mu_k`` for all of a centre group's components
+    with one product and reuses the whitened chunk for the second moments, so
+    a chunk costs two large products and a few passes over a (K, d, n) array.
     """
 
     name = "full"
@@ -36,65 +37,69 @@ class Full(CovarianceType):
     def numbers_per_row(self, n_components: int, n_features: int) -> int:
         return n_components * (n_features + 1)  # the (K, d, n) whitened chunk
 
-    def shift(self, means: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    def distances(self, prec_chol, members, offsets):
+        return np.sum(np.einsum("kd,kde->ke", offsets, prec_chol[members]) ** 2, axis=1)
+
+    def shift_of(self, means, groups):
         return means.copy()
 
-    def prepare(self, means, weights, prec_chol, dtype) -> KernelState:
-        K, d = means.shape
-        center = np.average(means, axis=0, weights=weights)
-        offsets = np.einsum("kd,kde->ke", means - center, prec_chol)
-        unwhiten = np.stack([solve_triangular(u, np.eye(d)) for u in prec_chol])
-        return KernelState(
-            shift=means.copy(),
-            center=center.astype(dtype),
-            const=self.log_const(prec_chol, d).astype(dtype),
-            arrays={
-                # All K factors stacked, beside them the offsets: one
-                # (K*d, d+1) product whitens a chunk (given a row of ones).
-                "stacked": np.hstack([
-                    prec_chol.transpose(0, 2, 1).reshape(K * d, d),
-                    -offsets.reshape(K * d, 1),
-                ]).astype(dtype),
-                "unwhiten": unwhiten,
-                "center64": center,
-            },
-        )
+    def group_arrays(self, group, means, prec_chol, spec):
+        chol = prec_chol[group.members]
+        K, d = len(group.members), means.shape[1]
+        offsets = means[group.members] - group.centre
+        white_offsets = np.einsum("kd,kde->ke", offsets, chol)
+        return {
+            # All factors stacked, beside them the offsets: one (K*d, d+1)
+            # product whitens a chunk (given a column of ones).
+            "stacked": spec.asarray(np.hstack([
+                chol.transpose(0, 2, 1).reshape(K * d, d),
+                -white_offsets.reshape(K * d, 1),
+            ])),
+            "unwhiten": np.stack([solve_triangular(u, np.eye(d)) for u in chol]),
+            "offsets": offsets,
+        }
 
-    def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
+    def group_log_prob(self, X, group, const):
         # y_k = (x - mu_k) U_k, computed as (x - c) U_k - (mu_k - c) U_k; the
-        # common centre c keeps the subtraction free of cancellation.
+        # group's centre c keeps the subtraction free of cancellation.
+        xp = array_namespace(X)
         n, d = X.shape
-        centred = np.empty((n, d + 1), dtype=X.dtype)
-        np.subtract(X, state.center, out=centred[:, :d])
-        centred[:, d] = 1.0
+        centred = xp.concat([X - group.centre, xp.ones_like(X[:, :1])], axis=1)
         # Component-major (K, d, n): reductions over d and the weighting by
         # responsibilities then run along contiguous rows.
-        white = (state.arrays["stacked"] @ centred.T).reshape(len(state.const), d, n)
-        maha = np.einsum("kdn,kdn->kn", white, white)
-        return (state.const[:, None] - 0.5 * maha).T, (centred, white)
+        white = xp.reshape(group.arrays["stacked"] @ centred.T, (-1, d, n))
+        return const[:, None] - 0.5 * squared_norms(white, axis=1), None, (centred, white)
 
-    def moments(self, X, resp, state, work=None):
-        if work is None:  # initialisation: no precisions yet
-            return self._direct_moments(X, resp, state)
+    def group_moments(self, X, resp, group, work):
+        xp = array_namespace(X)
         centred, white = work  # centred has a trailing column of ones
-        moments = (resp.T @ centred).astype(np.float64)
+        moments = to_host(resp @ centred)
         nk, s1 = moments[:, -1], moments[:, :-1]
-        s1 -= nk[:, None] * (state.shift - state.arrays["center64"])
+        s1 -= nk[:, None] * group.arrays["offsets"]
         # Second moments about each mean in whitened coordinates (well scaled
         # whatever the data's units), by one in-place scaling and one batched
         # symmetric product, then mapped back: x - mu_k = y_k U_k^-1.
-        white *= np.sqrt(resp.T)[:, None, :]
-        second = np.matmul(white, white.transpose(0, 2, 1))
-        back = state.arrays["unwhiten"]
-        s2 = np.matmul(back.transpose(0, 2, 1), np.matmul(second.astype(np.float64), back))
-        return s1, s2
+        white *= xp.sqrt(resp)[:, None, :]
+        second = to_host(white @ xp.permute_dims(white, (0, 2, 1)))
+        back = group.arrays["unwhiten"]
+        return s1, np.matmul(back.transpose(0, 2, 1), np.matmul(second, back))
 
-    def _direct_moments(self, X, resp, state):
-        centred = X[None, :, :] - state.center[:, None, :]
-        weighted = centred * resp.T[:, :, None]
-        s1 = weighted.sum(axis=1, dtype=np.float64)
-        s2 = np.stack([w.T @ c for w, c in zip(weighted, centred, strict=True)])
-        return s1, s2.astype(np.float64, copy=False)
+    def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
+        xp = array_namespace(residuals)
+        r = xp.astype(residuals, xp.float64)
+        return to_host((r * xp.astype(weights, xp.float64)[:, None]).T @ r)
+
+    def stack_s2(self, parts, n_features):
+        return np.stack(parts)
+
+    def scatter_s2(self, parts, n_components, n_features):
+        out = np.empty((n_components, n_features, n_features))
+        for members, s2 in parts:
+            out[members] = s2
+        return out
+
+    def recentre_s2(self, s2, s1, nk, delta):
+        return symmetric_outer_update(s2, s1, nk, delta)
 
     def covariances(self, nk, delta, s2, reg_covar):
         cov = s2 / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
@@ -141,4 +146,3 @@ class Full(CovarianceType):
             rng.multivariate_normal(m, c, int(n))
             for m, c, n in zip(means, covariances, counts, strict=True)
         ])
-

@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from .base import KernelState, VarianceType
+from ..xp import array_namespace, nonnegative, squared_norms, to_host
+from .variance import VarianceType
 
 
 class Spherical(VarianceType):
-    """One variance per component; moments about the mixture's overall mean.
+    """One variance per component; moments about each component's group centre.
 
-    The second-moment statistic is ``sum w g_k |x - c|^2``, shape (K,).
+    The second-moment statistic is ``sum w g_k |x - c_k|^2``, shape (K,).
     """
 
     name = "spherical"
@@ -23,6 +24,9 @@ class Spherical(VarianceType):
     def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
         return n_components
 
+    def distances(self, prec_chol, members, offsets):
+        return prec_chol[members] ** 2 * np.sum(offsets**2, axis=1)
+
     def kernel_arrays(self, precisions, offsets):
         return {
             "prec": precisions,
@@ -30,22 +34,30 @@ class Spherical(VarianceType):
             "offset_sq": np.sum(offsets**2, axis=1) * precisions,
         }
 
-    def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
-        centred = X - state.center
-        a = state.arrays
-        sq = np.einsum("nd,nd->n", centred, centred)
-        maha = a["prec"][:, None] * sq  # (K, n), see base
+    def group_log_prob(self, X, group, const):
+        a = group.arrays
+        centred = X - group.centre
+        sq = squared_norms(centred, axis=1)
+        maha = a["prec"][:, None] * sq[None, :]  # (K_g, n)
         maha -= a["cross_t"].T @ centred.T
         maha += a["offset_sq"][:, None]
-        np.maximum(maha, 0.0, out=maha)  # rounding of the expansion
-        return (state.const[:, None] - 0.5 * maha).T, centred
+        maha = nonnegative(maha)  # rounding of the expansion
+        return const[:, None] - 0.5 * maha, None, centred
 
-    def moments(self, X, resp, state, work=None):
-        centred = (work if work is not None else X - state.center[0]).astype(
-            np.float64, copy=False
-        )
-        resp_t = resp.T.astype(np.float64, copy=False)
-        return resp_t @ centred, resp_t @ np.einsum("nd,nd->n", centred, centred)
+    def group_moments(self, X, resp, group, work):
+        xp = array_namespace(X)
+        centred = xp.astype(work, xp.float64)
+        resp = xp.astype(resp, xp.float64)
+        return (to_host(resp @ centred),
+                to_host(resp @ squared_norms(centred, axis=1)))
+
+    def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
+        xp = array_namespace(residuals)
+        r = xp.astype(residuals, xp.float64)
+        return to_host(xp.astype(weights, xp.float64) @ squared_norms(r, axis=1))
+
+    def recentre_s2(self, s2, s1, nk, delta):
+        return s2 - 2.0 * np.sum(delta * s1, axis=1) + nk * np.sum(delta**2, axis=1)
 
     def covariances(self, nk, delta, s2, reg_covar):
         n_features = delta.shape[1]

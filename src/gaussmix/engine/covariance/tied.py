@@ -6,11 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import (
-    CovarianceType,
-    KernelState,
+from ..xp import array_namespace, squared_norms, to_host
+from .base import CovarianceType, group_centres
+from .linalg import (
     check_symmetric_positive_definite,
-    global_shift,
     inverse_from_upper,
     upper_cholesky_of_inverse,
     upper_cholesky_of_matrix,
@@ -18,11 +17,13 @@ from .base import (
 
 
 class Tied(CovarianceType):
-    """One shared covariance; moments about the mixture's overall mean.
+    """One shared covariance; moments about each component's group centre.
 
-    The E-step whitens the chunk once (one d x d product) and expands
-    ``|y - m_k|^2 = |y|^2 - 2 y.m_k + |m_k|^2``; the chunk is centred first so
-    that the expansion keeps its digits.
+    The E-step whitens the centred chunk once (one d x d product) and expands
+    ``|y - m_k|^2 = |y|^2 - 2 y.m_k + |m_k|^2``. ``|y|^2`` is the same for
+    every component, so it is kept apart as the row term: responsibilities
+    then come from ``2 y.m_k - |m_k|^2`` alone and stay exact for rows far
+    from every component.
     """
 
     name = "tied"
@@ -33,42 +34,53 @@ class Tied(CovarianceType):
     def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
         return n_features * (n_features + 1) // 2
 
-    def shift(self, means, weights):
-        return global_shift(means, weights)
+    def distances(self, prec_chol, members, offsets):
+        return np.sum((offsets @ prec_chol) ** 2, axis=1)
 
-    def prepare(self, means, weights, prec_chol, dtype) -> KernelState:
-        shift = global_shift(means, weights)
-        white_means = (means - shift) @ prec_chol
-        const = self.log_const(prec_chol, means.shape[1])
-        return KernelState(
-            shift=shift,
-            center=shift[0].astype(dtype),
-            const=np.broadcast_to(const, len(means)).astype(dtype),
-            arrays={
-                "chol": prec_chol.astype(dtype),
-                "white_means_t2": (2.0 * white_means.T).astype(dtype),
-                "white_means_sq": np.sum(white_means**2, axis=1).astype(dtype),
-            },
-        )
+    def shift_of(self, means, groups):
+        return group_centres(means, groups)
 
-    def log_prob(self, X: np.ndarray, state: KernelState) -> tuple[np.ndarray, Any]:
-        centred = X - state.center
-        white = centred @ state.arrays["chol"]
-        sq = np.einsum("nd,nd->n", white, white)
-        # |y - m|^2 = |y|^2 - 2 y.m + |m|^2, clipped at 0 against rounding
-        maha = sq - state.arrays["white_means_t2"].T @ white.T  # (K, n), see base
-        maha += state.arrays["white_means_sq"][:, None]
-        np.maximum(maha, 0.0, out=maha)
-        return (state.const[:, None] - 0.5 * maha).T, centred
+    def group_arrays(self, group, means, prec_chol, spec):
+        white_means = (means[group.members] - group.centre) @ prec_chol
+        return {
+            "chol": spec.asarray(prec_chol),
+            "white_means_t2": spec.asarray(2.0 * white_means.T),
+            "white_means_sq": spec.asarray(np.sum(white_means**2, axis=1)),
+        }
 
-    def moments(self, X, resp, state, work=None):
-        centred = (work if work is not None else X - state.center[0]).astype(
-            np.float64, copy=False
-        )
-        resp = resp.astype(np.float64, copy=False)
-        s1 = resp.T @ centred
-        s2 = (centred * resp.sum(axis=1)[:, None]).T @ centred
-        return s1, s2
+    def group_log_prob(self, X, group, const):
+        a = group.arrays
+        centred = X - group.centre
+        white = centred @ a["chol"]
+        # -|y - m|^2 / 2 = -|y|^2 / 2 + (2 y.m - |m|^2) / 2: the first is the row term
+        lp = a["white_means_t2"].T @ white.T  # (K_g, n)
+        lp -= a["white_means_sq"][:, None]
+        lp *= 0.5
+        lp += const[:, None]
+        return lp, -0.5 * squared_norms(white, axis=1), centred
+
+    def group_moments(self, X, resp, group, work):
+        xp = array_namespace(X)
+        centred = xp.astype(work, xp.float64)
+        resp = xp.astype(resp, xp.float64)
+        s1 = resp @ centred
+        s2 = (centred * xp.sum(resp, axis=0)[:, None]).T @ centred
+        return to_host(s1), to_host(s2)
+
+    def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
+        xp = array_namespace(residuals)
+        r = xp.astype(residuals, xp.float64)
+        return to_host((r * xp.astype(weights, xp.float64)[:, None]).T @ r)
+
+    def stack_s2(self, parts, n_features):
+        return np.sum(parts, axis=0) if parts else np.zeros((n_features, n_features))
+
+    def scatter_s2(self, parts, n_components, n_features):
+        return np.sum([s2 for _, s2 in parts], axis=0)
+
+    def recentre_s2(self, s2, s1, nk, delta):
+        cross = s1.T @ delta
+        return s2 - cross - cross.T + (delta * nk[:, None]).T @ delta
 
     def covariances(self, nk, delta, s2, reg_covar):
         between = (delta * nk[:, None]).T @ delta

@@ -1,0 +1,83 @@
+"""Shared operations of the types whose covariances are variances (diag: one
+per feature and component; spherical: one per component)."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+
+from .base import CovarianceType, group_centres
+from .groups import CentreGroup
+from .linalg import ILL_DEFINED_COVARIANCE
+
+
+class VarianceType(CovarianceType):
+    """Diag and spherical: ``|x - mu_k|^2`` is expanded about each component's
+    group centre ``c`` (see :mod:`.groups`), where the moments are taken too;
+    each type supplies the per-component arrays of that expansion."""
+
+    @abstractmethod
+    def kernel_arrays(
+        self, precisions: np.ndarray, offsets: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """E-step arrays from precisions and mean offsets ``mu_k - c``."""
+
+    def group_arrays(self, group: CentreGroup, means: np.ndarray,
+                     prec_chol: np.ndarray, spec: Any) -> dict[str, Any]:
+        arrays = self.kernel_arrays(prec_chol[group.members] ** 2,
+                                    means[group.members] - group.centre)
+        return {name: spec.asarray(a) for name, a in arrays.items()}
+
+    def shift_of(self, means, groups):
+        return group_centres(means, groups)
+
+    def scatter_s2(self, parts, n_components, n_features):
+        out = np.empty((n_components,) + parts[0][1].shape[1:])
+        for members, s2 in parts:
+            out[members] = s2
+        return out
+
+    def stack_s2(self, parts, n_features):
+        return np.stack(parts)
+
+    def precisions_cholesky(self, covariances):
+        per_component = np.reshape(covariances, (len(covariances), -1))
+        bad = np.flatnonzero(~np.all((per_component > 0.0)
+                                     & np.isfinite(per_component), axis=1))
+        if bad.size:
+            raise ValueError(ILL_DEFINED_COVARIANCE.format(what=f"component {bad[0]}"))
+        return 1.0 / np.sqrt(covariances)
+
+    def precisions_cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def precisions(self, prec_chol):
+        return prec_chol**2
+
+    def covariances_from_cholesky(self, prec_chol):
+        return 1.0 / prec_chol**2
+
+    def check_precisions(self, precisions):
+        if not np.all(precisions > 0.0):
+            raise ValueError(
+                f"precisions_init ({self.name} precision) should be positive, but it "
+                f"has {np.sum(~(precisions > 0.0))} non-positive entries."
+            )
+
+    def reseed(self, covariances, nk, empty):
+        out = covariances.copy()
+        out[empty] = np.average(covariances[~empty], axis=0, weights=nk[~empty])
+        return out
+
+    def to_full(self, covariances, n_components, n_features):
+        variances = np.reshape(covariances, (n_components, -1))  # (K, d) or (K, 1)
+        return variances[:, :, None] * np.eye(n_features)
+
+    def sample(self, rng, means, covariances, counts):
+        # sqrt(c) broadcasts: a vector of variances (diag) or one variance.
+        return np.vstack([
+            m + rng.standard_normal(size=(int(n), len(m))) * np.sqrt(c)
+            for m, c, n in zip(means, covariances, counts, strict=True)
+        ])

@@ -1,0 +1,85 @@
+"""Reducers: how a chunk function is mapped over a source and its results added.
+
+The EM loop, initialisation and prediction take a reducer as a parameter, so
+running chunks in turn, in a thread pool, or (later) as a Dask tree reduction
+or a streaming blend is a choice of object, not a branch in the fold.
+
+Results are always combined in chunk order, so a fit does not depend on the
+number of threads.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from .sources import Chunk, DataSource
+from .threads import single_threaded_blas
+
+T = TypeVar("T")
+
+
+class Reducer(Protocol):
+    """Maps a function over the chunks of a source."""
+
+    def map(self, func: Callable[[Chunk], T], source: DataSource) -> Iterator[T]:
+        """``func(chunk)`` for every chunk, in chunk order."""
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """Chunks one after another in the calling thread."""
+
+    def map(self, func: Callable[[Chunk], T], source: DataSource) -> Iterator[T]:
+        with single_threaded_blas():
+            yield from map(func, source.chunks())
+
+
+@dataclass(frozen=True)
+class ThreadPool:
+    """Chunks in a pool of ``n_threads`` threads, BLAS held to one thread each.
+
+    At most ``2 * n_threads`` chunks are read ahead, so memory stays bounded
+    for sources read from files or streams.
+    """
+
+    n_threads: int
+
+    def map(self, func: Callable[[Chunk], T], source: DataSource) -> Iterator[T]:
+        with single_threaded_blas(), ThreadPoolExecutor(self.n_threads) as pool:
+            yield from _bounded_ordered_map(pool, func, source.chunks(),
+                                            2 * self.n_threads)
+
+
+def reducer_for(n_threads: int, source: DataSource | None = None) -> Reducer:
+    """A thread pool for several threads and several chunks, else sequential."""
+    n_chunks = source.n_chunks if source is not None else None
+    if n_threads <= 1 or n_chunks == 1:
+        return Sequential()
+    return ThreadPool(n_threads)
+
+
+def fold(func: Callable[[Chunk], T], source: DataSource, reducer: Reducer) -> T:
+    """Sum of ``func(chunk)`` over the source's chunks, in chunk order."""
+    iterator = reducer.map(func, source)
+    try:
+        total = next(iterator)
+    except StopIteration:
+        raise ValueError("The data source yielded no rows.") from None
+    for value in iterator:
+        total = total + value  # type: ignore[operator]
+    return total
+
+
+def _bounded_ordered_map(pool: ThreadPoolExecutor, func: Callable[[Chunk], T],
+                         chunks: Iterable[Chunk], ahead: int) -> Iterator[T]:
+    pending: deque[Future[T]] = deque()
+    for chunk in chunks:
+        pending.append(pool.submit(func, chunk))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

@@ -1,0 +1,80 @@
+"""The array namespace the chunk kernels are written against.
+
+The kernels use only the Python array API standard (through
+``array-api-compat``, the route scikit-learn and SciPy take), so the same code
+runs on NumPy arrays, on torch tensors and, in the tests, on
+``array-api-strict`` arrays, which reject anything outside the standard. Why
+the standard rather than a second copy of the kernels per library: one kernel
+per covariance type stays the single reference for every backend.
+
+A few primitives have a faster NumPy spelling than the standard offers
+(``einsum`` reduces over a middle axis several times faster than ``vecdot``);
+they live here, each with the standard spelling as the general case. Small
+``K x d x d`` work (Cholesky factors, the M-step) stays in NumPy float64 on the
+host; :func:`to_host` and :func:`from_host` move arrays across.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace, is_numpy_array, is_numpy_namespace
+
+__all__ = [
+    "array_namespace",
+    "exp_in_place",
+    "from_host",
+    "is_numpy",
+    "squared_norms",
+    "to_host",
+]
+
+
+def is_numpy(xp: Any) -> bool:
+    """Whether ``xp`` is NumPy's namespace (the fast paths below apply)."""
+    return bool(is_numpy_namespace(xp))
+
+
+def to_host(a: Any, dtype: Any = np.float64) -> np.ndarray:
+    """An array of any namespace as a NumPy array of ``dtype`` on the host."""
+    if is_numpy_array(a):
+        return np.asarray(a, dtype=dtype)
+    if hasattr(a, "cpu"):  # torch: leave the device first
+        a = a.detach().cpu()
+    try:
+        return np.asarray(np.from_dlpack(a), dtype=dtype)
+    except (TypeError, RuntimeError, BufferError, AttributeError):
+        return np.asarray(a, dtype=dtype)
+
+
+def from_host(a: np.ndarray, xp: Any, dtype: Any, device: Any = None) -> Any:
+    """A host NumPy array as an array of ``dtype`` in namespace ``xp`` on ``device``."""
+    if is_numpy(xp):
+        return np.asarray(a, dtype=dtype)
+    return xp.asarray(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+
+def exp_in_place(a: Any) -> Any:
+    """``exp(a)``, overwriting ``a`` where the namespace allows it."""
+    if is_numpy(array_namespace(a)):
+        return np.exp(a, out=a)
+    return array_namespace(a).exp(a)
+
+
+def squared_norms(a: Any, axis: int) -> Any:
+    """Sum of squares of ``a`` along ``axis`` (no temporary copy in NumPy)."""
+    xp = array_namespace(a)
+    if is_numpy(xp):
+        letters = "abcdefgh"[: a.ndim]
+        out = letters.replace(letters[axis], "")
+        return np.einsum(f"{letters},{letters}->{out}", a, a)
+    return xp.sum(a * a, axis=axis)
+
+
+def nonnegative(a: Any) -> Any:
+    """``maximum(a, 0)``, overwriting ``a`` where the namespace allows it."""
+    xp = array_namespace(a)
+    if is_numpy(xp):
+        return np.maximum(a, 0.0, out=a)
+    return xp.where(a > 0, a, xp.zeros_like(a))
