@@ -204,13 +204,14 @@ def _checked_weights(value: Any, n_components: int) -> np.ndarray:
     w = _init_array(value, "weights_init", "weights", (n_components,),
                     f"one weight per component (n_components={n_components})")
     if np.any(w < 0) or np.any(w > 1):
-        # scikit-learn's wording; it prints the two values swapped.
+        # scikit-learn's wording, with the values the right way round
+        # (scikit-learn prints the minimum as "max value" and vice versa).
         raise ValueError(
             "The parameter 'weights' should be in the range [0, 1], but got max "
             f"value {w.max():.5f}, min value {w.min():.5f}. weights_init holds "
             "the components' mixing proportions: each in [0, 1], summing to 1."
         )
-    if abs(1.0 - w.sum()) > 1e-6:
+    if abs(1.0 - w.sum()) > 1e-6:  # scikit-learn: 1e-8 for float64 weights
         raise ValueError(
             "The parameter 'weights' should be normalized, but got sum(weights) = "
             f"{w.sum():.5f}. weights_init sums to {w.sum():.10g}; divide it by "
