@@ -7,7 +7,7 @@ import warnings
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -30,13 +30,18 @@ from .validation import (
 )
 
 
-class GaussianMixture(ClusterMixin, DensityMixin, BaseEstimator):
+class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
     same parameters, defaults, attributes and results, computed by a chunked
     single pass per iteration (bounded memory, multi-threaded), with
     ``sample_weight`` support and ``save``/``load``.
+
+    Like scikit-learn's, it is a density estimator (``DensityMixin``), not a
+    clusterer, with the same estimator tags except ``array_api_support``
+    (always False here); ``labels_``, the labels ``fit_predict`` returns, is an
+    extra.
 
     Parameters
     ----------

@@ -1,89 +1,124 @@
-"""Input checks that say what is wrong and how to fix it."""
+"""Input checks that say what is wrong and how to fix it.
+
+Where gaussmix checks what :class:`sklearn.mixture.GaussianMixture` checks, it
+raises the same exception type with a message that begins with scikit-learn's
+wording (code that matches scikit-learn's messages keeps working) and goes on
+with gaussmix's own advice: which value, where, what to do. Constructor
+parameters are validated against scikit-learn's own constraints, so their
+messages are scikit-learn's exactly.
+"""
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+import functools
+from numbers import Integral
 from typing import Any
 
 import numpy as np
+from sklearn.utils import assert_all_finite, check_array
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    make_constraint,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import validate_data
 
-from .engine.covariance import COVARIANCE_TYPES, CovarianceType
+from .engine.covariance import CovarianceType
+from .engine.covariance.base import VarianceType
+
+__all__ = [
+    "INIT_METHODS",
+    "InvalidParameterError",
+    "check_data",
+    "check_finite",
+    "check_initial_parameters",
+    "check_parameters",
+    "check_sample_weight",
+    "parameter_constraints",
+]
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+FLOAT_DTYPES = [np.float64, np.float32]
+
+#: Constraints on the parameters only gaussmix has, in scikit-learn's terms.
+GAUSSMIX_CONSTRAINTS: dict[str, list[Any]] = {
+    "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+    "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+    "callback": [callable, None],
+}
 
 
-class InvalidParameterError(ValueError, TypeError):
-    """A constructor parameter has an invalid type or value."""
+@functools.cache
+def parameter_constraints() -> dict[str, list[Any]]:
+    """scikit-learn's constraints on the shared parameters, then gaussmix's own.
+
+    Taken from scikit-learn's class (imported on first use: fitting imports
+    scikit-learn's clustering anyway), so that the messages, down to the order
+    in which a set of options is listed, are scikit-learn's.
+    """
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    return {**SkGaussianMixture._parameter_constraints, **GAUSSMIX_CONSTRAINTS}
 
 
-def _require(ok: bool, name: str, expected: str, value: Any) -> None:
-    if not ok:
-        raise InvalidParameterError(
-            f"The {name!r} parameter of GaussianMixture must be {expected}. "
-            f"Got {value!r} instead."
-        )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    if not isinstance(value, Real) or isinstance(value, bool):
-        return False
-    return bool(np.isfinite(float(value)))
+#: Integer parameters that, unlike scikit-learn's check, do not take a bool
+#: (``n_components=True`` passes scikit-learn's check and fails later with a
+#: bare TypeError).
+NOT_BOOL = ("n_components", "max_iter", "n_init", "verbose_interval", "chunk_size",
+            "n_threads")
 
 
 def check_parameters(est: Any) -> None:
-    """Validate the estimator's scalar constructor parameters."""
-    p = est
-    _require(_is_int(p.n_components) and p.n_components >= 1, "n_components",
-             "an int >= 1", p.n_components)
-    _require(p.covariance_type in COVARIANCE_TYPES, "covariance_type",
-             f"one of {sorted(COVARIANCE_TYPES)}", p.covariance_type)
-    _require(_is_real(p.tol) and p.tol >= 0, "tol", "a finite float >= 0", p.tol)
-    _require(_is_real(p.reg_covar) and p.reg_covar >= 0, "reg_covar",
-             "a finite float >= 0", p.reg_covar)
-    _require(_is_int(p.max_iter) and p.max_iter >= 0, "max_iter", "an int >= 0",
-             p.max_iter)
-    _require(_is_int(p.n_init) and p.n_init >= 1, "n_init", "an int >= 1", p.n_init)
-    _require(p.init_params in INIT_METHODS, "init_params",
-             f"one of {list(INIT_METHODS)}", p.init_params)
-    _require(isinstance(p.warm_start, (bool, np.bool_)), "warm_start", "a bool",
-             p.warm_start)
-    _require((_is_int(p.verbose) or isinstance(p.verbose, bool)) and p.verbose >= 0,
-             "verbose", "an int >= 0", p.verbose)
-    _require(_is_int(p.verbose_interval) and p.verbose_interval >= 1,
-             "verbose_interval", "an int >= 1", p.verbose_interval)
-    _require(p.chunk_size is None or (_is_int(p.chunk_size) and p.chunk_size >= 1),
-             "chunk_size", "None or an int >= 1", p.chunk_size)
-    _require(p.n_threads is None or (_is_int(p.n_threads) and p.n_threads >= 1),
-             "n_threads", "None or an int >= 1", p.n_threads)
-    _require(p.callback is None or callable(p.callback), "callback",
-             "None or a callable", p.callback)
+    """Validate the constructor parameters; raise InvalidParameterError."""
+    caller = type(est).__name__
+    constraints = parameter_constraints()
+    params = est.get_params(deep=False)
+    validate_parameter_constraints(constraints, params, caller_name=caller)
+    for name in NOT_BOOL:
+        if isinstance(params[name], (bool, np.bool_)):
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {caller} must be "
+                f"{_describe(constraints[name])}. Got {params[name]!r} instead."
+            )
+
+
+def _describe(constraints: list[Any]) -> str:
+    """Constraints as scikit-learn words them in its messages: 'a, b or c'."""
+    shown = [str(c) for c in map(make_constraint, constraints) if not c.hidden]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
 def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1) -> np.ndarray:
     """A finite float32/float64 2-D array, with feature names/count recorded or
     checked as scikit-learn does."""
     try:
-        X = validate_data(est, X, reset=reset, dtype=[np.float64, np.float32],
+        X = validate_data(est, X, reset=reset, dtype=FLOAT_DTYPES,
                           ensure_all_finite=False, ensure_min_samples=min_samples)
     except ValueError as err:
         if "could not convert" in str(err) or "dtype='numeric'" in str(err):
             raise ValueError(
-                f"X must contain only numbers, but {err}. Convert or drop the "
-                "non-numeric columns first (for a DataFrame: "
+                f"{_sentence(str(err))} X must contain only numbers: convert or drop "
+                "the non-numeric columns first (for a DataFrame: "
                 "df.select_dtypes('number'))."
             ) from err
         raise
-    check_finite(X, "X")
+    check_finite(X, "X", estimator_name=type(est).__name__,
+                 advice="Remove or impute them (e.g. sklearn.impute.SimpleImputer) "
+                 "first.")
     return X
 
 
-def check_finite(X: np.ndarray, name: str) -> None:
-    """Raise ValueError naming the count and first position of NaN/inf values."""
+def check_finite(
+    X: np.ndarray, name: str, *, input_name: str | None = None,
+    estimator_name: str | None = None, advice: str = "",
+) -> None:
+    """Raise scikit-learn's ValueError for NaN/inf, plus their count and the
+    first one's position.
+
+    ``input_name`` is the name scikit-learn's message uses (``name`` unless
+    given: scikit-learn says just "Input contains NaN." for initial parameters).
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(np.sum(X)):  # fast path; overflow falls through to the scan
             return
@@ -91,14 +126,25 @@ def check_finite(X: np.ndarray, name: str) -> None:
     n_bad = int(bad.sum())
     if n_bad == 0:
         return
-    first = np.argwhere(bad)[0]
+    lead = _finite_message(X, name if input_name is None else input_name,
+                           estimator_name)
     n_nan = int(np.isnan(X).sum())
-    where = f"row {first[0]}" + (f", column {first[1]}" if X.ndim == 2 else "")
+    first = np.argwhere(bad)[0]
+    where = (f"row {first[0]}, column {first[1]}" if X.ndim == 2
+             else f"index {first[0] if X.ndim == 1 else tuple(first.tolist())}")
     raise ValueError(
-        f"Input {name} contains NaN or infinity: {n_bad} non-finite value(s) "
-        f"({n_nan} NaN, {n_bad - n_nan} inf); the first is at {where}. Remove or "
-        "impute them (e.g. sklearn.impute.SimpleImputer) before fitting."
+        f"{lead} {name} has {n_bad} non-finite value(s) ({n_nan} NaN, "
+        f"{n_bad - n_nan} inf); the first is at {where}. {advice}".rstrip()
     )
+
+
+def _finite_message(X: np.ndarray, input_name: str, estimator_name: str | None) -> str:
+    """scikit-learn's message for NaN/inf in X (which has some)."""
+    try:
+        assert_all_finite(X, estimator_name=estimator_name, input_name=input_name)
+    except ValueError as err:
+        return str(err)
+    raise AssertionError("X has no NaN or inf")
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
@@ -116,7 +162,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
             f"sample_weight must have shape ({n_samples},), one weight per row of "
             f"X, but got shape {w.shape}."
         )
-    check_finite(w, "sample_weight")
+    check_finite(w, "sample_weight", advice="Give every row a finite weight.")
     negative = np.flatnonzero(w < 0)
     if negative.size:
         raise ValueError(
@@ -132,42 +178,81 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
 def check_initial_parameters(
     est: Any, piece: CovarianceType, n_features: int
 ) -> dict[str, np.ndarray | None]:
-    """Validated copies of weights_init, means_init and precisions_init."""
+    """Validated float64 copies of weights_init, means_init and precisions_init.
+
+    In scikit-learn's order: each array is converted and checked for NaN/inf,
+    then its shape, then its values.
+    """
     K = est.n_components
     out: dict[str, np.ndarray | None] = {"weights": None, "means": None,
                                          "precisions": None}
     if est.weights_init is not None:
-        w = _init_array(est.weights_init, "weights_init", (K,))
-        if np.any(w < 0) or np.any(w > 1):
-            raise ValueError(
-                "weights_init must lie in [0, 1], but got min "
-                f"{w.min():.5g} and max {w.max():.5g}."
-            )
-        if abs(1.0 - w.sum()) > 1e-6:
-            raise ValueError(
-                f"weights_init must sum to 1, but sums to {w.sum():.8g}; divide it "
-                "by its sum."
-            )
-        out["weights"] = w
+        out["weights"] = _checked_weights(est.weights_init, K)
     if est.means_init is not None:
-        out["means"] = _init_array(est.means_init, "means_init", (K, n_features))
+        out["means"] = _init_array(
+            est.means_init, "means_init", "means", (K, n_features),
+            f"one row per component (n_components={K}) and one column per feature "
+            f"of X (n_features={n_features})",
+        )
     if est.precisions_init is not None:
-        shape = piece.param_shape(K, n_features)
-        prec = _init_array(est.precisions_init, "precisions_init", shape)
-        piece.check_precisions(prec)
-        out["precisions"] = prec
+        out["precisions"] = _checked_precisions(est.precisions_init, piece, K,
+                                                n_features)
     return out
 
 
-def _init_array(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+def _checked_weights(value: Any, n_components: int) -> np.ndarray:
+    w = _init_array(value, "weights_init", "weights", (n_components,),
+                    f"one weight per component (n_components={n_components})")
+    if np.any(w < 0) or np.any(w > 1):
+        # scikit-learn's wording, with the values the right way round
+        # (scikit-learn prints the minimum as "max value" and vice versa).
+        raise ValueError(
+            "The parameter 'weights' should be in the range [0, 1], but got max "
+            f"value {w.max():.5f}, min value {w.min():.5f}. weights_init holds "
+            "the components' mixing proportions: each in [0, 1], summing to 1."
+        )
+    if abs(1.0 - w.sum()) > 1e-6:  # scikit-learn: 1e-8 for float64 weights
+        raise ValueError(
+            "The parameter 'weights' should be normalized, but got sum(weights) = "
+            f"{w.sum():.5f}. weights_init sums to {w.sum():.10g}; divide it by "
+            "its sum."
+        )
+    return w
+
+
+def _checked_precisions(
+    value: Any, piece: CovarianceType, n_components: int, n_features: int
+) -> np.ndarray:
+    shape = piece.param_shape(n_components, n_features)
+    prec = _init_array(
+        value, "precisions_init", f"{piece.name} precision", shape,
+        f"this shape for covariance_type={piece.name!r}, n_components="
+        f"{n_components} and n_features={n_features}",
+    )
     try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a numeric array: {err}") from err
+        piece.check_precisions(prec)
+    except ValueError as err:
+        needs = "positive" if isinstance(piece, VarianceType) else (
+            "symmetric, positive-definite")
+        raise ValueError(f"'{piece.name} precision' should be {needs}. {err}") from None
+    return prec
+
+
+def _init_array(
+    value: Any, name: str, sk_name: str, shape: tuple[int, ...], needs: str
+) -> np.ndarray:
+    """A float64 copy of an initial parameter, checked as scikit-learn checks it
+    (``sk_name`` is scikit-learn's name for it); ``needs`` explains the shape."""
+    arr = check_array(value, dtype=FLOAT_DTYPES, ensure_2d=False,
+                      allow_nd=len(shape) > 2, ensure_all_finite=False)
+    check_finite(arr, name, input_name="")
     if arr.shape != shape:
         raise ValueError(
-            f"{name} should have the shape {shape} (from n_components, n_features "
-            f"and covariance_type), but got {arr.shape}."
+            f"The parameter '{sk_name}' should have the shape of {shape}, but got "
+            f"{arr.shape}. {name} needs {needs}."
         )
-    check_finite(arr, name)
-    return arr
+    return np.array(arr, dtype=np.float64)
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
