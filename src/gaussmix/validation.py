@@ -25,7 +25,6 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import validate_data
 
 from .engine.covariance import CovarianceType
-from .engine.covariance.base import VarianceType
 
 __all__ = [
     "INIT_METHODS",
@@ -229,12 +228,7 @@ def _checked_precisions(
         f"this shape for covariance_type={piece.name!r}, n_components="
         f"{n_components} and n_features={n_features}",
     )
-    try:
-        piece.check_precisions(prec)
-    except ValueError as err:
-        needs = "positive" if isinstance(piece, VarianceType) else (
-            "symmetric, positive-definite")
-        raise ValueError(f"'{piece.name} precision' should be {needs}. {err}") from None
+    piece.check_precisions(prec)  # raises scikit-learn's message, then the detail
     return prec
 
 

@@ -137,9 +137,7 @@ class Full(CovarianceType):
 
     def check_precisions(self, precisions):
         for k, p in enumerate(precisions):
-            check_symmetric_positive_definite(
-                p, f"precisions_init[{k}] (full precision)"
-            )
+            check_symmetric_positive_definite(p, self.name, f"precisions_init[{k}]")
 
     def sample(self, rng, means, covariances, counts):
         return np.vstack([

@@ -41,15 +41,18 @@ def inverse_from_upper(prec_chol: np.ndarray) -> np.ndarray:
     return u_inv.T @ u_inv
 
 
-def check_symmetric_positive_definite(matrix: np.ndarray, what: str) -> None:
-    """Raise ValueError unless ``matrix`` is symmetric positive definite."""
+def check_symmetric_positive_definite(matrix: np.ndarray, name: str, what: str
+                                      ) -> None:
+    """Raise ValueError unless ``matrix`` is symmetric positive definite.
+
+    The message starts as scikit-learn's (``'full precision' should be ...``)
+    and then says what is wrong with ``what``.
+    """
+    start = f"'{name} precision' should be symmetric, positive-definite"
     if not np.allclose(matrix, matrix.T):
-        raise ValueError(f"{what} should be symmetric, but it is not.")
+        raise ValueError(f"{start}, but {what} is not symmetric.")
     if not np.all(np.linalg.eigvalsh(matrix) > 0.0):
-        raise ValueError(
-            f"{what} should be symmetric, positive-definite, but it has a "
-            "non-positive eigenvalue."
-        )
+        raise ValueError(f"{start}, but {what} has a non-positive eigenvalue.")
 
 
 def symmetric_outer_update(s2: np.ndarray, s1: np.ndarray, nk: np.ndarray,

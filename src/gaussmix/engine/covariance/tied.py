@@ -113,7 +113,7 @@ class Tied(CovarianceType):
         return np.atleast_1d(np.sum(np.log(np.diag(prec_chol))))
 
     def check_precisions(self, precisions):
-        check_symmetric_positive_definite(precisions, "precisions_init (tied precision)")
+        check_symmetric_positive_definite(precisions, self.name, "precisions_init")
 
     def sample(self, rng, means, covariances, counts):
         return np.vstack([

@@ -62,7 +62,7 @@ class VarianceType(CovarianceType):
     def check_precisions(self, precisions):
         if not np.all(precisions > 0.0):
             raise ValueError(
-                f"precisions_init ({self.name} precision) should be positive, but it "
+                f"'{self.name} precision' should be positive, but precisions_init "
                 f"has {np.sum(~(precisions > 0.0))} non-positive entries."
             )
 
