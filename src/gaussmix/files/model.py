@@ -275,7 +275,7 @@ def write_model_record(record: ModelRecord, path: str | os.PathLike[str]) -> Pat
     except RecordError as exc:
         raise ValueError(
             f"Cannot save the model to {os.fspath(target)!r}: it {exc.problem}, so "
-            "load_model() would refuse the file. Refit the model."
+            "load_model() would refuse the file."
         ) from exc
     _write_atomically(target, to_members(record))
     return target
@@ -389,7 +389,7 @@ def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     _check_magic(path)
     try:
         with np.load(path, allow_pickle=False) as loaded:
-            return {key: _member(path, loaded, key) for key in loaded.files}
+            members = {key: _member(path, loaded, key) for key in loaded.files}
     except _READ_ERRORS as exc:
         if isinstance(exc, ModelFileError):
             raise
@@ -401,6 +401,8 @@ def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             "Re-save the model with gaussmix.files.model.save_model() or restore the file "
             "from a good copy.",
         ) from exc
+    # Members that are not .npy files come from a later minor version: ignored.
+    return {key: value for key, value in members.items() if value is not None}
 
 
 def _check_magic(path: str | os.PathLike[str]) -> None:
@@ -420,14 +422,17 @@ def _check_magic(path: str | os.PathLike[str]) -> None:
         )
 
 
-def _member(path: str | os.PathLike[str], loaded: Any, key: str) -> np.ndarray:
+def _member(path: str | os.PathLike[str], loaded: Any, key: str) -> np.ndarray | None:
+    """The array ``key``; None for a member that is not a ``.npy`` file."""
     try:
         value = loaded[key]
     except ValueError as exc:
         if "allow_pickle" not in str(exc):
             raise  # a truncated or corrupt member: reported by the caller
-        value = None  # numpy refuses object arrays without allow_pickle
-    if not isinstance(value, np.ndarray) or value.dtype.hasobject:
+        value = np.empty(0, dtype=object)  # numpy refuses object arrays unpickled
+    if isinstance(value, bytes):  # numpy returns other members' raw bytes
+        return None
+    if value.dtype.hasobject:
         raise ModelFileError(
             path, f"is not a gaussmix model file: its member {key!r} is not a plain "
             "numeric .npy array (model files never hold pickled objects)", SAVE_HINT,

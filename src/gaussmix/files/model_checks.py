@@ -247,7 +247,7 @@ def check_weights(weights: np.ndarray) -> None:
         )
     total = float(np.sum(weights))
     if not abs(total - 1.0) <= WEIGHTS_RTOL:
-        raise RecordError(f"has mixture weights_ that sum to {total!r}, not 1")
+        raise RecordError(f"has mixture weights_ that sum to {total:.12g}, not 1")
 
 
 def holds_matrices(piece: CovarianceType) -> bool:
@@ -358,11 +358,21 @@ def check_estimator(model: Any, n_features: int) -> None:
     """Run the parameter validation of ``fit`` on a model built from a file."""
     try:
         check_parameters(model)
-        check_random_state(model.random_state)
         piece = COVARIANCE_TYPES[model.covariance_type]
         check_initial_parameters(model, piece, n_features)
     except (ValueError, TypeError) as exc:
-        raise RecordError(
-            f"has an invalid constructor parameter in its metadata 'params': {exc}",
-            SAVE_HINT,
+        raise _invalid_param(exc) from exc
+    try:
+        check_random_state(model.random_state)
+    except (ValueError, TypeError) as exc:
+        raise _invalid_param(
+            f"'random_state' must be None or an int seed, got {model.random_state!r} ({exc})"
         ) from exc
+
+
+def _invalid_param(detail: object) -> RecordError:
+    # The validators' messages name the parameter ("The 'tol' parameter ...").
+    return RecordError(
+        f"has an invalid constructor parameter in its metadata 'params': {detail}",
+        SAVE_HINT,
+    )
