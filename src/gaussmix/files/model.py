@@ -47,7 +47,7 @@ The ``metadata`` JSON object has these keys:
 - ``"format"``: always ``"gaussmix-model"``.
 - ``"format_version"``: integer, ``1`` for this layout.
 - ``"gaussmix_version"``: version string of the gaussmix that wrote the file.
-- ``"estimator"``: ``"GaussianMixture"``.
+- ``"estimator"``: ``"GaussianMixture"``, the class :func:`load_model` builds.
 - ``"params"``: object, every constructor parameter from ``get_params()``.
   Scalars (int, float, bool, str, null) are stored as is; array-valued
   parameters are ``null`` here and stored as ``param_<name>`` arrays;
@@ -92,6 +92,15 @@ renamed or removed, a meaning or shape changed). Adding optional archive members
 or metadata keys does not bump it; readers must ignore what they do not know.
 :func:`load_model` reads every version up to :data:`FORMAT_VERSION` and refuses
 newer files with a :class:`ModelFileError` that says to upgrade gaussmix.
+
+Code layout
+-----------
+This module reads and writes files; :mod:`gaussmix.files.model_record`
+converts between a plain :class:`ModelRecord` and the archive's members;
+:mod:`gaussmix.files.model_checks` checks the record. None of them imports
+the estimator: :mod:`gaussmix.mixture` registers how a record becomes a
+``GaussianMixture`` (:func:`register_estimator`), and
+:func:`read_model_record` gives the checked contents without an estimator.
 
 Reading without gaussmix
 ------------------------

@@ -172,7 +172,7 @@ def check_record(record: ModelRecord) -> None:
     _check_shapes(record, piece, k, d)
     check_weights(record.arrays["weights_"])
     check_cholesky(record.arrays["precisions_cholesky_"], piece)
-    check_agreement(record.arrays, piece, k, d)
+    check_agreement(record.arrays, piece)
 
 
 def _piece(params: dict[str, Any]) -> CovarianceType:
@@ -281,9 +281,7 @@ def check_cholesky(prec_chol: np.ndarray, piece: CovarianceType) -> None:
         )
 
 
-def check_agreement(
-    arrays: dict[str, np.ndarray], piece: CovarianceType, k: int, d: int
-) -> None:
+def check_agreement(arrays: dict[str, np.ndarray], piece: CovarianceType) -> None:
     """precisions_ and covariances_ equal those derived from precisions_cholesky_.
 
     Differences are measured in units of each entry's natural scale
