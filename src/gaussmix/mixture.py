@@ -503,6 +503,32 @@ default='kmeans'
 
         return save_model(self, path)
 
+    @classmethod
+    def _from_model_record(cls, record: Any) -> GaussianMixture:
+        """The fitted model a checked :class:`gaussmix.files.model.ModelRecord`
+        describes; parameters this version does not know are left out (the
+        loader warns about them)."""
+        known = cls().get_params(deep=False)
+        model = cls(**{k: v for k, v in record.params.items() if k in known})
+        for name, value in {**record.arrays, **record.fitted}.items():
+            setattr(model, name, value)
+        if "lower_bounds_" in record.arrays:
+            model.lower_bounds_ = record.arrays["lower_bounds_"].tolist()
+        if record.feature_names_in_ is not None:
+            model.feature_names_in_ = np.asarray(record.feature_names_in_, dtype=object)
+        return model
+
+
+def _register_with_model_files() -> None:
+    # gaussmix.files.model reads and writes plain records and never imports this
+    # module (no import cycle); load_model builds estimators with what is
+    # registered here, which ``import gaussmix`` always runs first.
+    from .files.model import register_estimator
+
+    register_estimator("GaussianMixture", GaussianMixture._from_model_record)
+
+
+_register_with_model_files()
 
 def is_data_source(X: Any) -> bool:
     """Whether ``X`` is a data source (see :mod:`gaussmix.engine.sources`)

@@ -1,2 +1,2 @@
-"""Files: model files (:mod:`.model`, save/load) and data tables (:mod:`.tables`,
-CSV/TSV, ``.npy`` and Parquet)."""
+"""Files: model files (:mod:`.model`, save/load, with :mod:`.model_record` and
+:mod:`.model_checks`) and data tables (:mod:`.tables`, CSV/TSV, ``.npy`` and Parquet)."""

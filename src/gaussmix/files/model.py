@@ -47,7 +47,7 @@ The ``metadata`` JSON object has these keys:
 - ``"format"``: always ``"gaussmix-model"``.
 - ``"format_version"``: integer, ``1`` for this layout.
 - ``"gaussmix_version"``: version string of the gaussmix that wrote the file.
-- ``"estimator"``: ``"GaussianMixture"``.
+- ``"estimator"``: ``"GaussianMixture"``, the class :func:`load_model` builds.
 - ``"params"``: object, every constructor parameter from ``get_params()``.
   Scalars (int, float, bool, str, null) are stored as is; array-valued
   parameters are ``null`` here and stored as ``param_<name>`` arrays;
@@ -65,6 +65,26 @@ Floats are written with Python's shortest round-trip representation, so they
 are exact. Non-finite floats, which plain JSON cannot hold, are written as the
 strings ``"inf"``, ``"-inf"`` and ``"nan"``.
 
+Validity
+--------
+:func:`load_model` refuses (with :class:`ModelFileError`) any file that a fit
+could not have produced, and :func:`save_model` refuses to write one:
+
+- every array and every float in ``"fitted"`` is finite; ``n_features_in_``
+  is an integer >= 1, ``n_iter_`` an integer >= 0 and ``converged_`` a JSON
+  boolean;
+- ``weights_`` are >= 0 and sum to one (to a relative ``1e-8``);
+- ``precisions_cholesky_`` are upper-triangular with a strictly positive
+  diagonal (``"diag"`` and ``"spherical"``: strictly positive values);
+- ``precisions_cholesky_`` is the reference: ``precisions_`` and
+  ``covariances_`` must equal the values derived from it (``U @ U.T`` and its
+  inverse) to a relative ``1e-8``, measured in units of each entry's scale
+  ``sqrt(a_ii * a_jj)`` and widened by rounding for nearly singular
+  covariances. They are stored too, so that readers need no linear algebra;
+- every constructor parameter passes the validation that ``fit`` runs
+  (:func:`gaussmix.validation.check_parameters`, ``random_state``, and
+  ``weights_init``/``means_init``/``precisions_init`` against the shapes).
+
 Versioning policy
 -----------------
 ``format_version`` is an integer bumped only on an incompatible change (a key
@@ -72,6 +92,15 @@ renamed or removed, a meaning or shape changed). Adding optional archive members
 or metadata keys does not bump it; readers must ignore what they do not know.
 :func:`load_model` reads every version up to :data:`FORMAT_VERSION` and refuses
 newer files with a :class:`ModelFileError` that says to upgrade gaussmix.
+
+Code layout
+-----------
+This module reads and writes files; :mod:`gaussmix.files.model_record`
+converts between a plain :class:`ModelRecord` and the archive's members;
+:mod:`gaussmix.files.model_checks` checks the record. None of them imports
+the estimator: :mod:`gaussmix.mixture` registers how a record becomes a
+``GaussianMixture`` (:func:`register_estimator`), and
+:func:`read_model_record` gives the checked contents without an estimator.
 
 Reading without gaussmix
 ------------------------
@@ -84,52 +113,48 @@ Reading without gaussmix
 from __future__ import annotations
 
 import errno
-import json
-import math
-import numbers
 import os
 import struct
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import NotFittedError  # type: ignore[import-untyped]
 
-from gaussmix._version import __version__
-
+from . import model_checks as checks
 from .atomic import atomic_output
-
-if TYPE_CHECKING:  # pragma: no cover
-    from gaussmix.mixture import GaussianMixture
+from .model_checks import SAVE_HINT, RecordError
+from .model_record import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    ModelRecord,
+    from_members,
+    record_from_estimator,
+    to_members,
+)
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "ModelFileError",
+    "ModelRecord",
     "load_model",
     "model_file_path",
+    "read_model_record",
     "save_model",
+    "write_model_record",
 ]
 
-FORMAT_NAME = "gaussmix-model"
-FORMAT_VERSION = 1
 SUFFIX = ".npz"
-
-_METADATA_KEY = "metadata"
-_PARAM_PREFIX = "param_"
-_FITTED_ARRAYS = (
-    "weights_",
-    "means_",
-    "covariances_",
-    "precisions_",
-    "precisions_cholesky_",
-)
-_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-_SAVE_HINT = "Save models with GaussianMixture.save() or gaussmix.files.model.save_model()."
-# Errors numpy/zipfile raise on files that are not valid .npz archives.
+# First bytes of a zip archive (an .npz; the second is an empty archive) and
+# of a single .npy array, as numpy.load tells them apart.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+# Errors numpy/zipfile raise on archives that are truncated or corrupt.
 _READ_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
@@ -146,7 +171,9 @@ class ModelFileError(ValueError):
 
     Raised by :func:`load_model` for files that are not zip archives, are
     truncated or corrupt, are not in the gaussmix format, were written by a
-    newer gaussmix, or hold missing, mis-shaped or non-finite arrays.
+    newer gaussmix, or hold values that no fit could have produced (see
+    "Validity" in :mod:`gaussmix.files.model`). The message is one line that
+    names the file and the problem.
 
     Attributes
     ----------
@@ -162,10 +189,35 @@ class ModelFileError(ValueError):
         super().__init__(f"{message}. {advice}".strip() if advice else message + ".")
 
 
+# Builders of estimators from records, by the metadata's "estimator" name.
+# gaussmix.mixture registers GaussianMixture's when it is imported (always,
+# by ``import gaussmix``), so this module never imports the estimator.
+_BUILDERS: dict[str, Callable[[ModelRecord], Any]] = {}
+
+
+def register_estimator(name: str, build: Callable[[ModelRecord], Any]) -> None:
+    """Let :func:`load_model` turn records of estimator ``name`` into objects."""
+    _BUILDERS[name] = build
+
+
+def model_file_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` with ``.npz`` appended unless it already ends so (as numpy.savez does).
+
+    Examples
+    --------
+    >>> model_file_path("model.gmm").name
+    'model.gmm.npz'
+    """
+    target = Path(os.fspath(path))
+    if not target.name.endswith(SUFFIX):
+        target = target.with_name(target.name + SUFFIX)
+    return target
+
+
 # --------------------------------------------------------------------------- save
 
 
-def save_model(model: GaussianMixture, path: str | os.PathLike[str]) -> Path:
+def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
     """Save a fitted Gaussian mixture to a portable ``.npz`` model file.
 
     The file is first written to a temporary file in the same directory, then
@@ -190,6 +242,9 @@ def save_model(model: GaussianMixture, path: str | os.PathLike[str]) -> Path:
     ------
     sklearn.exceptions.NotFittedError
         If ``model`` has not been fitted.
+    ValueError
+        If the fitted attributes break an invariant that :func:`load_model`
+        checks (for example a non-finite ``lower_bound_``); nothing is written.
 
     See Also
     --------
@@ -207,11 +262,7 @@ def save_model(model: GaussianMixture, path: str | os.PathLike[str]) -> Path:
     'model.npz'
     """
     _check_fitted(model)
-    target = model_file_path(path)
-    metadata, arrays = _serialise(model)
-    arrays[_METADATA_KEY] = _encode_metadata(metadata)
-    _write_atomically(target, arrays)
-    return target
+    return write_model_record(record_from_estimator(model), path)
 
 
 def _check_fitted(model: Any) -> None:
@@ -222,87 +273,21 @@ def _check_fitted(model: Any) -> None:
         )
 
 
-def model_file_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` with ``.npz`` appended unless it already ends so (as numpy.savez does)."""
-    target = Path(os.fspath(path))
-    if not target.name.endswith(SUFFIX):
-        target = target.with_name(target.name + SUFFIX)
+def write_model_record(record: ModelRecord, path: str | os.PathLike[str]) -> Path:
+    """Check ``record`` as :func:`load_model` would, then write it atomically.
+
+    Returns the path written (``path`` with ``.npz`` appended if needed).
+    """
+    target = model_file_path(path)
+    try:
+        checks.check_record(record)
+    except RecordError as exc:
+        raise ValueError(
+            f"Cannot save the model to {os.fspath(target)!r}: it {exc.problem}, so "
+            "load_model() would refuse the file."
+        ) from exc
+    _write_atomically(target, to_members(record))
     return target
-
-
-def _serialise(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    params, param_arrays, unserialised = _split_params(model.get_params(deep=False))
-    arrays = {
-        name: np.asarray(getattr(model, name), dtype=np.float64)
-        for name in _FITTED_ARRAYS
-    }
-    if getattr(model, "lower_bounds_", None) is not None:
-        arrays["lower_bounds_"] = np.asarray(
-            model.lower_bounds_, dtype=np.float64
-        ).reshape(-1)
-    arrays.update({_PARAM_PREFIX + name: value for name, value in param_arrays.items()})
-    names = getattr(model, "feature_names_in_", None)
-    metadata = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "gaussmix_version": __version__,
-        "estimator": "GaussianMixture",
-        "params": params,
-        "unserialised_params": unserialised,
-        "fitted": {
-            "n_features_in_": int(model.n_features_in_),
-            "n_iter_": int(model.n_iter_),
-            "converged_": bool(model.converged_),
-            "lower_bound_": _float_to_json(model.lower_bound_),
-        },
-        "feature_names_in": None if names is None else [str(n) for n in names],
-        "arrays": sorted(arrays),
-    }
-    return metadata, arrays
-
-
-def _split_params(
-    params: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, np.ndarray], list[str]]:
-    """Split constructor params into JSON scalars, float arrays and unstorable ones."""
-    scalars: dict[str, Any] = {}
-    arrays: dict[str, np.ndarray] = {}
-    unserialised: list[str] = []
-    for name, value in sorted(params.items()):
-        scalars[name] = None
-        if isinstance(value, (np.ndarray, list, tuple)):
-            arrays[name] = np.asarray(value, dtype=np.float64)
-        elif _is_json_scalar(value):
-            scalars[name] = _scalar_to_json(value)
-        else:  # RandomState, Generator, callables, ...
-            unserialised.append(name)
-    return scalars, arrays, unserialised
-
-
-def _is_json_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, np.bool_, str, numbers.Real))
-
-
-def _scalar_to_json(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    return _float_to_json(value)
-
-
-def _float_to_json(value: Any) -> float | str:
-    value = float(value)
-    if math.isfinite(value):
-        return value
-    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-
-
-def _encode_metadata(metadata: dict[str, Any]) -> np.ndarray:
-    text = json.dumps(metadata, allow_nan=False, ensure_ascii=False, indent=1)
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
 
 def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -319,13 +304,15 @@ def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
 # --------------------------------------------------------------------------- load
 
 
-def load_model(path: str | os.PathLike[str]) -> GaussianMixture:
+def load_model(path: str | os.PathLike[str]) -> Any:
     """Load a Gaussian mixture saved by :func:`save_model`.
 
     The file is read with ``numpy.load(path, allow_pickle=False)``: no code in
-    the file is ever executed. Array shapes are checked against
-    ``n_components``, ``n_features_in_`` and ``covariance_type``, and fitted
-    parameters must be finite.
+    the file is ever executed. Every field is checked (see "Validity" in
+    :mod:`gaussmix.files.model`): array shapes against ``n_components``,
+    ``n_features_in_`` and ``covariance_type``, finiteness, weights, Cholesky
+    factors and their agreement with the stored precisions and covariances,
+    and the constructor parameters with the validation ``fit`` runs.
 
     Parameters
     ----------
@@ -347,11 +334,12 @@ def load_model(path: str | os.PathLike[str]) -> GaussianMixture:
     ModelFileError
         If the file is not a zip/npz archive, is truncated or corrupt, is not
         a gaussmix model file, was written by a newer format version, or
-        holds missing, mis-shaped or non-finite arrays.
+        holds values that break the format's invariants.
 
     See Also
     --------
     save_model : Write a model file.
+    read_model_record : The checked contents without building an estimator.
 
     Examples
     --------
@@ -359,257 +347,26 @@ def load_model(path: str | os.PathLike[str]) -> GaussianMixture:
     >>> gm = load_model("model.npz")  # doctest: +SKIP
     >>> gm.predict(X)  # doctest: +SKIP
     """
-    from gaussmix.mixture import GaussianMixture
-
-    arrays = _read_npz(path)
-    metadata = _decode_metadata(path, arrays.pop(_METADATA_KEY, None))
-    params, fitted = _read_params(path, metadata), _read_fitted(path, metadata)
-    _check_listed_arrays(path, metadata, arrays)
-    _validate_arrays(path, arrays, params, fitted["n_features_in_"])
-    names = _read_feature_names(path, metadata, fitted["n_features_in_"])
-    for name, value in arrays.items():
-        if name.startswith(_PARAM_PREFIX):
-            params[name[len(_PARAM_PREFIX) :]] = value
-    model = GaussianMixture(**_known_params(path, params, GaussianMixture))
-    _set_fitted(model, arrays, fitted, names)
+    record = read_model_record(path)
+    build = _BUILDERS.get(record.estimator)
+    if build is None:
+        raise ModelFileError(
+            path, f"holds a {record.estimator!r}, which this gaussmix cannot load "
+            f"(it loads {', '.join(sorted(_BUILDERS))})", "Upgrade gaussmix."
+        )
+    model = build(record)
+    _warn_unknown_params(path, record.params, model.get_params(deep=False))
+    try:
+        checks.check_estimator(model, record.fitted["n_features_in_"])
+    except RecordError as exc:
+        raise ModelFileError(path, exc.problem, exc.advice) from exc
     return model
 
 
-def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Read every member of the archive into memory, closing the file."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(2, "No such gaussmix model file", os.fspath(path))
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ModelFileError(
-                path,
-                "is a single .npy array, not a gaussmix model file (an .npz archive)",
-                _SAVE_HINT,
-            )
-        with loaded:
-            return {key: loaded[key] for key in loaded.files}
-    except _READ_ERRORS as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(
-            path,
-            f"is not a readable gaussmix model file: it is not a valid .npz (zip) "
-            f"archive, or it is truncated or corrupt ({type(exc).__name__}: {exc})",
-            "Re-save the model with gaussmix.files.model.save_model() or restore the file "
-            "from a good copy.",
-        ) from exc
-
-
-def _decode_metadata(
-    path: str | os.PathLike[str], raw: np.ndarray | None
-) -> dict[str, Any]:
-    if raw is None:
-        raise ModelFileError(
-            path,
-            "is not a gaussmix model file (no metadata entry); it may be another "
-            "program's .npz",
-            _SAVE_HINT,
-        )
-    try:
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError(f"expected a 1-D uint8 array, got {raw.dtype} {raw.shape}")
-        metadata = json.loads(raw.tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(
-            path, f"has an unreadable metadata entry ({exc})", _SAVE_HINT
-        ) from exc
-    _check_format(path, metadata)
-    return metadata
-
-
-def _check_format(path: str | os.PathLike[str], metadata: Any) -> None:
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
-        found = (
-            metadata.get("format")
-            if isinstance(metadata, dict)
-            else type(metadata).__name__
-        )
-        raise ModelFileError(
-            path,
-            f"is not a gaussmix model file (metadata format is {found!r}, "
-            f"expected {FORMAT_NAME!r}); it may be another program's .npz",
-            _SAVE_HINT,
-        )
-    version = metadata.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(
-            path, f"has an invalid format_version {version!r}", _SAVE_HINT
-        )
-    if version > FORMAT_VERSION:
-        writer = metadata.get("gaussmix_version", "unknown")
-        raise ModelFileError(
-            path,
-            f"uses model format version {version} (written by gaussmix {writer}), "
-            f"newer than the version {FORMAT_VERSION} that gaussmix {__version__} "
-            "supports",
-            "Upgrade gaussmix to load it.",
-        )
-
-
-def _read_params(
-    path: str | os.PathLike[str], metadata: dict[str, Any]
-) -> dict[str, Any]:
-    params = metadata.get("params")
-    if not isinstance(params, dict):
-        raise ModelFileError(path, "has no 'params' object in its metadata", _SAVE_HINT)
-    params = dict(params)
-    for name in ("tol", "reg_covar"):
-        if isinstance(params.get(name), str):
-            params[name] = float(params[name])
-    n_components: Any = params.get("n_components")
-    if not _is_int(n_components) or n_components < 1:
-        raise ModelFileError(
-            path, f"has an invalid n_components {n_components!r}", _SAVE_HINT
-        )
-    if params.get("covariance_type") not in _COVARIANCE_TYPES:
-        raise ModelFileError(
-            path,
-            f"has an invalid covariance_type {params.get('covariance_type')!r}",
-            _SAVE_HINT,
-        )
-    return params
-
-
-def _read_fitted(
-    path: str | os.PathLike[str], metadata: dict[str, Any]
-) -> dict[str, Any]:
-    fitted: Any = metadata.get("fitted")
-    try:
-        out = {
-            "n_features_in_": int(fitted["n_features_in_"]),
-            "n_iter_": int(fitted["n_iter_"]),
-            "converged_": bool(fitted["converged_"]),
-            "lower_bound_": float(fitted["lower_bound_"]),
-        }
-    except (TypeError, KeyError, ValueError) as exc:
-        raise ModelFileError(
-            path,
-            f"has missing or invalid fitted attributes in its metadata ({exc!r})",
-            _SAVE_HINT,
-        ) from exc
-    if out["n_features_in_"] < 1:
-        raise ModelFileError(path, "has n_features_in_ < 1", _SAVE_HINT)
-    return out
-
-
-def _check_listed_arrays(
-    path: str | os.PathLike[str],
-    metadata: dict[str, Any],
-    arrays: dict[str, np.ndarray],
+def _warn_unknown_params(
+    path: str | os.PathLike[str], stored: dict[str, Any], known: dict[str, Any]
 ) -> None:
-    listed = metadata.get("arrays", [])
-    if not (isinstance(listed, list) and all(isinstance(k, str) for k in listed)):
-        raise ModelFileError(
-            path, "has an invalid 'arrays' list in its metadata", _SAVE_HINT
-        )
-    missing = sorted((set(_FITTED_ARRAYS) | set(listed)) - set(arrays))
-    if missing:
-        raise ModelFileError(
-            path,
-            f"is missing the array(s) {', '.join(missing)}; it is truncated or "
-            "was not written by save_model()",
-            "Re-save the model with gaussmix.files.model.save_model().",
-        )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _expected_shapes(n_components: int, n_features: int, covariance_type: str) -> dict:
-    k, d = n_components, n_features
-    cov = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[
-        covariance_type
-    ]
-    return {
-        "weights_": (k,),
-        "means_": (k, d),
-        "covariances_": cov,
-        "precisions_": cov,
-        "precisions_cholesky_": cov,
-        "param_weights_init": (k,),
-        "param_means_init": (k, d),
-        "param_precisions_init": cov,
-    }
-
-
-def _validate_arrays(
-    path: str | os.PathLike[str],
-    arrays: dict[str, np.ndarray],
-    params: dict[str, Any],
-    n_features: int,
-) -> None:
-    """Check dtype, shape and finiteness of known arrays; convert to float64."""
-    shapes = _expected_shapes(
-        params["n_components"], n_features, params["covariance_type"]
-    )
-    shapes["lower_bounds_"] = None  # any 1-D length, may hold -inf
-    context = (
-        f"n_components={params['n_components']}, n_features={n_features}, "
-        f"covariance_type={params['covariance_type']!r}"
-    )
-    for name in sorted(set(arrays) & set(shapes)):
-        arrays[name] = _checked_array(path, name, arrays[name], shapes[name], context)
-
-
-def _checked_array(
-    path: str | os.PathLike[str],
-    name: str,
-    value: np.ndarray,
-    expected: tuple[int, ...] | None,
-    context: str,
-) -> np.ndarray:
-    if value.dtype.kind not in "fiu":
-        raise ModelFileError(
-            path, f"has array {name!r} of non-numeric dtype {value.dtype}", _SAVE_HINT
-        )
-    if (value.ndim != 1) if expected is None else (value.shape != expected):
-        want = "1-D" if expected is None else str(expected)
-        raise ModelFileError(
-            path,
-            f"has array {name!r} of shape {value.shape}, expected {want} for "
-            f"{context}; the file is corrupt or was edited",
-            "Re-save the model with gaussmix.files.model.save_model().",
-        )
-    if expected is not None and not np.all(np.isfinite(value)):
-        raise ModelFileError(
-            path,
-            f"has non-finite values (nan or inf) in array {name!r}",
-            "The file is corrupt; re-save the model with gaussmix.files.model.save_model().",
-        )
-    return value.astype(np.float64, copy=False)
-
-
-def _read_feature_names(
-    path: str | os.PathLike[str], metadata: dict[str, Any], n_features: int
-) -> np.ndarray | None:
-    names = metadata.get("feature_names_in")
-    if names is None:
-        return None
-    if not (
-        isinstance(names, list)
-        and len(names) == n_features
-        and all(isinstance(n, str) for n in names)
-    ):
-        raise ModelFileError(
-            path,
-            f"has invalid feature_names_in (expected a list of {n_features} strings)",
-            _SAVE_HINT,
-        )
-    return np.asarray(names, dtype=object)
-
-
-def _known_params(
-    path: str | os.PathLike[str], params: dict[str, Any], cls: type
-) -> dict:
-    known = set(cls().get_params(deep=False))
-    unknown = sorted(set(params) - known)
+    unknown = sorted(set(stored) - set(known))
     if unknown:
         warnings.warn(
             f"{os.fspath(path)!r}: ignoring parameter(s) unknown to this gaussmix "
@@ -617,20 +374,76 @@ def _known_params(
             UserWarning,
             stacklevel=3,
         )
-    return {name: value for name, value in params.items() if name in known}
 
 
-def _set_fitted(
-    model: Any,
-    arrays: dict[str, np.ndarray],
-    fitted: dict[str, Any],
-    names: np.ndarray | None,
-) -> None:
-    for name in _FITTED_ARRAYS:
-        setattr(model, name, arrays[name])
-    if "lower_bounds_" in arrays:
-        model.lower_bounds_ = arrays["lower_bounds_"].tolist()
-    for name, value in fitted.items():
-        setattr(model, name, value)
-    if names is not None:
-        model.feature_names_in_ = names
+def read_model_record(path: str | os.PathLike[str]) -> ModelRecord:
+    """Read and check a model file, without building an estimator.
+
+    Raises the same errors as :func:`load_model`, except for the checks of
+    the constructor parameters, which need the estimator.
+    """
+    arrays = _read_npz(path)
+    try:
+        record = from_members(arrays)
+        checks.check_record(record)
+    except RecordError as exc:
+        raise ModelFileError(path, exc.problem, exc.advice) from exc
+    return record
+
+
+def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read every member of the archive into memory, closing the file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "No such gaussmix model file", os.fspath(path))
+    _check_magic(path)
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            members = {key: _member(path, loaded, key) for key in loaded.files}
+    except _READ_ERRORS as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        detail = " ".join(str(exc).split())  # one line, whatever zipfile says
+        raise ModelFileError(
+            path,
+            f"is not a readable gaussmix model file: it is truncated or corrupt "
+            f"({type(exc).__name__}: {detail})",
+            "Re-save the model with gaussmix.files.model.save_model() or restore the file "
+            "from a good copy.",
+        ) from exc
+    # Members that are not .npy files come from a later minor version: ignored.
+    return {key: value for key, value in members.items() if value is not None}
+
+
+def _check_magic(path: str | os.PathLike[str]) -> None:
+    """Refuse anything that is not a zip archive before numpy sees it, so that
+    a pickle or text file never gets numpy's advice to load it unsafely."""
+    with open(path, "rb") as fh:
+        magic = fh.read(len(_NPY_MAGIC))
+    if magic.startswith(_NPY_MAGIC):
+        raise ModelFileError(
+            path, "is a single .npy array, not a gaussmix model file (an .npz archive)",
+            SAVE_HINT,
+        )
+    if not magic.startswith(_ZIP_MAGIC):
+        raise ModelFileError(
+            path, "is not a readable gaussmix model file: it is not an .npz (zip) archive",
+            SAVE_HINT,
+        )
+
+
+def _member(path: str | os.PathLike[str], loaded: Any, key: str) -> np.ndarray | None:
+    """The array ``key``; None for a member that is not a ``.npy`` file."""
+    try:
+        value = loaded[key]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise  # a truncated or corrupt member: reported by the caller
+        value = np.empty(0, dtype=object)  # numpy refuses object arrays unpickled
+    if isinstance(value, bytes):  # numpy returns other members' raw bytes
+        return None
+    if value.dtype.hasobject:
+        raise ModelFileError(
+            path, f"is not a gaussmix model file: its member {key!r} is not a plain "
+            "numeric .npy array (model files never hold pickled objects)", SAVE_HINT,
+        ) from None
+    return value
