@@ -484,6 +484,21 @@ def test_sample_write_failure_names_the_file_and_leaves_nothing(model_path, out,
     assert list(out.iterdir()) == []
 
 
+def test_estimator_messages_are_translated_to_the_command_line():
+    from gaussmix.validation import check_finite
+
+    with pytest.raises(ValueError) as info:
+        check_finite(np.array([[1.0, 2.0], [3.0, np.nan]]), "X")
+    text = error_message(info.value)
+    assert "sklearn" not in text and "row 1" not in text
+    assert "at data row 2, column 2 (counting from 1)" in text
+    assert "Fill in or remove those rows in the file" in text
+    bad = ValueError("component 1 is ill-defined: decrease the number of components, "
+                     "increase reg_covar, or raise max_iter")
+    assert error_message(bad) == ("component 1 is ill-defined: lower -k, increase "
+                                  "--reg-covar, or raise --max-iter")
+
+
 def test_error_message_names_the_users_file_not_the_temporary_one(tmp_path):
     hidden = tmp_path / f".model.npz.{'0a' * 16}.tmp"
     exc = PermissionError(errno.EACCES, "Permission denied", str(hidden))

@@ -68,7 +68,7 @@ class GaussmixGroup(click.Group):
 Examples:
   gaussmix example                          fit built-in data, draw a figure
   gaussmix fit data.csv -k 3 -o model.npz   fit and save a model
-  gaussmix select data.csv -k 1..10 -o best.npz   choose K by BIC
+  gaussmix select data.csv -o best.npz      choose K and covariance by BIC
   gaussmix predict model.npz data.csv -o labels.csv
   gaussmix plot model.npz data.csv -o mixture.png
   gaussmix fit --help                       options of one command

@@ -303,8 +303,10 @@ def open_table_writer(
     kind = _WRITERS[file_format(target)]
     if kind is _ParquetWriter:  # fail before creating anything
         require("pyarrow.parquet", "io", "writing Parquet files")
+    hidden: list[str] = []
     try:
         with atomic_output(target) as tmp:
+            hidden.append(os.fspath(tmp))
             writer = kind(tmp, names, n_rows)
             try:
                 yield writer
@@ -312,8 +314,8 @@ def open_table_writer(
             except BaseException:
                 writer.abort()
                 raise
-    except OSError as exc:
-        if exc.errno is None or isinstance(exc, DataError):
+    except OSError as exc:  # name the file asked for, not the hidden one
+        if exc.errno is None or exc.filename not in (None, *hidden):
             raise
         raise OSError(exc.errno, exc.strerror, os.fspath(target)) from exc
 
