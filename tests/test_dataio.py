@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -10,12 +11,15 @@ import numpy as np
 import pytest
 
 from gaussmix._optional import require
-from gaussmix.files import tables as dataio
+from gaussmix.files import writers
 from gaussmix.files.tables import (
     DataError,
     DataFileNotFoundError,
+    check_numbers,
+    open_table_writer,
     read_data,
     read_dataset,
+    read_table,
     write_table,
 )
 
@@ -203,6 +207,50 @@ def test_bad_columns(tmp_path):
         read_data(path, columns="7")
 
 
+# ------------------------------------------------------------------ positions
+
+
+def test_csv_rows_remember_their_file_lines(tmp_path):
+    path = write(tmp_path / "d.csv", "a,b\n1,2\n\n3,4\n\n\n5,\"6\"\n")  # blank lines
+    table = read_table(path)
+    assert table.lines.tolist() == [2, 4, 7]
+    assert table.where(2) == f"line 7 of {str(path)!r}"
+    np.save(tmp_path / "d.npy", np.zeros((3, 2)))
+    assert read_table(tmp_path / "d.npy").where(0) == (
+        f"data row 1 (counting from 1) of {str(tmp_path / 'd.npy')!r}")
+
+
+def test_check_numbers_names_file_line_and_column(tmp_path):
+    path = write(tmp_path / "d.csv", "a,b,w\n1,2,1\n\n3,nan,1\n4,inf,1\n")
+    data = read_dataset(path, weights="w")
+    with pytest.raises(DataError) as info:
+        check_numbers(data)
+    assert str(info.value) == (
+        f"line 4 of {str(path)!r}, column 'b', is missing (NaN); 2 such values in "
+        "all; fill in or remove those rows in the file, or leave the column out "
+        "with --columns")
+    check_numbers(read_dataset(path, columns="a", weights="w"))  # b not used
+    np.save(tmp_path / "d.npy", np.array([[1.0, 2.0], [-np.inf, 3.0]]))
+    with pytest.raises(DataError, match=r"^data row 2 \(counting from 1\) of "
+                                        r"'.*d\.npy', column 'x0', is infinite "
+                                        r"\(-inf\); fill in"):
+        check_numbers(read_dataset(tmp_path / "d.npy"))
+
+
+def test_check_numbers_weights(tmp_path):
+    path = write(tmp_path / "d.csv", "a,w\n1,1\n2,-0.5\n3,\n")
+    with pytest.raises(DataError, match=r"^line 4 of .*, weights column 'w', is "
+                                        r"missing \(NaN\)"):
+        check_numbers(read_dataset(path, weights="w"))
+    path.write_text("a,w\n1,1\n2,-0.5\n3,2\n")
+    with pytest.raises(DataError, match=r"weights column 'w' has 1 negative value\(s\); "
+                                        r"the first is -0\.5 at line 3 of"):
+        check_numbers(read_dataset(path, weights="w"))
+    path.write_text("a,w\n1,0\n2,0\n")
+    with pytest.raises(DataError, match=r"weights column 'w' of .* is all zeros"):
+        check_numbers(read_dataset(path, weights="w"))
+
+
 # ------------------------------------------------------------------ writing
 
 
@@ -231,15 +279,54 @@ def test_write_failure_leaves_no_partial_file_and_keeps_old_one(tmp_path, monkey
     target = tmp_path / "out.npy"
     target.write_bytes(b"old contents")
 
-    def broken(tmp, arrays):
-        Path(tmp).write_bytes(b"partial")
-        raise OSError("disk full")
+    def broken(self, arrays):
+        self._fh.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(dataio, "_write_npy", broken)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(writers._NpyWriter, "_write", broken)
+    with pytest.raises(OSError, match="No space left") as info:
         write_table(target, {"a": np.arange(3)})
+    assert info.value.filename == str(target)  # not the hidden temporary file
+    assert info.value.errno == errno.ENOSPC
     assert target.read_bytes() == b"old contents"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npy"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".npy", ".parquet"])
+def test_chunked_writer_equals_writing_at_once(tmp_path, suffix):
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(1)
+    x, k = rng.normal(size=1000), rng.integers(0, 3, size=1000)
+    whole = write_table(tmp_path / f"whole{suffix}", {"x": x, "k": k})
+    with open_table_writer(tmp_path / f"parts{suffix}", ["x", "k"], n_rows=1000) as out:
+        for start in range(0, 1000, 300):
+            out.write({"x": x[start:start + 300], "k": k[start:start + 300]})
+    got, names, _ = read_data(tmp_path / f"parts{suffix}")
+    np.testing.assert_array_equal(got, read_data(whole)[0])
+    np.testing.assert_array_equal(got, np.column_stack([x, k]))
+    if suffix != ".parquet":  # Parquet: one row group per chunk
+        assert (tmp_path / f"parts{suffix}").read_bytes() == whole.read_bytes()
+
+
+def test_chunked_writer_checks_the_announced_rows(tmp_path):
+    for n_rows in (3, 5):
+        with pytest.raises(ValueError, match="announced"):
+            with open_table_writer(tmp_path / "o.npy", ["a"], n_rows=n_rows) as out:
+                out.write({"a": np.arange(4)})
+    with pytest.raises(ValueError, match="columns"):
+        with open_table_writer(tmp_path / "o.csv", ["a", "b"]) as out:
+            out.write({"b": np.arange(2), "a": np.arange(2)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_size_estimates_and_free_space(tmp_path, monkeypatch):
+    assert writers.estimated_size(tmp_path / "s.npy", 10**12, 3, 1) > 3.2e13
+    assert writers.estimated_size(tmp_path / "s.csv", 100, 3, 1) == 100 * (51 + 2)
+    writers.check_free_space(tmp_path / "s.csv", 1000, "lower -n")
+    with pytest.raises(DataError, match=r"'.*s\.csv' would take about 32 TB but "
+                                         r"only .* are free in .*; lower -n$"):
+        writers.check_free_space(tmp_path / "s.csv", 32 * 10**12, "lower -n")
 
 
 def test_write_table_checks_path_and_columns(tmp_path):

@@ -1,8 +1,11 @@
 """The ``gaussmix`` command line.
 
-``app`` holds the click group and the fit/predict/score/sample/plot/example
-commands, ``select`` the model-selection command, ``options`` the EM options
-they share and ``progress`` the live display of EM progress.
+``app`` holds the click group and its error handling, ``errors`` the
+translation of estimator errors and warnings into command-line terms,
+``inputs`` the checks of models, data files and outputs that every command
+makes first; the commands are in ``fit`` (fit, example), ``apply`` (predict,
+score, plot), ``sample`` and ``select``; ``options`` holds the options they
+share and ``progress`` the live display of EM progress.
 """
 
 from .app import main, run

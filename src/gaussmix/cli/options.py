@@ -1,4 +1,4 @@
-"""Command-line options shared by ``gaussmix fit`` and ``gaussmix select``."""
+"""Command-line options shared by several ``gaussmix`` commands."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from ..engine.covariance import COVARIANCE_TYPES as _REGISTRY
 from ..validation import INIT_METHODS
 
 COVARIANCE_TYPES = tuple(_REGISTRY)
+#: Output formats of tables (labels, responsibilities, log densities, samples).
+TABLE_FORMATS = ("csv", "tsv", "npy", "parquet")
 
-__all__ = ["COVARIANCE_TYPES", "INIT_METHODS", "em_options"]
+__all__ = [
+    "COVARIANCE_TYPES", "INIT_METHODS", "TABLE_FORMATS", "columns_option", "em_options",
+    "progress_options",
+]
 
 
 def em_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -25,3 +30,22 @@ def em_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--max-iter", type=click.IntRange(min=1), default=100,
                         show_default=True,
                         help="Most EM iterations per initialisation.")(f)
+
+
+def columns_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--columns, for commands that take a saved model and a data file."""
+    return click.option(
+        "--columns", metavar="A,B,C", default=None,
+        help="Comma-separated feature columns, by name or 0-based position. "
+             "Default: all numeric columns (for a model: the columns it was "
+             "fitted on, when the file has them).",
+    )(f)
+
+
+def progress_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--progress and -q/--quiet, for commands that run EM."""
+    f = click.option("--progress", "force_progress", is_flag=True,
+                     help="Show progress even when stderr is not a terminal "
+                          "(one line per iteration).")(f)
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="No progress display.")(f)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ..plotting import FIGURE_FORMATS
+from .errors import translate
 from .options import COVARIANCE_TYPES, INIT_METHODS, em_options
 
 __all__ = ["parse_components", "select_command"]
@@ -124,22 +125,20 @@ def select_command(
     """
     from rich.console import Console
 
-    from ..files.tables import check_output_path, read_table, select_columns
+    from ..files.tables import check_output_path
     from ..selection import select
+    from .inputs import model_output, read_dataset_for_fit
 
     ks = parse_components(components)
     types = _covariances(covariance)
     criterion = criterion.lower()
-    target = _model_target(output) if output is not None else None
+    target = model_output(output) if output is not None else None
     if figure is not None:
         check_output_path(figure, FIGURE_FORMATS)
         from .._optional import require
 
         require("matplotlib", "plot", "plotting")  # fail before the work
-    dataset = select_columns(read_table(data), columns, weights)
-    if dataset.skipped and columns is None:
-        click.echo("gaussmix select: warning: ignoring non-numeric column(s) "
-                   f"{', '.join(dataset.skipped)}", err=True)
+    dataset = read_dataset_for_fit(data, columns, weights, command="select")
     if ks[-1] > len(dataset.X):
         raise click.BadParameter(
             f"K goes up to {ks[-1]} but {data!r} has only {len(dataset.X)} rows; "
@@ -201,7 +200,7 @@ def selection_table(result: Any, title: str | None = None) -> Any:
         mark = "*" if c is best else ""
         if c.error is not None:
             table.add_row(mark, str(c.n_components), c.covariance_type,
-                          f"failed: {c.error}", *[""] * 7)
+                          f"failed: {translate(c.error)}", *[""] * 7)
             continue
         table.add_row(
             mark, str(c.n_components), c.covariance_type, f"{c.log_likelihood:.2f}",
@@ -217,24 +216,11 @@ def _line_printer(console: Any, total: int) -> Any:
 
     def report(c: Any) -> None:
         done[0] += 1
-        what = c.error or f"BIC {c.bic:.6g}, {c.n_iter} iterations"
+        what = translate(c.error) if c.error else f"BIC {c.bic:.6g}, {c.n_iter} iterations"
         console.print(f"[{done[0]}/{total}] K={c.n_components} {c.covariance_type}: "
                       f"{what} ({c.time:.2f} s)", soft_wrap=True, markup=False)
 
     return report
-
-
-def _model_target(path: str) -> str:
-    """Where the model will go ('.npz' appended), checked before any work."""
-    from ..files.model import model_file_path
-    from ..files.tables import DataError
-
-    target = os.fspath(model_file_path(path))
-    parent = os.path.dirname(target) or "."
-    if not os.path.isdir(parent):
-        raise DataError(f"cannot write model {target!r}: directory {parent!r} does "
-                        "not exist; create it first")
-    return target
 
 
 def _save_plot(result: Any, path: str) -> None:

@@ -1,0 +1,159 @@
+"""``gaussmix predict``, ``score`` and ``plot``: apply a saved model to a data file.
+
+The model's columns are found in the file by :func:`gaussmix.cli.inputs.model_data`
+(by name, or in order for files without names, or by ``--columns``), and their
+values checked with file positions before the model sees them.
+"""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from ..files.tables import check_output_path, write_table
+from ..plotting import FIGURE_FORMATS
+from .fit import information_criteria
+from .inputs import load_model, model_data, quiet_feature_names
+from .options import TABLE_FORMATS, columns_option
+
+__all__ = ["plot_command", "predict_command", "score_command"]
+
+
+@click.command("predict", epilog="""\b
+Examples:
+  gaussmix predict model.npz data.csv                 labels as CSV on stdout
+  gaussmix predict model.npz data.csv -o labels.parquet
+  gaussmix predict model.npz data.npy --proba -o resp.csv""")
+@click.argument("model_path", metavar="MODEL")
+@click.argument("data", metavar="DATA")
+@click.option("-o", "--output", default=None, metavar="OUT",
+              help="Write to OUT (.csv, .tsv, .npy or .parquet); default: CSV on "
+                   "stdout.")
+@click.option("--proba", is_flag=True,
+              help="Write responsibilities (one column per component) instead of "
+                   "labels.")
+@columns_option
+def predict_command(model_path: str, data: str, output: str | None, proba: bool,
+                    columns: str | None) -> None:
+    """Label each row of DATA with its most probable component of MODEL.
+
+    Writes a column 'label' (0 to K-1), or with --proba columns 'prob_0' ...
+    'prob_{K-1}' holding each row's posterior probabilities.
+    """
+    if output is not None:
+        check_output_path(output, TABLE_FORMATS)
+    model = load_model(model_path)
+    dataset = model_data(model, data, columns)
+    with quiet_feature_names():
+        if proba:
+            resp = model.predict_proba(dataset.X)
+            out = {f"prob_{j}": resp[:, j] for j in range(resp.shape[1])}
+        else:
+            out = {"label": model.predict(dataset.X).astype(np.int64)}
+    _write_or_print(output, out)
+    if output is not None:
+        what = "responsibilities" if proba else "labels"
+        click.echo(f"wrote {what} of {len(dataset.X)} rows to {output}")
+
+
+@click.command("score", epilog="""\b
+Examples:
+  gaussmix score model.npz test.csv
+  gaussmix score model.npz test.parquet -o log_density.csv""")
+@click.argument("model_path", metavar="MODEL")
+@click.argument("data", metavar="DATA")
+@click.option("-o", "--output", default=None, metavar="OUT",
+              help="Also write each row's log density (column 'log_density').")
+@columns_option
+@click.option("--weights", metavar="COLUMN", default=None,
+              help="Column of per-row sample weights for the mean.")
+def score_command(model_path: str, data: str, output: str | None,
+                  columns: str | None, weights: str | None) -> None:
+    """Mean log-likelihood of DATA under MODEL (and per-row log densities).
+
+    Prints the (weighted) mean log-likelihood per row, its total, and the
+    model's BIC and AIC on DATA.
+    """
+    if output is not None:
+        check_output_path(output, TABLE_FORMATS)
+    model = load_model(model_path)
+    dataset = model_data(model, data, columns, weights)
+    with quiet_feature_names():
+        log_density = model.score_samples(dataset.X)
+    crit = information_criteria(model, dataset)
+    if output is not None:
+        write_table(output, {"log_density": log_density})
+    click.echo(f"mean log-likelihood: {crit['mean']:.10g} per row "
+               f"({len(dataset.X)} rows)")
+    click.echo(f"total log-likelihood: {crit['total']:.10g}")
+    click.echo(f"BIC: {crit['bic']:.10g}")
+    click.echo(f"AIC: {crit['aic']:.10g}")
+    if output is not None:
+        click.echo(f"wrote log densities of {len(dataset.X)} rows to {output}")
+
+
+@click.command("plot", epilog="""\b
+Examples:
+  gaussmix plot model.npz data.csv -o mixture.png
+  gaussmix plot model.npz data.csv --x alcohol --y proline -o pair.svg
+  gaussmix plot model.npz data.npy --size 1600x700 --dpi 150 -o big.png""")
+@click.argument("model_path", metavar="MODEL")
+@click.argument("data", metavar="DATA")
+@click.option("-o", "--output", required=True, metavar="FIGURE",
+              help="Image to write: .png, .svg or .pdf.")
+@click.option("--x", "x_column", default=None, metavar="COLUMN",
+              help="Feature on the horizontal axis (name or 0-based position).")
+@click.option("--y", "y_column", default=None, metavar="COLUMN",
+              help="Feature on the vertical axis. Without --x/--y, more than two "
+                   "features are shown on their first two principal components.")
+@click.option("--size", default="1200x500", show_default=True, metavar="WxH",
+              help="Image size in pixels (at --dpi).")
+@click.option("--dpi", type=click.IntRange(min=10, max=1200), default=100,
+              show_default=True, help="Pixels per inch.")
+@click.option("--title", default=None, help="Figure title.")
+@columns_option
+def plot_command(model_path: str, data: str, output: str, x_column: str | None,
+                 y_column: str | None, size: str, dpi: int, title: str | None,
+                 columns: str | None) -> None:
+    """Draw MODEL over DATA: components and log-likelihood per EM iteration.
+
+    Left: the rows of DATA coloured by most probable component, each
+    component's mean and 1- and 2-sigma ellipses, and contours of the mixture
+    density. Right: the mean log-likelihood after each EM iteration of the fit.
+    Needs matplotlib (pip install 'gaussmix[plot]').
+    """
+    width, height = _size(size)
+    check_output_path(output, FIGURE_FORMATS)
+    from .. import plotting
+
+    plotting._matplotlib()  # say which extra is missing before reading anything
+    model = load_model(model_path)
+    dataset = model_data(model, data, columns)
+    names = [str(n) for n in getattr(model, "feature_names_in_", dataset.names)]
+    fig = plotting.plot_model(model, dataset.X, x=x_column, y=y_column,
+                              feature_names=names, figsize=(width / dpi, height / dpi),
+                              dpi=dpi, title=title)
+    plotting.save_figure(fig, output)
+    click.echo(f"wrote figure {output} ({width}x{height} pixels)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) == 2 and all(p.isdigit() and 50 <= int(p) <= 20000 for p in parts):
+        return int(parts[0]), int(parts[1])
+    raise click.BadParameter(
+        f"{text!r} is not WIDTHxHEIGHT in pixels between 50 and 20000, e.g. 1200x500",
+        param_hint="--size",
+    )
+
+
+def _write_or_print(out: str | None, columns: dict[str, np.ndarray]) -> None:
+    if out is not None:
+        write_table(out, columns)
+        return
+    names = list(columns)
+    click.echo(",".join(names))
+    rows = zip(*(np.asarray(c).tolist() for c in columns.values()), strict=True)
+    click.echo("\n".join(",".join(map(repr, row)) for row in rows))
+
+

@@ -1,0 +1,148 @@
+"""What the commands read and check before any work: models, data files, output paths.
+
+Every check here raises :class:`~gaussmix.files.tables.DataError` with a
+message in command-line terms (file lines, option names), which the group in
+:mod:`gaussmix.cli.app` prints as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ..files.model import model_file_path
+from ..files.readers import name_list
+from ..files.tables import (
+    DataError,
+    Dataset,
+    Table,
+    check_numbers,
+    read_table,
+    select_columns,
+)
+from ..mixture import GaussianMixture
+
+__all__ = [
+    "load_model", "model_data", "model_output", "quiet_feature_names",
+    "read_dataset_for_fit", "stderr", "stdout", "warn",
+]
+
+_NAMES_WARNING = "X does not have valid feature names"
+
+
+def warn(command: str, message: str) -> None:
+    """``gaussmix <command>: warning: <message>`` on standard error."""
+    click.echo(f"gaussmix {command}: warning: {message}", err=True)
+
+
+def stdout() -> Console:
+    return Console(highlight=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def quiet_feature_names() -> Iterator[None]:
+    """Arrays from files carry no names; scikit-learn would warn about that."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_NAMES_WARNING)
+        yield
+
+
+def model_output(path: str) -> Path:
+    """Where a model will be written ('.npz' appended), checked before any work."""
+    target = model_file_path(path)
+    if not target.parent.is_dir():
+        raise DataError(
+            f"cannot write model {os.fspath(target)!r}: directory "
+            f"{os.fspath(target.parent)!r} does not exist; create it first"
+        )
+    if target.is_dir():
+        raise DataError(
+            f"cannot write model {os.fspath(target)!r}: it is a directory; choose "
+            "a file name with -o"
+        )
+    return target
+
+
+def load_model(path: str) -> GaussianMixture:
+    """Load a model file; ``model`` also finds ``model.npz``."""
+    from ..files.model import load_model as _load
+
+    if not os.path.exists(path) and os.path.exists(path + ".npz"):
+        path += ".npz"
+    if not os.path.exists(path):
+        raise DataError(
+            f"model file {path!r} does not exist; create one with "
+            f"'gaussmix fit DATA -k K -o {path}'"
+        )
+    return _load(path)
+
+
+def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
+                         command: str = "fit") -> Dataset:
+    """Read DATA for fitting, telling the user about skipped text columns."""
+    dataset = select_columns(read_table(path), columns, weights)
+    if dataset.skipped and columns is None:
+        warn(command, f"ignoring non-numeric column(s) {', '.join(dataset.skipped)}")
+    check_numbers(dataset)
+    return dataset
+
+
+def model_data(model: Any, path: str, columns: str | None = None,
+               weights: str | None = None) -> Dataset:
+    """The columns of a data file that a fitted model expects.
+
+    Without ``columns``, a model fitted on named columns takes those columns
+    by name, and a file with column names that lacks some of them is an error
+    (as a DataFrame with other column names is for the Python API); a file
+    without names (a ``.npy`` array, a CSV without header) gives its numeric
+    columns in order. A model fitted on unnamed columns takes ``x0, x1, ...``
+    (the names ``gaussmix sample`` writes) when the file has them, else the
+    numeric columns in order. ``--columns`` chooses columns whatever their
+    names. The number of columns must match the model.
+    """
+    table = read_table(path)
+    fitted_names = getattr(model, "feature_names_in_", None)
+    expected = int(model.n_features_in_)
+    if columns is None:
+        columns = _columns_by_name(table, fitted_names, expected)
+    data = select_columns(table, columns, weights)
+    if data.X.shape[1] != expected:
+        fitted = (f" ({', '.join(map(str, fitted_names))})"
+                  if fitted_names is not None else "")
+        raise DataError(
+            f"{path!r} gives {data.X.shape[1]} feature columns "
+            f"({', '.join(data.names)}) but the model was fitted on "
+            f"{expected}{fitted}; choose {expected} columns with --columns"
+        )
+    check_numbers(data)
+    return data
+
+
+def _columns_by_name(table: Table, fitted_names: Any, expected: int) -> str | None:
+    """The model's columns in the file, by name; None for 'numeric columns in order'."""
+    wanted = ([str(n) for n in fitted_names] if fitted_names is not None
+              else [f"x{i}" for i in range(expected)])
+    if not table.named:
+        return None
+    missing = [n for n in wanted if n not in table.names]
+    if not missing:
+        return ",".join(wanted)
+    if fitted_names is None:
+        return None
+    raise DataError(
+        f"{table.path!r} has no column(s) {name_list(missing)} of the model: the "
+        f"model was fitted on columns {name_list(wanted)}, the file has "
+        f"{name_list(table.names)}; rename the file's columns, or choose "
+        f"{expected} columns with --columns"
+    )

@@ -1,0 +1,66 @@
+"""What the table readers and writers share: file formats by suffix and the error type.
+
+:mod:`gaussmix.files.readers` and :mod:`gaussmix.files.writers` both import this
+module and nothing of each other; :mod:`gaussmix.files.tables` gathers them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["SUFFIXES", "DataError", "DataFileNotFoundError", "file_format"]
+
+PathLike = str | os.PathLike[str]
+
+#: File name suffix -> format.
+SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".npy": "npy",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+FORMAT_LIST = ".csv, .tsv, .npy or .parquet"
+
+
+class DataError(ValueError):
+    """A data file or column cannot be used; the message says how to fix it."""
+
+
+class DataFileNotFoundError(DataError, FileNotFoundError):
+    """The data file does not exist (both a DataError and a FileNotFoundError)."""
+
+
+def quote(path: PathLike) -> str:
+    """A path as it appears in messages: ``'data.csv'``."""
+    return repr(os.fspath(path))
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message with its whitespace runs (newlines too) made single spaces."""
+    return " ".join(str(exc).split())
+
+
+def file_format(path: PathLike) -> str:
+    """``"csv"``, ``"tsv"``, ``"npy"`` or ``"parquet"``, from the file name's suffix.
+
+    Raises
+    ------
+    DataError
+        For any other suffix.
+
+    Examples
+    --------
+    >>> file_format("data.PQ")
+    'parquet'
+    """
+    suffix = Path(os.fspath(path)).suffix.lower()
+    try:
+        return SUFFIXES[suffix]
+    except KeyError:
+        what = f"suffix {suffix!r}" if suffix else "no suffix"
+        raise DataError(
+            f"{quote(path)} has {what}; gaussmix reads and writes {FORMAT_LIST} "
+            "files: rename or convert the file"
+        ) from None
