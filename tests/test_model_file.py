@@ -806,7 +806,8 @@ def test_invalid_weights_init_refused(X, tmp_path):
     def edit(a):
         a["param_weights_init"] = np.array([0.5, 0.7])
 
-    refused(tampered(path, edit), r"'params': The parameter 'weights' should be normalized.*sums to 1\.2; divide")
+    refused(tampered(path, edit),
+            r"'params': The parameter 'weights' should be normalized.*sums to 1\.2; divide")
 
 
 def test_invalid_precisions_init_refused(X, tmp_path):
@@ -815,7 +816,8 @@ def test_invalid_precisions_init_refused(X, tmp_path):
     def edit(a):
         a["param_precisions_init"][0, 0] = -1.0
 
-    refused(tampered(path, edit), r"'params': 'diag precision' should be positive, but precisions_init")
+    refused(tampered(path, edit),
+            r"'params': 'diag precision' should be positive, but precisions_init")
 
 
 def test_unknown_parameter_warns_and_is_ignored(saved, X):

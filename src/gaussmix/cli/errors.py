@@ -44,6 +44,8 @@ _OPTIONS = {
 _OPTION_NAMES = re.compile(r"'?\b(" + "|".join(_OPTIONS) + r")\b'?")
 _PHRASES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # scikit-learn's advice for arrays, for rows of a file instead
+    (re.compile(r"\s*\w+ does not accept missing values encoded as NaN natively\..*?"
+                r"#estimators-that-handle-nan-values", re.DOTALL), ""),
     (re.compile(r"Remove or impute them \(e\.g\. sklearn\.[\w.]+\)[^.;]*"),
      "Fill in or remove those rows in the file"),
     (re.compile(r"decrease the number of components"), "lower -k"),
