@@ -168,7 +168,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
             f"sample_weight must be non-negative, but {negative.size} weight(s) are "
             f"negative; the first is {float(w[negative[0]])!r} at row {negative[0]}."
         )
-    if not w.sum() > 0:
+    if not np.any(w > 0):
         raise ValueError("sample_weight sums to zero: at least one row needs a "
                          "positive weight.")
     return w

@@ -194,14 +194,27 @@ class CovarianceType(ABC):
         on the host; ``resp`` (K, n) are weighted responsibilities."""
         K, d = state.shift.shape
         if len(state.groups) == 1:
-            s1, s2 = self.group_moments(X, resp, state.groups[0], work[0])
-            return s1, self.scatter_s2([(state.groups[0].members, s2)], K, d)
+            g = state.groups[0]
+            s1, s2 = self._group_moments(X, resp, state, g, work[0])
+            return s1, self.scatter_s2([(g.members, s2)], K, d)
         s1 = np.empty((K, d))
         parts = []
         for g, w in zip(state.groups, work, strict=True):
-            s1[g.members], s2 = self.group_moments(X, _take(resp, g.index), g, w)
+            s1[g.members], s2 = self._group_moments(X, _take(resp, g.index), state, g, w)
             parts.append((g.members, s2))
         return s1, self.scatter_s2(parts, K, d)
+
+    def _group_moments(self, X: Any, resp: Any, state: KernelState, group: GroupArrays,
+                       work: Any) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            s1, s2 = self.group_moments(X, resp, group, work)
+        if np.all(np.isfinite(s1)) and np.all(np.isfinite(s2)):
+            return s1, s2
+        # A work array overflowed (rows or a centre beyond 1e154): 0 * inf made
+        # NaN. Rows of zero responsibility do not count, as the residual sums
+        # that skip them show; rows that count and overflow stay infinite.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.direct_moments(X, resp, state.shift[group.members])
 
     def direct_moments(self, X: Any, resp: Any, centres: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray]:
