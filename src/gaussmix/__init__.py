@@ -4,9 +4,15 @@ A faster, drop-in replacement for scikit-learn's ``GaussianMixture``, built on
 one chunked EM over additive sufficient statistics.
 
 >>> from gaussmix import GaussianMixture, load
+
+Data that is not one in-memory array is fitted through a data source:
+``GaussianMixture(3).fit(NpySource("big.npy"))`` reads a memory-mapped file
+chunk by chunk; ``IterableSource(lambda: read_chunks())`` takes any re-iterable
+of chunks (a generator factory, a database cursor).
 """
 
 from ._version import __version__
+from .engine.sources import IterableSource, NpySource
 from .mixture import GaussianMixture
 from .selection import GaussianMixtureSearch, SelectionResult, select
 
@@ -30,6 +36,8 @@ def __getattr__(name: str):  # noqa: ANN202
 __all__ = [
     "GaussianMixture",
     "GaussianMixtureSearch",
+    "IterableSource",
+    "NpySource",
     "SelectionResult",
     "__version__",
     "load",

@@ -276,13 +276,28 @@ def sample_rows(source: DataSource, size: int, rng: np.random.RandomState
                 ) -> tuple[Any, Any]:
     """Rows for initialisation: all of an in-memory source, else a uniform
     random sample of at most ``size`` rows (reservoir sampling in one pass,
-    rows kept in their original order, with their weights)."""
+    rows kept in their original order, with their weights). A source known to
+    hold at most ``size`` rows gives all of them and draws no random numbers,
+    so it starts where the same rows in memory start."""
     if source.in_memory:
         return source.X, source.sample_weight  # type: ignore[attr-defined]
+    if source.n_rows is not None and source.n_rows <= size:
+        return _all_rows(source)
     keys, rows, weights, positions = _reservoir(source, size, rng)
     order = np.argsort(positions, kind="stable")
     w = None if weights is None else weights[order]
     return rows[order], w
+
+
+def _all_rows(source: DataSource) -> tuple[np.ndarray, np.ndarray | None]:
+    from .xp import to_host
+
+    chunks = list(source.chunks())
+    X = np.concatenate([to_host(c.X, c.X.dtype) for c in chunks])
+    if all(c.sample_weight is None for c in chunks):
+        return X, None
+    return X, np.concatenate([np.ones(c.X.shape[0]) if c.sample_weight is None
+                              else to_host(c.sample_weight) for c in chunks])
 
 
 def _reservoir(source: DataSource, size: int, rng: np.random.RandomState):
