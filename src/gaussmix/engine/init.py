@@ -146,12 +146,16 @@ class _FirstMoments:
                              min(self.min_weight, other.min_weight))
 
     def means(self) -> np.ndarray:
-        """Component means; an empty component sits at the data's mean."""
+        """Component means; an empty component sits at the data's mean.
+
+        No floor is added to the divisor: a component of one row far away
+        (an outlier) then has that row as its mean exactly.
+        """
         scale = self.min_weight if np.isfinite(self.min_weight) else 1.0
-        nk = self.nk + NK_FLOOR * scale
-        data_mean = self.total_x / self.total_w
         empty = self.nk <= NK_FLOOR * scale
-        return np.where(empty[:, None], data_mean, self.s1 / nk[:, None])
+        data_mean = self.total_x / self.total_w
+        divisor = np.where(empty, 1.0, self.nk)[:, None]
+        return np.where(empty[:, None], data_mean, self.s1 / divisor)
 
 
 def _first_moments(chunk: Chunk) -> _FirstMoments:
