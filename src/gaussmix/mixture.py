@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from typing import Any
 
@@ -22,6 +21,7 @@ from .engine.reducers import Reducer, reducer_for
 from .engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weights
 from .engine.threads import resolve_threads, single_threaded_blas
 from .engine.xp import to_host
+from .inputs import check_source, is_data_source, sized, training_source
 from .validation import (
     check_data,
     check_initial_parameters,
@@ -82,9 +82,11 @@ default='kmeans'
     verbose_interval : int, default=10
         Iterations between two progress lines.
     chunk_size : int or None, default=None
-        Keyword-only (gaussmix). Rows per E-step chunk; bounds the extra memory
-        to about ``chunk_size * n_components * n_features`` numbers. None
-        picks a cache-friendly size.
+        Keyword-only (gaussmix). Rows per E-step chunk. Each thread's working
+        memory is about ``chunk_size * (K * (d + 3) + d)`` numbers for full
+        covariances (measured with tracemalloc), ``chunk_size * (4 d + K)`` for
+        diag and ``chunk_size * 3 (d + K)`` for tied and spherical. None picks
+        about 2^20 numbers per chunk.
     n_threads : int or None, default=None
         Keyword-only (gaussmix). Threads that process chunks in parallel; None
         uses all cores. Results do not depend on it.
@@ -221,7 +223,7 @@ default='kmeans'
         Model selection uses it to skip the labels of candidates it discards.
         """
         check_parameters(self)
-        source = self._training_source(X, sample_weight)
+        source = training_source(self, X, sample_weight)
         piece = self._piece
         init = check_initial_parameters(self, piece, source.n_features)
         settings = EMSettings(
@@ -238,44 +240,6 @@ default='kmeans'
                 "init parameters, or increase max_iter, tol, or check for "
                 "degenerate data.", ConvergenceWarning, stacklevel=3,
             )
-        return source
-
-    def _training_source(self, X: Any, sample_weight: Any) -> DataSource:
-        """The training rows as a data source, validated."""
-        if is_data_source(X):
-            if sample_weight is not None:
-                raise ValueError("Pass sample weights through the data source (as "
-                                 "(rows, weights) chunks or NpySource(weights=...)), "
-                                 "not as sample_weight, when X is a data source.")
-            self._check_source(X, reset=not self._continues())
-            return self._sized(X)
-        X = check_data(self, X, reset=not self._continues(), min_samples=2)
-        n_samples, n_features = X.shape
-        if n_samples < self.n_components:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {n_samples}: a mixture needs at "
-                "least one sample per component. Lower n_components or add data."
-            )
-        weights = scale_weights(check_sample_weight(sample_weight, n_samples))
-        return ArraySource(X, weights, self._chunk_size(n_features))
-
-    def _check_source(self, source: DataSource, *, reset: bool) -> None:
-        if reset:
-            self.n_features_in_ = source.n_features
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        elif source.n_features != self.n_features_in_:
-            raise ValueError(
-                f"X has {source.n_features} features, but GaussianMixture is "
-                f"expecting {self.n_features_in_} features as input."
-            )
-
-    def _sized(self, source: DataSource) -> DataSource:
-        """The source with this estimator's chunk size where it has none."""
-        if getattr(source, "chunk_size", 0) is None:
-            source = copy.copy(source)
-            source.chunk_size = self._chunk_size(source.n_features)  # type: ignore[attr-defined]
         return source
 
     def _reducer(self, source: DataSource) -> Reducer:
@@ -345,8 +309,8 @@ default='kmeans'
     def _validated(self, X: Any) -> Any:
         check_is_fitted(self)
         if is_data_source(X):
-            self._check_source(X, reset=False)
-            return self._sized(X)
+            check_source(self, X, reset=False)
+            return sized(X, self._chunk_size(X.n_features))
         return check_data(self, X, reset=False)
 
     def _per_row(self, X: Any, what: str) -> np.ndarray:
@@ -529,8 +493,3 @@ def _register_with_model_files() -> None:
 
 
 _register_with_model_files()
-
-def is_data_source(X: Any) -> bool:
-    """Whether ``X`` is a data source (see :mod:`gaussmix.engine.sources`)
-    rather than an array-like."""
-    return hasattr(X, "chunks") and hasattr(X, "n_features") and hasattr(X, "spec")

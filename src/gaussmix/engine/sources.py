@@ -38,6 +38,8 @@ from .xp import array_namespace
 # few Python calls per row, small enough to bound memory whatever n is.
 # Measured on 2 cores (benchmarks/bench_em.py): 2^20 beat 2^18 by 10-30%.
 TARGET_CHUNK_ELEMENTS = 1 << 20
+# Rows per chunk of a source used on its own, outside an estimator.
+DEFAULT_CHUNK_ROWS = 65536
 
 
 def auto_chunk_size(
@@ -158,19 +160,20 @@ class NpySource:
         dtype = self._rows.dtype if self._rows.dtype.kind == "f" else np.dtype(np.float64)
         self.dtype = np.dtype(np.float64) if dtype.itemsize > 8 else dtype
         self.n_rows, self.n_features = map(int, self._rows.shape)
-        self.chunk_size = int(chunk_size or 65536)
+        # None: the estimator's chunk size for its problem (see auto_chunk_size)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.sample_weight = (None if sample_weight is None
                               else check_chunk_weights(sample_weight, self.n_rows))
         self.spec = ComputeSpec(array_namespace(np.empty(0, self.dtype)), self.dtype)
 
     @property
     def n_chunks(self) -> int:
-        return -(-self.n_rows // self.chunk_size)
+        return -(-self.n_rows // (self.chunk_size or DEFAULT_CHUNK_ROWS))
 
     def chunks(self) -> Iterator[Chunk]:
-        w = self.sample_weight
-        for start in range(0, self.n_rows, self.chunk_size):
-            stop = min(start + self.chunk_size, self.n_rows)
+        w, size = self.sample_weight, self.chunk_size or DEFAULT_CHUNK_ROWS
+        for start in range(0, self.n_rows, size):
+            stop = min(start + size, self.n_rows)
             X = np.asarray(self._rows[start:stop], dtype=self.dtype)
             yield Chunk(check_chunk(X, self.n_features, f"rows {start}..{stop - 1}"),
                         None if w is None else w[start:stop])
@@ -218,7 +221,8 @@ class IterableSource:
             raise ValueError("The chunk source yielded no rows.")
         self.n_features = int(first.X.shape[1])
         self.spec = spec_of(first.X)
-        self.chunk_size = int(chunk_size or 65536)
+        # None: the estimator's chunk size for its problem (see auto_chunk_size)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.reiterable = True
 
     def _items(self) -> Iterator[Chunk]:
@@ -234,8 +238,9 @@ class IterableSource:
             X = check_chunk(X, self.n_features, "a chunk")
             if w is not None:
                 w = check_chunk_weights(w, X.shape[0])
-            for start in range(0, X.shape[0], self.chunk_size):
-                stop = start + self.chunk_size
+            size = self.chunk_size or DEFAULT_CHUNK_ROWS
+            for start in range(0, X.shape[0], size):
+                stop = start + size
                 yield Chunk(X[start:stop], None if w is None else w[start:stop])
 
 
