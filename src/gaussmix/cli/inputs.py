@@ -78,8 +78,8 @@ def load_model(path: str) -> GaussianMixture:
     """Load a model file; ``model`` also finds ``model.npz``."""
     from ..files.model import load_model as _load
 
-    if not os.path.exists(path) and os.path.exists(path + ".npz"):
-        path += ".npz"
+    if not os.path.exists(path) and model_file_path(path).exists():
+        path = os.fspath(model_file_path(path))
     if not os.path.exists(path):
         raise DataError(
             f"model file {path!r} does not exist; create one with "

@@ -241,10 +241,13 @@ class CovarianceType(ABC):
     ) -> np.ndarray:
         """Covariances from statistics; ``delta = s1 / nk`` is the mean's offset."""
 
-    @abstractmethod
     def reseed(self, covariances: np.ndarray, nk: np.ndarray, empty: np.ndarray
                ) -> np.ndarray:
-        """Covariances with the ``empty`` components set to the pooled covariance."""
+        """Covariances with the ``empty`` components set to the pooled
+        (weight-averaged) covariance of the others."""
+        out = covariances.copy()
+        out[empty] = np.average(covariances[~empty], axis=0, weights=nk[~empty])
+        return out
 
     # -- conversions ---------------------------------------------------------
     @abstractmethod

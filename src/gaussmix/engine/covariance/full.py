@@ -109,12 +109,6 @@ class Full(CovarianceType):
         cov[:, idx, idx] = np.maximum(cov[:, idx, idx], 0.0) + reg_covar
         return cov
 
-    def reseed(self, covariances, nk, empty):
-        pooled = np.average(covariances[~empty], axis=0, weights=nk[~empty])
-        out = covariances.copy()
-        out[empty] = pooled
-        return out
-
     def precisions_cholesky(self, covariances):
         return np.stack(
             [upper_cholesky_of_inverse(c, f"component {k}") for k, c in enumerate(covariances)]

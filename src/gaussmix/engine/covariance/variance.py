@@ -66,11 +66,6 @@ class VarianceType(CovarianceType):
                 f"has {np.sum(~(precisions > 0.0))} non-positive entries."
             )
 
-    def reseed(self, covariances, nk, empty):
-        out = covariances.copy()
-        out[empty] = np.average(covariances[~empty], axis=0, weights=nk[~empty])
-        return out
-
     def to_full(self, covariances, n_components, n_features):
         variances = np.reshape(covariances, (n_components, -1))  # (K, d) or (K, 1)
         return variances[:, :, None] * np.eye(n_features)
