@@ -41,11 +41,11 @@ def initial_params(
 ) -> MixtureParams:
     """Starting parameters by ``method`` (see scikit-learn's ``init_params``)."""
     X, w = sample_rows(source, INIT_SAMPLE_ROWS, rng)
-    if not source.in_memory:
-        source = ArraySource(X, w, auto_chunk_size(n_components, X.shape[1], piece))
+    rows = (source if isinstance(source, ArraySource) else
+            ArraySource(X, w, auto_chunk_size(n_components, X.shape[1], piece)))
     resp = initial_responsibilities(to_host(X, X.dtype), None if w is None else to_host(w),
                                     n_components, method, rng)
-    return params_from_responsibilities(source, resp, piece, reg_covar, reducer)
+    return params_from_responsibilities(rows, resp, piece, reg_covar, reducer)
 
 
 def initial_responsibilities(

@@ -9,6 +9,7 @@ iteration's M-step; convergence is declared when it changes by less than
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,10 +89,8 @@ def run_em(
     t_start = t_last = time.perf_counter()
     for n_iter in range(1, settings.max_iter + 1):
         stats, kernel = data_statistics(source, piece, run.params, reducer)
-        run.params = m_step(
-            stats, piece, settings.reg_covar,
-            lambda count, kernel=kernel: worst_rows(source, kernel, reducer, count),
-        )
+        run.params = m_step(stats, piece, settings.reg_covar,
+                            functools.partial(worst_rows, source, kernel, reducer))
         previous, run.lower_bound = run.lower_bound, stats.loglik / stats.weight
         run.lower_bounds.append(run.lower_bound)
         run.n_iter = n_iter

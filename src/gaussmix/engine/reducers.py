@@ -14,9 +14,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from .sources import Chunk, DataSource
+from .sources import ChunkSource
 from .threads import single_threaded_blas
 
 T = TypeVar("T")
@@ -25,7 +25,7 @@ T = TypeVar("T")
 class Reducer(Protocol):
     """Maps a function over the chunks of a source."""
 
-    def map(self, func: Callable[[Chunk], T], source: DataSource) -> Iterator[T]:
+    def map(self, func: Callable[[Any], T], source: ChunkSource) -> Iterator[T]:
         """``func(chunk)`` for every chunk, in chunk order."""
 
 
@@ -33,7 +33,7 @@ class Reducer(Protocol):
 class Sequential:
     """Chunks one after another in the calling thread."""
 
-    def map(self, func: Callable[[Chunk], T], source: DataSource) -> Iterator[T]:
+    def map(self, func: Callable[[Any], T], source: ChunkSource) -> Iterator[T]:
         with single_threaded_blas():
             yield from map(func, source.chunks())
 
@@ -48,13 +48,13 @@ class ThreadPool:
 
     n_threads: int
 
-    def map(self, func: Callable[[Chunk], T], source: DataSource) -> Iterator[T]:
+    def map(self, func: Callable[[Any], T], source: ChunkSource) -> Iterator[T]:
         with single_threaded_blas(), ThreadPoolExecutor(self.n_threads) as pool:
             yield from _bounded_ordered_map(pool, func, source.chunks(),
                                             2 * self.n_threads)
 
 
-def reducer_for(n_threads: int, source: DataSource | None = None) -> Reducer:
+def reducer_for(n_threads: int, source: ChunkSource | None = None) -> Reducer:
     """A thread pool for several threads and several chunks, else sequential."""
     n_chunks = source.n_chunks if source is not None else None
     if n_threads <= 1 or n_chunks == 1:
@@ -62,7 +62,7 @@ def reducer_for(n_threads: int, source: DataSource | None = None) -> Reducer:
     return ThreadPool(n_threads)
 
 
-def fold(func: Callable[[Chunk], T], source: DataSource, reducer: Reducer) -> T:
+def fold(func: Callable[[Any], T], source: ChunkSource, reducer: Reducer) -> T:
     """Sum of ``func(chunk)`` over the source's chunks, in chunk order."""
     iterator = reducer.map(func, source)
     try:
@@ -74,8 +74,8 @@ def fold(func: Callable[[Chunk], T], source: DataSource, reducer: Reducer) -> T:
     return total
 
 
-def _bounded_ordered_map(pool: ThreadPoolExecutor, func: Callable[[Chunk], T],
-                         chunks: Iterable[Chunk], ahead: int) -> Iterator[T]:
+def _bounded_ordered_map(pool: ThreadPoolExecutor, func: Callable[[Any], T],
+                         chunks: Iterable[Any], ahead: int) -> Iterator[T]:
     pending: deque[Future[T]] = deque()
     for chunk in chunks:
         pending.append(pool.submit(func, chunk))

@@ -58,18 +58,39 @@ class Chunk(NamedTuple):
     sample_weight: Any
 
 
-class DataSource(Protocol):
-    """What the engine needs from a source of rows."""
-
-    n_features: int
-    n_rows: int | None
-    reiterable: bool
-    in_memory: bool
-    spec: ComputeSpec
+class ChunkSource(Protocol):
+    """What a reducer needs: chunks, and how many if known."""
 
     @property
     def n_chunks(self) -> int | None:
         """Number of chunks per pass, if known."""
+
+    def chunks(self) -> Iterator[Any]:
+        """A fresh pass over the chunks."""
+
+
+class DataSource(ChunkSource, Protocol):
+    """What the engine needs from a source of rows."""
+
+    @property
+    def n_features(self) -> int:
+        """Columns of every chunk."""
+
+    @property
+    def n_rows(self) -> int | None:
+        """Rows per pass, if known."""
+
+    @property
+    def reiterable(self) -> bool:
+        """Whether the rows can be read again (EM needs it)."""
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether all rows are in memory (``X`` and ``sample_weight`` then exist)."""
+
+    @property
+    def spec(self) -> ComputeSpec:
+        """Namespace, dtype and device of the chunks."""
 
     def chunks(self) -> Iterator[Chunk]:
         """A fresh pass over the rows."""

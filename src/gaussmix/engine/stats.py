@@ -159,10 +159,15 @@ class SuffStats:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SuffStats:
         """Inverse of :meth:`to_dict` (arrays are copied to float64)."""
-        arrays = {name: np.array(data[name], dtype=np.float64)
-                  for name in ("nk", "s1", "s2", "shift")}
-        scalars = {name: float(data[name]) for name in ("loglik", "weight", "min_weight")}
-        return cls(covariance_type=str(data["covariance_type"]), **arrays, **scalars)
+        def array(name: str) -> np.ndarray:
+            return np.array(data[name], dtype=np.float64)
+
+        return cls(
+            covariance_type=str(data["covariance_type"]), nk=array("nk"),
+            s1=array("s1"), s2=array("s2"), shift=array("shift"),
+            loglik=float(data["loglik"]), weight=float(data["weight"]),
+            min_weight=float(data["min_weight"]),
+        )
 
 
 def merged_means(a: SuffStats, b: SuffStats) -> np.ndarray:
