@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -19,3 +21,7 @@ def test_quick_start_runs(tmp_path, monkeypatch):
     assert sorted(gm.means_[:, 0].round()) == [0.0, 6.0]
     assert (same.means_ == gm.means_).all()
     assert (tmp_path / "model.npz").exists()
+    for other in (namespace["from_file"], namespace["from_chunks"]):
+        assert sorted(other.means_[:, 0].round()) == [0.0, 6.0]
+        assert other.score(namespace["X"]) == pytest.approx(gm.score(namespace["X"]),
+                                                            abs=1e-3)
