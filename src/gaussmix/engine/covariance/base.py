@@ -156,7 +156,8 @@ class CovarianceType(ABC):
         K, d = means.shape
         prepared = tuple(
             GroupArrays(
-                members=g.members, centre=spec.asarray(g.centre), centre64=g.centre,
+                members=g.members, centre=spec.asarray(_in_range(g.centre, spec)),
+                centre64=g.centre,
                 index=spec.asarray(g.members, spec.xp.int64),
                 arrays=self.group_arrays(g, means, prec_chol, spec),
             )
@@ -300,6 +301,15 @@ def group_centres(means: np.ndarray, groups: tuple[CentreGroup, ...]) -> np.ndar
     for g in groups:
         shift[g.members] = g.centre
     return shift
+
+
+def _in_range(centre: np.ndarray, spec: ComputeSpec) -> np.ndarray:
+    """The centre clipped to the compute dtype's range: a centre beyond it (a
+    mean at 1e200 with float32 data) is farther from every row than any value
+    the dtype holds, and its components' densities underflow to -inf either way
+    (rows where that leaves nothing finite are recomputed in float64)."""
+    largest = float(spec.xp.finfo(spec.dtype).max)
+    return np.clip(centre, -largest, largest)
 
 
 def _namespace(a: Any) -> Any:
