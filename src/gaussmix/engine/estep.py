@@ -89,9 +89,9 @@ class EStepKernel:
         if row is not None:
             log_norm = log_norm + row
         if sample_weight is not None:
-            resp *= xp.astype(sample_weight, resp.dtype)[None, :]
-            loglik = float(to_host(xp.astype(sample_weight, xp.float64)
-                                   @ xp.astype(log_norm, xp.float64)))
+            resp *= xp.astype(sample_weight, resp.dtype, copy=False)[None, :]
+            loglik = float(to_host(xp.astype(sample_weight, xp.float64, copy=False)
+                                   @ xp.astype(log_norm, xp.float64, copy=False)))
             weight = float(to_host(xp.sum(sample_weight)))
             positive = xp.where(sample_weight > 0, sample_weight,
                                 xp.full_like(sample_weight, np.inf))
@@ -130,14 +130,14 @@ class EStepKernel:
         """
         xp = array_namespace(X)
         n, K = X.shape[0], scores.shape[0]
-        rows = xp.astype(X[overflowed], xp.float64)
+        rows = xp.astype(X[overflowed], xp.float64, copy=False)
         residual = rows[:, None, :] - self.state.means[None, :, :]  # (m, K, d)
         size = xp.max(xp.abs(residual), axis=(1, 2))
         size = xp.where(size > 0, size, xp.ones_like(size))
         scaled = residual / size[:, None, None]
         white = xp.matmul(scaled[:, :, None, :], self.state.chol_full[None, ...])
         q = xp.sum(white[:, :, 0, :] ** 2, axis=-1)  # (m, K)
-        log_w = xp.astype(self.state.const + self.log_weights, xp.float64)
+        log_w = xp.astype(self.state.const + self.log_weights, xp.float64, copy=False)
         q = xp.where(xp.isfinite(log_w)[None, :], q, xp.full_like(q, xp.inf))
         q_min = xp.min(q, axis=1)
         excess = q - q_min[:, None]
@@ -146,10 +146,10 @@ class EStepKernel:
         rescued = log_w[None, :] - 0.5 * penalty  # (m, K)
         rescued_row = xp.where(q_min > 0, -0.5 * square * q_min, xp.zeros_like(q_min))
         by_row = xp.zeros((n, K), dtype=scores.dtype)
-        by_row[overflowed] = xp.astype(rescued, scores.dtype)
+        by_row[overflowed] = xp.astype(rescued, scores.dtype, copy=False)
         scores = xp.where(overflowed[None, :], xp.permute_dims(by_row, (1, 0)), scores)
         new_row = xp.zeros((n,), dtype=scores.dtype)
-        new_row[overflowed] = xp.astype(rescued_row, scores.dtype)
+        new_row[overflowed] = xp.astype(rescued_row, scores.dtype, copy=False)
         old_row = xp.zeros_like(new_row) if row is None else row
         return scores, xp.where(overflowed, new_row, old_row)
 

@@ -161,11 +161,11 @@ class _FirstMoments:
 def _first_moments(chunk: Chunk) -> _FirstMoments:
     X, (resp, w) = chunk
     xp = array_namespace(X)
-    X64 = xp.astype(X, xp.float64)
-    weights = xp.ones_like(X64[:, 0]) if w is None else xp.astype(w, xp.float64)
+    X64 = xp.astype(X, xp.float64, copy=False)
+    weights = xp.ones_like(X64[:, 0]) if w is None else xp.astype(w, xp.float64, copy=False)
     return _FirstMoments(
-        nk=to_host(xp.sum(xp.astype(resp, xp.float64), axis=1)),
-        s1=to_host(xp.astype(resp, xp.float64) @ X64),
+        nk=to_host(xp.sum(xp.astype(resp, xp.float64, copy=False), axis=1)),
+        s1=to_host(xp.astype(resp, xp.float64, copy=False) @ X64),
         total_w=float(to_host(xp.sum(weights))),
         total_x=to_host(weights @ X64),
         min_weight=_min_positive(w),
@@ -178,7 +178,7 @@ def _moments_about(piece: CovarianceType, means: np.ndarray, chunk: Chunk) -> Su
     s1, s2 = piece.direct_moments(X, resp, means)
     return SuffStats(
         covariance_type=piece.name,
-        nk=to_host(xp.sum(xp.astype(resp, xp.float64), axis=1)), s1=s1, s2=s2,
+        nk=to_host(xp.sum(xp.astype(resp, xp.float64, copy=False), axis=1)), s1=s1, s2=s2,
         shift=means, loglik=0.0,
         weight=float(X.shape[0]) if w is None else float(to_host(xp.sum(w))),
         min_weight=_min_positive(w),

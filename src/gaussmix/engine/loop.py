@@ -61,8 +61,7 @@ def data_statistics(
         raise ValueError(
             "The log-likelihood of the data is not finite: some rows lie so far "
             "from every component that their density underflows float64. Scale "
-            "the data (e.g. sklearn.preprocessing.StandardScaler) or remove the "
-            "extreme rows."
+            "the data (standardise each feature) or remove the extreme rows."
         )
     return stats, kernel
 

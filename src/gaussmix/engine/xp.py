@@ -78,3 +78,29 @@ def nonnegative(a: Any) -> Any:
     if is_numpy(xp):
         return np.maximum(a, 0.0, out=a)
     return xp.where(a > 0, a, xp.zeros_like(a))
+
+
+def squares_and_centred(X: Any, centre: Any) -> Any:
+    """``[(X - c)^2, X - c]`` side by side, shape (n, 2d), built in place in NumPy."""
+    xp = array_namespace(X)
+    if is_numpy(xp):
+        n, d = X.shape
+        out = np.empty((n, 2 * d), dtype=X.dtype)
+        np.subtract(X, centre, out=out[:, d:])
+        np.square(out[:, d:], out=out[:, :d])
+        return out
+    centred = X - centre
+    return xp.concat([centred * centred, centred], axis=1)
+
+
+def centred_with_ones(X: Any, centre: Any) -> Any:
+    """``[X - c, 1]``, shape (n, d + 1): one product with it applies a linear
+    map and subtracts offsets (built in place in NumPy)."""
+    xp = array_namespace(X)
+    if is_numpy(xp):
+        n, d = X.shape
+        out = np.empty((n, d + 1), dtype=X.dtype)
+        np.subtract(X, centre, out=out[:, :d])
+        out[:, d] = 1.0
+        return out
+    return xp.concat([X - centre, xp.ones_like(X[:, :1])], axis=1)

@@ -303,6 +303,14 @@ def group_centres(means: np.ndarray, groups: tuple[CentreGroup, ...]) -> np.ndar
     return shift
 
 
+def log_density(maha: Any, const: Any) -> Any:
+    """``const_k - maha / 2`` for squared distances (K, n), in ``maha``'s memory
+    (the rounding of ``const - 0.5 * maha``, without two temporaries)."""
+    maha *= -0.5
+    maha += const[:, None]
+    return maha
+
+
 def _in_range(centre: np.ndarray, spec: ComputeSpec) -> np.ndarray:
     """The centre clipped to the compute dtype's range: a centre beyond it (a
     mean at 1e200 with float32 data) is farther from every row than any value

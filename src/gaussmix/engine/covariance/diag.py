@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..xp import array_namespace, nonnegative, to_host
+from ..xp import array_namespace, nonnegative, squares_and_centred, to_host
+from .base import log_density
 from .variance import VarianceType
 
 
@@ -37,13 +38,10 @@ class Diag(VarianceType):
         }
 
     def group_log_prob(self, X, group, const):
-        xp = array_namespace(X)
-        centred = X - group.centre
-        features = xp.concat([centred * centred, centred], axis=1)
+        features = squares_and_centred(X, group.centre)
         maha = group.arrays["coef"] @ features.T  # (K_g, n)
         maha += group.arrays["offset_sq"][:, None]
-        maha = nonnegative(maha)  # rounding of the expansion
-        return const[:, None] - 0.5 * maha, None, features
+        return log_density(nonnegative(maha), const), None, features
 
     def group_moments(self, X, resp, group, work):
         xp = array_namespace(X)
@@ -51,15 +49,14 @@ class Diag(VarianceType):
         if work.dtype != xp.float64:
             # float64 squares: float32 ones would carry their rounding into the
             # variance's s2/N - delta^2 difference.
-            centred = xp.astype(work[:, d:], xp.float64)
-            work = xp.concat([centred * centred, centred], axis=1)
-        sums = to_host(xp.astype(resp, xp.float64) @ work)
+            work = squares_and_centred(xp.astype(work[:, d:], xp.float64), 0.0)
+        sums = to_host(xp.astype(resp, xp.float64, copy=False) @ work)
         return sums[:, d:], sums[:, :d]
 
     def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
         xp = array_namespace(residuals)
-        r = xp.astype(residuals, xp.float64)
-        return to_host(xp.astype(weights, xp.float64) @ (r * r))
+        r = xp.astype(residuals, xp.float64, copy=False)
+        return to_host(xp.astype(weights, xp.float64, copy=False) @ (r * r))
 
     def recentre_s2(self, s2, s1, nk, delta):
         return s2 - 2.0 * delta * s1 + nk[:, None] * delta**2

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from ..xp import array_namespace, squared_norms, to_host
-from .base import CovarianceType
+from ..xp import array_namespace, centred_with_ones, squared_norms, to_host
+from .base import CovarianceType, log_density
 from .linalg import (
     check_symmetric_positive_definite,
     inverse_from_upper,
@@ -64,11 +64,11 @@ class Full(CovarianceType):
         # group's centre c keeps the subtraction free of cancellation.
         xp = array_namespace(X)
         n, d = X.shape
-        centred = xp.concat([X - group.centre, xp.ones_like(X[:, :1])], axis=1)
+        centred = centred_with_ones(X, group.centre)
         # Component-major (K, d, n): reductions over d and the weighting by
         # responsibilities then run along contiguous rows.
         white = xp.reshape(group.arrays["stacked"] @ centred.T, (-1, d, n))
-        return const[:, None] - 0.5 * squared_norms(white, axis=1), None, (centred, white)
+        return log_density(squared_norms(white, axis=1), const), None, (centred, white)
 
     def group_moments(self, X, resp, group, work):
         xp = array_namespace(X)
@@ -86,8 +86,8 @@ class Full(CovarianceType):
 
     def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
         xp = array_namespace(residuals)
-        r = xp.astype(residuals, xp.float64)
-        return to_host((r * xp.astype(weights, xp.float64)[:, None]).T @ r)
+        r = xp.astype(residuals, xp.float64, copy=False)
+        return to_host((r * xp.astype(weights, xp.float64, copy=False)[:, None]).T @ r)
 
     def stack_s2(self, parts, n_features):
         return np.stack(parts)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..xp import array_namespace, nonnegative, squared_norms, to_host
+from .base import log_density
 from .variance import VarianceType
 
 
@@ -41,20 +42,19 @@ class Spherical(VarianceType):
         maha = a["prec"][:, None] * sq[None, :]  # (K_g, n)
         maha -= a["cross_t"].T @ centred.T
         maha += a["offset_sq"][:, None]
-        maha = nonnegative(maha)  # rounding of the expansion
-        return const[:, None] - 0.5 * maha, None, centred
+        return log_density(nonnegative(maha), const), None, centred
 
     def group_moments(self, X, resp, group, work):
         xp = array_namespace(X)
-        centred = xp.astype(work, xp.float64)
-        resp = xp.astype(resp, xp.float64)
+        centred = xp.astype(work, xp.float64, copy=False)
+        resp = xp.astype(resp, xp.float64, copy=False)
         return (to_host(resp @ centred),
                 to_host(resp @ squared_norms(centred, axis=1)))
 
     def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
         xp = array_namespace(residuals)
-        r = xp.astype(residuals, xp.float64)
-        return to_host(xp.astype(weights, xp.float64) @ squared_norms(r, axis=1))
+        r = xp.astype(residuals, xp.float64, copy=False)
+        return to_host(xp.astype(weights, xp.float64, copy=False) @ squared_norms(r, axis=1))
 
     def recentre_s2(self, s2, s1, nk, delta):
         return s2 - 2.0 * np.sum(delta * s1, axis=1) + nk * np.sum(delta**2, axis=1)

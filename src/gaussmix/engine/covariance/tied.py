@@ -61,16 +61,16 @@ class Tied(CovarianceType):
 
     def group_moments(self, X, resp, group, work):
         xp = array_namespace(X)
-        centred = xp.astype(work, xp.float64)
-        resp = xp.astype(resp, xp.float64)
+        centred = xp.astype(work, xp.float64, copy=False)
+        resp = xp.astype(resp, xp.float64, copy=False)
         s1 = resp @ centred
         s2 = (centred * xp.sum(resp, axis=0)[:, None]).T @ centred
         return to_host(s1), to_host(s2)
 
     def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
         xp = array_namespace(residuals)
-        r = xp.astype(residuals, xp.float64)
-        return to_host((r * xp.astype(weights, xp.float64)[:, None]).T @ r)
+        r = xp.astype(residuals, xp.float64, copy=False)
+        return to_host((r * xp.astype(weights, xp.float64, copy=False)[:, None]).T @ r)
 
     def stack_s2(self, parts, n_features):
         return np.sum(parts, axis=0) if parts else np.zeros((n_features, n_features))
