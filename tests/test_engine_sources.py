@@ -162,3 +162,17 @@ def test_thread_count_does_not_change_the_fit(data, threads):
                            **start).fit(data)
     np.testing.assert_array_equal(one.means_, many.means_)
     assert one.lower_bound_ == many.lower_bound_
+
+
+def test_integer_and_list_chunks_are_read_as_float64(data, tmp_path):
+    ints = np.rint(data * 10).astype(np.int64)
+    source = IterableSource([ints[:1500].tolist(), ints[1500:]])
+    assert source.spec.dtype == np.float64
+    path = tmp_path / "ints.npy"
+    np.save(path, ints.astype(np.int16))
+    assert NpySource(path).spec.dtype == np.float64
+    start = _start(ints.astype(float), "diag")
+    a = GaussianMixture(3, covariance_type="diag", **start).fit(ints.astype(float))
+    _assert_same_fit(GaussianMixture(3, covariance_type="diag", **start).fit(source), a)
+    _assert_same_fit(GaussianMixture(3, covariance_type="diag", **start).fit(NpySource(path)),
+                     a)

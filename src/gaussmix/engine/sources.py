@@ -178,8 +178,9 @@ class NpySource:
                 f"{self.path!r} holds a {self._rows.ndim}-D {self._rows.dtype} array; "
                 "a data file must hold a 2-D numeric array (rows x features)."
             )
-        dtype = self._rows.dtype if self._rows.dtype.kind == "f" else np.dtype(np.float64)
-        self.dtype = np.dtype(np.float64) if dtype.itemsize > 8 else dtype
+        # float32 stays float32 (faster products); anything else is read as float64
+        float32 = self._rows.dtype == np.float32
+        self.dtype = np.dtype(np.float32 if float32 else np.float64)
         self.n_rows, self.n_features = map(int, self._rows.shape)
         # None: the estimator's chunk size for its problem (see auto_chunk_size)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
@@ -241,7 +242,7 @@ class IterableSource:
         if first is None:
             raise ValueError("The chunk source yielded no rows.")
         self.n_features = int(first.X.shape[1])
-        self.spec = spec_of(first.X)
+        self.spec = spec_of(check_chunk(first.X, self.n_features, "the first chunk"))
         # None: the estimator's chunk size for its problem (see auto_chunk_size)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.reiterable = True
@@ -249,9 +250,11 @@ class IterableSource:
     def _items(self) -> Iterator[Chunk]:
         for item in self._open():
             X, w = item if isinstance(item, tuple) else (item, None)
-            if getattr(X, "ndim", 2) != 2:
+            if not hasattr(X, "__array_namespace__"):
+                X = np.asarray(X)
+            if X.ndim != 2:
                 raise ValueError(f"Each chunk must be 2-D (rows x features); got "
-                                 f"shape {getattr(X, 'shape', None)}.")
+                                 f"shape {tuple(X.shape)}.")
             yield Chunk(X, w)
 
     def chunks(self) -> Iterator[Chunk]:
@@ -271,8 +274,8 @@ def spec_of(X: Any) -> ComputeSpec:
 
 
 def check_chunk(X: Any, n_features: int, where: str) -> Any:
-    """A floating chunk with ``n_features`` columns and finite values."""
-    if isinstance(X, np.ndarray) and X.dtype.kind != "f":
+    """A float32/float64 chunk with ``n_features`` columns and finite values."""
+    if isinstance(X, np.ndarray) and X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     if X.shape[1] != n_features:
         raise ValueError(f"{where} has {X.shape[1]} features, but the source has "
