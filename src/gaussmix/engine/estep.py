@@ -24,7 +24,7 @@ from .covariance import ComputeSpec, CovarianceType, KernelState
 from .logspace import log_normalise, normalise_in_place
 from .params import MixtureParams
 from .stats import SuffStats
-from .xp import array_namespace, to_host
+from .xp import array_namespace, device, to_host
 
 
 @dataclass(frozen=True)
@@ -145,10 +145,11 @@ class EStepKernel:
         penalty = xp.where(excess > 0, square[:, None] * excess, xp.zeros_like(excess))
         rescued = log_w[None, :] - 0.5 * penalty  # (m, K)
         rescued_row = xp.where(q_min > 0, -0.5 * square * q_min, xp.zeros_like(q_min))
-        by_row = xp.zeros((n, K), dtype=scores.dtype)
+        on = device(scores)
+        by_row = xp.zeros((n, K), dtype=scores.dtype, device=on)
         by_row[overflowed] = xp.astype(rescued, scores.dtype, copy=False)
         scores = xp.where(overflowed[None, :], xp.permute_dims(by_row, (1, 0)), scores)
-        new_row = xp.zeros((n,), dtype=scores.dtype)
+        new_row = xp.zeros((n,), dtype=scores.dtype, device=on)
         new_row[overflowed] = xp.astype(rescued_row, scores.dtype, copy=False)
         old_row = xp.zeros_like(new_row) if row is None else row
         return scores, xp.where(overflowed, new_row, old_row)

@@ -19,10 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, is_numpy_array, is_numpy_namespace
+from array_api_compat import array_namespace, device, is_numpy_array, is_numpy_namespace
 
 __all__ = [
     "array_namespace",
+    "device",
     "exp_in_place",
     "from_host",
     "is_numpy",

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..xp import from_host, to_host
+from ..xp import device, from_host, to_host
 from .groups import CentreGroup, centre_groups
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -49,7 +49,6 @@ class GroupArrays:
 
     members: np.ndarray
     centre: Any
-    centre64: np.ndarray
     index: Any
     arrays: dict[str, Any]
 
@@ -70,7 +69,6 @@ class KernelState:
     order: Any
     means: Any
     chol_full: Any
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class CovarianceType(ABC):
@@ -157,7 +155,6 @@ class CovarianceType(ABC):
         prepared = tuple(
             GroupArrays(
                 members=g.members, centre=spec.asarray(_in_range(g.centre, spec)),
-                centre64=g.centre,
                 index=spec.asarray(g.members, spec.xp.int64),
                 arrays=self.group_arrays(g, means, prec_chol, spec),
             )
@@ -230,7 +227,7 @@ class CovarianceType(ABC):
         for k in range(K):
             rows = resp[k, :] > 0
             w = resp[k, :][rows]
-            residuals = X[rows, :] - from_host(centres[k], xp, X.dtype, None)
+            residuals = X[rows, :] - from_host(centres[k], xp, X.dtype, device(X))
             s1[k] = to_host(xp.sum(residuals * w[:, None], axis=0))
             parts.append(self.residual_s2(residuals, w))
         return s1, self.stack_s2(parts, d)
