@@ -11,7 +11,7 @@ messages are scikit-learn's exactly.
 from __future__ import annotations
 
 import functools
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,10 @@ GAUSSMIX_CONSTRAINTS: dict[str, list[Any]] = {
     "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
     "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     "callback": [callable, None],
+    # partial_fit's step size (learning_offset + t)^(-learning_decay): stepwise
+    # EM converges for a decay in (0.5, 1] (Cappe & Moulines, 2009).
+    "learning_offset": [Interval(Real, 0, None, closed="left")],
+    "learning_decay": [Interval(Real, 0.5, 1, closed="right")],
 }
 
 
