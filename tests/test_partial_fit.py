@@ -229,3 +229,16 @@ def test_empty_component_is_reseeded_from_the_batch(stream):
     gm = GaussianMixture(3, means_init=means, random_state=0).partial_fit(stream[:600])
     assert np.all(np.isfinite(gm.means_)) and np.all(np.abs(gm.means_) < 100)
     assert np.all(gm.weights_ > 0)
+
+
+def test_readme_section_runs(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    code = re.search(r"## From a stream: `partial_fit`\n.*?```python\n(.*?)```",
+                     text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README partial_fit", "exec"), namespace)
+    gm = namespace["gm"]
+    assert np.sort(gm.means_[:, 0]).round().tolist() == [0.0, 6.0] and gm.n_iter_ == 50

@@ -16,6 +16,7 @@ from .engine.sources import ArraySource, scale_weights
 from .engine.streaming import StepSize, StreamState, stream_step
 from .engine.threads import single_threaded_blas
 from .validation import (
+    STEP_PARAMETERS,
     check_data,
     check_initial_parameters,
     check_parameters,
@@ -84,10 +85,12 @@ class PartialFitMixin:
         (20, False)
         """
         est: Any = self
-        check_parameters(est)
+        fitted = hasattr(est, "means_")
+        # As scikit-learn's partial_fit: all parameters on the first call, then
+        # only the step size's (the rest cannot change what a step does).
+        check_parameters(est, None if not fitted else STEP_PARAMETERS)
         piece = est._piece
         state: StreamState | None = getattr(est, "_stream_", None)
-        fitted = hasattr(est, "means_")
         batch = self._batch_source(X, sample_weight, first=not fitted)
         reducer = est._reducer(batch)
         with single_threaded_blas():
