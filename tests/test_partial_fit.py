@@ -242,3 +242,26 @@ def test_readme_section_runs(capsys):
     exec(compile(code, "README partial_fit", "exec"), namespace)
     gm = namespace["gm"]
     assert np.sort(gm.means_[:, 0]).round().tolist() == [0.0, 6.0] and gm.n_iter_ == 50
+
+
+def test_step_size_is_checked_on_later_calls_and_sources_are_refused(stream, tmp_path):
+    from gaussmix import NpySource
+
+    gm = GaussianMixture(2, random_state=0).partial_fit(stream[:100])
+    gm.set_params(learning_decay=1.5)
+    with pytest.raises(InvalidParameterError, match="learning_decay"):
+        gm.partial_fit(stream[100:200])
+    np.save(tmp_path / "rows.npy", stream[:100])
+    with pytest.raises(TypeError, match="fit\\(source\\)"):
+        gm.set_params(learning_decay=0.7).partial_fit(NpySource(tmp_path / "rows.npy"))
+
+
+def test_float32_batches_give_float64_parameters(stream):
+    gm = GaussianMixture(3, random_state=0)
+    for batch in batches(stream[:1500].astype(np.float32), 300):
+        gm.partial_fit(batch)
+    assert gm.means_.dtype == np.float64 and np.all(np.isfinite(gm.covariances_))
+    reference = GaussianMixture(3, random_state=0)
+    for batch in batches(stream[:1500], 300):
+        reference.partial_fit(batch)
+    np.testing.assert_allclose(gm.means_, reference.means_, atol=1e-3)

@@ -15,6 +15,7 @@ from .engine.loop import EMRun, EMSettings
 from .engine.sources import ArraySource, scale_weights
 from .engine.streaming import StepSize, StreamState, stream_step
 from .engine.threads import single_threaded_blas
+from .inputs import is_data_source
 from .validation import (
     STEP_PARAMETERS,
     check_data,
@@ -114,6 +115,13 @@ class PartialFitMixin:
 
     def _batch_source(self, X: Any, sample_weight: Any, *, first: bool) -> ArraySource:
         est: Any = self
+        if is_data_source(X):
+            raise TypeError(
+                f"partial_fit takes one batch of rows as an array-like, not a "
+                f"{type(X).__name__}. Pass each batch as an array; for rows that "
+                "can be read again, fit(source) gives the exact maximum-likelihood "
+                "answer."
+            )
         X = check_data(est, X, reset=first, min_samples=2 if first else 1)
         if first and len(X) < est.n_components:
             raise ValueError(
