@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -12,6 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import criteria
+from ._partial_fit import PartialFitMixin
 from .engine.covariance import CovarianceType, get_covariance_type
 from .engine.estep import EStepKernel
 from .engine.init import initial_params
@@ -30,7 +32,7 @@ from .validation import (
 )
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(PartialFitMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -94,6 +96,12 @@ default='kmeans'
         Keyword-only (gaussmix). Called after every EM iteration with a dict
         ``{'init', 'iteration', 'lower_bound', 'change', 'elapsed',
         'max_iter'}``; use it for progress bars or early inspection.
+    learning_offset : float, default=10.0
+        Keyword-only (gaussmix), :meth:`partial_fit` only: ``t0 >= 0`` in the
+        step size ``(t0 + t)^(-learning_decay)``; larger values damp early steps.
+    learning_decay : float, default=0.7
+        Keyword-only (gaussmix), :meth:`partial_fit` only: ``alpha`` in (0.5, 1],
+        how fast older batches are forgotten (smaller: faster).
 
     Attributes
     ----------
@@ -158,6 +166,8 @@ default='kmeans'
         chunk_size: int | None = None,
         n_threads: int | None = None,
         callback: Callback | None = None,
+        learning_offset: float = 10.0,
+        learning_decay: float = 0.7,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -176,6 +186,8 @@ default='kmeans'
         self.chunk_size = chunk_size
         self.n_threads = n_threads
         self.callback = callback
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
 
     # -- fitting -------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
@@ -299,6 +311,7 @@ default='kmeans'
         self.n_iter_ = int(run.n_iter)
         self.lower_bound_ = float(run.lower_bound)
         self.lower_bounds_ = list(run.lower_bounds)
+        self.__dict__.pop("_stream_", None)  # partial_fit's running statistics
 
     # -- fitted model --------------------------------------------------------
     @property
@@ -471,29 +484,16 @@ default='kmeans'
 
         return save_model(self, path)
 
-    @classmethod
-    def _from_model_record(cls, record: Any) -> GaussianMixture:
-        """The fitted model a checked :class:`gaussmix.files.model.ModelRecord`
-        describes; parameters this version does not know are left out (the
-        loader warns about them)."""
-        known = cls().get_params(deep=False)
-        model = cls(**{k: v for k, v in record.params.items() if k in known})
-        for name, value in {**record.arrays, **record.fitted}.items():
-            setattr(model, name, value)
-        if "lower_bounds_" in record.arrays:
-            model.lower_bounds_ = record.arrays["lower_bounds_"].tolist()
-        if record.feature_names_in_ is not None:
-            model.feature_names_in_ = np.asarray(record.feature_names_in_, dtype=object)
-        return model
-
 
 def _register_with_model_files() -> None:
     # gaussmix.files.model reads and writes plain records and never imports this
     # module (no import cycle); load_model builds estimators with what is
     # registered here, which ``import gaussmix`` always runs first.
     from .files.model import register_estimator
+    from .files.model_record import estimator_from_record
 
-    register_estimator("GaussianMixture", GaussianMixture._from_model_record)
+    register_estimator("GaussianMixture",
+                       functools.partial(estimator_from_record, GaussianMixture))
 
 
 _register_with_model_files()

@@ -11,7 +11,7 @@ messages are scikit-learn's exactly.
 from __future__ import annotations
 
 import functools
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from .engine.covariance import CovarianceType
 __all__ = [
     "INIT_METHODS",
     "InvalidParameterError",
+    "STEP_PARAMETERS",
     "check_data",
     "check_finite",
     "check_initial_parameters",
@@ -45,6 +46,10 @@ GAUSSMIX_CONSTRAINTS: dict[str, list[Any]] = {
     "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
     "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     "callback": [callable, None],
+    # partial_fit's step size (learning_offset + t)^(-learning_decay): stepwise
+    # EM converges for a decay in (0.5, 1] (Cappe & Moulines, 2009).
+    "learning_offset": [Interval(Real, 0, None, closed="left")],
+    "learning_decay": [Interval(Real, 0.5, 1, closed="right")],
 }
 
 
@@ -68,14 +73,23 @@ NOT_BOOL = ("n_components", "max_iter", "n_init", "verbose_interval", "chunk_siz
             "n_threads")
 
 
-def check_parameters(est: Any) -> None:
-    """Validate the constructor parameters; raise InvalidParameterError."""
+#: The parameters partial_fit checks again on later calls (see check_parameters).
+STEP_PARAMETERS = ("learning_offset", "learning_decay")
+
+
+def check_parameters(est: Any, names: tuple[str, ...] | None = None) -> None:
+    """Validate the constructor parameters (only ``names`` if given, which
+    skips the costly ``get_params``); raise InvalidParameterError."""
     caller = type(est).__name__
     constraints = parameter_constraints()
-    params = est.get_params(deep=False)
+    if names is not None:
+        constraints = {name: constraints[name] for name in names}
+        params = {name: getattr(est, name) for name in names}
+    else:
+        params = est.get_params(deep=False)
     validate_parameter_constraints(constraints, params, caller_name=caller)
     for name in NOT_BOOL:
-        if isinstance(params[name], (bool, np.bool_)):
+        if name in params and isinstance(params[name], (bool, np.bool_)):
             raise InvalidParameterError(
                 f"The {name!r} parameter of {caller} must be "
                 f"{_describe(constraints[name])}. Got {params[name]!r} instead."

@@ -2,7 +2,9 @@
 
 The EM loop, initialisation and prediction take a reducer as a parameter, so
 running chunks in turn, in a thread pool, or (later) as a Dask tree reduction
-or a streaming blend is a choice of object, not a branch in the fold.
+is a choice of object, not a branch in the fold. Streaming (``partial_fit``)
+folds each batch with one of these and blends the result into running
+statistics (:mod:`gaussmix.engine.streaming`).
 
 Results are always combined in chunk order, so a fit does not depend on the
 number of threads.

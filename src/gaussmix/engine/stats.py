@@ -152,6 +152,15 @@ class SuffStats:
             shift=shift,
         )
 
+    def scaled(self, factor: float) -> SuffStats:
+        """The statistics of the same rows with every weight times ``factor``
+        (>= 0): moments, log-likelihood and weights scale, centres stay."""
+        return replace(
+            self, nk=self.nk * factor, s1=self.s1 * factor, s2=self.s2 * factor,
+            loglik=self.loglik * factor, weight=self.weight * factor,
+            min_weight=self.min_weight * factor,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A plain form: NumPy arrays, floats and the covariance type's name."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -107,6 +107,20 @@ def _plain_scalar(value: Any) -> Any:
     return float(value)
 
 
+def estimator_from_record(cls: Any, record: ModelRecord) -> Any:
+    """The fitted estimator of class ``cls`` a checked record describes;
+    parameters ``cls`` does not know are left out (the loader warns about them)."""
+    known = cls().get_params(deep=False)
+    model = cls(**{k: v for k, v in record.params.items() if k in known})
+    for name, value in {**record.arrays, **record.fitted}.items():
+        setattr(model, name, value)
+    if "lower_bounds_" in record.arrays:
+        model.lower_bounds_ = record.arrays["lower_bounds_"].tolist()
+    if record.feature_names_in_ is not None:
+        model.feature_names_in_ = np.asarray(record.feature_names_in_, dtype=object)
+    return model
+
+
 # ------------------------------------------------------------ record -> archive
 
 

@@ -1,0 +1,134 @@
+"""``partial_fit``: stepwise EM on batches, for :class:`gaussmix.GaussianMixture`.
+
+The estimator side of :mod:`gaussmix.engine.streaming`: batch validation,
+initialisation from the first batch, and the fitted attributes after each
+step. Kept out of :mod:`gaussmix.mixture` so that module stays short.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.utils import check_random_state
+
+from .engine.loop import EMRun, EMSettings
+from .engine.sources import ArraySource, scale_weights
+from .engine.streaming import StepSize, StreamState, stream_step
+from .engine.threads import single_threaded_blas
+from .inputs import is_data_source
+from .validation import (
+    STEP_PARAMETERS,
+    check_data,
+    check_initial_parameters,
+    check_parameters,
+    check_sample_weight,
+)
+
+
+class PartialFitMixin:
+    """Adds :meth:`partial_fit` to :class:`gaussmix.GaussianMixture`."""
+
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+        """Update the model with one batch of rows (stepwise EM).
+
+        Online EM in the manner of Cappé & Moulines (2009): the batch's
+        statistics at the current parameters (one E-step, chunked as in
+        :meth:`fit`) are blended into running statistics with the step size
+        ``rho_t = (learning_offset + t)^(-learning_decay)``, ``t`` the number of
+        steps taken so far, then one M-step runs on the running statistics.
+        Running statistics are per row, so batches may differ in size; each
+        batch counts as much as any other.
+
+        The first call (on a model that is not fitted) initialises from its
+        batch as :meth:`fit` does (``init_params``, ``weights_init``,
+        ``means_init``, ``precisions_init``, ``random_state``) and takes the
+        batch's statistics as the running statistics. On a model fitted by
+        :meth:`fit` or loaded from a file, the stream starts from its
+        parameters (running statistics are not saved in model files).
+
+        Prefer it to :meth:`fit` for data that arrive over time or that can be
+        read only once; when the data can be read again, :meth:`fit` over a
+        data source (:class:`~gaussmix.IterableSource`, :class:`~gaussmix.NpySource`)
+        gives the exact maximum-likelihood answer in bounded memory.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One batch of rows. The first batch needs at least
+            ``max(2, n_components)`` rows, later batches at least one.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row of the batch; an integer weight
+            counts the row that many times within its batch.
+
+        Returns
+        -------
+        self : GaussianMixture
+            With the fitted attributes of :meth:`fit`: ``lower_bound_`` is the
+            batch's weighted mean log-likelihood before the update,
+            ``lower_bounds_`` holds it alone, ``n_iter_`` counts the steps of
+            the stream and ``converged_`` is always False (a stream has no
+            end to converge at).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gaussmix import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> gm = GaussianMixture(2, random_state=0)
+        >>> for _ in range(20):
+        ...     batch = np.concatenate([rng.normal(0, 1, (50, 2)),
+        ...                             rng.normal(8, 1, (50, 2))])
+        ...     gm = gm.partial_fit(batch)
+        >>> np.sort(gm.means_[:, 0]).round().tolist() == [0.0, 8.0]
+        True
+        >>> gm.n_iter_, gm.converged_
+        (20, False)
+        """
+        est: Any = self
+        fitted = hasattr(est, "means_")
+        # As scikit-learn's partial_fit: all parameters on the first call, then
+        # only the step size's (the rest cannot change what a step does).
+        check_parameters(est, None if not fitted else STEP_PARAMETERS)
+        piece = est._piece
+        state: StreamState | None = getattr(est, "_stream_", None)
+        batch = self._batch_source(X, sample_weight, first=not fitted)
+        reducer = est._reducer(batch)
+        with single_threaded_blas():
+            if fitted:
+                params = est._params
+            else:
+                init = check_initial_parameters(est, piece, batch.n_features)
+                settings = EMSettings(tol=est.tol, max_iter=1,
+                                      reg_covar=est.reg_covar, reducer=reducer)
+                params = est._initial_params(batch, piece, init,
+                                             check_random_state(est.random_state),
+                                             settings)
+            rate = StepSize(est.learning_offset, est.learning_decay)
+            params, state, lower_bound = stream_step(
+                batch, piece, params, state, rate, est.reg_covar, reducer)
+        est._set_fitted(EMRun(params, lower_bound, [lower_bound], state.n_steps),
+                        piece)
+        est._stream_ = state
+        est.__dict__.pop("labels_", None)  # labels of an earlier fit's rows
+        return est
+
+    def _batch_source(self, X: Any, sample_weight: Any, *, first: bool) -> ArraySource:
+        est: Any = self
+        if is_data_source(X):
+            raise TypeError(
+                f"partial_fit takes one batch of rows as an array-like, not a "
+                f"{type(X).__name__}. Pass each batch as an array; for rows that "
+                "can be read again, fit(source) gives the exact maximum-likelihood "
+                "answer."
+            )
+        X = check_data(est, X, reset=first, min_samples=2 if first else 1)
+        if first and len(X) < est.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{est.n_components}, n_samples = {len(X)}: the first batch of "
+                "partial_fit initialises the mixture and needs at least one row "
+                "per component. Pass a larger first batch or lower n_components."
+            )
+        weights = scale_weights(check_sample_weight(sample_weight, len(X)))
+        return ArraySource(X, weights, est._chunk_size(X.shape[1]))
