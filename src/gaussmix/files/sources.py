@@ -120,9 +120,12 @@ class ParquetSource:
             n = batch.num_rows
             if n == 0:
                 continue
-            X = np.empty((n, self.n_features), dtype=self.dtype)
+            # columns filled as rows of a (d, n) array (contiguous writes), then
+            # transposed once: several times faster than filling strided columns
+            columns = np.empty((self.n_features, n), dtype=self.dtype)
             for j in range(self.n_features):
-                X[:, j] = self._values(batch.column(j), self.dtype)
+                columns[j] = self._values(batch.column(j), self.dtype)
+            X = np.ascontiguousarray(columns.T)
             where = f"rows {start}..{start + n - 1} of {self.path!r}"
             w = None
             if self.weights is not None:
