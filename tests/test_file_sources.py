@@ -158,3 +158,16 @@ def test_a_missing_package_names_the_extra(name, package, extra, monkeypatch, tm
     monkeypatch.setattr(_optional.importlib, "import_module", without_package)
     with pytest.raises(ImportError, match=rf"gaussmix\[{extra}\]"):
         getattr(gaussmix, name)(str(tmp_path / "x"))
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    code = re.search(r"## From files larger than memory\n.*?```python\n(.*?)```", text,
+                     re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README files larger than memory", "exec"), namespace)
+    assert namespace["labels"].shape == (20_000,)

@@ -72,7 +72,9 @@ class ParquetSource:
         pa = require("pyarrow", "io", "reading Parquet files")
         pq = require("pyarrow.parquet", "io", "reading Parquet files")
         self.path = os.fspath(path)
-        self._file = pq.ParquetFile(self.path)
+        # memory-mapped, not pre-buffered: pre-buffering keeps every column chunk
+        # read so far in private memory (a whole file's worth per pass)
+        self._file = pq.ParquetFile(self.path, memory_map=True, pre_buffer=False)
         schema = self._file.schema_arrow
         names = list(schema.names)
 
@@ -111,10 +113,10 @@ class ParquetSource:
     def n_chunks(self) -> int | None:
         return None  # batches end at row-group ends too
 
-    def chunks(self) -> Iterator[Chunk]:
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Rows and weights of each record batch, unchecked (nulls are NaN)."""
         size = self.chunk_size or DEFAULT_CHUNK_ROWS
         wanted = self.columns + ([self.weights] if self.weights is not None else [])
-        start = 0
         for batch in self._file.iter_batches(batch_size=size, columns=wanted,
                                              use_threads=False):
             n = batch.num_rows
@@ -125,13 +127,17 @@ class ParquetSource:
             columns = np.empty((self.n_features, n), dtype=self.dtype)
             for j in range(self.n_features):
                 columns[j] = self._values(batch.column(j), self.dtype)
-            X = np.ascontiguousarray(columns.T)
+            w = (None if self.weights is None else
+                 self._values(batch.column(self.n_features), np.dtype(np.float64)))
+            yield np.ascontiguousarray(columns.T), w
+
+    def chunks(self) -> Iterator[Chunk]:
+        start = 0
+        for X, w in self.batches():
+            n = len(X)
             where = f"rows {start}..{start + n - 1} of {self.path!r}"
-            w = None
-            if self.weights is not None:
-                w = check_chunk_weights(
-                    self._values(batch.column(self.n_features), np.dtype(np.float64)), n)
-            yield Chunk(check_chunk(X, self.n_features, where), w)
+            yield Chunk(check_chunk(X, self.n_features, where),
+                        None if w is None else check_chunk_weights(w, n))
             start += n
 
     def _values(self, column: Any, dtype: np.dtype) -> np.ndarray:
