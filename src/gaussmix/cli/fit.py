@@ -72,7 +72,8 @@ def fit_model(
     with progress, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         if isinstance(data, StreamedData):  # the weights come with the chunks
-            estimator.fit(data.X)
+            # no labels_ (8 bytes a row, one more pass): the command has no use for them
+            estimator._fit_parameters(data.X, None)
         else:
             estimator.fit(data.X, sample_weight=data.weights)
     seconds = time.perf_counter() - start
