@@ -16,6 +16,8 @@ from .engine.sources import IterableSource, NpySource
 from .mixture import GaussianMixture
 from .selection import GaussianMixtureSearch, SelectionResult, select
 
+_FILE_SOURCES = ("ParquetSource", "ZarrSource")
+
 
 def load(path):  # noqa: ANN001, ANN201 - documented in gaussmix.files.model.load_model
     """Load a model written by :meth:`GaussianMixture.save`."""
@@ -26,6 +28,10 @@ def load(path):  # noqa: ANN001, ANN201 - documented in gaussmix.files.model.loa
 
 def __getattr__(name: str):  # noqa: ANN202
     # ``gaussmix.plot`` is the plotting module, imported on first use only.
+    if name in _FILE_SOURCES:  # Parquet/Zarr sources; pyarrow/zarr on first use
+        from .files import sources
+
+        return getattr(sources, name)
     if name == "plot":
         from . import plotting
 

@@ -7,14 +7,18 @@ values checked with file positions before the model sees them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import click
 import numpy as np
 
-from ..files.tables import check_output_path, write_table
+from ..files.streams import StreamedData
+from ..files.tables import check_output_path, open_table_writer, write_table
 from ..plotting import FIGURE_FORMATS
-from .fit import information_criteria
-from .inputs import load_model, model_data, quiet_feature_names
-from .options import TABLE_FORMATS, columns_option
+from .fit import criteria_of, information_criteria
+from .inputs import load_model, model_data, n_rows, quiet_feature_names
+from .options import TABLE_FORMATS, chunk_size_option, columns_option
 
 __all__ = ["plot_command", "predict_command", "score_command"]
 
@@ -33,27 +37,40 @@ Examples:
               help="Write responsibilities (one column per component) instead of "
                    "labels.")
 @columns_option
+@chunk_size_option
 def predict_command(model_path: str, data: str, output: str | None, proba: bool,
-                    columns: str | None) -> None:
+                    columns: str | None, chunk_size: int | None) -> None:
     """Label each row of DATA with its most probable component of MODEL.
 
     Writes a column 'label' (0 to K-1), or with --proba columns 'prob_0' ...
-    'prob_{K-1}' holding each row's posterior probabilities.
+    'prob_{K-1}' holding each row's posterior probabilities. Large .npy and
+    Parquet files (over 64 MiB, or any with --chunk-size) are read and
+    written chunk by chunk, in bounded memory.
     """
     if output is not None:
         check_output_path(output, TABLE_FORMATS)
     model = load_model(model_path)
-    dataset = model_data(model, data, columns)
-    with quiet_feature_names():
-        if proba:
-            resp = model.predict_proba(dataset.X)
-            out = {f"prob_{j}": resp[:, j] for j in range(resp.shape[1])}
-        else:
-            out = {"label": model.predict(dataset.X).astype(np.int64)}
-    _write_or_print(output, out)
+    if chunk_size is not None:
+        model.set_params(chunk_size=chunk_size)
+    dataset = model_data(model, data, columns, chunk_size=chunk_size, stream=True)
+
+    def per_row(X: np.ndarray) -> dict[str, np.ndarray]:
+        with quiet_feature_names():
+            if proba:
+                resp = model.predict_proba(X)
+                return {f"prob_{j}": resp[:, j] for j in range(resp.shape[1])}
+            return {"label": model.predict(X).astype(np.int64)}
+
+    if isinstance(dataset, StreamedData):
+        names = ([f"prob_{j}" for j in range(model.n_components)] if proba
+                 else ["label"])
+        _write_chunks(output, names, dataset.n_rows,
+                      (per_row(X) for X, _ in dataset.X.chunks()))
+    else:
+        _write_or_print(output, per_row(dataset.X))
     if output is not None:
         what = "responsibilities" if proba else "labels"
-        click.echo(f"wrote {what} of {len(dataset.X)} rows to {output}")
+        click.echo(f"wrote {what} of {n_rows(dataset)} rows to {output}")
 
 
 @click.command("score", epilog="""\b
@@ -67,29 +84,39 @@ Examples:
 @columns_option
 @click.option("--weights", metavar="COLUMN", default=None,
               help="Column of per-row sample weights for the mean.")
+@chunk_size_option
 def score_command(model_path: str, data: str, output: str | None,
-                  columns: str | None, weights: str | None) -> None:
+                  columns: str | None, weights: str | None,
+                  chunk_size: int | None) -> None:
     """Mean log-likelihood of DATA under MODEL (and per-row log densities).
 
     Prints the (weighted) mean log-likelihood per row, its total, and the
-    model's BIC and AIC on DATA.
+    model's BIC and AIC on DATA. Large .npy and Parquet files (over 64 MiB,
+    or any with --chunk-size) are read, and log densities written, chunk by
+    chunk, in bounded memory.
     """
     if output is not None:
         check_output_path(output, TABLE_FORMATS)
     model = load_model(model_path)
-    dataset = model_data(model, data, columns, weights)
-    with quiet_feature_names():
-        log_density = model.score_samples(dataset.X)
-    crit = information_criteria(model, dataset)
-    if output is not None:
-        write_table(output, {"log_density": log_density})
+    if chunk_size is not None:
+        model.set_params(chunk_size=chunk_size)
+    dataset = model_data(model, data, columns, weights, chunk_size=chunk_size,
+                         stream=True)
+    if isinstance(dataset, StreamedData):
+        crit = _streamed_score(model, dataset, output)
+    else:
+        with quiet_feature_names():
+            log_density = model.score_samples(dataset.X)
+        crit = information_criteria(model, dataset)
+        if output is not None:
+            write_table(output, {"log_density": log_density})
     click.echo(f"mean log-likelihood: {crit['mean']:.10g} per row "
-               f"({len(dataset.X)} rows)")
+               f"({n_rows(dataset)} rows)")
     click.echo(f"total log-likelihood: {crit['total']:.10g}")
     click.echo(f"BIC: {crit['bic']:.10g}")
     click.echo(f"AIC: {crit['aic']:.10g}")
     if output is not None:
-        click.echo(f"wrote log densities of {len(dataset.X)} rows to {output}")
+        click.echo(f"wrote log densities of {n_rows(dataset)} rows to {output}")
 
 
 @click.command("plot", epilog="""\b
@@ -151,9 +178,47 @@ def _write_or_print(out: str | None, columns: dict[str, np.ndarray]) -> None:
     if out is not None:
         write_table(out, columns)
         return
-    names = list(columns)
+    click.echo(",".join(columns))
+    _echo_rows(columns)
+
+
+
+
+def _streamed_score(model: Any, data: StreamedData, output: str | None
+                    ) -> dict[str, float]:
+    """Criteria of a streamed file, its log densities written chunk by chunk."""
+    totals = [0.0, 0.0]
+
+    def densities() -> Iterator[dict[str, np.ndarray]]:
+        for X, w in data.X.chunks():
+            with quiet_feature_names():
+                log_prob = model.score_samples(X)
+            totals[0] += float(log_prob.sum() if w is None else w @ log_prob)
+            totals[1] += float(len(log_prob) if w is None else w.sum())
+            yield {"log_density": log_prob}
+
+    chunks = densities()
+    if output is None:
+        for _ in chunks:
+            pass
+    else:
+        _write_chunks(output, ["log_density"], data.n_rows, chunks)
+    return criteria_of(model, *totals)
+
+
+def _write_chunks(out: str | None, names: list[str], rows: int,
+                  chunks: Iterator[dict[str, np.ndarray]]) -> None:
+    """Columns written chunk by chunk to ``out``, or as CSV on standard output."""
+    if out is not None:
+        with open_table_writer(out, names, n_rows=rows) as writer:
+            for columns in chunks:
+                writer.write(columns)
+        return
     click.echo(",".join(names))
+    for columns in chunks:
+        _echo_rows(columns)
+
+
+def _echo_rows(columns: dict[str, np.ndarray]) -> None:
     rows = zip(*(np.asarray(c).tolist() for c in columns.values()), strict=True)
     click.echo("\n".join(",".join(map(repr, row)) for row in rows))
-
-

@@ -18,12 +18,15 @@ from rich.table import Table
 from sklearn.exceptions import ConvergenceWarning
 
 from .. import criteria
+from ..files.streams import StreamedData
 from ..files.tables import DataError, Dataset, check_output_path
 from ..mixture import GaussianMixture
 from ..plotting import FIGURE_FORMATS
 from .errors import warning_messages
 from .inputs import (
+    Data,
     model_output,
+    n_rows,
     quiet_feature_names,
     read_dataset_for_fit,
     stderr,
@@ -33,6 +36,7 @@ from .inputs import (
 from .options import (
     COVARIANCE_TYPES,
     INIT_METHODS,
+    chunk_size_option,
     columns_option,
     em_options,
     progress_options,
@@ -43,7 +47,7 @@ __all__ = ["example_command", "fit_command", "fit_model", "summary_tables"]
 
 
 def fit_model(
-    data: Dataset, estimator: GaussianMixture, *, quiet: bool, force_progress: bool,
+    data: Data, estimator: GaussianMixture, *, quiet: bool, force_progress: bool,
     command: str = "fit",
 ) -> float:
     """Fit with a progress display; return the seconds taken.
@@ -52,10 +56,10 @@ def fit_model(
     each warning of the fit as one line (see
     :func:`gaussmix.cli.errors.warning_messages`).
     """
-    n_rows, k = len(data.X), estimator.n_components
-    if k > n_rows:
+    rows, k = n_rows(data), estimator.n_components
+    if k > rows:
         raise DataError(
-            f"-k {k} is larger than the number of rows ({n_rows}) in "
+            f"-k {k} is larger than the number of rows ({rows}) in "
             f"{data.path!r}; each component needs at least one row: lower -k or "
             "add rows"
         )
@@ -67,7 +71,11 @@ def fit_model(
     start = time.perf_counter()
     with progress, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        estimator.fit(data.X, sample_weight=data.weights)
+        if isinstance(data, StreamedData):  # the weights come with the chunks
+            # no labels_ (8 bytes a row, one more pass): the command has no use for them
+            estimator._fit_parameters(data.X, None)
+        else:
+            estimator.fit(data.X, sample_weight=data.weights)
     seconds = time.perf_counter() - start
     estimator.set_params(callback=None)
     if data.named:
@@ -77,14 +85,32 @@ def fit_model(
     return seconds
 
 
-def information_criteria(model: GaussianMixture, data: Dataset) -> dict[str, float]:
+def information_criteria(model: GaussianMixture, data: Data) -> dict[str, float]:
     """Mean and total log-likelihood, BIC and AIC of the model on the data.
 
     With sample weights, the total weight plays the role of the number of rows
-    (so integer weights give the same values as repeated rows).
+    (so integer weights give the same values as repeated rows). A streamed
+    file is read once more, chunk by chunk.
     """
+    if isinstance(data, StreamedData):
+        total, n = 0.0, 0.0
+        for X, w in data.X.chunks():
+            log_prob = _score_chunk(model, X)
+            total += float(log_prob.sum() if w is None else w @ log_prob)
+            n += float(len(log_prob) if w is None else w.sum())
+        return criteria_of(model, total, n)
     with quiet_feature_names():
         total, n = model._log_likelihood(data.X, data.weights)
+    return criteria_of(model, total, n)
+
+
+def _score_chunk(model: GaussianMixture, X: np.ndarray) -> np.ndarray:
+    with quiet_feature_names():
+        return model.score_samples(X)
+
+
+def criteria_of(model: GaussianMixture, total: float, n: float) -> dict[str, float]:
+    """Mean and total log-likelihood, BIC and AIC from a total and a row count."""
     p = model._n_parameters()
     return {"mean": total / n, "total": total, "n": n, "parameters": float(p),
             "bic": criteria.bic(total, n, p), "aic": criteria.aic(total, p)}
@@ -98,7 +124,7 @@ def _fmt(value: float) -> str:
 
 
 def summary_tables(
-    model: GaussianMixture, data: Dataset, seconds: float | None = None
+    model: GaussianMixture, data: Data, seconds: float | None = None
 ) -> list[Any]:
     """Renderables describing a fitted model: parameters and fit statistics."""
     names = [str(n) for n in getattr(model, "feature_names_in_", data.names)]
@@ -131,7 +157,7 @@ def summary_tables(
     stats.add_column(style="bold")
     stats.add_column()
     converged = "converged" if model.converged_ else "not converged"
-    stats.add_row("data", f"{data.path} ({len(data.X)} rows x {data.X.shape[1]} "
+    stats.add_row("data", f"{data.path} ({n_rows(data)} rows x {len(data.names)} "
                           "features)")
     stats.add_row("model", f"{k} components, {model.covariance_type} covariance, "
                            f"{int(crit['parameters'])} free parameters")
@@ -172,25 +198,29 @@ Examples:
               help="Column of non-negative per-row sample weights (not a feature).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for EM (default: all cores).")
+@chunk_size_option
 @progress_options
 def fit_command(
     data: str, k: int, output: str, covariance: str, n_init: int, max_iter: int,
     tol: float, reg_covar: float, init_params: str, seed: int | None,
     columns: str | None, weights: str | None, threads: int | None,
-    quiet: bool, force_progress: bool,
+    chunk_size: int | None, quiet: bool, force_progress: bool,
 ) -> None:
     """Fit a Gaussian mixture with K components to DATA and save it to MODEL.
 
     Prints the fitted weights and means and the iterations, convergence,
     log-likelihood, BIC, AIC and time of the fit. A live progress display of
-    EM iterations runs on a terminal.
+    EM iterations runs on a terminal. Large .npy and Parquet files (over
+    64 MiB, or any with --chunk-size) are read chunk by chunk in every EM
+    iteration, in bounded memory; initialisation then uses a 50,000-row
+    random sample of the file.
     """
     target = model_output(output)
-    dataset = read_dataset_for_fit(data, columns, weights)
+    dataset = read_dataset_for_fit(data, columns, weights, chunk_size=chunk_size)
     estimator = GaussianMixture(
         n_components=k, covariance_type=covariance, tol=tol, reg_covar=reg_covar,
         max_iter=max_iter, n_init=n_init, init_params=init_params,
-        random_state=seed, n_threads=threads,
+        random_state=seed, n_threads=threads, chunk_size=chunk_size,
     )
     seconds = fit_model(dataset, estimator, quiet=quiet,
                         force_progress=force_progress)

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from ..files.model import model_file_path
 from ..files.readers import name_list
+from ..files.streams import StreamedData, file_header, open_rows, should_stream
 from ..files.tables import (
     DataError,
     Dataset,
@@ -30,9 +31,18 @@ from ..files.tables import (
 from ..mixture import GaussianMixture
 
 __all__ = [
-    "load_model", "model_data", "model_output", "quiet_feature_names",
+    "Data", "load_model", "model_data", "model_output", "n_rows", "quiet_feature_names",
     "read_dataset_for_fit", "stderr", "stdout", "warn",
 ]
+
+#: What the commands read: a whole table in memory, or a file read chunk by chunk.
+Data = Dataset | StreamedData
+
+
+def n_rows(data: Data) -> int:
+    """Rows of the data, read or not."""
+    return data.n_rows if isinstance(data, StreamedData) else len(data.X)
+
 
 _NAMES_WARNING = "X does not have valid feature names"
 
@@ -89,17 +99,28 @@ def load_model(path: str) -> GaussianMixture:
 
 
 def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
-                         command: str = "fit") -> Dataset:
-    """Read DATA for fitting, telling the user about skipped text columns."""
-    dataset = select_columns(read_table(path), columns, weights)
-    if dataset.skipped and columns is None:
-        warn(command, f"ignoring non-numeric column(s) {', '.join(dataset.skipped)}")
-    check_numbers(dataset)
-    return dataset
+                         command: str = "fit", chunk_size: int | None = None,
+                         stream: bool = True) -> Data:
+    """Read DATA for fitting, telling the user about skipped text columns.
+
+    Large ``.npy`` and Parquet files (or any, with ``chunk_size``) are opened
+    to be read chunk by chunk (see :func:`gaussmix.files.streams.should_stream`).
+    """
+    data: Data
+    if stream and should_stream(path, chunk_size):
+        data = open_rows(path, columns, weights, chunk_size)
+    else:
+        data = select_columns(read_table(path), columns, weights)
+    if data.skipped and columns is None:
+        warn(command, f"ignoring non-numeric column(s) {', '.join(data.skipped)}")
+    if isinstance(data, Dataset):
+        check_numbers(data)
+    return data
 
 
 def model_data(model: Any, path: str, columns: str | None = None,
-               weights: str | None = None) -> Dataset:
+               weights: str | None = None, chunk_size: int | None = None,
+               stream: bool = False) -> Data:
     """The columns of a data file that a fitted model expects.
 
     Without ``columns``, a model fitted on named columns takes those columns
@@ -109,23 +130,27 @@ def model_data(model: Any, path: str, columns: str | None = None,
     columns in order. A model fitted on unnamed columns takes ``x0, x1, ...``
     (the names ``gaussmix sample`` writes) when the file has them, else the
     numeric columns in order. ``--columns`` chooses columns whatever their
-    names. The number of columns must match the model.
+    names. The number of columns must match the model. With ``stream``, large
+    ``.npy`` and Parquet files are opened to be read chunk by chunk.
     """
-    table = read_table(path)
+    streamed = stream and should_stream(path, chunk_size)
+    table = file_header(path) if streamed else read_table(path)
     fitted_names = getattr(model, "feature_names_in_", None)
     expected = int(model.n_features_in_)
     if columns is None:
         columns = _columns_by_name(table, fitted_names, expected)
-    data = select_columns(table, columns, weights)
-    if data.X.shape[1] != expected:
+    data: Data = (open_rows(path, columns, weights, chunk_size) if streamed
+                  else select_columns(table, columns, weights))
+    if len(data.names) != expected:
         fitted = (f" ({', '.join(map(str, fitted_names))})"
                   if fitted_names is not None else "")
         raise DataError(
-            f"{path!r} gives {data.X.shape[1]} feature columns "
+            f"{path!r} gives {len(data.names)} feature columns "
             f"({', '.join(data.names)}) but the model was fitted on "
             f"{expected}{fitted}; choose {expected} columns with --columns"
         )
-    check_numbers(data)
+    if isinstance(data, Dataset):
+        check_numbers(data)
     return data
 
 

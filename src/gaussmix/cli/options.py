@@ -15,8 +15,8 @@ COVARIANCE_TYPES = tuple(_REGISTRY)
 TABLE_FORMATS = ("csv", "tsv", "npy", "parquet")
 
 __all__ = [
-    "COVARIANCE_TYPES", "INIT_METHODS", "TABLE_FORMATS", "columns_option", "em_options",
-    "progress_options",
+    "COVARIANCE_TYPES", "INIT_METHODS", "TABLE_FORMATS", "chunk_size_option",
+    "columns_option", "em_options", "progress_options",
 ]
 
 
@@ -49,3 +49,14 @@ def progress_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "(one line per iteration).")(f)
     return click.option("-q", "--quiet", is_flag=True,
                         help="No progress display.")(f)
+
+
+def chunk_size_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--chunk-size: rows per chunk; .npy and Parquet files are then streamed."""
+    return click.option(
+        "--chunk-size", type=click.IntRange(min=1), default=None, metavar="ROWS",
+        help="Rows per chunk of EM and of reading. .npy and Parquet files larger "
+             "than 64 MiB are read chunk by chunk (memory bounded by the chunk); "
+             "with --chunk-size, any .npy or Parquet file is. Default: chosen "
+             "for the problem.",
+    )(f)

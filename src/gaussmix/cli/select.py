@@ -125,7 +125,7 @@ def select_command(
     """
     from rich.console import Console
 
-    from ..files.tables import check_output_path
+    from ..files.tables import Dataset, check_output_path
     from ..selection import select
     from .inputs import model_output, read_dataset_for_fit
 
@@ -138,7 +138,10 @@ def select_command(
         from .._optional import require
 
         require("matplotlib", "plot", "plotting")  # fail before the work
-    dataset = read_dataset_for_fit(data, columns, weights, command="select")
+    # the candidates are fitted in memory (in parallel processes)
+    dataset = read_dataset_for_fit(data, columns, weights, command="select",
+                                   stream=False)
+    assert isinstance(dataset, Dataset)
     if ks[-1] > len(dataset.X):
         raise click.BadParameter(
             f"K goes up to {ks[-1]} but {data!r} has only {len(dataset.X)} rows; "

@@ -1,0 +1,158 @@
+"""Benchmark: fitting files larger than memory (a float64 .npy file and a Parquet
+file of the same rows) out of core, against the same rows in memory.
+
+Writes an n x 16 float64 .npy file chunk by chunk (four separated blobs; 32M
+rows = 4 GiB by default) and a Parquet file of the same rows (row groups of
+262,144 rows), then fits a K=4 full-covariance mixture in a fresh process for
+each of: the array loaded into memory (from a fixed start: an in-memory default
+initialisation would run k-means on every row), ``NpySource`` and
+``ParquetSource`` (default initialisation: k-means on a 50,000-row reservoir
+sample, one extra pass). Prints the seconds per EM iteration (between the first
+and last iteration callbacks, so initialisation is left out), the peak
+*private* memory above the process's start (RssAnon from /proc/self/status,
+sampled every 5 ms; pages of a memory map or of the page cache are not private)
+and the total time. The files are deleted at the end unless --keep is given.
+
+Run ``python benchmarks/bench_out_of_core.py [--rows N] [--max-iter 4]
+[--memory-rows M] [--dir DIR]``. ``--memory-rows`` fits only the first M rows in
+memory (when n rows do not fit alongside); seconds per iteration are then
+compared per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+
+import numpy as np
+
+D, K = 16, 4
+WRITE_ROWS = 1 << 20
+ROW_GROUP = 1 << 18
+
+
+def rss_anon() -> int:
+    """Private resident memory of this process in bytes (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def write_files(npy: str, parquet: str, n: int) -> None:
+    """The rows, written chunk by chunk to both files (bounded memory)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    rows = np.lib.format.open_memmap(npy, mode="w+", dtype=np.float64, shape=(n, D))
+    names = [f"x{j}" for j in range(D)]
+    schema = pa.schema([(name, pa.float64()) for name in names])
+    with pq.ParquetWriter(parquet, schema, compression="none") as out:
+        for start in range(0, n, WRITE_ROWS):
+            m = min(WRITE_ROWS, n - start)
+            block = rng.normal(size=(m, D)) + 6.0 * rng.integers(0, K, size=(m, 1))
+            rows[start:start + m] = block
+            for i in range(0, m, ROW_GROUP):
+                part = block[i:i + ROW_GROUP]
+                out.write_table(pa.table([part[:, j] for j in range(D)],
+                                         schema=schema), row_group_size=ROW_GROUP)
+    rows.flush()
+    del rows
+
+
+def fit_once(path: str, mode: str, max_iter: int, memory_rows: int) -> None:
+    """Fit in this process and print 'mode s_per_iter peak_mib seconds lower_bound n'."""
+    from gaussmix import GaussianMixture, NpySource, ParquetSource
+
+    warnings.simplefilter("ignore")
+    stamps: list[float] = []
+    settings: dict = dict(max_iter=max_iter, tol=0.0, random_state=0,
+                          callback=lambda info: stamps.append(time.perf_counter()))
+    base, peak, stop = rss_anon(), [0], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_anon())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    t = time.perf_counter()
+    if mode == "memory":
+        data = np.load(path, mmap_mode="r")[:memory_rows].copy()
+        settings.update(weights_init=np.full(K, 1 / K),
+                        means_init=6.0 * np.arange(K)[:, None] + np.zeros((K, D)),
+                        precisions_init=np.tile(np.eye(D), (K, 1, 1)))
+        n = len(data)
+    elif mode == "npy":
+        data = NpySource(path)
+        n = data.n_rows
+    else:
+        data = ParquetSource(path)
+        n = data.n_rows
+    model = GaussianMixture(K, **settings).fit(data)
+    seconds = time.perf_counter() - t
+    stop.set()
+    watcher.join()
+    per_iter = (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1)
+    print(mode, per_iter, (peak[0] - base) / 2**20, seconds, model.lower_bound_, n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=32_000_000)
+    parser.add_argument("--max-iter", type=int, default=4)
+    parser.add_argument("--memory-rows", type=int, default=None)
+    parser.add_argument("--dir", default=None)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        path, mode, max_iter, memory_rows = args.child
+        fit_once(path, mode, int(max_iter), int(memory_rows))
+        return
+    folder = tempfile.mkdtemp(dir=args.dir)
+    npy, parquet = os.path.join(folder, "rows.npy"), os.path.join(folder, "rows.parquet")
+    n, memory_rows = args.rows, args.memory_rows or args.rows
+    try:
+        t = time.perf_counter()
+        write_files(npy, parquet, n)
+        sizes = {p: os.path.getsize(p) / 2**30 for p in (npy, parquet)}
+        print(f"# {n} x {D} float64: .npy {sizes[npy]:.2f} GiB, Parquet "
+              f"{sizes[parquet]:.2f} GiB (written in {time.perf_counter() - t:.0f} s); "
+              f"K={K} full, {args.max_iter} EM iterations, {os.cpu_count()} cores, "
+              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} "
+              f"GiB RAM, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        print("| data given as | rows | s/it | s/it per 1M rows | peak private MiB "
+              "above start | total s | lower bound |")
+        print("|---|---|---|---|---|---|---|")
+        per_row = {}
+        for mode, path in (("memory", npy), ("npy", npy), ("parquet", parquet)):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", path, mode, str(args.max_iter),
+                 str(memory_rows)], capture_output=True, text=True, check=True
+            ).stdout.split()
+            _, sec, mib, total, bound, rows = out
+            per_row[mode] = float(sec) / int(rows) * 1e6
+            print(f"| {mode} | {int(rows)} | {float(sec):.3f} | {per_row[mode]:.4f} | "
+                  f"{float(mib):.0f} | {float(total):.1f} | {float(bound):.6f} |",
+                  flush=True)
+        for mode in ("npy", "parquet"):
+            print(f"# {mode}: {per_row[mode] / per_row['memory']:.2f}x the in-memory "
+                  "seconds per iteration (per row)")
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

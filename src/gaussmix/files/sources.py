@@ -1,0 +1,217 @@
+"""Data sources that read files larger than memory: Parquet and Zarr.
+
+Both follow the protocol of :mod:`gaussmix.engine.sources` (the engine never
+imports pyarrow or zarr): they know their rows and features without reading
+the data, and each pass reads the file again, one chunk at a time, so that
+memory holds one chunk (for Parquet, at most one row group being decoded)
+whatever the size of the file.
+
+- :class:`ParquetSource`: numeric columns of a Parquet file, read in record
+  batches (``pip install 'gaussmix[io]'``); sample weights from a column.
+- :class:`ZarrSource`: a 2-D Zarr array (a path or an open array), read in
+  whole Zarr chunks of rows (``pip install 'gaussmix[zarr]'``); sample
+  weights as an array, as for :class:`~gaussmix.engine.sources.NpySource`.
+
+Values are float64 unless every column is float32 (then float32, as for
+``.npy`` files); NaN (a Parquet null) or infinity raises ``ValueError``
+naming the rows, when the chunk holding it is read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..engine.covariance import ComputeSpec
+from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk, check_chunk, check_chunk_weights
+from ..engine.xp import array_namespace
+
+__all__ = ["ParquetSource", "ZarrSource"]
+
+
+def _numpy_spec(dtype: np.dtype) -> ComputeSpec:
+    return ComputeSpec(array_namespace(np.empty(0, dtype)), dtype)
+
+
+class ParquetSource:
+    """Rows of a Parquet file, read a record batch at a time with pyarrow.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A Parquet file.
+    columns : sequence of str, optional
+        Feature columns, in order. Default: every numeric (integer, float,
+        decimal, boolean) column except the weights column.
+    weights : str, optional
+        A numeric column of non-negative per-row sample weights (not a feature).
+    chunk_size : int, optional
+        Rows per chunk; None lets the estimator choose for its problem.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> import pyarrow as pa, pyarrow.parquet as pq
+    >>> path = os.path.join(tempfile.mkdtemp(), "rows.parquet")
+    >>> pq.write_table(pa.table({"a": np.arange(5.0), "b": np.ones(5),
+    ...                          "w": np.full(5, 2.0)}), path)
+    >>> source = ParquetSource(path, weights="w", chunk_size=2)
+    >>> source.columns, source.n_rows, [len(c.X) for c in source.chunks()]
+    (['a', 'b'], 5, [2, 2, 1])
+    """
+
+    reiterable = True
+    in_memory = False
+
+    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str] | None = None,
+                 weights: str | None = None, chunk_size: int | None = None) -> None:
+        pa = require("pyarrow", "io", "reading Parquet files")
+        pq = require("pyarrow.parquet", "io", "reading Parquet files")
+        self.path = os.fspath(path)
+        # memory-mapped, not pre-buffered: pre-buffering keeps every column chunk
+        # read so far in private memory (a whole file's worth per pass)
+        self._file = pq.ParquetFile(self.path, memory_map=True, pre_buffer=False)
+        schema = self._file.schema_arrow
+        names = list(schema.names)
+
+        def numeric(name: str) -> bool:
+            kind = schema.field(name).type
+            return any(test(kind) for test in (
+                pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal,
+                pa.types.is_boolean))
+
+        for name in [*(columns or []), *([weights] if weights is not None else [])]:
+            if name not in names:
+                raise ValueError(f"{self.path!r} has no column {name!r}; its columns "
+                                 f"are {', '.join(names)}.")
+            if not numeric(name):
+                raise ValueError(f"column {name!r} of {self.path!r} is not numeric "
+                                 f"(its type is {schema.field(name).type}).")
+        if columns is None:
+            columns = [n for n in names if numeric(n) and n != weights]
+        self.columns = list(columns)
+        if not self.columns:
+            raise ValueError(f"{self.path!r} has no numeric feature column.")
+        if weights in self.columns:
+            raise ValueError(f"column {weights!r} is the weights column; it cannot "
+                             "also be a feature.")
+        self.weights = weights
+        float32 = all(schema.field(n).type == pa.float32() for n in self.columns)
+        self.dtype = np.dtype(np.float32 if float32 else np.float64)
+        self.n_rows = int(self._file.metadata.num_rows)
+        self.n_features = len(self.columns)
+        # None: the estimator's chunk size for its problem (see auto_chunk_size)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.spec = _numpy_spec(self.dtype)
+        self._pa = pa
+
+    @property
+    def n_chunks(self) -> int | None:
+        return None  # batches end at row-group ends too
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Rows and weights of each record batch, unchecked (nulls are NaN)."""
+        size = self.chunk_size or DEFAULT_CHUNK_ROWS
+        wanted = self.columns + ([self.weights] if self.weights is not None else [])
+        for batch in self._file.iter_batches(batch_size=size, columns=wanted,
+                                             use_threads=False):
+            n = batch.num_rows
+            if n == 0:
+                continue
+            # columns filled as rows of a (d, n) array (contiguous writes), then
+            # transposed once: several times faster than filling strided columns
+            columns = np.empty((self.n_features, n), dtype=self.dtype)
+            for j in range(self.n_features):
+                columns[j] = self._values(batch.column(j), self.dtype)
+            w = (None if self.weights is None else
+                 self._values(batch.column(self.n_features), np.dtype(np.float64)))
+            yield np.ascontiguousarray(columns.T), w
+
+    def chunks(self) -> Iterator[Chunk]:
+        start = 0
+        for X, w in self.batches():
+            n = len(X)
+            where = f"rows {start}..{start + n - 1} of {self.path!r}"
+            yield Chunk(check_chunk(X, self.n_features, where),
+                        None if w is None else check_chunk_weights(w, n))
+            start += n
+
+    def _values(self, column: Any, dtype: np.dtype) -> np.ndarray:
+        pa = self._pa
+        target = pa.float32() if dtype == np.float32 else pa.float64()
+        if column.type != target:
+            column = column.cast(target)
+        # nulls become NaN, which check_chunk reports
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+class ZarrSource:
+    """Rows of a 2-D Zarr array, read in whole Zarr chunks of rows.
+
+    Parameters
+    ----------
+    path_or_array : str, os.PathLike or zarr.Array
+        A Zarr array (a directory store path, opened read-only) or an open
+        array (anything with ``shape``, ``dtype``, ``chunks`` and slicing).
+    chunk_size : int, optional
+        Rows per chunk, rounded down to a multiple of the array's chunk rows
+        (at least one Zarr chunk); None lets the estimator choose.
+    sample_weight : array-like of shape (n_rows,), optional
+        Non-negative per-row weights (one number per row, kept in memory).
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile, zarr
+    >>> path = os.path.join(tempfile.mkdtemp(), "rows.zarr")
+    >>> z = zarr.open_array(path, mode="w", shape=(5, 2), chunks=(2, 2), dtype="f8")
+    >>> z[:] = np.arange(10.0).reshape(5, 2)
+    >>> source = ZarrSource(path, chunk_size=3)
+    >>> [len(c.X) for c in source.chunks()], source.n_features
+    ([2, 2, 1], 2)
+    """
+
+    reiterable = True
+    in_memory = False
+
+    def __init__(self, path_or_array: Any, chunk_size: int | None = None,
+                 sample_weight: Any = None) -> None:
+        if isinstance(path_or_array, (str, os.PathLike)):
+            zarr = require("zarr", "zarr", "reading Zarr arrays")
+            self.path: str | None = os.fspath(path_or_array)
+            self._rows = zarr.open_array(self.path, mode="r")
+        else:
+            self.path, self._rows = None, path_or_array
+        shape, dtype = tuple(self._rows.shape), np.dtype(self._rows.dtype)
+        if len(shape) != 2 or dtype.kind not in "fiub":
+            raise ValueError(f"the Zarr array holds a {len(shape)}-D {dtype} array; "
+                             "it must be a 2-D numeric array (rows x features).")
+        self.dtype = np.dtype(np.float32 if dtype == np.float32 else np.float64)
+        self.n_rows, self.n_features = map(int, shape)
+        self.block_rows = max(1, int(getattr(self._rows, "chunks", shape)[0]))
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.sample_weight = (None if sample_weight is None
+                              else check_chunk_weights(sample_weight, self.n_rows))
+        self.spec = _numpy_spec(self.dtype)
+
+    @property
+    def _rows_per_chunk(self) -> int:
+        size = self.chunk_size or DEFAULT_CHUNK_ROWS
+        return max(1, size // self.block_rows) * self.block_rows
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_rows // self._rows_per_chunk)
+
+    def chunks(self) -> Iterator[Chunk]:
+        w, size = self.sample_weight, self._rows_per_chunk
+        name = repr(self.path) if self.path is not None else "the Zarr array"
+        for start in range(0, self.n_rows, size):
+            stop = min(start + size, self.n_rows)
+            X = np.asarray(self._rows[start:stop], dtype=self.dtype)
+            yield Chunk(check_chunk(X, self.n_features, f"rows {start}..{stop - 1} "
+                                    f"of {name}"),
+                        None if w is None else w[start:stop])
