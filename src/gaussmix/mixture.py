@@ -21,13 +21,14 @@ from .engine.reducers import Reducer, reducer_for
 from .engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weights
 from .engine.threads import resolve_threads, single_threaded_blas
 from .engine.xp import to_host
-from .inputs import check_source, is_data_source, sized, training_source
-from .validation import (
-    check_data,
-    check_initial_parameters,
-    check_parameters,
-    check_sample_weight,
+from .inputs import (
+    is_dask,
+    is_data_source,
+    log_likelihood_totals,
+    prediction_input,
+    training_source,
 )
+from .validation import check_initial_parameters, check_parameters, check_sample_weight
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -312,10 +313,7 @@ default='kmeans'
 
     def _validated(self, X: Any) -> Any:
         check_is_fitted(self)
-        if is_data_source(X):
-            check_source(self, X, reset=False)
-            return sized(X, self._chunk_size(X.n_features))
-        return check_data(self, X, reset=False)
+        return prediction_input(self, X)
 
     def _per_row(self, X: Any, what: str) -> np.ndarray:
         """Per-row results on validated data (an array or a data source):
@@ -328,6 +326,9 @@ default='kmeans'
             "log_resp": lambda c: to_host(kernel.log_resp(c.X)).T,
             "label": lambda c: to_host(kernel.labels(c.X), np.int64),
         }
+        if hasattr(source, "map_rows"):  # a Dask array: a lazy Dask array
+            return source.map_rows(funcs[what], self.n_components if what == "log_resp"
+                                   else None, np.int64 if what == "label" else np.float64)
         parts = list(self._reducer(source).map(funcs[what], source))
         return np.concatenate(parts)
 
@@ -358,6 +359,8 @@ default='kmeans'
         log_likelihood : float
         """
         log_prob = self.score_samples(X)
+        if is_dask(log_prob):  # computed on the Dask scheduler
+            return float(np.divide(*log_likelihood_totals(log_prob, sample_weight)))
         weights = scale_weights(check_sample_weight(sample_weight, len(log_prob)))
         return float(np.average(log_prob, weights=weights))
 
@@ -418,11 +421,7 @@ default='kmeans'
 
     def _log_likelihood(self, X: Any, sample_weight: Any) -> tuple[float, float]:
         """Total (weighted) log-likelihood of X and the number (weight) of rows."""
-        log_prob = self.score_samples(X)
-        weights = check_sample_weight(sample_weight, len(log_prob))
-        if weights is None:
-            return float(log_prob.sum()), float(len(log_prob))
-        return float(weights @ log_prob), float(weights.sum())
+        return log_likelihood_totals(self.score_samples(X), sample_weight)
 
     def bic(self, X: Any, *, sample_weight: Any = None) -> float:
         """Bayesian information criterion on X (lower is better).

@@ -1,8 +1,10 @@
 """Reducers: how a chunk function is mapped over a source and its results added.
 
 The EM loop, initialisation and prediction take a reducer as a parameter, so
-running chunks in turn, in a thread pool, or (later) as a Dask tree reduction
-or a streaming blend is a choice of object, not a branch in the fold.
+running chunks in turn, in a thread pool, as a Dask tree reduction on a
+cluster (:class:`gaussmix.backends.dask.DaskTree`, whose ``map`` yields one
+already-added value) or a streaming blend is a choice of object, not a branch
+in the fold.
 
 Results are always combined in chunk order, so a fit does not depend on the
 number of threads.
@@ -55,7 +57,15 @@ class ThreadPool:
 
 
 def reducer_for(n_threads: int, source: ChunkSource | None = None) -> Reducer:
-    """A thread pool for several threads and several chunks, else sequential."""
+    """A thread pool for several threads and several chunks, else sequential.
+
+    A source with a ``reducer(local)`` method brings its own (a Dask array's
+    tree reduction on the cluster); ``local`` then serves in-memory work such
+    as the initialisation sample.
+    """
+    own = getattr(source, "reducer", None)
+    if callable(own):
+        return own(reducer_for(n_threads))  # type: ignore[no-any-return]
     n_chunks = source.n_chunks if source is not None else None
     if n_threads <= 1 or n_chunks == 1:
         return Sequential()
