@@ -184,16 +184,16 @@ default='kmeans'
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or a data source
-            Training data, one row per sample; or a
-            :class:`~gaussmix.NpySource` / :class:`~gaussmix.IterableSource`
-            for rows that are not one in-memory array (weights then come with
-            the source's chunks). Initialisation from a source not in memory
-            works on a uniform sample of at most 50,000 rows.
+        X : array-like of shape (n_samples, n_features), data source or Dask array
+            Training data, one row per sample; an :class:`~gaussmix.NpySource` /
+            :class:`~gaussmix.IterableSource` (weights come with its chunks); or a
+            Dask array / DataFrame, fitted on the cluster (persist it first, see
+            :mod:`gaussmix.backends.dask`). Initialisation from rows not in
+            memory works on a uniform sample of at most 50,000 rows.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row; an integer weight counts the row
-            that many times.
+            Non-negative weight of each row (a Dask array for Dask X); an
+            integer weight counts the row that many times.
 
         Returns
         -------
