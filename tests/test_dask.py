@@ -203,6 +203,25 @@ def test_reducer_and_bad_input(data):
         gm.predict(da.ones((4, 2)))
 
 
+def test_parameters_are_one_key_per_pass(data):
+    X, _ = data
+    source = DaskSource(da.from_array(X, chunks=ROWS_PER_BLOCK))
+    kernel = np.arange(1000.0)  # stands for the parameters
+
+    graph = dict(DaskTree(split_every=2).graph(
+        lambda c: float(c.X.sum() + kernel[0]), source).__dask_graph__())
+    holders = [k for k in graph if str(k).startswith("gaussmix-kernel")]
+    blocks = [v for k, v in graph.items() if str(k).startswith("_apply_block")]
+    assert len(holders) == 1 and len(blocks) == source.n_chunks == 4
+    assert all(holders[0] in task.dependencies for task in blocks)
+    combines = [k for k in graph if str(k).startswith("<lambda>") or
+                str(k).startswith("_sum")]
+    assert len(combines) == 3  # 4 values, 2 at a time: 2 + 1 nodes
+    with dask.config.set(scheduler="sync"):
+        assert next(DaskTree().map(lambda c: float(c.X.sum()), source)) == \
+            pytest.approx(X.sum(), rel=1e-12)
+
+
 def test_missing_dask_names_the_extra(monkeypatch, data):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"gaussmix\[dask\]"):

@@ -31,7 +31,9 @@ tree), then runs k-means on the sample in the client; all rows are taken (in
 order) when there are no more than that.
 
 Prediction maps the kernel over the blocks with ``map_blocks`` and returns a
-lazy Dask array.
+lazy Dask array (so are ``fit_predict``'s labels and ``labels_`` after a fit of
+a Dask array); ``score``, ``bic`` and ``aic`` compute their sums on the
+scheduler.
 """
 
 from __future__ import annotations
@@ -196,18 +198,22 @@ class DaskTree:
     local: Reducer = field(default_factory=Sequential)
 
     def map(self, func: Callable[[Any], T], source: Any) -> Iterator[T]:
-        blocks = getattr(source, "blocks", None)
-        if not isinstance(source, DaskSource) or blocks is None:
+        if not isinstance(source, DaskSource):
             yield from self.local.map(func, source)
             return
+        yield _dask().compute(self.graph(func, source))[0]
+
+    def graph(self, func: Callable[[Any], T], source: DaskSource) -> Any:
+        """The pass as one delayed value: ``func`` held by one key that every
+        block's task depends on, block values added in a tree."""
         dask = _dask()
-        bound = dask.delayed(_Bound(func), name=f"gaussmix-kernel-{uuid.uuid4().hex}")
+        bound = dask.delayed(_Bound(func), name=f"gaussmix-kernel-{uuid.uuid4().hex}",
+                             traverse=False)
         apply = dask.delayed(_apply_block, pure=True)
-        size = source.chunk_size
-        rows = source.X.chunks[0]
+        size, rows = source.chunk_size, source.X.chunks[0]
         values = [apply(bound, X, w, source.n_features, size, i)
-                  for i, (X, w) in enumerate(blocks) if rows[i]]
-        yield dask.compute(_tree(values, _sum, self.split_every))[0]
+                  for i, (X, w) in enumerate(source.blocks) if rows[i]]
+        return _tree(values, _sum, self.split_every)
 
 
 def _tree(values: list[Any], combine: Callable[[list[Any]], Any],
