@@ -7,7 +7,9 @@ full covariances, the same cores:
   cached in the JVM; one untimed fit first (warm JVM);
 - gaussmix on a ``distributed.LocalCluster`` of C single-threaded worker
   processes, the rows persisted on the workers (each block drawn there);
-- gaussmix in memory (C threads), for reference.
+- gaussmix in memory (C threads), for reference; and gaussmix on Dask again
+  with workers started without Dask's default ``MALLOC_TRIM_THRESHOLD_``
+  (see :func:`gaussmix_dask_fit`).
 
 Seconds per iteration = (t(maxIter=6) - t(maxIter=1)) / 5, so start-up,
 initialisation and the final pass cancel. Both libraries start from their own
@@ -97,15 +99,21 @@ def spark_fit(X: np.ndarray, cores: int) -> tuple[float, float]:
         spark.stop()
 
 
-def gaussmix_dask_fit(X: np.ndarray, init: dict, cores: int) -> tuple[float, float]:
+def gaussmix_dask_fit(X: np.ndarray, init: dict, cores: int, trim: bool = True
+                      ) -> tuple[float, float]:
+    """``trim=False`` starts the workers without Dask's default
+    MALLOC_TRIM_THRESHOLD_=65536, which makes every large temporary array of
+    the E-step a fresh mmap (page faults on each chunk)."""
     import dask
     import dask.array as da
     from distributed import Client, LocalCluster
 
     from gaussmix import GaussianMixture
 
-    with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=40) as cluster, \
+    key = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+    with dask.config.set({} if trim else {key: None}), \
+            LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=40) as cluster, \
             Client(cluster) as client:
         sizes = block_sizes(len(X))
         blocks = [da.from_delayed(dask.delayed(make_block)(i, rows), (rows, D), float)
@@ -148,6 +156,8 @@ def main() -> None:
     results = {}
     for name, run in [("gaussmix in memory", lambda: gaussmix_memory_fit(X, init, args.cores)),
                       ("gaussmix on Dask", lambda: gaussmix_dask_fit(X, init, args.cores)),
+                      ("  without malloc trim",
+                       lambda: gaussmix_dask_fit(X, init, args.cores, trim=False)),
                       ("Spark ML", lambda: spark_fit(X, args.cores))]:
         results[name] = run()
         seconds, loglik = results[name]
