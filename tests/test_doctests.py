@@ -15,9 +15,14 @@ MODULES = sorted(
     if not info.name.endswith("__main__")
 )
 
+# Modules whose examples need an optional dependency.
+OPTIONAL = {"gaussmix.backends.dask": ("dask.array", "distributed")}
+
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
+    for needed in OPTIONAL.get(name, ()):
+        pytest.importorskip(needed)
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

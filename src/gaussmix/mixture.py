@@ -23,13 +23,14 @@ from .engine.reducers import Reducer, reducer_for
 from .engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weights
 from .engine.threads import resolve_threads, single_threaded_blas
 from .engine.xp import to_host
-from .inputs import check_source, is_data_source, sized, training_source
-from .validation import (
-    check_data,
-    check_initial_parameters,
-    check_parameters,
-    check_sample_weight,
+from .inputs import (
+    is_dask,
+    is_data_source,
+    log_likelihood_totals,
+    prediction_input,
+    training_source,
 )
+from .validation import check_initial_parameters, check_parameters, check_sample_weight
 
 
 class GaussianMixture(PartialFitMixin, DensityMixin, BaseEstimator):
@@ -195,16 +196,16 @@ default='kmeans'
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or a data source
-            Training data, one row per sample; or a
-            :class:`~gaussmix.NpySource` / :class:`~gaussmix.IterableSource`
-            for rows that are not one in-memory array (weights then come with
-            the source's chunks). Initialisation from a source not in memory
-            works on a uniform sample of at most 50,000 rows.
+        X : array-like of shape (n_samples, n_features), data source or Dask array
+            Training data, one row per sample; an :class:`~gaussmix.NpySource` /
+            :class:`~gaussmix.IterableSource` (weights come with its chunks); or a
+            Dask array / DataFrame, fitted on the cluster (persist it first, see
+            :mod:`gaussmix.backends.dask`). Initialisation from rows not in
+            memory works on a uniform sample of at most 50,000 rows.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row; an integer weight counts the row
-            that many times.
+            Non-negative weight of each row (a Dask array for Dask X); an
+            integer weight counts the row that many times.
 
         Returns
         -------
@@ -325,10 +326,7 @@ default='kmeans'
 
     def _validated(self, X: Any) -> Any:
         check_is_fitted(self)
-        if is_data_source(X):
-            check_source(self, X, reset=False)
-            return sized(X, self._chunk_size(X.n_features))
-        return check_data(self, X, reset=False)
+        return prediction_input(self, X)
 
     def _per_row(self, X: Any, what: str) -> np.ndarray:
         """Per-row results on validated data (an array or a data source):
@@ -341,6 +339,9 @@ default='kmeans'
             "log_resp": lambda c: to_host(kernel.log_resp(c.X)).T,
             "label": lambda c: to_host(kernel.labels(c.X), np.int64),
         }
+        if hasattr(source, "map_rows"):  # a Dask array: a lazy Dask array
+            return source.map_rows(funcs[what], self.n_components if what == "log_resp"
+                                   else None, np.int64 if what == "label" else np.float64)
         parts = list(self._reducer(source).map(funcs[what], source))
         return np.concatenate(parts)
 
@@ -371,6 +372,8 @@ default='kmeans'
         log_likelihood : float
         """
         log_prob = self.score_samples(X)
+        if is_dask(log_prob):  # computed on the Dask scheduler
+            return float(np.divide(*log_likelihood_totals(log_prob, sample_weight)))
         weights = scale_weights(check_sample_weight(sample_weight, len(log_prob)))
         return float(np.average(log_prob, weights=weights))
 
@@ -431,11 +434,7 @@ default='kmeans'
 
     def _log_likelihood(self, X: Any, sample_weight: Any) -> tuple[float, float]:
         """Total (weighted) log-likelihood of X and the number (weight) of rows."""
-        log_prob = self.score_samples(X)
-        weights = check_sample_weight(sample_weight, len(log_prob))
-        if weights is None:
-            return float(log_prob.sum()), float(len(log_prob))
-        return float(weights @ log_prob), float(weights.sum())
+        return log_likelihood_totals(self.score_samples(X), sample_weight)
 
     def bic(self, X: Any, *, sample_weight: Any = None) -> float:
         """Bayesian information criterion on X (lower is better).

@@ -1,5 +1,13 @@
-"""Glue to other array libraries and schedulers (Dask, torch), imported lazily.
+"""Glue to other array libraries and schedulers, imported lazily.
 
-Empty until scale-out and GPU support land: each backend will supply a source
-and a reducer for the engine's fold, and an array namespace for its kernels.
+Each backend supplies a source and a reducer for the engine's fold (and, for
+GPUs, an array namespace for its kernels):
+
+- :mod:`gaussmix.backends.dask`: Dask arrays and DataFrames
+  (:class:`~gaussmix.backends.dask.DaskSource`) and a tree reduction on the
+  cluster (:class:`~gaussmix.backends.dask.DaskTree`); ``pip install
+  'gaussmix[dask]'``.
+- torch: to come.
+
+Nothing here is imported by ``import gaussmix``.
 """

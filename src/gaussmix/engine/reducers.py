@@ -1,10 +1,11 @@
 """Reducers: how a chunk function is mapped over a source and its results added.
 
 The EM loop, initialisation and prediction take a reducer as a parameter, so
-running chunks in turn, in a thread pool, or (later) as a Dask tree reduction
-is a choice of object, not a branch in the fold. Streaming (``partial_fit``)
-folds each batch with one of these and blends the result into running
-statistics (:mod:`gaussmix.engine.streaming`).
+running chunks in turn, in a thread pool, or as a Dask tree reduction on a
+cluster (:class:`gaussmix.backends.dask.DaskTree`, whose ``map`` yields one
+already-added value) is a choice of object, not a branch in the fold. Streaming
+(``partial_fit``) folds each batch with one of these and blends the result into
+running statistics (:mod:`gaussmix.engine.streaming`).
 
 Results are always combined in chunk order, so a fit does not depend on the
 number of threads.
@@ -57,7 +58,15 @@ class ThreadPool:
 
 
 def reducer_for(n_threads: int, source: ChunkSource | None = None) -> Reducer:
-    """A thread pool for several threads and several chunks, else sequential."""
+    """A thread pool for several threads and several chunks, else sequential.
+
+    A source with a ``reducer(local)`` method brings its own (a Dask array's
+    tree reduction on the cluster); ``local`` then serves in-memory work such
+    as the initialisation sample.
+    """
+    own = getattr(source, "reducer", None)
+    if callable(own):
+        return own(reducer_for(n_threads))  # type: ignore[no-any-return]
     n_chunks = source.n_chunks if source is not None else None
     if n_threads <= 1 or n_chunks == 1:
         return Sequential()

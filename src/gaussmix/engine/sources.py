@@ -307,9 +307,14 @@ def sample_rows(source: DataSource, size: int, rng: np.random.RandomState
     random sample of at most ``size`` rows (reservoir sampling in one pass,
     rows kept in their original order, with their weights). A source known to
     hold at most ``size`` rows gives all of them and draws no random numbers,
-    so it starts where the same rows in memory start."""
+    so it starts where the same rows in memory start.
+
+    A source with a ``sample(size, rng)`` method draws the sample itself (a
+    Dask array draws it on the cluster, so rows never all reach the caller)."""
     if source.in_memory:
         return source.X, source.sample_weight  # type: ignore[attr-defined]
+    if callable(getattr(source, "sample", None)):
+        return source.sample(size, rng)  # type: ignore[attr-defined]
     if source.n_rows is not None and source.n_rows <= size:
         return _all_rows(source)
     keys, rows, weights, positions = _reservoir(source, size, rng)

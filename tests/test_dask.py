@@ -1,0 +1,273 @@
+"""Dask arrays and DataFrames: fits equal in-memory fits on the local scheduler
+and on a LocalCluster of worker processes, predictions are lazy, a worker lost
+mid-fit changes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+
+from conftest import COVARIANCE_TYPES, draw_mixture  # noqa: E402
+
+from gaussmix import GaussianMixture  # noqa: E402
+from gaussmix.backends.dask import DaskSource, DaskTree  # noqa: E402
+from gaussmix.engine.reducers import Sequential, reducer_for  # noqa: E402
+
+ROWS_PER_BLOCK = 300
+CHUNK = 128  # rows per kernel call: blocks are split into several chunks
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, _ = draw_mixture(1200, [[0, 0, 0], [6, 1, 0], [0, 7, 3]],
+                        [[1, 1, 1], [1.5, 0.5, 1], [0.7, 1.2, 0.4]], [0.3, 0.3, 0.4],
+                        seed=3)
+    w = np.random.default_rng(4).uniform(0.2, 3.0, len(X))
+    return X, w
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    with distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(params=["local", "distributed"])
+def scheduler(request):
+    """The active scheduler: Dask's threads, or the LocalCluster's client."""
+    if request.param == "local":
+        with dask.config.set(scheduler="threads"):
+            yield None
+    else:
+        c = request.getfixturevalue("client")
+        with dask.config.set(scheduler=c):
+            yield c
+
+
+def starts(X, w, covariance_type):
+    """Initial parameters from a short in-memory fit."""
+    gm = GaussianMixture(3, covariance_type=covariance_type, max_iter=3,
+                         random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X, sample_weight=w)
+    return {"weights_init": gm.weights_, "means_init": gm.means_,
+            "precisions_init": gm.precisions_}
+
+
+def fit(X, w=None, **params):
+    gm = GaussianMixture(3, max_iter=6, tol=0, chunk_size=CHUNK, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged after 6 iterations
+        return gm.fit(X, sample_weight=w)
+
+
+def assert_same_fit(a, b, rtol=1e-10):
+    for name in ["weights_", "means_", "covariances_", "precisions_cholesky_"]:
+        x, y = getattr(a, name), getattr(b, name)
+        assert_allclose(x, y, rtol=rtol, atol=rtol * np.abs(y).max(), err_msg=name)
+    assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=rtol)
+    assert a.n_iter_ == b.n_iter_
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fit_equals_in_memory_fit(data, scheduler, covariance_type, weighted):
+    X, w = data
+    w = w if weighted else None
+    init = starts(X, w, covariance_type)
+    expected = fit(X, w, covariance_type=covariance_type, **init)
+    dX = da.from_array(X, chunks=(ROWS_PER_BLOCK, 2))  # columns split too
+    dw = None if w is None else da.from_array(w, chunks=ROWS_PER_BLOCK)
+    got = fit(dX, dw, covariance_type=covariance_type, **init)
+    assert_same_fit(got, expected)
+    if scheduler is not None:
+        return  # predictions run map_blocks, the same on any scheduler (and slower here)
+    assert_array_equal(got.predict(dX).compute(), expected.predict(X))
+    assert_allclose(got.predict_proba(dX).compute(), expected.predict_proba(X),
+                    rtol=1e-9, atol=1e-12)
+    assert_allclose(got.score(dX, sample_weight=dw), expected.score(X, sample_weight=w),
+                    rtol=1e-10)
+    assert_allclose(got.bic(dX, sample_weight=dw), expected.bic(X, sample_weight=w),
+                    rtol=1e-10)
+
+
+def test_local_and_distributed_fits_are_identical(data, client):
+    X, w = data
+    init = starts(X, w, "full")
+    dX = da.from_array(X, chunks=(ROWS_PER_BLOCK, 3))
+    dw = da.from_array(w, chunks=ROWS_PER_BLOCK)
+    with dask.config.set(scheduler="threads"):
+        local = fit(dX, dw, **init)
+    with dask.config.set(scheduler=client):
+        remote = fit(dX, dw, **init)
+    assert_same_fit(local, remote, rtol=0)  # same additions in the same order
+
+
+def test_default_initialisation_equals_in_memory(data):
+    # At most 50,000 rows: all of them initialise, in order, as in memory.
+    X, _ = data
+    dX = da.from_array(X, chunks=ROWS_PER_BLOCK)
+    with dask.config.set(scheduler="threads"):
+        got = GaussianMixture(3, random_state=1, chunk_size=CHUNK).fit(dX)
+    expected = GaussianMixture(3, random_state=1, chunk_size=CHUNK).fit(X)
+    assert_same_fit(got, expected)
+
+
+def test_initialisation_sample_is_drawn_on_the_blocks(data, monkeypatch):
+    X, w = data
+    source = DaskSource(da.from_array(X, chunks=ROWS_PER_BLOCK), w)
+    with dask.config.set(scheduler="threads"):
+        rows, weights = source.sample(100, np.random.RandomState(0))
+        again, _ = source.sample(100, np.random.RandomState(0))
+    assert rows.shape == (100, 3) and weights.shape == (100,)
+    assert_array_equal(rows, again)
+    index = {tuple(r): i for i, r in enumerate(X)}
+    positions = [index[tuple(r)] for r in rows]
+    assert positions == sorted(positions)  # original order
+    assert_allclose(weights, w[positions] / 4)  # scaled by a power of two
+    # The estimator initialises from such a sample.
+    monkeypatch.setattr("gaussmix.engine.init.INIT_SAMPLE_ROWS", 200)
+    with dask.config.set(scheduler="threads"):
+        gm = GaussianMixture(3, random_state=0).fit(da.from_array(X, chunks=300))
+    order = np.argsort(gm.means_[:, 1] + gm.means_[:, 0])
+    assert_allclose(gm.means_[order], [[0, 0, 0], [6, 1, 0], [0, 7, 3]], atol=0.3)
+
+
+def test_predictions_are_lazy(data):
+    X, _ = data
+    calls = []
+
+    def counted(block):
+        calls.append(len(block))
+        return block
+
+    dX = da.from_array(X, chunks=ROWS_PER_BLOCK).map_blocks(counted, dtype=X.dtype)
+    with dask.config.set(scheduler="threads"):
+        gm = GaussianMixture(3, random_state=0, max_iter=5).fit(X)
+        calls.clear()
+        results = [gm.predict(dX), gm.predict_proba(dX), gm.score_samples(dX)]
+        assert calls == []
+        assert all(isinstance(r, da.Array) for r in results)
+        assert results[1].shape == (len(X), 3) and results[0].dtype == np.int64
+        assert_array_equal(results[0].compute(), gm.predict(X))
+        assert_allclose(results[2].compute(), gm.score_samples(X), rtol=1e-12)
+        assert_allclose(gm.aic(dX), gm.aic(X), rtol=1e-12)
+
+
+def test_dataframe(data):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, _ = data
+    frame = dd.from_pandas(pd.DataFrame(X, columns=["a", "b", "c"]), npartitions=3)
+    init = starts(X, None, "diag")
+    with dask.config.set(scheduler="threads"):
+        got = fit(frame, covariance_type="diag", **init)
+    assert_same_fit(got, fit(X, covariance_type="diag", **init))
+    assert list(got.feature_names_in_) == ["a", "b", "c"]
+    bad = frame.assign(d="x")
+    with pytest.raises(ValueError, match="numeric"):
+        GaussianMixture(2).fit(bad)
+
+
+def test_reducer_and_bad_input(data):
+    X, w = data
+    source = DaskSource(da.from_array(X, chunks=ROWS_PER_BLOCK))
+    assert isinstance(reducer_for(1, source), DaskTree)
+    assert isinstance(reducer_for(1, source).local, Sequential)
+    with pytest.raises(ValueError, match="2-D"):
+        GaussianMixture(2).fit(da.ones(10))
+    with pytest.raises(ValueError, match="shape"):
+        GaussianMixture(2).fit(da.from_array(X), sample_weight=w[:-1])
+    with pytest.raises(ValueError, match="non-negative"):
+        GaussianMixture(2).fit(da.from_array(X), sample_weight=-w)
+    with pytest.raises(ValueError, match="NaN"), dask.config.set(scheduler="sync"):
+        GaussianMixture(2, means_init=X[:2]).fit(da.from_array(np.full((5, 3), np.nan)))
+    gm = GaussianMixture(2, max_iter=2).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        gm.predict(da.ones((4, 2)))
+
+
+def test_parameters_are_one_key_per_pass(data):
+    X, _ = data
+    source = DaskSource(da.from_array(X, chunks=ROWS_PER_BLOCK))
+    kernel = np.arange(1000.0)  # stands for the parameters
+
+    graph = dict(DaskTree(split_every=2).graph(
+        lambda c: float(c.X.sum() + kernel[0]), source).__dask_graph__())
+    holders = [k for k in graph if str(k).startswith("gaussmix-kernel")]
+    blocks = [v for k, v in graph.items() if str(k).startswith("_apply_block")]
+    assert len(holders) == 1 and len(blocks) == source.n_chunks == 4
+    assert all(holders[0] in task.dependencies for task in blocks)
+    combines = [k for k in graph if str(k).startswith("<lambda>") or
+                str(k).startswith("_sum")]
+    assert len(combines) == 3  # 4 values, 2 at a time: 2 + 1 nodes
+    with dask.config.set(scheduler="sync"):
+        assert next(DaskTree().map(lambda c: float(c.X.sum()), source)) == \
+            pytest.approx(X.sum(), rel=1e-12)
+
+
+def test_missing_dask_names_the_extra(monkeypatch, data):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"gaussmix\[dask\]"):
+        DaskSource(da.from_array(data[0]))
+
+
+def test_import_gaussmix_does_not_import_dask():
+    code = ("import sys, gaussmix; "
+            "print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ})
+    assert out.stdout.strip() == "False"
+
+
+def test_fit_survives_a_lost_worker(data, client):
+    X, w = data
+    init = starts(X, w, "full")
+    dX = da.from_array(X, chunks=(ROWS_PER_BLOCK, 3))
+    dw = da.from_array(w, chunks=ROWS_PER_BLOCK)
+    with dask.config.set(scheduler=client), client.as_current():
+        dX, dw = client.persist([dX, dw])
+        distributed.wait(distributed.futures_of([dX, dw]))
+        expected = fit(dX, dw, **init)
+        pids = client.run(os.getpid)
+        victim = next(iter(client.has_what()))  # a worker holding blocks
+        killed = threading.Event()
+
+        def kill_after_second_iteration(info):
+            if info["iteration"] == 2:
+                os.kill(pids[victim], signal.SIGKILL)
+                killed.set()
+
+        got = fit(dX, dw, callback=kill_after_second_iteration, **init)
+    assert killed.is_set()
+    assert_same_fit(got, expected, rtol=0)
+
+
+def test_readme_example_runs(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"## On a Dask cluster\n.*?```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    with dask.config.set(scheduler="threads"):
+        exec(compile(code, "README Dask example", "exec"), namespace)
+    gm = namespace["gm"]
+    assert sorted(gm.means_[:, 0].round()) == [0.0, 6.0]
+    assert isinstance(namespace["labels"], da.Array)
