@@ -176,3 +176,13 @@ def test_integer_and_list_chunks_are_read_as_float64(data, tmp_path):
     _assert_same_fit(GaussianMixture(3, covariance_type="diag", **start).fit(source), a)
     _assert_same_fit(GaussianMixture(3, covariance_type="diag", **start).fit(NpySource(path)),
                      a)
+
+
+def test_fitting_a_file_keeps_no_per_row_labels(data, tmp_path):
+    path = tmp_path / "rows.npy"
+    np.save(path, data)
+    gm = GaussianMixture(3, random_state=0).fit(data)
+    assert len(gm.labels_) == len(data)
+    gm.fit(NpySource(path))
+    assert not hasattr(gm, "labels_")
+    np.testing.assert_array_equal(gm.fit_predict(NpySource(path)), gm.predict(data))

@@ -125,11 +125,9 @@ default='kmeans'
 
     Notes
     -----
-    Differences from scikit-learn: fitted arrays are always float64, also for
-    float32 input (the E-step of float32 input runs in float32, statistics and
-    the M-step in float64); components left empty by EM are reseeded at the
-    worst-explained rows instead of collapsing; with ``max_iter=0``
-    ``lower_bound_`` is the starting point's log-likelihood rather than -inf.
+    Differences from scikit-learn: fitted arrays are always float64 (float32
+    input runs its E-step in float32); empty components are reseeded at the
+    worst-explained rows; ``max_iter=0`` reports the start's log-likelihood.
 
     Examples
     --------
@@ -209,9 +207,13 @@ default='kmeans'
 
         Returns
         -------
-        self : GaussianMixture
+        self : GaussianMixture (``labels_`` only for arrays: not for files or streams)
         """
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        source = self._fit_parameters(X, sample_weight)
+        if source.in_memory or hasattr(source, "map_rows"):  # arrays; lazy on Dask
+            self.labels_ = self._per_row(source, "label")
+        elif hasattr(self, "labels_"):
+            del self.labels_  # n numbers in memory: predict() streams them instead
         return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:
