@@ -27,24 +27,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 
 import numpy as np
+from private_memory import peak_private_memory
 
 D, K = 16, 4
 WRITE_ROWS = 1 << 20
 ROW_GROUP = 1 << 18
-
-
-def rss_anon() -> int:
-    """Private resident memory of this process in bytes (Linux)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def write_files(npy: str, parquet: str, n: int) -> None:
@@ -77,34 +68,24 @@ def fit_once(path: str, mode: str, max_iter: int, memory_rows: int) -> None:
     stamps: list[float] = []
     settings: dict = dict(max_iter=max_iter, tol=0.0, random_state=0,
                           callback=lambda info: stamps.append(time.perf_counter()))
-    base, peak, stop = rss_anon(), [0], threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_anon())
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    t = time.perf_counter()
-    if mode == "memory":
-        data = np.load(path, mmap_mode="r")[:memory_rows].copy()
-        settings.update(weights_init=np.full(K, 1 / K),
-                        means_init=6.0 * np.arange(K)[:, None] + np.zeros((K, D)),
-                        precisions_init=np.tile(np.eye(D), (K, 1, 1)))
-        n = len(data)
-    elif mode == "npy":
-        data = NpySource(path)
-        n = data.n_rows
-    else:
-        data = ParquetSource(path)
-        n = data.n_rows
-    model = GaussianMixture(K, **settings).fit(data)
-    seconds = time.perf_counter() - t
-    stop.set()
-    watcher.join()
+    with peak_private_memory() as peak:
+        t = time.perf_counter()
+        if mode == "memory":
+            data = np.load(path, mmap_mode="r")[:memory_rows].copy()
+            settings.update(weights_init=np.full(K, 1 / K),
+                            means_init=6.0 * np.arange(K)[:, None] + np.zeros((K, D)),
+                            precisions_init=np.tile(np.eye(D), (K, 1, 1)))
+            n = len(data)
+        elif mode == "npy":
+            data = NpySource(path)
+            n = data.n_rows
+        else:
+            data = ParquetSource(path)
+            n = data.n_rows
+        model = GaussianMixture(K, **settings).fit(data)
+        seconds = time.perf_counter() - t
     per_iter = (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1)
-    print(mode, per_iter, (peak[0] - base) / 2**20, seconds, model.lower_bound_, n)
+    print(mode, per_iter, peak[0], seconds, model.lower_bound_, n)
 
 
 def main() -> None:

@@ -19,22 +19,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 
 import numpy as np
+from private_memory import peak_private_memory
 
 D, K, ITER = 16, 4, 5
-
-
-def rss_anon() -> int:
-    """Private resident memory of this process in bytes (Linux)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def write_rows(path: str, n: int) -> None:
@@ -55,29 +46,19 @@ def fit_once(path: str, mode: str) -> None:
     start = dict(weights_init=np.full(K, 1 / K),
                  means_init=5.0 * np.arange(K)[:, None] + np.zeros((K, D)),
                  precisions_init=np.tile(np.eye(D), (K, 1, 1)))
-    base, peak, stop = rss_anon(), [0], threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_anon())
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    t = time.perf_counter()
-    if mode == "memory":
-        data = np.load(path)
-    elif mode == "npy":
-        data = NpySource(path)
-    else:
-        rows = np.load(path, mmap_mode="r")
-        data = IterableSource(lambda: (np.asarray(rows[i:i + 100_000])
-                                       for i in range(0, len(rows), 100_000)))
-    model = GaussianMixture(K, max_iter=ITER, tol=0.0, **start).fit(data)
-    seconds = time.perf_counter() - t
-    stop.set()
-    watcher.join()
-    print(mode, seconds / ITER, (peak[0] - base) / 2**20, model.lower_bound_)
+    with peak_private_memory() as peak:
+        t = time.perf_counter()
+        if mode == "memory":
+            data = np.load(path)
+        elif mode == "npy":
+            data = NpySource(path)
+        else:
+            rows = np.load(path, mmap_mode="r")
+            data = IterableSource(lambda: (np.asarray(rows[i:i + 100_000])
+                                           for i in range(0, len(rows), 100_000)))
+        model = GaussianMixture(K, max_iter=ITER, tol=0.0, **start).fit(data)
+        seconds = time.perf_counter() - t
+    print(mode, seconds / ITER, peak[0], model.lower_bound_)
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["SUFFIXES", "DataError", "DataFileNotFoundError", "file_format"]
 
 PathLike = str | os.PathLike[str]
@@ -64,3 +66,17 @@ def file_format(path: PathLike) -> str:
             f"{quote(path)} has {what}; gaussmix reads and writes {FORMAT_LIST} "
             "files: rename or convert the file"
         ) from None
+
+
+def first_non_finite(X: np.ndarray) -> tuple[int, int, str] | None:
+    """(row, column, what) of the first NaN/inf of a 2-D array, or None.
+
+    ``what`` reads "missing (NaN)" or "infinite (inf)" for messages.
+    """
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(X)
+    if finite.all():
+        return None
+    row, col = (int(i) for i in np.argwhere(~finite)[0])
+    value = float(X[row, col])
+    return row, col, "missing (NaN)" if np.isnan(value) else f"infinite ({value!r})"

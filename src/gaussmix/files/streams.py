@@ -25,7 +25,7 @@ import numpy as np
 from ..engine.covariance import ComputeSpec
 from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk
 from ..engine.xp import array_namespace
-from .formats import DataError, DataFileNotFoundError, PathLike, file_format
+from .formats import DataError, DataFileNotFoundError, PathLike, file_format, first_non_finite
 from .formats import quote as _quote
 from .readers import Table, name_list, position
 
@@ -224,15 +224,11 @@ class FileRows:
                             "a positive weight")
 
     def _check(self, X: np.ndarray, start: int, labels: list[str]) -> None:
-        with np.errstate(invalid="ignore"):
-            finite = np.isfinite(X)
-        if finite.all():
-            return
-        row, col = (int(i) for i in np.argwhere(~finite)[0])
-        value = float(X[row, col])
-        what = "missing (NaN)" if np.isnan(value) else f"infinite ({value!r})"
-        raise DataError(f"{position(self.path, None, start + row)}, {labels[col]}, "
-                        f"is {what}; {_FIX}")
+        bad = first_non_finite(X)
+        if bad is not None:
+            row, col, what = bad
+            raise DataError(f"{position(self.path, None, start + row)}, {labels[col]}, "
+                            f"is {what}; {_FIX}")
 
     def _check_weights(self, w: np.ndarray, start: int) -> None:
         role = f"weights column {self.header.names[self.w_pos or 0]!r}"

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .atomic import atomic_output
-from .formats import DataError, DataFileNotFoundError, PathLike, file_format
+from .formats import DataError, DataFileNotFoundError, PathLike, file_format, first_non_finite
 from .formats import quote as _quote
 from .readers import Table, name_list, position, read_table
 from .writers import TableWriter, check_output_path, open_table_writer, write_table
@@ -236,12 +236,10 @@ def check_numbers(data: Dataset) -> None:
 
 def _check_finite(data: Dataset, X: np.ndarray, labels: list[str]) -> None:
     """Raise for the first NaN/inf of ``X`` (2-D), ``labels`` naming its columns."""
-    finite = np.isfinite(X)
-    if finite.all():
+    bad = first_non_finite(X)
+    if bad is None:
         return
-    row, col = (int(i) for i in np.argwhere(~finite)[0])
-    value = float(X[row, col])
-    what = "missing (NaN)" if np.isnan(value) else f"infinite ({value!r})"
-    n_bad = int(finite.size - np.count_nonzero(finite))
+    row, col, what = bad
+    n_bad = int(X.size - np.count_nonzero(np.isfinite(X)))
     others = f"; {n_bad} such values in all" if n_bad > 1 else ""
     raise DataError(f"{data.where(row)}, {labels[col]}, is {what}{others}; {_FIX}")
