@@ -24,12 +24,11 @@ def dask_source(est: Any, X: Any, sample_weight: Any, *, reset: bool) -> DataSou
     its features recorded (``reset``) or checked on ``est``."""
     from .backends.dask import DaskSource
 
-    source = DaskSource(X, sample_weight)
-    check_source(est, source, reset=reset)
+    source = adopted(est, DaskSource(X, sample_weight), reset=reset)
     if reset and source.feature_names is not None and all(
             not name.isdigit() for name in source.feature_names):
         est.feature_names_in_ = np.asarray(source.feature_names, dtype=object)
-    return sized(source, est._chunk_size(source.n_features))
+    return source
 
 
 def is_data_source(X: Any) -> bool:
@@ -45,7 +44,6 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
     :func:`~gaussmix.engine.sources.scale_weights`).
     """
     reset = not est._continues()
-    chunk_size = est._chunk_size
     if is_dask(X):
         source = dask_source(est, X, sample_weight, reset=reset)
         if source.n_rows is not None and source.n_rows < max(2, est.n_components):
@@ -57,8 +55,7 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
             raise ValueError("Pass sample weights through the data source (as "
                              "(rows, weights) chunks or NpySource(weights=...)), "
                              "not as sample_weight, when X is a data source.")
-        check_source(est, X, reset=reset)
-        return sized(X, chunk_size(X.n_features))
+        return adopted(est, X, reset=reset)
     X = check_data(est, X, reset=reset, min_samples=2)
     n_samples, n_features = X.shape
     if n_samples < est.n_components:
@@ -68,7 +65,7 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
             "least one sample per component. Lower n_components or add data."
         )
     weights = scale_weights(check_sample_weight(sample_weight, n_samples))
-    return ArraySource(X, weights, chunk_size(n_features))
+    return ArraySource(X, weights, est._chunk_size(n_features))
 
 
 def check_source(est: Any, source: DataSource, *, reset: bool) -> None:
@@ -82,6 +79,13 @@ def check_source(est: Any, source: DataSource, *, reset: bool) -> None:
             f"X has {source.n_features} features, but {type(est).__name__} is "
             f"expecting {est.n_features_in_} features as input."
         )
+
+
+def adopted(est: Any, source: Any, *, reset: bool) -> Any:
+    """``source`` with its features recorded or checked on ``est`` (see
+    :func:`check_source`) and ``est``'s chunk size where it has none."""
+    check_source(est, source, reset=reset)
+    return sized(source, est._chunk_size(source.n_features))
 
 
 def sized(source: DataSource, chunk_size: int) -> DataSource:
@@ -98,8 +102,7 @@ def prediction_input(est: Any, X: Any) -> Any:
     if is_dask(X):
         return dask_source(est, X, None, reset=False)
     if is_data_source(X):
-        check_source(est, X, reset=False)
-        return sized(X, est._chunk_size(X.n_features))
+        return adopted(est, X, reset=False)
     return check_data(est, X, reset=False)
 
 
