@@ -1,16 +1,19 @@
 """What the estimator accepts as data: array-likes (validated as scikit-learn
-validates them), data sources (:mod:`gaussmix.engine.sources`) or Dask arrays
-and DataFrames (:mod:`gaussmix.backends.dask`, imported only when one is
-given), turned into the source the engine folds over."""
+validates them), data sources (:mod:`gaussmix.engine.sources`), Dask arrays
+and DataFrames (:mod:`gaussmix.backends.dask`) or torch tensors and any data
+on a ``device`` (:mod:`gaussmix.backends.torch`; backends are imported only
+when used), turned into the source the engine folds over."""
 
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import numpy as np
 
 from .engine.sources import ArraySource, DataSource, scale_weights
+from .engine.xp import to_host
 from .validation import check_data, check_sample_weight
 
 
@@ -31,6 +34,57 @@ def dask_source(est: Any, X: Any, sample_weight: Any, *, reset: bool) -> DataSou
     return source
 
 
+def is_torch(X: Any) -> bool:
+    """Whether ``X`` is a torch tensor (checked without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(X, torch.Tensor)
+
+
+def uses_torch(est: Any, X: Any) -> bool:
+    """Whether ``est`` computes on ``X`` with torch: X is a tensor, or the
+    estimator has a ``device``."""
+    return is_torch(X) or getattr(est, "device", None) is not None
+
+
+def torch_source(est: Any, X: Any, sample_weight: Any, *, reset: bool,
+                 min_samples: int = 1) -> DataSource:
+    """X (a tensor, host rows or a data source) as a
+    :class:`~gaussmix.backends.torch.TorchSource` on ``est.device``, checked,
+    its features recorded (``reset``) or checked on ``est``."""
+    from .backends import torch as backend
+
+    if is_dask(X):
+        raise ValueError("device= does not apply to Dask collections (they are "
+                         "fitted on the Dask workers); leave device=None.")
+    if is_data_source(X):
+        if sample_weight is not None:
+            raise ValueError("Pass sample weights through the data source, not as "
+                             "sample_weight, when X is a data source.")
+        check_source(est, X, reset=reset)
+        rows, weights = X, None
+    elif is_torch(X):
+        rows = backend.checked_rows(X, min_samples)
+        check_source(est, _Features(int(X.shape[1])), reset=reset)
+        weights = (None if sample_weight is None else
+                   backend.checked_weights(sample_weight, int(X.shape[0])))
+    else:
+        rows = check_data(est, X, reset=reset, min_samples=min_samples)
+        weights = check_sample_weight(
+            to_host(sample_weight) if is_torch(sample_weight) else sample_weight,
+            len(rows))
+    return backend.TorchSource(
+        rows, scale_weights(weights), device=est.device, chunk_size=est.chunk_size,
+        matmul_precision=est.matmul_precision, n_components=est.n_components,
+        piece=est._piece)
+
+
+class _Features:
+    """What :func:`check_source` reads of a source: its number of features."""
+
+    def __init__(self, n_features: int) -> None:
+        self.n_features = n_features
+
+
 def is_data_source(X: Any) -> bool:
     """Whether ``X`` is a data source rather than an array-like."""
     return hasattr(X, "chunks") and hasattr(X, "n_features") and hasattr(X, "spec")
@@ -44,6 +98,12 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
     :func:`~gaussmix.engine.sources.scale_weights`).
     """
     reset = not est._continues()
+    if uses_torch(est, X):
+        source = torch_source(est, X, sample_weight, reset=reset, min_samples=2)
+        if source.n_rows is not None and source.n_rows < est.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got "
+                             f"{source.n_rows} rows for {est.n_components} components.")
+        return source
     if is_dask(X):
         source = dask_source(est, X, sample_weight, reset=reset)
         if source.n_rows is not None and source.n_rows < max(2, est.n_components):
@@ -98,7 +158,9 @@ def sized(source: DataSource, chunk_size: int) -> DataSource:
 
 def prediction_input(est: Any, X: Any) -> Any:
     """X checked against the fitted ``est``: a data source (Dask collections
-    become one) or a validated array."""
+    and torch tensors become one) or a validated array."""
+    if uses_torch(est, X):
+        return torch_source(est, X, None, reset=False)
     if is_dask(X):
         return dask_source(est, X, None, reset=False)
     if is_data_source(X):
@@ -113,7 +175,42 @@ def log_likelihood_totals(log_prob: Any, sample_weight: Any) -> tuple[float, flo
         from .backends.dask import weighted_totals
 
         return weighted_totals(log_prob, sample_weight)
+    if is_torch(log_prob) or is_torch(sample_weight):  # one copy to the host
+        log_prob = to_host(log_prob)
+        sample_weight = None if sample_weight is None else to_host(sample_weight)
     weights = check_sample_weight(sample_weight, len(log_prob))
     if weights is None:
         return float(log_prob.sum()), float(len(log_prob))
     return float(weights @ log_prob), float(weights.sum())
+
+
+# ------------------------------------------------- fitted arrays (torch rule)
+def place_attributes(est: Any, source: DataSource) -> None:
+    """Fitted arrays as tensors on the device when the training rows were a
+    tensor (:mod:`gaussmix.backends.torch`); NumPy otherwise (unchanged)."""
+    place = getattr(source, "place_attributes", None)
+    if callable(place):
+        place(est)
+
+
+def on_host(est: Any) -> Any:
+    """``est``, or a shallow copy with NumPy fitted arrays if they are tensors."""
+    if not is_torch(getattr(est, "means_", None)):
+        return est
+    from .backends.torch import as_numpy
+
+    return as_numpy(est)
+
+
+def like_fitted(est: Any, a: np.ndarray) -> Any:
+    """``a`` as a tensor on the fitted arrays' device when they are tensors."""
+    if not is_torch(getattr(est, "means_", None)):
+        return a
+    from .backends.torch import like_fitted as to_device
+
+    return to_device(est, a)
+
+
+def exp(a: Any) -> Any:
+    """``exp(a)`` for NumPy, Dask and torch results alike."""
+    return a.exp() if is_torch(a) else np.exp(a)

@@ -24,9 +24,12 @@ from .engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weig
 from .engine.threads import resolve_threads, single_threaded_blas
 from .engine.xp import to_host
 from .inputs import (
-    is_dask,
+    exp,
     is_data_source,
+    like_fitted,
     log_likelihood_totals,
+    on_host,
+    place_attributes,
     prediction_input,
     training_source,
 )
@@ -103,6 +106,14 @@ default='kmeans'
     learning_decay : float, default=0.7
         Keyword-only (gaussmix), :meth:`partial_fit` only: ``alpha`` in (0.5, 1],
         how fast older batches are forgotten (smaller: faster).
+    device : str, torch.device or None, default=None
+        Keyword-only (gaussmix). Where torch computes the E-step ('cuda',
+        'cuda:1', 'cpu'); None: NumPy, or a tensor's own device. Host data on
+        a GPU runs in float32 (pass a float64 tensor for float64). Rules for
+        dtypes, attributes and memory: :mod:`gaussmix.backends.torch`.
+    matmul_precision : {'highest', 'tf32'}, default='highest'
+        Keyword-only (gaussmix). float32 products on CUDA in strict float32, or
+        TF32 (several times faster, about 3 significant digits per product).
 
     Attributes
     ----------
@@ -122,6 +133,10 @@ default='kmeans'
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has string feature names (a DataFrame).
+
+    Fitted arrays are NumPy float64 arrays, except after fitting a torch
+    tensor: then float64 tensors on its device (``labels_`` int64), and
+    predictions on tensors are tensors (see :mod:`gaussmix.backends.torch`).
 
     Notes
     -----
@@ -167,6 +182,8 @@ default='kmeans'
         callback: Callback | None = None,
         learning_offset: float = 10.0,
         learning_decay: float = 0.7,
+        device: Any = None,
+        matmul_precision: str = "highest",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -187,6 +204,8 @@ default='kmeans'
         self.callback = callback
         self.learning_offset = learning_offset
         self.learning_decay = learning_decay
+        self.device = device
+        self.matmul_precision = matmul_precision
 
     # -- fitting -------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
@@ -253,6 +272,7 @@ default='kmeans'
         with single_threaded_blas():
             run = self._run(source, piece, init, settings)
         self._set_fitted(run, piece)
+        place_attributes(self, source)  # tensors for tensor input
         if not run.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different "
@@ -323,8 +343,8 @@ default='kmeans'
 
     @property
     def _params(self) -> MixtureParams:
-        return MixtureParams(self.weights_, self.means_, self.covariances_,
-                             self.precisions_cholesky_)
+        return MixtureParams(*map(to_host, (self.weights_, self.means_, self.covariances_,
+                                            self.precisions_cholesky_)))
 
     def _validated(self, X: Any) -> Any:
         check_is_fitted(self)
@@ -336,10 +356,11 @@ default='kmeans'
         source = X if is_data_source(X) else ArraySource(
             X, None, self._chunk_size(X.shape[1]))
         kernel = EStepKernel.build(self._piece, self._params, source.spec)
+        out = getattr(source, "result", to_host)  # torch: tensors for tensor input
         funcs = {
-            "log_prob": lambda c: to_host(kernel.log_likelihood(c.X)),
-            "log_resp": lambda c: to_host(kernel.log_resp(c.X)).T,
-            "label": lambda c: to_host(kernel.labels(c.X), np.int64),
+            "log_prob": lambda c: out(kernel.log_likelihood(c.X)),
+            "log_resp": lambda c: out(kernel.log_resp(c.X)).T,
+            "label": lambda c: out(kernel.labels(c.X), np.int64),
         }
         if hasattr(source, "map_rows"):  # a Dask array: a lazy Dask array
             return source.map_rows(funcs[what], self.n_components if what == "log_resp"
@@ -374,7 +395,7 @@ default='kmeans'
         log_likelihood : float
         """
         log_prob = self.score_samples(X)
-        if is_dask(log_prob):  # computed on the Dask scheduler
+        if not isinstance(log_prob, np.ndarray):  # Dask (on its scheduler), torch
             return float(np.divide(*log_likelihood_totals(log_prob, sample_weight)))
         weights = scale_weights(check_sample_weight(sample_weight, len(log_prob)))
         return float(np.average(log_prob, weights=weights))
@@ -403,7 +424,7 @@ default='kmeans'
         -------
         resp : ndarray of shape (n_samples, n_components)
         """
-        return np.exp(self._per_row(self._validated(X), "log_resp"))
+        return exp(self._per_row(self._validated(X), "log_resp"))
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.
@@ -424,11 +445,11 @@ default='kmeans'
                 f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
                 "requires at least one sample."
             )
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        X = self._piece.sample(rng, self.means_, self.covariances_, counts)
+        rng, p = check_random_state(self.random_state), self._params
+        counts = rng.multinomial(n_samples, p.weights)
+        X = self._piece.sample(rng, p.means, p.covariances, counts)
         y = np.repeat(np.arange(self.n_components), counts)
-        return X, y
+        return like_fitted(self, X), like_fitted(self, y)  # tensors if fitted on them
 
     def _n_parameters(self) -> int:
         """Number of free parameters of the model."""
@@ -483,7 +504,7 @@ default='kmeans'
         """
         from .files.model import save_model
 
-        return save_model(self, path)
+        return save_model(on_host(self), path)  # NumPy arrays, whatever was fitted
 
 
 def _register_with_model_files() -> None:

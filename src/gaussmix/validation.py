@@ -19,6 +19,7 @@ from sklearn.utils import assert_all_finite, check_array
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
+    StrOptions,
     make_constraint,
     validate_parameter_constraints,
 )
@@ -42,7 +43,7 @@ INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 FLOAT_DTYPES = [np.float64, np.float32]
 
 #: Constraints on the parameters only gaussmix has, in scikit-learn's terms.
-GAUSSMIX_CONSTRAINTS: dict[str, list[Any]] = {
+GAUSSMIX_CONSTRAINTS: dict[str, Any] = {
     "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
     "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     "callback": [callable, None],
@@ -50,11 +51,14 @@ GAUSSMIX_CONSTRAINTS: dict[str, list[Any]] = {
     # EM converges for a decay in (0.5, 1] (Cappe & Moulines, 2009).
     "learning_offset": [Interval(Real, 0, None, closed="left")],
     "learning_decay": [Interval(Real, 0.5, 1, closed="right")],
+    # a str or a torch.device: checked when used (gaussmix.backends.torch)
+    "device": "no_validation",
+    "matmul_precision": [StrOptions({"highest", "tf32"})],
 }
 
 
 @functools.cache
-def parameter_constraints() -> dict[str, list[Any]]:
+def parameter_constraints() -> dict[str, Any]:
     """scikit-learn's constraints on the shared parameters, then gaussmix's own.
 
     Taken from scikit-learn's class (imported on first use: fitting imports
