@@ -66,7 +66,7 @@ def torch_source(est: Any, X: Any, sample_weight: Any, *, reset: bool,
         rows = backend.checked_rows(X, min_samples)
         check_source(est, _Features(int(X.shape[1])), reset=reset)
         weights = (None if sample_weight is None else
-                   backend.checked_weights(sample_weight, int(X.shape[0])))
+                   backend.checked_weights(sample_weight, int(X.shape[0]), X.device))
     else:
         rows = check_data(est, X, reset=reset, min_samples=min_samples)
         weights = check_sample_weight(
@@ -214,3 +214,31 @@ def like_fitted(est: Any, a: np.ndarray) -> Any:
 def exp(a: Any) -> Any:
     """``exp(a)`` for NumPy, Dask and torch results alike."""
     return a.exp() if is_torch(a) else np.exp(a)
+
+
+# ------------------------------------------------------------ model selection
+def selection_data(est: Any, X: Any, sample_weight: Any) -> tuple[Any, np.ndarray | None]:
+    """:func:`gaussmix.select`'s rows and weights: a tensor stays where it is
+    (checked there), other data is validated as ``fit`` validates it; weights
+    are host NumPy arrays."""
+    if is_torch(X):
+        from .backends.torch import checked_rows
+
+        X = checked_rows(X, min_samples=2)
+    else:
+        X = check_data(est, X, reset=True, min_samples=2)
+    if is_torch(sample_weight):
+        sample_weight = to_host(sample_weight)
+    return X, check_sample_weight(sample_weight, len(X))
+
+
+def initial_rows(X: Any, sample_weight: Any, rng: np.random.RandomState
+                 ) -> tuple[Any, Any]:
+    """The rows initialisation works on: NumPy rows themselves; for a tensor,
+    the host sample that ``GaussianMixture().fit(X)`` draws with ``rng``."""
+    if not is_torch(X):
+        return X, sample_weight
+    from .backends.torch import TorchSource
+    from .engine.init import INIT_SAMPLE_ROWS
+
+    return TorchSource(X, scale_weights(sample_weight)).sample(INIT_SAMPLE_ROWS, rng)

@@ -399,11 +399,19 @@ def checked_rows(X: Any, min_samples: int = 1) -> Any:
     return X
 
 
-def checked_weights(sample_weight: Any, n_rows: int) -> Any:
-    """Weights of a tensor input checked on their device, as float64: one per
-    row, finite, non-negative, with a positive sum."""
+def checked_weights(sample_weight: Any, n_rows: int, device: Any = None) -> Any:
+    """Weights of a tensor input (a tensor, checked where it is, or an
+    array-like, moved to ``device``) as float64: one per row, finite,
+    non-negative, with a positive sum."""
     torch = _torch()
-    w = sample_weight.detach().to(torch.float64)
+    if is_tensor(sample_weight):
+        w = sample_weight.detach().to(torch.float64)
+    else:
+        try:
+            host = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"sample_weight must be numeric: {err}") from err
+        w = torch.as_tensor(host, device=device)
     if w.ndim == 0:
         w = w.expand(n_rows)
     if tuple(w.shape) != (n_rows,):

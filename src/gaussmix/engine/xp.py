@@ -8,8 +8,10 @@ the standard rather than a second copy of the kernels per library: one kernel
 per covariance type stays the single reference for every backend.
 
 A few primitives have a faster NumPy spelling than the standard offers
-(``einsum`` reduces over a middle axis several times faster than ``vecdot``);
-they live here, each with the standard spelling as the general case. Small
+(``einsum`` reduces over a middle axis several times faster than ``vecdot``),
+and torch has in-place and one-pass spellings that spare a GPU passes over the
+chunk's largest work array; they live here, each with the standard spelling
+as the general case. Small
 ``K x d x d`` work (Cholesky factors, the M-step) stays in NumPy float64 on the
 host; :func:`to_host` and :func:`from_host` move arrays across.
 """
@@ -19,7 +21,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, device, is_numpy_array, is_numpy_namespace
+from array_api_compat import (
+    array_namespace,
+    device,
+    is_numpy_array,
+    is_numpy_namespace,
+    is_torch_namespace,
+)
 
 __all__ = [
     "array_namespace",
@@ -27,6 +35,7 @@ __all__ = [
     "exp_in_place",
     "from_host",
     "is_numpy",
+    "is_torch",
     "squared_norms",
     "to_host",
 ]
@@ -35,6 +44,11 @@ __all__ = [
 def is_numpy(xp: Any) -> bool:
     """Whether ``xp`` is NumPy's namespace (the fast paths below apply)."""
     return bool(is_numpy_namespace(xp))
+
+
+def is_torch(xp: Any) -> bool:
+    """Whether ``xp`` is torch's namespace (its fast paths below apply)."""
+    return bool(is_torch_namespace(xp))
 
 
 def to_host(a: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -58,9 +72,12 @@ def from_host(a: np.ndarray, xp: Any, dtype: Any, device: Any = None) -> Any:
 
 def exp_in_place(a: Any) -> Any:
     """``exp(a)``, overwriting ``a`` where the namespace allows it."""
-    if is_numpy(array_namespace(a)):
+    xp = array_namespace(a)
+    if is_numpy(xp):
         return np.exp(a, out=a)
-    return array_namespace(a).exp(a)
+    if is_torch(xp):
+        return a.exp_()
+    return xp.exp(a)
 
 
 def squared_norms(a: Any, axis: int) -> Any:
@@ -70,6 +87,10 @@ def squared_norms(a: Any, axis: int) -> Any:
         letters = "abcdefgh"[: a.ndim]
         out = letters.replace(letters[axis], "")
         return np.einsum(f"{letters},{letters}->{out}", a, a)
+    if is_torch(xp):  # one reduction pass, no (a * a) temporary
+        import torch
+
+        return torch.linalg.vector_norm(a, dim=axis).square_()
     return xp.sum(a * a, axis=axis)
 
 
@@ -78,6 +99,8 @@ def nonnegative(a: Any) -> Any:
     xp = array_namespace(a)
     if is_numpy(xp):
         return np.maximum(a, 0.0, out=a)
+    if is_torch(xp):
+        return a.clamp_(min=0.0)
     return xp.where(a > 0, a, xp.zeros_like(a))
 
 

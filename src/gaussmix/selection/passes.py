@@ -30,6 +30,7 @@ from ..engine.reducers import fold, reducer_for
 from ..engine.sources import ArraySource, Chunk, auto_chunk_size, spec_of
 from ..engine.threads import resolve_threads
 from ..engine.xp import to_host
+from ..inputs import initial_rows, is_torch
 from ..mixture import GaussianMixture
 
 Start = dict[str, Any]  # GaussianMixture's *_init parameters: name -> array
@@ -47,11 +48,12 @@ def initial_parameters(
     parameters, returned as ``GaussianMixture`` keyword arguments
     (``weights_init``, ``means_init``, ``precisions_init``).
     """
-    source = ArraySource(X, weights, auto_chunk_size(k, X.shape[1]))
-    reducer = reducer_for(resolve_threads(n_threads), source)
     starts: dict[str, list[Start]] = {t: [] for t in types}
     for _ in range(n_init):
-        resp = initial_responsibilities(X, weights, k, init_params, rng)
+        rows, w = initial_rows(X, weights, rng)  # a tensor: GaussianMixture's host sample
+        source = ArraySource(rows, w, auto_chunk_size(k, X.shape[1]))
+        reducer = reducer_for(resolve_threads(n_threads), source)
+        resp = initial_responsibilities(rows, w, k, init_params, rng)
         for t in types:
             piece = get_covariance_type(t)
             params = params_from_responsibilities(source, resp, piece, reg_covar,
@@ -73,10 +75,11 @@ def log_likelihood_and_entropy(
     fitted ``model`` (``w_i = 1`` without weights).
     """
     check_is_fitted(model)
-    X = np.asarray(X)
-    X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
-    params = MixtureParams(model.weights_, model.means_, model.covariances_,
-                           model.precisions_cholesky_)
+    if not is_torch(X):  # tensors are scored on their device
+        X = np.asarray(X)
+        X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
+    params = MixtureParams(*map(to_host, (model.weights_, model.means_,
+                                          model.covariances_, model.precisions_cholesky_)))
     kernel = EStepKernel.build(get_covariance_type(model.covariance_type), params,
                                spec_of(X))
 

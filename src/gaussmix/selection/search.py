@@ -15,7 +15,8 @@ from sklearn.exceptions import ConvergenceWarning
 from ..engine.covariance import COVARIANCE_TYPES
 from ..engine.threads import single_threaded
 from ..mixture import GaussianMixture
-from ..validation import INIT_METHODS, check_data, check_sample_weight
+from ..inputs import selection_data
+from ..validation import INIT_METHODS
 from .candidates import fit_task, quiet_convergence, seed_task, seeds, total_weight
 from .progress import Reporter
 from .result import Candidate, SelectionResult, check_criterion
@@ -56,8 +57,9 @@ def select(
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Training data.
+    X : array-like or torch tensor of shape (n_samples, n_features)
+        Training data. A tensor stays on its device: every candidate is fitted
+        there, from starts drawn on the host (see :mod:`gaussmix.backends.torch`).
     n_components : int or iterable of int, default=range(1, 10)
         Numbers of components to try.
     covariance_types : str or sequence of str, default=('full', 'tied', 'diag', \
@@ -118,14 +120,13 @@ default='kmeans'
     types = _check_covariance_types(covariance_types)
     _check_options(n_init, init_params)
     holder = GaussianMixture()
-    X = check_data(holder, X, reset=True, min_samples=2)
+    X, weights = selection_data(holder, X, sample_weight)
     if ks[-1] > len(X):
         raise ValueError(
             f"n_components goes up to {ks[-1]} but X has only {len(X)} samples: "
             "a mixture needs at least one sample per component. Lower the "
             "largest n_components or add data."
         )
-    weights = check_sample_weight(sample_weight, len(X))
     settings = {"tol": tol, "reg_covar": reg_covar, "max_iter": max_iter}
     seed_of = seeds(random_state, ks)
 
@@ -196,6 +197,8 @@ def _plan_workers(n_jobs: int | None, X: np.ndarray) -> tuple[int, int | None]:
     """
     from joblib import effective_n_jobs
 
+    if not isinstance(X, np.ndarray):  # a torch tensor: candidates in turn, on its device
+        return 1, None
     if n_jobs is None:
         if X.size < SMALL_DATA:
             return 1, 1
