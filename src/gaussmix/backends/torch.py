@@ -200,9 +200,13 @@ class TorchSource:
         self.X = None if self.inner is not None else _as_tensor(torch, X)
         self.sample_weight = _device_weights(torch, sample_weight, self.n_rows,
                                              self.device)
-        resident = self.X is not None and self.X.device == self.device
-        if not resident and stream is not True and self.X is not None:
-            resident = not stream and _fits(torch, self.X, self.dtype, self.device)
+        if self.X is None or stream:  # a data source is always streamed
+            resident = False
+        elif stream is None:
+            resident = (self.X.device == self.device
+                        or _fits(torch, self.X, self.dtype, self.device))
+        else:
+            resident = True
         if resident:  # on the device (or copied there once, cast, in chunks)
             self.X = _on_device(torch, self.X, self.dtype, self.device)
         self.streamed = not resident
