@@ -252,31 +252,12 @@ def main() -> None:
     rates = {tf32: matmul_rate(device, size, tf32) for tf32 in (False, True)}
     print(f"float32 matmul rate ({size}^3): TF32 off {rates[False]:.1f} TFLOP/s, "
           f"TF32 on {rates[True]:.1f} TFLOP/s")
-    peers = [] if args.no_peers else [
+    peers: list[tuple[str, Callable[..., Any]]] = [] if args.no_peers else [
         ("scikit-learn array-API", run_sklearn_array_api),
         ("pomegranate", run_pomegranate), ("gmmx (TF32)", run_gmmx)]
     rows: list[Row] = []
     for n, d, K in cases:
-        label = f"n={n:,} d={d} K={K}"
-        X = make_data(n, d, K, device)
-        init = start(X, K)
-        flops = 4.0 * n * K * d * d
-        print(f"\n{label}: {flops / 1e12:.3f} TFLOP per iteration, {args.iters} "
-              "iterations timed")
-        base = _row(rows, label, "gaussmix", flops,
-                    lambda: run_gaussmix(X, K, init, args.iters))
-        target = TARGET_MS.get((n, d, K))
-        if target is not None and base.ms_per_iter is not None:
-            base.note = (f"target <= {target:.0f} ms: "
-                         f"{'met' if base.ms_per_iter <= target else 'NOT met'}")
-        tf32 = _row(rows, label, "gaussmix tf32", flops,
-                    lambda: run_gaussmix(X, K, init, args.iters, "tf32"))
-        if None not in (base.mean_loglik, tf32.mean_loglik):
-            tf32.note = f"loglik change vs strict {tf32.mean_loglik - base.mean_loglik:+.2e}"
-        for name, run in peers:
-            _row(rows, label, name, flops, lambda run=run: run(X, K, init, args.iters),
-                 base)
-        del X
+        run_case(rows, n, d, K, device, args.iters, peers)
         if device.type == "cuda":
             torch.cuda.empty_cache()
     if args.json:
@@ -284,6 +265,27 @@ def main() -> None:
             json.dump({"device": describe(device), "matmul_tflops": {
                 "tf32_off": rates[False], "tf32_on": rates[True]},
                 "rows": [asdict(r) for r in rows]}, f, indent=1)
+
+
+def run_case(rows: list[Row], n: int, d: int, K: int, device: torch.device,
+             n_iter: int, peers: list[tuple[str, Callable[..., Any]]]) -> None:
+    """gaussmix (strict, then TF32) and the peers on one case's data."""
+    label = f"n={n:,} d={d} K={K}"
+    X = make_data(n, d, K, device)
+    init = start(X, K)
+    flops = 4.0 * n * K * d * d
+    print(f"\n{label}: {flops / 1e12:.3f} TFLOP per iteration, {n_iter} iterations timed")
+    base = _row(rows, label, "gaussmix", flops, lambda: run_gaussmix(X, K, init, n_iter))
+    target = TARGET_MS.get((n, d, K))
+    if target is not None and base.ms_per_iter is not None:
+        base.note = (f"target <= {target:.0f} ms: "
+                     f"{'met' if base.ms_per_iter <= target else 'NOT met'}")
+    tf32 = _row(rows, label, "gaussmix tf32", flops,
+                lambda: run_gaussmix(X, K, init, n_iter, "tf32"))
+    if base.mean_loglik is not None and tf32.mean_loglik is not None:
+        tf32.note = f"loglik change vs strict {tf32.mean_loglik - base.mean_loglik:+.2e}"
+    for name, run in peers:
+        _row(rows, label, name, flops, lambda run=run: run(X, K, init, n_iter), base)
 
 
 def _row(rows: list[Row], case: str, library: str, flops: float,

@@ -128,7 +128,7 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
     return ArraySource(X, weights, est._chunk_size(n_features))
 
 
-def check_source(est: Any, source: DataSource, *, reset: bool) -> None:
+def check_source(est: Any, source: Any, *, reset: bool) -> None:
     """Record (``reset``) or check the source's number of features on ``est``."""
     if reset:
         est.n_features_in_ = source.n_features

@@ -7,7 +7,12 @@ GPUs, an array namespace for its kernels):
   (:class:`~gaussmix.backends.dask.DaskSource`) and a tree reduction on the
   cluster (:class:`~gaussmix.backends.dask.DaskTree`); ``pip install
   'gaussmix[dask]'``.
-- torch: to come.
+- :mod:`gaussmix.backends.torch`: torch tensors on a CPU or GPU
+  (:class:`~gaussmix.backends.torch.TorchSource`: rows on the device, or host
+  rows copied once or streamed through pinned buffers) and a reducer that sets
+  the float32 matrix-product precision (:class:`~gaussmix.backends.torch.TorchReducer`);
+  the estimator routes here for tensors or ``device=...``; ``pip install
+  'gaussmix[torch]'``.
 
 Nothing here is imported by ``import gaussmix``.
 """

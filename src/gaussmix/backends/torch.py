@@ -197,7 +197,7 @@ class TorchSource:
         self.dtype = dtype or _compute_dtype(torch, X, self.device)
         self.n_features = int(X.n_features if self.inner is not None else X.shape[1])
         self.n_rows = self.inner.n_rows if self.inner is not None else int(X.shape[0])
-        self.X = None if self.inner is not None else _as_tensor(torch, X)
+        self.X: Any = None if self.inner is not None else _as_tensor(torch, X)
         self.sample_weight = _device_weights(torch, sample_weight, self.n_rows,
                                              self.device)
         if self.X is None or stream:  # a data source is always streamed
@@ -336,8 +336,8 @@ class _Staging:
         self.on_device = [torch.empty((rows, d), dtype=source.dtype, device=self.device)
                           for _ in range(2)]
         self.side = torch.cuda.Stream(self.device) if cuda else None
-        self.copied = [torch.cuda.Event() if cuda else None for _ in range(2)]
-        self.released = [torch.cuda.Event() if cuda else None for _ in range(2)]
+        self.copied: list[Any] = [torch.cuda.Event() if cuda else None for _ in range(2)]
+        self.released: list[Any] = [torch.cuda.Event() if cuda else None for _ in range(2)]
         self.weights = source.sample_weight is not None and source.inner is None
 
     def chunks(self, host_chunks: Iterator[Chunk]) -> Iterator[Chunk]:
@@ -456,7 +456,7 @@ def as_tensors(model: Any, device: Any = "cpu") -> Any:
 def like_fitted(model: Any, a: np.ndarray) -> Any:
     """``a`` as a tensor on the device of ``model``'s fitted arrays when those
     are tensors, else unchanged."""
-    means = getattr(model, "means_", None)
+    means: Any = getattr(model, "means_", None)
     if not is_tensor(means):
         return a
     return _torch().as_tensor(a, device=means.device)

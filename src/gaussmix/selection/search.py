@@ -14,8 +14,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ..engine.covariance import COVARIANCE_TYPES
 from ..engine.threads import single_threaded
-from ..mixture import GaussianMixture
 from ..inputs import selection_data
+from ..mixture import GaussianMixture
 from ..validation import INIT_METHODS
 from .candidates import fit_task, quiet_convergence, seed_task, seeds, total_weight
 from .progress import Reporter
