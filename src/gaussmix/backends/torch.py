@@ -341,19 +341,24 @@ class _Staging:
         self.weights = source.sample_weight is not None and source.inner is None
 
     def chunks(self, host_chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-        pending = self._stage(0, next(host_chunks, None))
-        i = 0
-        while pending is not None:
-            slot, rows, w = pending
-            pending = self._stage(i + 1, next(host_chunks, None))
-            if self.side is not None:
-                self.torch.cuda.current_stream(self.device).wait_event(self.copied[slot])
-            yield Chunk(self.on_device[slot][:rows], w)
-            if self.side is not None:  # the compute stream is done with the slot
-                self.released[slot].record(self.torch.cuda.current_stream(self.device))
-            i += 1
-        if self.side is not None:  # buffers freed after the pass: no copy in flight
-            self.torch.cuda.current_stream(self.device).wait_stream(self.side)
+        try:
+            pending = self._stage(0, next(host_chunks, None))
+            i = 0
+            while pending is not None:
+                slot, rows, w = pending
+                pending = self._stage(i + 1, next(host_chunks, None))
+                if self.side is not None:
+                    self._compute().wait_event(self.copied[slot])
+                yield Chunk(self.on_device[slot][:rows], w)
+                if self.side is not None:  # the compute stream is done with the slot
+                    self.released[slot].record(self._compute())
+                i += 1
+        finally:
+            if self.side is not None:  # buffers are freed after the pass (even
+                self._compute().wait_stream(self.side)  # a broken one): no copy in flight
+
+    def _compute(self) -> Any:
+        return self.torch.cuda.current_stream(self.device)
 
     def _stage(self, i: int, chunk: Chunk | None) -> tuple[int, int, Any] | None:
         if chunk is None:
