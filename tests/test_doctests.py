@@ -16,7 +16,8 @@ MODULES = sorted(
 )
 
 # Modules whose examples need an optional dependency.
-OPTIONAL = {"gaussmix.backends.dask": ("dask.array", "distributed")}
+OPTIONAL = {"gaussmix.backends.dask": ("dask.array", "distributed"),
+            "gaussmix.backends.torch": ("torch",)}
 
 
 @pytest.mark.parametrize("name", MODULES)
