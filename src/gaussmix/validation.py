@@ -19,6 +19,7 @@ from sklearn.utils import assert_all_finite, check_array
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
+    StrOptions,
     make_constraint,
     validate_parameter_constraints,
 )
@@ -50,6 +51,7 @@ GAUSSMIX_CONSTRAINTS: dict[str, list[Any]] = {
     # EM converges for a decay in (0.5, 1] (Cappe & Moulines, 2009).
     "learning_offset": [Interval(Real, 0, None, closed="left")],
     "learning_decay": [Interval(Real, 0.5, 1, closed="right")],
+    "missing": [StrOptions({"raise", "marginalize"})],
 }
 
 
@@ -102,9 +104,11 @@ def _describe(constraints: list[Any]) -> str:
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
-def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1) -> np.ndarray:
+def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1,
+               allow_nan: bool | None = None) -> np.ndarray:
     """A finite float32/float64 2-D array, with feature names/count recorded or
-    checked as scikit-learn does."""
+    checked as scikit-learn does. NaN (missing values) pass where ``allow_nan``
+    (default: ``est.missing == 'marginalize'``); inf never does."""
     try:
         X = validate_data(est, X, reset=reset, dtype=FLOAT_DTYPES,
                           ensure_all_finite=False, ensure_min_samples=min_samples)
@@ -116,9 +120,14 @@ def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1) -> np.nda
                 "df.select_dtypes('number'))."
             ) from err
         raise
-    check_finite(X, "X", estimator_name=type(est).__name__,
-                 advice="Remove or impute them (e.g. sklearn.impute.SimpleImputer) "
-                 "first.")
+    if allow_nan is None:
+        allow_nan = getattr(est, "missing", "raise") == "marginalize"
+    advice = ("NaN are missing values under missing='marginalize'; remove or replace "
+              "the inf values." if allow_nan else "Remove or impute them (e.g. "
+              "sklearn.impute.SimpleImputer) first, or pass missing='marginalize' "
+              "to treat NaN as missing at random.")
+    check_finite(np.where(np.isnan(X), 0, X) if allow_nan else X, "X",
+                 estimator_name=type(est).__name__, advice=advice)
     return X
 
 
