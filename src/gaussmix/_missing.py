@@ -92,6 +92,11 @@ class MissingValuesMixin:
             for _ in range(n_draws)
         ]).astype(X.dtype, copy=False)
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.input_tags.allow_nan = getattr(self, "missing", "raise") == "marginalize"
+        return tags
+
     # -- hooks for GaussianMixture --------------------------------------------
     def _marked(self, source: DataSource, *, fitting: bool) -> DataSource:
         """The source, marked as holding missing values when ``missing`` is

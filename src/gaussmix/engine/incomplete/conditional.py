@@ -6,14 +6,15 @@ With ``r = x - mu_k`` (observed part ``r_o``), precision ``L = U U^T`` and
 of a covariance is ever formed; only ``L_mm``, q x q, is factorised):
 
 - conditional covariance ``Sigma_{m|o} = Sigma_mm - Sigma_mo Sigma_oo^-1 Sigma_om
-  = L_mm^-1``, from the Cholesky factor ``C`` of ``L_mm`` (``C^-T C^-1``);
+  = L_mm^-1`` (the q x q block inverted by Gauss-Jordan elimination, whose
+  pivots also give ``log det L_mm``);
 - conditional mean offset ``delta = E[x_m | x_o] - mu_m = -L_mm^-1 (L r~)_m``
   where ``r~`` is ``r`` with its missing entries set to zero;
 - the marginal's squared Mahalanobis distance is the full one at the filled
   residual ``f = r~ + delta`` (the minimum over the missing values):
   ``|f U|^2``, a sum of squares (no cancellation);
 - ``log det Sigma_oo = log det Sigma + log det L_mm``, so
-  ``log N(x_o | k) = -|o|/2 log 2 pi + sum log diag U - sum log diag C - |f U|^2/2``.
+  ``log N(x_o | k) = -|o|/2 log 2 pi + sum log diag U - log det L_mm / 2 - |f U|^2/2``.
 
 Everything is float64 NumPy (rows of any dtype are converted); the per-pattern
 factorisations are vectorised over patterns and components, the per-row work
@@ -61,69 +62,72 @@ class Conditionals:
     """One block's per-component results.
 
     ``scores`` (K, n_b): ``log pi_k + log N(x_o | k)``; ``filled`` (K, n_b, d):
-    ``E[x | x_o, k] - mu_k``; ``factor`` (K, P, q, q): upper ``F`` with
-    ``F F^T = Sigma_{m|o,k}`` for each pattern of the block.
+    ``E[x | x_o, k] - mu_k``; ``covariance`` (q, q, P, K): the conditional
+    covariance ``Sigma_{m|o,k}`` of each pattern of the block (batch axes
+    last, so that the q x q algebra is vectorised over patterns and
+    components).
     """
 
     scores: np.ndarray
     filled: np.ndarray
-    factor: np.ndarray
-
-    @property
-    def covariance(self) -> np.ndarray:
-        """Conditional covariances ``Sigma_{m|o,k}`` (K, P, q, q)."""
-        return np.matmul(self.factor, self.factor.transpose(0, 1, 3, 2))
+    covariance: np.ndarray
 
 
 def conditionals(model: Marginals, X: np.ndarray, block: Block) -> Conditionals:
     """Marginal scores and conditional moments of the rows ``X`` (n_b, d; NaN
     where missing) of ``block``."""
-    d = X.shape[1]
-    q = block.patterns.shape[1]
-    pm = block.patterns
-    lower = _cholesky(model.precisions[:, pm[:, :, None], pm[:, None, :]])  # (K,P,q,q)
-    inverse = _lower_inverse(lower)
-    factor = inverse.transpose(0, 1, 3, 2)
-    observed = ~np.isnan(X)
-    filled = np.where(observed, X, 0.0)[None, :, :] - model.means[:, None, :]
-    filled *= observed[None, :, :]                          # r~ (K, n, d)
-    where = np.broadcast_to(block.missing[None], (len(model.means),) + block.missing.shape)
-    pulled = np.take_along_axis(filled @ model.precisions, where, axis=2)  # (L r~)_m
-    cov = np.matmul(factor, inverse)[:, block.pattern]    # (K, n, q, q)
-    delta = -np.einsum("knij,knj->kni", cov, pulled)
-    np.put_along_axis(filled, where, delta, axis=2)
+    K, d = model.means.shape
+    n, q = block.missing.shape
+    pm = block.patterns.T                                   # (q, P)
+    flat = model.precisions.reshape(K, d * d).T             # (d * d, K)
+    lower = _cholesky(np.take(flat, pm[:, None, :] * d + pm[None, :, :], axis=0))
+    covariance = _inverse_from_cholesky(lower)              # (q, q, P, K)
+    log_det = 2.0 * np.log(np.diagonal(lower)).sum(axis=-1)  # (P, K)
+    at = (np.arange(n)[:, None], block.missing)
+    filled = X[None, :, :] - model.means[:, None, :]
+    filled[:, at[0], at[1]] = 0.0                           # r~ (K, n, d)
+    pulled = (filled @ model.precisions)[:, at[0], at[1]]   # (L r~)_m, (K, n, q)
+    delta = -np.einsum("ijnk,knj->kni", covariance[:, :, block.pattern], pulled)
+    filled[:, at[0], at[1]] = delta
     white = filled @ model.chol
     maha = np.einsum("knd,knd->kn", white, white)
-    log_det_c = np.log(np.diagonal(lower, axis1=2, axis2=3)).sum(axis=2)  # (K, P)
-    scores = (model.log_weights + model.log_det_chol)[:, None] - log_det_c[:, block.pattern]
+    scores = (model.log_weights + model.log_det_chol)[:, None] - 0.5 * log_det[block.pattern].T
     scores -= 0.5 * (d - q) * LOG_2PI
     scores -= 0.5 * maha
-    return Conditionals(scores, filled, factor)
+    return Conditionals(scores, filled, covariance)
 
 
+# Small SPD algebra on stacks with the batch axes last, (q, q, ...): one NumPy
+# call per entry (or column) of the q x q factor, each over the whole stack,
+# so that many tiny matrices cost about what one large array operation does.
 def _cholesky(a: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of a stack of matrices, with advice on failure."""
-    try:
-        lower = np.linalg.cholesky(a)
-    except np.linalg.LinAlgError:
-        lower = np.full_like(a, np.nan)
-    bad = ~np.all(np.isfinite(lower), axis=(2, 3))
-    if bad.any():
-        k = int(np.argwhere(bad)[0][0])
-        raise ValueError(ILL_DEFINED_COVARIANCE.format(
-            what=f"component {k} (its precision restricted to a row's missing "
-                 "coordinates)"))
+    """Lower Cholesky factors of a stack of SPD matrices; ValueError with
+    advice when one is not positive definite."""
+    q = a.shape[0]
+    lower = np.zeros_like(a)
+    for j in range(q):
+        column = a[j:, j] - np.einsum("ip...,p...->i...", lower[j:, :j], lower[j, :j])
+        if not np.all(column[0] > 0):
+            bad = np.argwhere(~(column[0] > 0))[0]
+            raise ValueError(ILL_DEFINED_COVARIANCE.format(
+                what=f"component {bad[-1]} (its precision restricted to a row's "
+                     "missing coordinates)"))
+        root = np.sqrt(column[0])
+        lower[j, j] = root
+        lower[j + 1:, j] = column[1:] / root
     return lower
 
 
-def _lower_inverse(lower: np.ndarray) -> np.ndarray:
-    """``C^-1`` of lower-triangular factors (..., q, q), by forward
-    substitution vectorised over the stack (q steps)."""
-    q = lower.shape[-1]
-    out = np.zeros_like(lower)
-    diag = np.diagonal(lower, axis1=-2, axis2=-1)
+def _inverse_from_cholesky(lower: np.ndarray) -> np.ndarray:
+    """``(C C^T)^-1 = C^-T C^-1`` from lower factors ``C`` (forward
+    substitution for ``C^-1``, row by row)."""
+    q = lower.shape[0]
+    inv = np.zeros_like(lower)
     for i in range(q):
-        row = -np.einsum("...j,...jc->...c", lower[..., i, :i], out[..., :i, :])
-        row[..., i] += 1.0
-        out[..., i, :] = row / diag[..., i, None]
+        inv[i, i] = 1.0 / lower[i, i]
+        inv[i, :i] = -np.einsum("jc...,j...->c...", inv[:i, :i], lower[i, :i]) * inv[i, i]
+    out = np.empty_like(lower)
+    for i in range(q):  # the lower triangle, mirrored
+        out[i, :i + 1] = np.einsum("rc...,r...->c...", inv[i:, :i + 1], inv[i:, i])
+        out[:i, i] = out[i, :i]
     return out

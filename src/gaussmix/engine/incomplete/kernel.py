@@ -11,12 +11,13 @@ conditional covariance added to the second moments (Ghahramani & Jordan,
 kernel and give bit-identical statistics.
 
 Cost of the incomplete rows of a chunk, with P distinct patterns among them
-and q missing coordinates per row: O(P K q^3) for one Cholesky factorisation
-of ``L_mm`` per pattern and component (vectorised over both), plus
+and q missing coordinates per row: O(P K q^3) for one inversion of the q x q
+block ``L_mm`` of the precision per pattern and component (Gauss-Jordan,
+vectorised over both), plus
 O(n K d^2) per row for three (K, n, d) x (d, d) products, about 1.5 times the
 work of a complete row. When nearly every row has its own pattern (30% MCAR
-on d = 16: most of the 2^16 patterns occur once) the factorisations become
-per row but stay vectorised over rows (batched q x q Cholesky), so the cost
+on d = 16: most of the 2^16 patterns occur once) the inversions become
+per row but stay vectorised over rows (batched q x q elimination), so the cost
 per row does not grow; blocks bound the per-pattern arrays to about 2^21
 numbers whatever P is. Patterns are found per chunk (one ``np.unique`` on the
 packed mask).
@@ -153,7 +154,7 @@ class MarginalKernel:
             if rng is None:
                 fill = np.einsum("kn,knq->nq", resp, values)
             else:
-                fill = _draw(rng, resp, values, cond.factor, block)
+                fill = _draw(rng, resp, values, cond.covariance, block)
             out[block.rows[:, None], block.missing] = fill
         return out
 
@@ -163,7 +164,7 @@ def _each(missing: np.ndarray, resp: np.ndarray) -> np.ndarray:
 
 
 def _draw(rng: np.random.RandomState, resp: np.ndarray, values: np.ndarray,
-          factor: np.ndarray, block: Block) -> np.ndarray:
+          covariance: np.ndarray, block: Block) -> np.ndarray:
     """One draw per row: a component from ``p(k | x_o)``, then ``x_m`` from
     that component's conditional Gaussian."""
     n = resp.shape[1]
@@ -171,24 +172,23 @@ def _draw(rng: np.random.RandomState, resp: np.ndarray, values: np.ndarray,
     u = rng.random_sample(n) * cumulative[-1]
     k = np.minimum((cumulative < u[None, :]).sum(axis=0), resp.shape[0] - 1)
     eps = rng.standard_normal(block.missing.shape)
-    chosen = factor[k, block.pattern]                          # (n, q, q)
-    return values[k, np.arange(n)] + np.einsum("nij,nj->ni", chosen, eps)
+    lower = np.linalg.cholesky(covariance[:, :, block.pattern, k].transpose(2, 0, 1))
+    return values[k, np.arange(n)] + np.einsum("nij,nj->ni", lower, eps)
 
 
 def _conditional_scatter(g: np.ndarray, block: Block, cond: Conditionals, d: int
                          ) -> np.ndarray:
     """``sum_i g_ik Sigma_{m|o,k}`` placed at each pattern's missing rows and
-    columns, (K, d, d): one weighted sum per pattern, one bincount."""
+    columns, (K, d, d): one weighted sum per pattern, then one bincount per
+    component over the patterns' q x q entries."""
     K, P = g.shape[0], len(block.patterns)
     index = (np.arange(K)[:, None] * P + block.pattern[None, :]).ravel()
     per_pattern = np.bincount(index, g.ravel(), minlength=K * P).reshape(K, P)
-    weighted = per_pattern[:, :, None, None] * cond.covariance     # (K, P, q, q)
-    pm = block.patterns
-    target = (np.arange(K)[:, None, None, None] * d * d
-              + (pm[:, :, None] * d + pm[:, None, :])[None])
-    target = np.broadcast_to(target, weighted.shape)
-    return np.bincount(target.ravel(), weighted.ravel(), minlength=K * d * d
-                       ).reshape(K, d, d)
+    weighted = (cond.covariance * per_pattern.T[None, None]).reshape(-1, K)
+    pm = block.patterns.T                                           # (q, P)
+    target = (pm[:, None, :] * d + pm[None, :, :]).ravel()
+    return np.stack([np.bincount(target, weighted[:, k], minlength=d * d)
+                     for k in range(K)]).reshape(K, d, d)
 
 
 def _min_positive(w: np.ndarray) -> float:

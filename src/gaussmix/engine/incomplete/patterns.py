@@ -4,7 +4,7 @@ A *pattern* is the set of a row's missing coordinates. Rows are sorted by the
 number of missing coordinates ``q`` and then by pattern, so that every block
 holds rows with the same ``q`` (their per-pattern matrices stack into one
 (P, q, q) array) and each pattern's rows are contiguous. A block holds at most
-``budget // (K q^2)`` patterns, which bounds the per-pattern work arrays
+``budget // (K q^2)`` patterns and ``MAX_ROWS`` rows, which bounds the per-pattern work arrays
 whatever the number of distinct patterns.
 """
 
@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Numbers in a block's per-pattern arrays (K, P, q, q): 16 MiB in float64.
-PATTERN_BUDGET = 1 << 21
+# Numbers in a block's per-pattern arrays (K, P, q, q), and rows per block:
+# small enough that a block's (K, rows, d) work arrays stay in cache.
+PATTERN_BUDGET = 1 << 18
+MAX_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -49,26 +51,37 @@ def pattern_blocks(mask: np.ndarray, n_components: int,
     incomplete = np.flatnonzero(count)
     if not incomplete.size:
         return
-    packed = np.ascontiguousarray(np.packbits(mask[incomplete], axis=1))
-    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
-    _, key = np.unique(keys, return_inverse=True)
-    order = np.lexsort((key.ravel(), count[incomplete]))
-    rows, key, count = incomplete[order], key.ravel()[order], count[incomplete][order]
+    key = _pattern_keys(mask[incomplete])
+    order = np.lexsort((key, count[incomplete]))
+    rows, key, count = incomplete[order], key[order], count[incomplete][order]
     for q in np.unique(count):
         at = slice(*np.searchsorted(count, [q, q + 1]))
         yield from _split(mask, rows[at], key[at], int(q),
                           max(1, budget // (n_components * int(q) ** 2)))
 
 
+def _pattern_keys(mask: np.ndarray) -> np.ndarray:
+    """An integer per row, equal for equal rows of ``mask``: the bits
+    themselves for up to 62 columns, else the rank among the packed rows."""
+    if mask.shape[1] <= 62:
+        return mask @ (np.int64(1) << np.arange(mask.shape[1], dtype=np.int64))
+    packed = np.ascontiguousarray(np.packbits(mask, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    return np.unique(keys, return_inverse=True)[1].ravel()
+
+
 def _split(mask: np.ndarray, rows: np.ndarray, key: np.ndarray, q: int,
            max_patterns: int) -> Iterator[Block]:
-    """Rows of one ``q`` (sorted by pattern) in blocks of ``max_patterns``."""
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    for first in range(0, len(starts), max_patterns):
-        lo = starts[first]
-        hi = starts[first + max_patterns] if first + max_patterns < len(starts) else len(rows)
+    """Rows of one ``q`` (sorted by pattern) in blocks of at most ``MAX_ROWS``
+    rows and ``max_patterns`` patterns (a pattern may span blocks)."""
+    number = np.cumsum(np.r_[False, key[1:] != key[:-1]])  # pattern of each row
+    lo = 0
+    while lo < len(rows):
+        hi = min(lo + MAX_ROWS, len(rows),
+                 int(np.searchsorted(number, number[lo] + max_patterns)))
         block_rows = rows[lo:hi]
         missing = np.nonzero(mask[block_rows])[1].reshape(len(block_rows), q)
-        heads = starts[first:first + max_patterns] - lo
-        pattern = np.cumsum(np.r_[True, key[lo + 1:hi] != key[lo:hi - 1]]) - 1
+        pattern = number[lo:hi] - number[lo]
+        heads = np.flatnonzero(np.r_[True, pattern[1:] != pattern[:-1]])
         yield Block(block_rows, missing, pattern, missing[heads])
+        lo = hi
