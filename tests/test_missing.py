@@ -315,3 +315,29 @@ def test_scores_partial_fit_and_select_accept_nan():
                     random_state=0, missing="marginalize")
     assert result.best_estimator_.missing == "marginalize"
     assert np.isfinite([row.bic for row in result.table]).all()
+
+
+def test_cli_reads_empty_cells_as_missing(tmp_path):
+    from click.testing import CliRunner
+
+    from gaussmix.cli import main
+
+    _, X, _ = _sample(200, 0.2, seed=12)
+    text = "a,b,c,d\n" + "\n".join(
+        ",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in X)
+    data = tmp_path / "holes.csv"
+    data.write_text(text + "\n")
+    model = tmp_path / "m.npz"
+    runner = CliRunner()
+    refused = runner.invoke(main, ["fit", str(data), "-k", "3", "-o", str(model), "-q"])
+    assert refused.exit_code == 2 and "--missing marginalize" in refused.output
+    done = runner.invoke(main, ["fit", str(data), "-k", "3", "-o", str(model), "-q",
+                                "--seed", "0", "--missing", "marginalize"])
+    assert done.exit_code == 0, done.output
+    direct = GaussianMixture(3, random_state=0, missing="marginalize").fit(X)
+    scored = runner.invoke(main, ["score", str(model), str(data)])
+    assert scored.exit_code == 0, scored.output
+    mean = float(scored.output.split("mean log-likelihood: ")[1].split()[0])
+    assert mean == pytest.approx(direct.score(X), rel=1e-8)
+    labels = runner.invoke(main, ["predict", str(model), str(data)])
+    assert labels.output.split()[1:] == [str(v) for v in direct.predict(X)]
