@@ -14,8 +14,9 @@ Cost of the incomplete rows of a chunk, with P distinct patterns among them
 and q missing coordinates per row: O(P K q^3) for one inversion of the q x q
 block ``L_mm`` of the precision per pattern and component (Gauss-Jordan,
 vectorised over both), plus
-O(n K d^2) per row for three (K, n, d) x (d, d) products, about 1.5 times the
-work of a complete row. When nearly every row has its own pattern (30% MCAR
+O(n K d^2) per row for three (K, n, d) x (d, d) products (1.5 times a complete
+row's floating-point work, but measured 4-10x its time in NumPy: see
+BENCHMARKS.md). When nearly every row has its own pattern (30% MCAR
 on d = 16: most of the 2^16 patterns occur once) the inversions become
 per row but stay vectorised over rows (batched q x q elimination), so the cost
 per row does not grow; blocks bound the per-pattern arrays to about 2^21
