@@ -12,16 +12,16 @@ kernel and give bit-identical statistics.
 
 Cost of the incomplete rows of a chunk, with P distinct patterns among them
 and q missing coordinates per row: O(P K q^3) for one inversion of the q x q
-block ``L_mm`` of the precision per pattern and component (Gauss-Jordan,
-vectorised over both), plus
+block ``L_mm`` of the precision per pattern and component (Cholesky and a
+triangular inverse, vectorised over both), plus
 O(n K d^2) per row for three (K, n, d) x (d, d) products (1.5 times a complete
 row's floating-point work, but measured 4-10x its time in NumPy: see
 BENCHMARKS.md). When nearly every row has its own pattern (30% MCAR
 on d = 16: most of the 2^16 patterns occur once) the inversions become
-per row but stay vectorised over rows (batched q x q elimination), so the cost
-per row does not grow; blocks bound the per-pattern arrays to about 2^21
-numbers whatever P is. Patterns are found per chunk (one ``np.unique`` on the
-packed mask).
+per row but stay vectorised over rows (batched q x q algebra), so the cost
+per row does not grow; blocks of at most 1024 rows bound the per-pattern
+arrays to about 2^18 numbers whatever P is. Patterns are found per chunk (one
+sort of integer pattern keys).
 """
 
 from __future__ import annotations
