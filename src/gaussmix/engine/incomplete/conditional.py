@@ -6,7 +6,7 @@ With ``r = x - mu_k`` (observed part ``r_o``), precision ``L = U U^T`` and
 of a covariance is ever formed; only ``L_mm``, q x q, is factorised):
 
 - conditional covariance ``Sigma_{m|o} = Sigma_mm - Sigma_mo Sigma_oo^-1 Sigma_om
-  = L_mm^-1`` (the q x q block inverted by Gauss-Jordan elimination, whose
+  = L_mm^-1`` (the q x q block by Cholesky and a triangular inverse, whose
   pivots also give ``log det L_mm``);
 - conditional mean offset ``delta = E[x_m | x_o] - mu_m = -L_mm^-1 (L r~)_m``
   where ``r~`` is ``r`` with its missing entries set to zero;
