@@ -595,7 +595,8 @@ BAD_INPUT = [
      r"\(inf\); 2 such values in all"),
     ("NaN in predict", "predict {model} {nanabc} -o {out}/l.csv", "predict",
      r"line 5 of '.*nanabc\.csv', column 'c', is missing \(NaN\); fill in or "
-     r"remove those rows in the file, or leave the column out with --columns$"),
+     r"remove those rows in the file, or leave the column out with --columns "
+     r"\(or treat them as missing at random with --missing marginalize\)$"),
     ("negative weight", "fit {negweight} -k 2 --weights w -o {out}/m.npz", "fit",
      r"weights column 'w' has 1 negative value\(s\); the first is -2\.0 at line 4 "
      r"of '.*negweight\.csv'; weights must be >= 0"),

@@ -228,7 +228,10 @@ def test_check_numbers_names_file_line_and_column(tmp_path):
     assert str(info.value) == (
         f"line 4 of {str(path)!r}, column 'b', is missing (NaN); 2 such values in "
         "all; fill in or remove those rows in the file, or leave the column out "
-        "with --columns")
+        "with --columns (or treat them as missing at random with --missing "
+        "marginalize)")
+    with pytest.raises(DataError, match=r"column 'b', is infinite"):
+        check_numbers(data, allow_missing=True)  # NaN pass, inf does not
     check_numbers(read_dataset(path, columns="a", weights="w"))  # b not used
     np.save(tmp_path / "d.npy", np.array([[1.0, 2.0], [-np.inf, 3.0]]))
     with pytest.raises(DataError, match=r"^data row 2 \(counting from 1\) of "

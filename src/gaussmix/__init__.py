@@ -13,6 +13,7 @@ of chunks (a generator factory, a database cursor).
 
 from ._version import __version__
 from .engine.sources import IterableSource, NpySource
+from .imputer import GaussianMixtureImputer
 from .mixture import GaussianMixture
 from .selection import GaussianMixtureSearch, SelectionResult, select
 
@@ -41,6 +42,7 @@ def __getattr__(name: str):  # noqa: ANN202
 
 __all__ = [
     "GaussianMixture",
+    "GaussianMixtureImputer",
     "GaussianMixtureSearch",
     "IterableSource",
     "NpySource",

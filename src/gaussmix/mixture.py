@@ -13,9 +13,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import criteria
+from ._missing import MissingValuesMixin
 from ._partial_fit import PartialFitMixin
 from .engine.covariance import CovarianceType, get_covariance_type
-from .engine.estep import EStepKernel
+from .engine.incomplete import kernel_type
 from .engine.init import initial_params
 from .engine.loop import Callback, EMRun, EMSettings, best_of_restarts
 from .engine.params import MixtureParams
@@ -36,7 +37,7 @@ from .inputs import (
 from .validation import check_initial_parameters, check_parameters, check_sample_weight
 
 
-class GaussianMixture(PartialFitMixin, DensityMixin, BaseEstimator):
+class GaussianMixture(MissingValuesMixin, PartialFitMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -114,6 +115,9 @@ default='kmeans'
     matmul_precision : {'highest', 'tf32'}, default='highest'
         Keyword-only (gaussmix). float32 products on CUDA in strict float32, or
         TF32 (several times faster, about 3 significant digits per product).
+    missing : {'raise', 'marginalize'}, default='raise'
+        Keyword-only (gaussmix). 'marginalize': NaN in in-memory X are missing
+        at random, handled by exact EM (see :mod:`gaussmix._missing`, :meth:`impute`).
 
     Attributes
     ----------
@@ -184,6 +188,7 @@ default='kmeans'
         learning_decay: float = 0.7,
         device: Any = None,
         matmul_precision: str = "highest",
+        missing: str = "raise",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -206,6 +211,7 @@ default='kmeans'
         self.learning_decay = learning_decay
         self.device = device
         self.matmul_precision = matmul_precision
+        self.missing = missing
 
     # -- fitting -------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
@@ -261,7 +267,7 @@ default='kmeans'
         Model selection uses it to skip the labels of candidates it discards.
         """
         check_parameters(self)
-        source = training_source(self, X, sample_weight)
+        source = self._marked(training_source(self, X, sample_weight), fitting=True)
         piece = self._piece
         init = check_initial_parameters(self, piece, source.n_features)
         settings = EMSettings(
@@ -312,8 +318,8 @@ default='kmeans'
         settings: EMSettings,
     ) -> MixtureParams:
         if any(v is None for v in init.values()):
-            params = initial_params(source, piece, self.n_components, self.init_params,
-                                    rng, self.reg_covar, settings.reducer)
+            params = initial_params(self._init_source(source), piece, self.n_components,
+                                    self.init_params, rng, self.reg_covar, settings.reducer)
         weights = init["weights"] if init["weights"] is not None else params.weights
         means = init["means"] if init["means"] is not None else params.means
         if init["precisions"] is not None:
@@ -353,9 +359,9 @@ default='kmeans'
     def _per_row(self, X: Any, what: str) -> np.ndarray:
         """Per-row results on validated data (an array or a data source):
         log_prob (n,), log_resp (n, K) or label (n,), as NumPy arrays."""
-        source = X if is_data_source(X) else ArraySource(
-            X, None, self._chunk_size(X.shape[1]))
-        kernel = EStepKernel.build(self._piece, self._params, source.spec)
+        source = X if is_data_source(X) else self._marked(ArraySource(
+            X, None, self._chunk_size(X.shape[1])), fitting=False)
+        kernel = kernel_type(source).build(self._piece, self._params, source.spec)
         out = getattr(source, "result", to_host)  # torch: tensors for tensor input
         funcs = {
             "log_prob": lambda c: out(kernel.log_likelihood(c.X)),

@@ -54,6 +54,7 @@ GAUSSMIX_CONSTRAINTS: dict[str, Any] = {
     # a str or a torch.device: checked when used (gaussmix.backends.torch)
     "device": "no_validation",
     "matmul_precision": [StrOptions({"highest", "tf32"})],
+    "missing": [StrOptions({"raise", "marginalize"})],
 }
 
 
@@ -106,9 +107,11 @@ def _describe(constraints: list[Any]) -> str:
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
-def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1) -> np.ndarray:
+def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1,
+               allow_nan: bool | None = None) -> np.ndarray:
     """A finite float32/float64 2-D array, with feature names/count recorded or
-    checked as scikit-learn does."""
+    checked as scikit-learn does. NaN (missing values) pass where ``allow_nan``
+    (default: ``est.missing == 'marginalize'``); inf never does."""
     try:
         X = validate_data(est, X, reset=reset, dtype=FLOAT_DTYPES,
                           ensure_all_finite=False, ensure_min_samples=min_samples)
@@ -120,9 +123,14 @@ def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1) -> np.nda
                 "df.select_dtypes('number'))."
             ) from err
         raise
-    check_finite(X, "X", estimator_name=type(est).__name__,
-                 advice="Remove or impute them (e.g. sklearn.impute.SimpleImputer) "
-                 "first.")
+    if allow_nan is None:
+        allow_nan = getattr(est, "missing", "raise") == "marginalize"
+    advice = ("NaN are missing values under missing='marginalize'; remove or replace "
+              "the inf values." if allow_nan else "Remove or impute them (e.g. "
+              "sklearn.impute.SimpleImputer) first, or pass missing='marginalize' "
+              "to treat NaN as missing at random.")
+    check_finite(np.where(np.isnan(X), 0, X) if allow_nan else X, "X",
+                 estimator_name=type(est).__name__, advice=advice)
     return X
 
 

@@ -18,7 +18,7 @@ from ..files.tables import check_output_path, open_table_writer, write_table
 from ..plotting import FIGURE_FORMATS
 from .fit import criteria_of, information_criteria
 from .inputs import load_model, model_data, n_rows, quiet_feature_names
-from .options import TABLE_FORMATS, chunk_size_option, columns_option
+from .options import TABLE_FORMATS, chunk_size_option, columns_option, missing_option
 
 __all__ = ["plot_command", "predict_command", "score_command"]
 
@@ -38,8 +38,10 @@ Examples:
                    "labels.")
 @columns_option
 @chunk_size_option
+@missing_option(None)
 def predict_command(model_path: str, data: str, output: str | None, proba: bool,
-                    columns: str | None, chunk_size: int | None) -> None:
+                    columns: str | None, chunk_size: int | None,
+                    missing: str | None) -> None:
     """Label each row of DATA with its most probable component of MODEL.
 
     Writes a column 'label' (0 to K-1), or with --proba columns 'prob_0' ...
@@ -49,9 +51,7 @@ def predict_command(model_path: str, data: str, output: str | None, proba: bool,
     """
     if output is not None:
         check_output_path(output, TABLE_FORMATS)
-    model = load_model(model_path)
-    if chunk_size is not None:
-        model.set_params(chunk_size=chunk_size)
+    model = _loaded(model_path, chunk_size, missing)
     dataset = model_data(model, data, columns, chunk_size=chunk_size, stream=True)
 
     def per_row(X: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,9 +85,10 @@ Examples:
 @click.option("--weights", metavar="COLUMN", default=None,
               help="Column of per-row sample weights for the mean.")
 @chunk_size_option
+@missing_option(None)
 def score_command(model_path: str, data: str, output: str | None,
                   columns: str | None, weights: str | None,
-                  chunk_size: int | None) -> None:
+                  chunk_size: int | None, missing: str | None) -> None:
     """Mean log-likelihood of DATA under MODEL (and per-row log densities).
 
     Prints the (weighted) mean log-likelihood per row, its total, and the
@@ -97,9 +98,7 @@ def score_command(model_path: str, data: str, output: str | None,
     """
     if output is not None:
         check_output_path(output, TABLE_FORMATS)
-    model = load_model(model_path)
-    if chunk_size is not None:
-        model.set_params(chunk_size=chunk_size)
+    model = _loaded(model_path, chunk_size, missing)
     dataset = model_data(model, data, columns, weights, chunk_size=chunk_size,
                          stream=True)
     if isinstance(dataset, StreamedData):
@@ -162,6 +161,16 @@ def plot_command(model_path: str, data: str, output: str, x_column: str | None,
                               dpi=dpi, title=title)
     plotting.save_figure(fig, output)
     click.echo(f"wrote figure {output} ({width}x{height} pixels)")
+
+
+def _loaded(model_path: str, chunk_size: int | None, missing: str | None) -> Any:
+    """The saved model, with --chunk-size and --missing applied when given."""
+    model = load_model(model_path)
+    if chunk_size is not None:
+        model.set_params(chunk_size=chunk_size)
+    if missing is not None:
+        model.set_params(missing=missing)
+    return model
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -39,6 +39,7 @@ from .options import (
     chunk_size_option,
     columns_option,
     em_options,
+    missing_option,
     progress_options,
 )
 from .progress import EMProgress, choose_mode
@@ -199,12 +200,13 @@ Examples:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for EM (default: all cores).")
 @chunk_size_option
+@missing_option("raise")
 @progress_options
 def fit_command(
     data: str, k: int, output: str, covariance: str, n_init: int, max_iter: int,
     tol: float, reg_covar: float, init_params: str, seed: int | None,
     columns: str | None, weights: str | None, threads: int | None,
-    chunk_size: int | None, quiet: bool, force_progress: bool,
+    chunk_size: int | None, missing: str, quiet: bool, force_progress: bool,
 ) -> None:
     """Fit a Gaussian mixture with K components to DATA and save it to MODEL.
 
@@ -216,11 +218,12 @@ def fit_command(
     random sample of the file.
     """
     target = model_output(output)
-    dataset = read_dataset_for_fit(data, columns, weights, chunk_size=chunk_size)
+    dataset = read_dataset_for_fit(data, columns, weights, chunk_size=chunk_size,
+                                   missing=missing)
     estimator = GaussianMixture(
         n_components=k, covariance_type=covariance, tol=tol, reg_covar=reg_covar,
         max_iter=max_iter, n_init=n_init, init_params=init_params,
-        random_state=seed, n_threads=threads, chunk_size=chunk_size,
+        random_state=seed, n_threads=threads, chunk_size=chunk_size, missing=missing,
     )
     seconds = fit_model(dataset, estimator, quiet=quiet,
                         force_progress=force_progress)

@@ -100,13 +100,14 @@ def load_model(path: str) -> GaussianMixture:
 
 def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
                          command: str = "fit", chunk_size: int | None = None,
-                         stream: bool = True) -> Data:
+                         stream: bool = True, missing: str = "raise") -> Data:
     """Read DATA for fitting, telling the user about skipped text columns.
 
     Large ``.npy`` and Parquet files (or any, with ``chunk_size``) are opened
     to be read chunk by chunk (see :func:`gaussmix.files.streams.should_stream`).
     """
     data: Data
+    stream = stream and missing != "marginalize"  # NaN rows are fitted in memory
     if stream and should_stream(path, chunk_size):
         data = open_rows(path, columns, weights, chunk_size)
     else:
@@ -114,7 +115,7 @@ def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
     if data.skipped and columns is None:
         warn(command, f"ignoring non-numeric column(s) {', '.join(data.skipped)}")
     if isinstance(data, Dataset):
-        check_numbers(data)
+        check_numbers(data, allow_missing=missing == "marginalize")
     return data
 
 
@@ -131,9 +132,11 @@ def model_data(model: Any, path: str, columns: str | None = None,
     (the names ``gaussmix sample`` writes) when the file has them, else the
     numeric columns in order. ``--columns`` chooses columns whatever their
     names. The number of columns must match the model. With ``stream``, large
-    ``.npy`` and Parquet files are opened to be read chunk by chunk.
+    ``.npy`` and Parquet files are opened to be read chunk by chunk (not for a
+    model with ``missing='marginalize'``, whose files are read whole).
     """
-    streamed = stream and should_stream(path, chunk_size)
+    marginalize = getattr(model, "missing", "raise") == "marginalize"
+    streamed = stream and not marginalize and should_stream(path, chunk_size)
     table = file_header(path) if streamed else read_table(path)
     fitted_names = getattr(model, "feature_names_in_", None)
     expected = int(model.n_features_in_)
@@ -150,7 +153,7 @@ def model_data(model: Any, path: str, columns: str | None = None,
             f"{expected}{fitted}; choose {expected} columns with --columns"
         )
     if isinstance(data, Dataset):
-        check_numbers(data)
+        check_numbers(data, allow_missing=marginalize)
     return data
 
 

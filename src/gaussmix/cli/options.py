@@ -16,8 +16,20 @@ TABLE_FORMATS = ("csv", "tsv", "npy", "parquet")
 
 __all__ = [
     "COVARIANCE_TYPES", "INIT_METHODS", "TABLE_FORMATS", "chunk_size_option",
-    "columns_option", "em_options", "progress_options",
+    "columns_option", "em_options", "missing_option", "progress_options",
 ]
+
+
+def missing_option(default: str | None) -> Callable[[Callable[..., Any]], Any]:
+    """--missing: 'marginalize' reads empty cells (NaN) as missing at random."""
+    return click.option(
+        "--missing", type=click.Choice(["raise", "marginalize"]), default=default,
+        show_default=default is not None,
+        help="'marginalize': empty cells (and NaN) are missing values, handled "
+             "by exact EM on the observed entries (files are then read whole); "
+             "'raise': they are an error." + (
+                 "" if default else " Default: the model's setting."),
+    )
 
 
 def em_options(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from .covariance import CovarianceType
-from .estep import EStepKernel, LowestRows
+from .estep import LowestRows
+from .incomplete import Kernel, kernel_type
 from .mstep import m_step
 from .params import MixtureParams
 from .reducers import Reducer, Sequential, fold
@@ -53,9 +54,9 @@ class EMSettings:
 def data_statistics(
     source: DataSource, piece: CovarianceType, params: MixtureParams,
     reducer: Reducer,
-) -> tuple[SuffStats, EStepKernel]:
+) -> tuple[SuffStats, Kernel]:
     """One E-step pass: the statistics of all chunks at ``params``."""
-    kernel = EStepKernel.build(piece, params, source.spec)
+    kernel = kernel_type(source).build(piece, params, source.spec)
     stats = fold(lambda c: kernel.statistics(*c), source, reducer)
     if not np.isfinite(stats.loglik):
         raise ValueError(
@@ -66,7 +67,7 @@ def data_statistics(
     return stats, kernel
 
 
-def worst_rows(source: DataSource, kernel: EStepKernel, reducer: Reducer,
+def worst_rows(source: DataSource, kernel: Kernel, reducer: Reducer,
                count: int) -> LowestRows:
     """The ``count`` worst-explained rows at the kernel's parameters (one pass)."""
     return fold(lambda c: kernel.lowest_rows(c.X, c.sample_weight, count), source,

@@ -122,6 +122,7 @@ class ArraySource:
     spec: ComputeSpec = field(init=False)
     reiterable: bool = field(default=True, init=False)
     in_memory: bool = field(default=True, init=False)
+    missing: bool = False  # rows may hold NaN, missing at random (engine.incomplete)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spec", spec_of(self.X))

@@ -192,7 +192,7 @@ def read_data(
 # ---------------------------------------------------------------- checks
 
 
-def check_numbers(data: Dataset) -> None:
+def check_numbers(data: Dataset, *, allow_missing: bool = False) -> None:
     """Check that every value is finite and the weights usable, naming file positions.
 
     The estimators check the same and more, but speak of 0-based rows of an
@@ -202,7 +202,8 @@ def check_numbers(data: Dataset) -> None:
     Raises
     ------
     DataError
-        A NaN or infinite value in ``X`` or the weights; a negative weight;
+        A NaN (unless ``allow_missing``) or infinite value in ``X``, or either
+        in the weights; a negative weight;
         weights that are all zero.
 
     Examples
@@ -215,7 +216,8 @@ def check_numbers(data: Dataset) -> None:
     ...
     gaussmix.files.formats.DataError: line 3 of '...d.csv', column 'b', is missing (NaN)...
     """
-    _check_finite(data, data.X, [f"column {name!r}" for name in data.names])
+    X = np.where(np.isnan(data.X), 0.0, data.X) if allow_missing else data.X
+    _check_finite(data, X, [f"column {name!r}" for name in data.names])
     if data.weights is None:
         return
     role = f"weights column {data.weights_name or ''!r}"
@@ -242,4 +244,6 @@ def _check_finite(data: Dataset, X: np.ndarray, labels: list[str]) -> None:
     row, col, what = bad
     n_bad = int(X.size - np.count_nonzero(np.isfinite(X)))
     others = f"; {n_bad} such values in all" if n_bad > 1 else ""
-    raise DataError(f"{data.where(row)}, {labels[col]}, is {what}{others}; {_FIX}")
+    fix = _FIX + (" (or treat them as missing at random with --missing marginalize)"
+                  if "NaN" in what and labels[0].startswith("column") else "")
+    raise DataError(f"{data.where(row)}, {labels[col]}, is {what}{others}; {fix}")

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..engine.covariance import get_covariance_type
-from ..engine.estep import EStepKernel
+from ..engine.incomplete import kernel_type
 from ..engine.init import initial_responsibilities, params_from_responsibilities
 from ..engine.logspace import log_normalise
 from ..engine.params import MixtureParams
@@ -80,8 +80,11 @@ def log_likelihood_and_entropy(
         X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
     params = MixtureParams(*map(to_host, (model.weights_, model.means_,
                                           model.covariances_, model.precisions_cholesky_)))
-    kernel = EStepKernel.build(get_covariance_type(model.covariance_type), params,
-                               spec_of(X))
+    missing = not is_torch(X) and bool(np.isnan(X).any())  # NaN only under missing=
+    source = ArraySource(X, sample_weight, auto_chunk_size(model.n_components, X.shape[1]),
+                         missing=missing)
+    kernel = kernel_type(source).build(get_covariance_type(model.covariance_type), params,
+                                       spec_of(X))
 
     def chunk(c: Chunk) -> np.ndarray:
         scores, row, _, _ = kernel.scores(c.X)  # log(pi_k) + log N(x | k), (K, n)
@@ -98,6 +101,5 @@ def log_likelihood_and_entropy(
         return np.array([np.dot(c.sample_weight, log_norm),
                          np.dot(c.sample_weight, ent)])
 
-    source = ArraySource(X, sample_weight, auto_chunk_size(model.n_components, X.shape[1]))
     totals = fold(chunk, source, reducer_for(resolve_threads(n_threads), source))
     return float(totals[0]), float(totals[1])

@@ -46,6 +46,7 @@ def select(
     verbose: int = 0,
     progress: bool = False,
     callback: Callable[[Candidate], Any] | None = None,
+    missing: str = "raise",
 ) -> SelectionResult:
     """Fit a mixture for every ``(n_components, covariance_type)`` and pick the best.
 
@@ -97,6 +98,9 @@ default='kmeans'
     callback : callable, default=None
         Called with each :class:`Candidate` as soon as it is fitted (in the
         order they finish), e.g. to log progress.
+    missing : {'raise', 'marginalize'}, default='raise'
+        As in :class:`~gaussmix.GaussianMixture`; starts are seeded on a
+        column-mean-filled copy of X.
 
     Returns
     -------
@@ -119,15 +123,16 @@ default='kmeans'
     ks = _check_components(n_components)
     types = _check_covariance_types(covariance_types)
     _check_options(n_init, init_params)
-    holder = GaussianMixture()
+    holder = GaussianMixture(missing=missing)
     X, weights = selection_data(holder, X, sample_weight)
+    X_seed = np.where(np.isnan(X), np.nanmean(X, axis=0), X) if missing != "raise" else X
     if ks[-1] > len(X):
         raise ValueError(
             f"n_components goes up to {ks[-1]} but X has only {len(X)} samples: "
             "a mixture needs at least one sample per component. Lower the "
             "largest n_components or add data."
         )
-    settings = {"tol": tol, "reg_covar": reg_covar, "max_iter": max_iter}
+    settings = {"tol": tol, "reg_covar": reg_covar, "max_iter": max_iter, "missing": missing}
     seed_of = seeds(random_state, ks)
 
     n_workers, threads = _plan_workers(n_jobs, X)
@@ -137,7 +142,7 @@ default='kmeans'
     with report, _one_thread_each(threads == 1), quiet_convergence():
         starts, seeding_time = {}, {}
         for k, per_type, seconds in run(
-            (seed_task, (X, weights, k, seed_of[k], n_init, init_params, types,
+            (seed_task, (X_seed, weights, k, seed_of[k], n_init, init_params, types,
                          reg_covar, threads))
             for k in sorted(ks, reverse=True)  # costly first: better balance
         ):

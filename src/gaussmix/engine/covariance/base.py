@@ -139,6 +139,11 @@ class CovarianceType(ABC):
         into the type's shape."""
 
     @abstractmethod
+    def reduce_full_s2(self, s2: np.ndarray) -> np.ndarray:
+        """Full per-component second moments (K, d, d) in the type's shape
+        (used where rows with missing values give full conditional moments)."""
+
+    @abstractmethod
     def recentre_s2(self, s2: np.ndarray, s1: np.ndarray, nk: np.ndarray,
                     delta: np.ndarray) -> np.ndarray:
         """Second moments moved from centres ``c`` to ``c + delta`` (exact)."""

@@ -58,6 +58,9 @@ class Diag(VarianceType):
         r = xp.astype(residuals, xp.float64, copy=False)
         return to_host(xp.astype(weights, xp.float64, copy=False) @ (r * r))
 
+    def reduce_full_s2(self, s2):
+        return np.diagonal(s2, axis1=1, axis2=2).copy()
+
     def recentre_s2(self, s2, s1, nk, delta):
         return s2 - 2.0 * delta * s1 + nk[:, None] * delta**2
 

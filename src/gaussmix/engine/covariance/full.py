@@ -98,6 +98,9 @@ class Full(CovarianceType):
             out[members] = s2
         return out
 
+    def reduce_full_s2(self, s2):
+        return s2
+
     def recentre_s2(self, s2, s1, nk, delta):
         return symmetric_outer_update(s2, s1, nk, delta)
 

@@ -56,6 +56,9 @@ class Spherical(VarianceType):
         r = xp.astype(residuals, xp.float64, copy=False)
         return to_host(xp.astype(weights, xp.float64, copy=False) @ squared_norms(r, axis=1))
 
+    def reduce_full_s2(self, s2):
+        return np.trace(s2, axis1=1, axis2=2)
+
     def recentre_s2(self, s2, s1, nk, delta):
         return s2 - 2.0 * np.sum(delta * s1, axis=1) + nk * np.sum(delta**2, axis=1)
 

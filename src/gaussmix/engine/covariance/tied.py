@@ -78,6 +78,9 @@ class Tied(CovarianceType):
     def scatter_s2(self, parts, n_components, n_features):
         return np.sum([s2 for _, s2 in parts], axis=0)
 
+    def reduce_full_s2(self, s2):
+        return s2.sum(axis=0)
+
     def recentre_s2(self, s2, s1, nk, delta):
         cross = s1.T @ delta
         return s2 - cross - cross.T + (delta * nk[:, None]).T @ delta

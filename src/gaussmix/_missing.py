@@ -1,0 +1,148 @@
+"""Missing values for :class:`gaussmix.GaussianMixture`: ``missing="marginalize"``
+and :meth:`~MissingValuesMixin.impute`.
+
+The estimator side of :mod:`gaussmix.engine.incomplete`: which sources hold
+rows with NaN (in-memory arrays only), the NaN-tolerant initialisation, and
+imputation under the fitted mixture. Kept out of :mod:`gaussmix.mixture` so
+that module stays short.
+
+Initialisation with missing values: the starting point is the ordinary one
+(``init_params``, e.g. k-means, then one M-step) computed on a copy of X whose
+NaN are replaced by their column's (weighted) mean; EM with exact
+marginalisation starts from there, and its first E-step already uses only the
+observed coordinates, which undoes the shrinkage the filled copy puts into the
+starting covariances. Without NaN in X the start is the ordinary one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from .engine.incomplete import MarginalKernel
+from .engine.sources import ArraySource, DataSource
+from .engine.xp import to_host
+from .validation import check_data
+
+
+class MissingValuesMixin:
+    """Adds missing-value handling and :meth:`impute` to GaussianMixture."""
+
+    def impute(self, X: Any, *, n_draws: int | None = None,
+               random_state: Any = None) -> np.ndarray:
+        """Fill the NaN entries of X from the fitted mixture.
+
+        With ``n_draws=None``, each missing entry becomes its conditional
+        expectation given the row's observed entries,
+        ``E[x_m | x_o] = sum_k p(k | x_o) E[x_m | x_o, k]`` (the best
+        imputation in squared error under the model). With an int, returns
+        that many multiple imputations: each row's component is drawn from
+        ``p(k | x_o)`` and its missing entries from that component's
+        conditional Gaussian. Works on any fitted model, whatever ``missing``
+        was at fit; a row with nothing observed gets the mixture's mean (or a
+        draw from the mixture).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with NaN where values are missing (inf is an error).
+        n_draws : int or None, default=None
+            Number of multiple imputations to draw; None gives the conditional
+            expectation.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features), or
+            (n_draws, n_samples, n_features) when ``n_draws`` is an int.
+            Observed entries are returned unchanged.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gaussmix import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.multivariate_normal([0, 0], [[1, 0.9], [0.9, 1]], 2000)
+        >>> gm = GaussianMixture(1, random_state=0).fit(X)
+        >>> filled = gm.impute([[2.0, np.nan]])
+        >>> bool(abs(filled[0, 1] - 0.9 * 2.0) < 0.15)
+        True
+        >>> gm.impute([[2.0, np.nan]], n_draws=3, random_state=0).shape
+        (3, 1, 2)
+        """
+        est: Any = self
+        check_is_fitted(est)
+        X = check_data(est, X, reset=False, allow_nan=True)
+        if n_draws is not None and not (isinstance(n_draws, (int, np.integer))
+                                        and not isinstance(n_draws, bool) and n_draws >= 1):
+            raise ValueError(f"n_draws must be None or an int >= 1, got {n_draws!r}.")
+        source = ArraySource(X, None, est._chunk_size(X.shape[1]))
+        kernel = MarginalKernel.build(est._piece, est._params, source.spec)
+        if n_draws is None:
+            parts = est._reducer(source).map(lambda c: kernel.impute(c.X), source)
+            return np.concatenate(list(parts)).astype(X.dtype, copy=False)
+        rng = check_random_state(random_state)
+        return np.stack([
+            np.concatenate([kernel.impute(c.X, rng) for c in source.chunks()])
+            for _ in range(n_draws)
+        ]).astype(X.dtype, copy=False)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.input_tags.allow_nan = getattr(self, "missing", "raise") == "marginalize"
+        return tags
+
+    # -- hooks for GaussianMixture --------------------------------------------
+    def _marked(self, source: DataSource, *, fitting: bool) -> DataSource:
+        """The source, marked as holding missing values when ``missing`` is
+        'marginalize' and it is an in-memory array with NaN (other sources
+        reject NaN as they read). Fitting rejects rows with nothing observed."""
+        est: Any = self
+        if getattr(est, "missing", "raise") != "marginalize" or not isinstance(
+                source, ArraySource) or source.missing:
+            return source
+        mask = np.isnan(to_host(source.X, source.X.dtype))
+        if not mask.any():
+            return source
+        if fitting:
+            _check_observed(mask)
+        return dataclasses.replace(source, missing=True)
+
+    def _init_source(self, source: DataSource) -> DataSource:
+        """Rows for initialisation: NaN replaced by column means (see the module
+        docstring); the source itself when it holds no missing values."""
+        if not getattr(source, "missing", False):
+            return source
+        assert isinstance(source, ArraySource)
+        X = to_host(source.X, source.X.dtype)
+        w = None if source.sample_weight is None else to_host(source.sample_weight)
+        observed = ~np.isnan(X)
+        w = np.ones(len(X)) if w is None else w
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (np.where(observed, X, 0.0).T @ w) / (observed.T @ w)
+        means = np.where(np.isfinite(means), means, np.nanmean(X, axis=0))  # zero weights
+        filled = np.where(observed, X, means[None, :]).astype(X.dtype, copy=False)
+        return ArraySource(filled, source.sample_weight, source.chunk_size)
+
+
+def _check_observed(mask: np.ndarray) -> None:
+    columns = np.flatnonzero(mask.all(axis=0))
+    if columns.size:
+        raise ValueError(
+            f"{columns.size} column(s) of X have no observed value (all NaN); the "
+            f"first is column {columns[0]}. Nothing can be learnt about them: drop "
+            "them before fitting."
+        )
+    empty = np.flatnonzero(mask.all(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"{empty.size} row(s) of X have every feature missing (NaN); the first "
+            f"is row {empty[0]}. Such rows carry no information about the mixture: "
+            "drop them before fitting, e.g. X[~np.isnan(X).all(axis=1)] (predict, "
+            "score_samples and impute accept them)."
+        )

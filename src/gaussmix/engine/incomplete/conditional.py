@@ -1,0 +1,133 @@
+"""Each component's marginal density on a row's observed coordinates and its
+conditional distribution of the missing ones, for a block of rows.
+
+With ``r = x - mu_k`` (observed part ``r_o``), precision ``L = U U^T`` and
+``m`` the missing coordinates, the Gaussian identities used are (no inverse
+of a covariance is ever formed; only ``L_mm``, q x q, is factorised):
+
+- conditional covariance ``Sigma_{m|o} = Sigma_mm - Sigma_mo Sigma_oo^-1 Sigma_om
+  = L_mm^-1`` (the q x q block by Cholesky and a triangular inverse, whose
+  pivots also give ``log det L_mm``);
+- conditional mean offset ``delta = E[x_m | x_o] - mu_m = -L_mm^-1 (L r~)_m``
+  where ``r~`` is ``r`` with its missing entries set to zero;
+- the marginal's squared Mahalanobis distance is the full one at the filled
+  residual ``f = r~ + delta`` (the minimum over the missing values):
+  ``|f U|^2``, a sum of squares (no cancellation);
+- ``log det Sigma_oo = log det Sigma + log det L_mm``, so
+  ``log N(x_o | k) = -|o|/2 log 2 pi + sum log diag U - log det L_mm / 2 - |f U|^2/2``.
+
+Everything is float64 NumPy (rows of any dtype are converted); the per-pattern
+factorisations are vectorised over patterns and components, the per-row work
+is three (K, n, d) x (d, d) products and a few passes over (K, n, d) arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..covariance import CovarianceType
+from ..covariance.linalg import ILL_DEFINED_COVARIANCE
+from ..params import MixtureParams
+from .patterns import Block
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class Marginals:
+    """The mixture's parameters in the full (K, d, d) form the conditionals use."""
+
+    means: np.ndarray        # (K, d)
+    chol: np.ndarray         # (K, d, d) upper factors U of the precisions
+    precisions: np.ndarray   # (K, d, d) U U^T
+    log_weights: np.ndarray  # (K,)
+    log_det_chol: np.ndarray  # (K,) sum log diag U
+
+    @classmethod
+    def of(cls, piece: CovarianceType, params: MixtureParams) -> Marginals:
+        K, d = params.means.shape
+        chol = piece.to_full(params.precisions_cholesky, K, d)
+        with np.errstate(divide="ignore"):  # an empty component has log weight -inf
+            log_weights = np.log(params.weights)
+        return cls(np.asarray(params.means, np.float64), chol,
+                   np.matmul(chol, chol.transpose(0, 2, 1)), log_weights,
+                   np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1))
+
+
+@dataclass(frozen=True)
+class Conditionals:
+    """One block's per-component results.
+
+    ``scores`` (K, n_b): ``log pi_k + log N(x_o | k)``; ``filled`` (K, n_b, d):
+    ``E[x | x_o, k] - mu_k``; ``covariance`` (q, q, P, K): the conditional
+    covariance ``Sigma_{m|o,k}`` of each pattern of the block (batch axes
+    last, so that the q x q algebra is vectorised over patterns and
+    components).
+    """
+
+    scores: np.ndarray
+    filled: np.ndarray
+    covariance: np.ndarray
+
+
+def conditionals(model: Marginals, X: np.ndarray, block: Block) -> Conditionals:
+    """Marginal scores and conditional moments of the rows ``X`` (n_b, d; NaN
+    where missing) of ``block``."""
+    K, d = model.means.shape
+    n, q = block.missing.shape
+    pm = block.patterns.T                                   # (q, P)
+    flat = model.precisions.reshape(K, d * d).T             # (d * d, K)
+    lower = _cholesky(np.take(flat, pm[:, None, :] * d + pm[None, :, :], axis=0))
+    covariance = _inverse_from_cholesky(lower)              # (q, q, P, K)
+    log_det = 2.0 * np.log(np.diagonal(lower)).sum(axis=-1)  # (P, K)
+    at = (np.arange(n)[:, None], block.missing)
+    filled = X[None, :, :] - model.means[:, None, :]
+    filled[:, at[0], at[1]] = 0.0                           # r~ (K, n, d)
+    pulled = (filled @ model.precisions)[:, at[0], at[1]]   # (L r~)_m, (K, n, q)
+    delta = -np.einsum("ijnk,knj->kni", covariance[:, :, block.pattern], pulled)
+    filled[:, at[0], at[1]] = delta
+    white = filled @ model.chol
+    maha = np.einsum("knd,knd->kn", white, white)
+    scores = (model.log_weights + model.log_det_chol)[:, None] - 0.5 * log_det[block.pattern].T
+    scores -= 0.5 * (d - q) * LOG_2PI
+    scores -= 0.5 * maha
+    return Conditionals(scores, filled, covariance)
+
+
+# Small SPD algebra on stacks with the batch axes last, (q, q, ...): one NumPy
+# call per entry (or column) of the q x q factor, each over the whole stack,
+# so that many tiny matrices cost about what one large array operation does.
+def _cholesky(a: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack of SPD matrices; ValueError with
+    advice when one is not positive definite."""
+    q = a.shape[0]
+    lower = np.zeros_like(a)
+    for j in range(q):
+        column = a[j:, j] - np.einsum("ip...,p...->i...", lower[j:, :j], lower[j, :j])
+        if not np.all(column[0] > 0):
+            bad = np.argwhere(~(column[0] > 0))[0]
+            raise ValueError(ILL_DEFINED_COVARIANCE.format(
+                what=f"component {bad[-1]} (its precision restricted to a row's "
+                     "missing coordinates)"))
+        root = np.sqrt(column[0])
+        lower[j, j] = root
+        lower[j + 1:, j] = column[1:] / root
+    return lower
+
+
+def _inverse_from_cholesky(lower: np.ndarray) -> np.ndarray:
+    """``(C C^T)^-1 = C^-T C^-1`` from lower factors ``C`` (forward
+    substitution for ``C^-1``, row by row)."""
+    q = lower.shape[0]
+    inv = np.zeros_like(lower)
+    for i in range(q):
+        inv[i, i] = 1.0 / lower[i, i]
+        inv[i, :i] = -np.einsum("jc...,j...->c...", inv[:i, :i], lower[i, :i]) * inv[i, i]
+    out = np.empty_like(lower)
+    for i in range(q):  # the lower triangle, mirrored
+        out[i, :i + 1] = np.einsum("rc...,r...->c...", inv[i:, :i + 1], inv[i:, i])
+        out[:i, i] = out[i, :i]
+    return out
