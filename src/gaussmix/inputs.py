@@ -231,14 +231,3 @@ def selection_data(est: Any, X: Any, sample_weight: Any) -> tuple[Any, np.ndarra
         sample_weight = to_host(sample_weight)
     return X, check_sample_weight(sample_weight, len(X))
 
-
-def initial_rows(X: Any, sample_weight: Any, rng: np.random.RandomState
-                 ) -> tuple[Any, Any]:
-    """The rows initialisation works on: NumPy rows themselves; for a tensor,
-    the host sample that ``GaussianMixture().fit(X)`` draws with ``rng``."""
-    if not is_torch(X):
-        return X, sample_weight
-    from .backends.torch import TorchSource
-    from .engine.init import INIT_SAMPLE_ROWS
-
-    return TorchSource(X, scale_weights(sample_weight)).sample(INIT_SAMPLE_ROWS, rng)

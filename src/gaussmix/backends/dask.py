@@ -84,7 +84,9 @@ class DaskSource:
     Blocks are re-chunked to hold whole rows; integer and boolean data are read
     as float64, float32 stays float32. Weights (a Dask array aligned with the
     rows, or an in-memory array) are checked and scaled by a power of two on
-    the cluster (exact, see :func:`gaussmix.engine.sources.scale_weights`).
+    the cluster (exact, see :func:`gaussmix.engine.sources.scale_weights`);
+    ``weight_scale`` is the factor (1.0 without weights), so that totals over
+    the scaled weights (log-likelihoods, the number of rows) can be undone.
 
     Persist the collection first (``X = X.persist()``): otherwise every EM
     iteration recomputes its whole graph.
@@ -116,7 +118,7 @@ class DaskSource:
         self.X = X
         self.n_rows, self.n_features = int(X.shape[0]), int(X.shape[1])
         self.spec = ComputeSpec(array_namespace(np.empty(0, X.dtype)), X.dtype)
-        self.sample_weight = _aligned_weights(sample_weight, X)
+        self.sample_weight, self.weight_scale = _aligned_weights(sample_weight, X)
         self.chunk_size = chunk_size
 
     @property
@@ -314,11 +316,13 @@ def _as_array(X: Any) -> tuple[Any, list[str] | None]:
     return X.rechunk({1: -1}), names
 
 
-def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True) -> Any:
+def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True
+                     ) -> tuple[Any, float]:
     """Weights as a float64 Dask array with X's row blocks, checked and (with
-    ``scale``) scaled by a power of two (one small pass over the weights)."""
+    ``scale``) scaled by a power of two (one small pass over the weights), and
+    the factor they were scaled by."""
     if sample_weight is None:
-        return None
+        return None, 1.0
     da = _dask_array()
     n = X.shape[0]
     if isinstance(sample_weight, da.Array):
@@ -338,13 +342,14 @@ def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True) -> Any:
     if not high > 0:
         raise ValueError("sample_weight sums to zero: at least one row needs a "
                          "positive weight.")
-    return w * (2.0 ** -math.frexp(float(high))[1]) if scale else w
+    factor = 2.0 ** -math.frexp(float(high))[1] if scale else 1.0
+    return (w * factor if scale else w), factor
 
 
 def weighted_totals(log_prob: Any, sample_weight: Any) -> tuple[float, float]:
     """``(sum w log p, sum w)`` of a lazy per-row log-likelihood, computed."""
     if sample_weight is None:
         return float(log_prob.sum().compute()), float(log_prob.shape[0])
-    w = _aligned_weights(sample_weight, log_prob[:, None], scale=False)
+    w, _ = _aligned_weights(sample_weight, log_prob[:, None], scale=False)
     total, weight = _dask().compute((w * log_prob).sum(), w.sum())
     return float(total), float(weight)

@@ -40,12 +40,25 @@ def initial_params(
     rng: np.random.RandomState, reg_covar: float, reducer: Reducer,
 ) -> MixtureParams:
     """Starting parameters by ``method`` (see scikit-learn's ``init_params``)."""
+    rows, resp = drawn_responsibilities(source, n_components, method, rng, piece)
+    return params_from_responsibilities(rows, resp, piece, reg_covar, reducer)
+
+
+def drawn_responsibilities(
+    source: DataSource, n_components: int, method: str, rng: np.random.RandomState,
+    piece: CovarianceType | None = None,
+) -> tuple[ArraySource, RespFn]:
+    """The rows initialisation works on (all of an in-memory source, else a
+    sample of at most :data:`INIT_SAMPLE_ROWS`, see
+    :func:`~gaussmix.engine.sources.sample_rows`) and their initial
+    responsibilities by ``method``; model selection shares one draw among
+    covariance types (``piece`` only sizes the sample's chunks)."""
     X, w = sample_rows(source, INIT_SAMPLE_ROWS, rng)
     rows = (source if isinstance(source, ArraySource) else
             ArraySource(X, w, auto_chunk_size(n_components, X.shape[1], piece)))
     resp = initial_responsibilities(to_host(X, X.dtype), None if w is None else to_host(w),
                                     n_components, method, rng)
-    return params_from_responsibilities(rows, resp, piece, reg_covar, reducer)
+    return rows, resp
 
 
 def initial_responsibilities(

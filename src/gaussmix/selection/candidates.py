@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from .. import criteria
 from ..engine.covariance import get_covariance_type
 from ..mixture import GaussianMixture
-from .passes import Start, initial_parameters, log_likelihood_and_entropy
+from .passes import Start, criteria_totals, initial_parameters
 from .result import Candidate
 
 
@@ -48,7 +48,7 @@ def seeds(random_state: Any, ks: list[int]) -> dict[int, int]:
 
 
 def seed_task(
-    X: np.ndarray, weights: np.ndarray | None, k: int, seed: int, n_init: int,
+    X: Any, weights: np.ndarray | None, k: int, seed: int, n_init: int,
     init_params: str, types: Sequence[str], reg_covar: float,
     threads: int | None,
 ) -> tuple[int, dict[str, list[Start]], float]:
@@ -60,13 +60,15 @@ def seed_task(
 
 
 def fit_task(
-    X: np.ndarray, weights: np.ndarray | None, k: int, cov: str,
+    X: Any, weights: np.ndarray | None, k: int, cov: str,
     starts: list[Start], settings: dict[str, Any], threads: int | None,
-) -> tuple[Candidate, GaussianMixture | None]:
+) -> tuple[Candidate, GaussianMixture | None, float]:
     """Fit one candidate from each of its starts, keep the best, score it.
 
+    X is an array (with ``weights``) or a data source. Returns the row, the
+    model and the total weight of the rows (``n`` of the BIC penalty).
     A fit that fails (ValueError, LinAlgError) gives a row with NaN criteria,
-    the reason in ``error``, and no model.
+    the reason in ``error``, no model and a NaN weight.
     """
     t0 = time.perf_counter()
     best: GaussianMixture | None = None
@@ -79,27 +81,27 @@ def fit_task(
             if best is None or model.lower_bound_ > best.lower_bound_:
                 best = model
         assert best is not None
-        loglik, entropy = log_likelihood_and_entropy(best, X, weights, threads)
+        loglik, entropy, n = criteria_totals(best, X, weights, threads)
     except (ValueError, np.linalg.LinAlgError) as err:
         nan = float("nan")
-        p = criteria.n_parameters(get_covariance_type(cov), k, X.shape[1])
+        p = criteria.n_parameters(get_covariance_type(cov), k, n_features(X))
         row = Candidate(k, cov, nan, p, nan, nan, nan, False, 0,
                         time.perf_counter() - t0, str(err))
-        return row, None
+        return row, None, nan
     p = best._n_parameters()
-    bic = criteria.bic(loglik, total_weight(X, weights), p)
+    bic = criteria.bic(loglik, n, p)
     row = Candidate(
         n_components=k, covariance_type=cov, log_likelihood=loglik,
         n_parameters=p, bic=bic, aic=criteria.aic(loglik, p),
         icl=bic + 2.0 * entropy, converged=best.converged_, n_iter=best.n_iter_,
         time=time.perf_counter() - t0,
     )
-    return row, best
+    return row, best, n
 
 
-def total_weight(X: np.ndarray, weights: np.ndarray | None) -> float:
-    """``n`` in the BIC penalty: the number of rows, or the sum of the weights."""
-    return float(len(X)) if weights is None else float(weights.sum())
+def n_features(X: Any) -> int:
+    """Columns of an array or a data source."""
+    return int(X.n_features) if hasattr(X, "n_features") else int(X.shape[1])
 
 
 @contextlib.contextmanager

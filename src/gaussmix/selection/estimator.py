@@ -36,6 +36,8 @@ n_jobs, verbose
     best_params_ : dict
         ``{'n_components': K, 'covariance_type': t}`` of the chosen model.
     labels_ : ndarray of shape (n_samples,)
+        As ``GaussianMixture.fit`` sets it: lazy for a Dask array, absent for
+        a file or stream.
     n_iter_ : int
         EM iterations of the chosen model.
     n_features_in_ : int
@@ -84,7 +86,8 @@ n_jobs, verbose
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), data source or Dask array
+            As in :func:`~gaussmix.select`.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -110,7 +113,8 @@ n_jobs, verbose
         self.n_iter_ = self.best_estimator_.n_iter_
         if hasattr(self.best_estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.best_estimator_.feature_names_in_
-        self.labels_ = self.best_estimator_.labels_
+        if hasattr(self.best_estimator_, "labels_"):  # not for files and streams
+            self.labels_ = self.best_estimator_.labels_
         return self
 
     def predict(self, X: Any) -> np.ndarray:

@@ -3,13 +3,23 @@
 - :func:`initial_parameters`: the starting points of every covariance type for
   one number of components, from initial responsibilities drawn once (k-means
   by default) and one M-step per covariance type.
-- :func:`log_likelihood_and_entropy`: the total log-likelihood and the
-  classification entropy of a fitted candidate, in one chunked pass.
+- :func:`criteria_totals` (and :func:`log_likelihood_and_entropy`): the total
+  log-likelihood, the classification entropy and the total weight of a
+  fitted candidate, in one chunked pass.
+
+Both take the rows as an in-memory array or torch tensor (with its
+weights) or as a data source: a Dask array's :class:`~gaussmix.backends.dask.DaskSource`, a file
+(:class:`~gaussmix.NpySource`, ``ParquetSource``, ``ZarrSource``) or an
+:class:`~gaussmix.IterableSource`. From a source, the shared seeding works on
+the bounded sample single fits initialise from (all rows up to 50,000, see
+:func:`gaussmix.engine.init.drawn_responsibilities`) and the criteria pass is
+the engine's fold with the source's reducer (a tree reduction on the Dask
+workers), so rows never all reach memory.
 
 Every call from :mod:`gaussmix.selection` into the engine's internals
-(``initial_responsibilities``, ``params_from_responsibilities``,
+(``drawn_responsibilities``, ``params_from_responsibilities``,
 ``EStepKernel``, ``ArraySource``, ``fold``, ``auto_chunk_size``) is here; the
-rest of the package sees only :class:`~gaussmix.GaussianMixture` and these two
+rest of the package sees only :class:`~gaussmix.GaussianMixture` and these
 functions.
 """
 
@@ -23,40 +33,63 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..engine.covariance import get_covariance_type
 from ..engine.incomplete import kernel_type
-from ..engine.init import initial_responsibilities, params_from_responsibilities
+from ..engine.init import drawn_responsibilities, params_from_responsibilities
 from ..engine.logspace import log_normalise
 from ..engine.params import MixtureParams
 from ..engine.reducers import fold, reducer_for
-from ..engine.sources import ArraySource, Chunk, auto_chunk_size, spec_of
+from ..engine.sources import (
+    ArraySource,
+    Chunk,
+    DataSource,
+    auto_chunk_size,
+    scale_weights,
+)
 from ..engine.threads import resolve_threads
 from ..engine.xp import to_host
-from ..inputs import initial_rows, is_torch
+from ..inputs import is_data_source, is_torch, sized
 from ..mixture import GaussianMixture
 
 Start = dict[str, Any]  # GaussianMixture's *_init parameters: name -> array
 
 
+def as_source(X: Any, weights: np.ndarray | None, n_components: int) -> DataSource:
+    """The rows as a data source chunked for ``n_components``: an array (a
+    tensor stays on its device) with its weights, or a data source as it is
+    (its weights come with it)."""
+    if is_data_source(X):
+        if weights is not None:
+            raise ValueError("A data source brings its own weights; pass "
+                             "sample_weight=None with it.")
+        return sized(X, auto_chunk_size(n_components, X.n_features))
+    if is_torch(X):
+        return ArraySource(X, weights, auto_chunk_size(n_components, X.shape[1]))
+    X = np.asarray(X)
+    X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
+    return ArraySource(X, weights, auto_chunk_size(n_components, X.shape[1]),
+                       missing=bool(np.isnan(X).any()))  # NaN only under missing=
+
+
 def initial_parameters(
-    X: np.ndarray, weights: np.ndarray | None, k: int, rng: np.random.RandomState,
+    X: Any, weights: np.ndarray | None, k: int, rng: np.random.RandomState,
     n_init: int, init_params: str, types: Sequence[str], reg_covar: float,
     n_threads: int | None,
 ) -> dict[str, list[Start]]:
     """``n_init`` starts of a K-component mixture for each covariance type.
 
-    Each start's responsibilities are drawn once (``init_params``) and shared
-    by all ``types``: one M-step per type turns them into that type's initial
-    parameters, returned as ``GaussianMixture`` keyword arguments
-    (``weights_init``, ``means_init``, ``precisions_init``).
+    Each start's responsibilities are drawn once (``init_params``, on the
+    rows a single fit would initialise from, with the same random numbers)
+    and shared by all ``types``: one M-step per type turns them into that
+    type's initial parameters, returned as ``GaussianMixture`` keyword
+    arguments (``weights_init``, ``means_init``, ``precisions_init``).
     """
+    source = _seeding_source(X, weights, k)
     starts: dict[str, list[Start]] = {t: [] for t in types}
     for _ in range(n_init):
-        rows, w = initial_rows(X, weights, rng)  # a tensor: GaussianMixture's host sample
-        source = ArraySource(rows, w, auto_chunk_size(k, X.shape[1]))
-        reducer = reducer_for(resolve_threads(n_threads), source)
-        resp = initial_responsibilities(rows, w, k, init_params, rng)
+        rows, resp = drawn_responsibilities(source, k, init_params, rng)
+        reducer = reducer_for(resolve_threads(n_threads), rows)
         for t in types:
             piece = get_covariance_type(t)
-            params = params_from_responsibilities(source, resp, piece, reg_covar,
+            params = params_from_responsibilities(rows, resp, piece, reg_covar,
                                                   reducer)
             starts[t].append({
                 "weights_init": params.weights, "means_init": params.means,
@@ -65,26 +98,44 @@ def initial_parameters(
     return starts
 
 
+def _seeding_source(X: Any, weights: np.ndarray | None, k: int) -> DataSource:
+    """The source a single fit of X initialises from: for a tensor, the
+    torch backend's (whose host sample ``GaussianMixture().fit(X)`` draws);
+    else :func:`as_source`."""
+    if is_torch(X):
+        from ..backends.torch import TorchSource
+
+        return TorchSource(X, scale_weights(weights))
+    return as_source(X, weights, k)
+
+
 def log_likelihood_and_entropy(
-    model: GaussianMixture, X: np.ndarray, sample_weight: np.ndarray | None = None,
+    model: GaussianMixture, X: Any, sample_weight: np.ndarray | None = None,
     n_threads: int | None = None,
 ) -> tuple[float, float]:
     """Total log-likelihood and classification entropy of X, in one pass.
 
     Returns ``(sum_i w_i log p(x_i), -sum_i w_i sum_k r_ik log r_ik)`` for a
-    fitted ``model`` (``w_i = 1`` without weights).
+    fitted ``model`` (``w_i = 1`` without weights). X may be a data source
+    (its weights come with it).
     """
+    loglik, entropy, _ = criteria_totals(model, X, sample_weight, n_threads)
+    return loglik, entropy
+
+
+def criteria_totals(
+    model: GaussianMixture, X: Any, sample_weight: np.ndarray | None = None,
+    n_threads: int | None = None,
+) -> tuple[float, float, float]:
+    """``(log L, entropy, n)`` of X under ``model`` in one pass: the totals of
+    :func:`log_likelihood_and_entropy` and the total weight (the number of
+    rows without weights), in the units of the weights as given."""
     check_is_fitted(model)
-    if not is_torch(X):  # tensors are scored on their device
-        X = np.asarray(X)
-        X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
+    source = as_source(X, sample_weight, model.n_components)
     params = MixtureParams(*map(to_host, (model.weights_, model.means_,
                                           model.covariances_, model.precisions_cholesky_)))
-    missing = not is_torch(X) and bool(np.isnan(X).any())  # NaN only under missing=
-    source = ArraySource(X, sample_weight, auto_chunk_size(model.n_components, X.shape[1]),
-                         missing=missing)
-    kernel = kernel_type(source).build(get_covariance_type(model.covariance_type), params,
-                                       spec_of(X))
+    kernel = kernel_type(source).build(get_covariance_type(model.covariance_type),
+                                       params, source.spec)
 
     def chunk(c: Chunk) -> np.ndarray:
         scores, row, _, _ = kernel.scores(c.X)  # log(pi_k) + log N(x | k), (K, n)
@@ -97,9 +148,11 @@ def log_likelihood_and_entropy(
         terms = resp * np.where(resp > 0, log_resp, 0.0)
         ent = np.maximum(-terms.sum(axis=0), 0.0)
         if c.sample_weight is None:
-            return np.array([log_norm.sum(), ent.sum()])
-        return np.array([np.dot(c.sample_weight, log_norm),
-                         np.dot(c.sample_weight, ent)])
+            return np.array([log_norm.sum(), ent.sum(), float(len(log_norm))])
+        w = to_host(c.sample_weight)
+        return np.array([np.dot(w, log_norm), np.dot(w, ent), w.sum()])
 
     totals = fold(chunk, source, reducer_for(resolve_threads(n_threads), source))
-    return float(totals[0]), float(totals[1])
+    # A Dask source scales its weights by a power of two (exact to undo).
+    totals = totals / getattr(source, "weight_scale", 1.0)
+    return float(totals[0]), float(totals[1]), float(totals[2])

@@ -14,10 +14,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ..engine.covariance import COVARIANCE_TYPES
 from ..engine.threads import single_threaded
-from ..inputs import selection_data
+from ..inputs import adopted, dask_source, is_dask, is_data_source, selection_data
 from ..mixture import GaussianMixture
 from ..validation import INIT_METHODS
-from .candidates import fit_task, quiet_convergence, seed_task, seeds, total_weight
+from .candidates import fit_task, quiet_convergence, seed_task, seeds
 from .progress import Reporter
 from .result import Candidate, SelectionResult, check_criterion
 
@@ -58,9 +58,21 @@ def select(
 
     Parameters
     ----------
-    X : array-like or torch tensor of shape (n_samples, n_features)
-        Training data. A tensor stays on its device: every candidate is fitted
-        there, from starts drawn on the host (see :mod:`gaussmix.backends.torch`).
+    X : array-like or torch tensor of shape (n_samples, n_features), data source \
+or Dask array
+        Training data: an array-like (a DataFrame keeps its column names); a
+        torch tensor, which stays on its device (every candidate is fitted
+        there, from starts drawn on the host, see
+        :mod:`gaussmix.backends.torch`); a data source
+        (:class:`~gaussmix.NpySource`, ``ParquetSource``, ``ZarrSource``,
+        :class:`~gaussmix.IterableSource`; weights come with it), read chunk
+        by chunk; or a Dask array / DataFrame of numeric
+        columns, whose passes run on the Dask scheduler (persist it first,
+        see :mod:`gaussmix.backends.dask`). Rows not in memory are seeded
+        from the same bounded sample a single fit initialises from (all rows
+        up to 50,000, so small data starts where it starts in memory), and
+        their candidates are fitted in turn, each over all cores or the
+        cluster (``n_jobs`` applies to in-memory data only).
     n_components : int or iterable of int, default=range(1, 10)
         Numbers of components to try.
     covariance_types : str or sequence of str, default=('full', 'tied', 'diag', \
@@ -81,7 +93,8 @@ default='kmeans'
     tol, reg_covar, max_iter : float, float, int
         As in :class:`~gaussmix.GaussianMixture`.
     sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative row weights (see the module docstring for the criteria).
+        Non-negative row weights (see the module docstring for the criteria);
+        a Dask array aligned with a Dask X; None for a data source.
     n_jobs : int or None, default=None
         Candidates fitted at once, in joblib worker threads (NumPy releases
         the GIL in the heavy work; choose processes with
@@ -123,12 +136,15 @@ default='kmeans'
     ks = _check_components(n_components)
     types = _check_covariance_types(covariance_types)
     _check_options(n_init, init_params)
-    holder = GaussianMixture(missing=missing)
-    X, weights = selection_data(holder, X, sample_weight)
-    X_seed = np.where(np.isnan(X), np.nanmean(X, axis=0), X) if missing != "raise" else X
-    if ks[-1] > len(X):
+    # records X's features; sizes a source's chunks
+    holder = GaussianMixture(ks[-1], missing=missing)
+    X, weights = _training_rows(holder, X, sample_weight)
+    X_seed = (np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+              if missing != "raise" and isinstance(X, np.ndarray) else X)
+    rows = _n_rows(X)
+    if rows is not None and ks[-1] > rows:
         raise ValueError(
-            f"n_components goes up to {ks[-1]} but X has only {len(X)} samples: "
+            f"n_components goes up to {ks[-1]} but X has only {rows} samples: "
             "a mixture needs at least one sample per component. Lower the "
             "largest n_components or add data."
         )
@@ -148,18 +164,19 @@ default='kmeans'
         ):
             starts[k], seeding_time[k] = per_type, seconds
             report.seeded(k)
-        rows, models = {}, {}
-        for row, model in run(
+        table_rows, models, n_samples = {}, {}, float("nan")
+        for row, model, n in run(
             (fit_task, (X, weights, k, cov, starts[k][cov], settings, threads))
             for k in sorted(ks, reverse=True)
             for cov in sorted(types, key=_cost_rank)
         ):
-            rows[(row.n_components, row.covariance_type)] = row
+            table_rows[(row.n_components, row.covariance_type)] = row
             if model is not None:
                 models[(row.n_components, row.covariance_type)] = model
+                n_samples = n
             report.fitted(row)
 
-    table = [rows[(k, t)] for t in types for k in ks]
+    table = [table_rows[(k, t)] for t in types for k in ks]
     best = _choose(table, criterion)
     best_model = models[(best.n_components, best.covariance_type)]
     _finish_best(best_model, X, n_init, init_params, random_state)
@@ -174,7 +191,7 @@ default='kmeans'
         )
     return SelectionResult(
         table=table, criterion=criterion, best_estimator_=best_model,
-        estimators_=models, n_samples=total_weight(X, weights),
+        estimators_=models, n_samples=n_samples,
         seeding_time=seeding_time, total_time=time.perf_counter() - t_start,
     )
 
@@ -194,15 +211,18 @@ def _runner(n_workers: int) -> Callable[[Iterable[Task]], Iterator[Any]]:
     return lambda tasks: parallel(delayed(func)(*args) for func, args in tasks)
 
 
-def _plan_workers(n_jobs: int | None, X: np.ndarray) -> tuple[int, int | None]:
+def _plan_workers(n_jobs: int | None, X: Any) -> tuple[int, int | None]:
     """(candidates at once, threads per fit) for ``n_jobs``.
 
     Parallel candidates get one thread each; candidates fitted in turn use all
     cores (None) unless the data is small, where threads only add overhead.
+    Rows that are not a NumPy array (a file, a stream, a Dask array, a
+    tensor) are fitted in turn, each fit over all cores (or the Dask workers,
+    or the tensor's device): a source is not read by several fits at once.
     """
     from joblib import effective_n_jobs
 
-    if not isinstance(X, np.ndarray):  # a torch tensor: candidates in turn, on its device
+    if not isinstance(X, np.ndarray):
         return 1, None
     if n_jobs is None:
         if X.size < SMALL_DATA:
@@ -241,18 +261,43 @@ def _choose(table: list[Candidate], criterion: str) -> Candidate:
 
 
 def _finish_best(
-    model: GaussianMixture, X: np.ndarray, n_init: int, init_params: str,
+    model: GaussianMixture, X: Any, n_init: int, init_params: str,
     random_state: Any,
 ) -> None:
     """Make the winner look like a plain ``GaussianMixture`` fitted on X.
 
     Its constructor parameters become those that reproduce the fit (with an
-    int random_state), and ``labels_`` is restored.
+    int random_state), and ``labels_`` is restored as ``fit`` sets it: an
+    array for in-memory X, a lazy Dask array for Dask, none for files and
+    streams (n numbers in memory; ``predict`` streams them instead).
     """
     model.set_params(weights_init=None, means_init=None, precisions_init=None,
                      n_init=n_init, init_params=init_params, n_threads=None,
                      random_state=random_state)
-    model.labels_ = model.predict(X)
+    if not is_data_source(X) or hasattr(X, "map_rows"):
+        model.labels_ = model.predict(X)
+
+
+# ---------------------------------------------------------------------- data
+def _training_rows(holder: GaussianMixture, X: Any, sample_weight: Any
+                   ) -> tuple[Any, np.ndarray | None]:
+    """``(rows, weights)``: a validated array (or tensor) and its weights,
+    or a data source (Dask collections become one) whose weights come with
+    it; X's features (and names) recorded on ``holder``."""
+    if is_dask(X):
+        return dask_source(holder, X, sample_weight, reset=True), None
+    if is_data_source(X):
+        if sample_weight is not None:
+            raise ValueError("Pass sample weights through the data source (as "
+                             "(rows, weights) chunks or NpySource(sample_weight=...)"
+                             "), not as sample_weight, when X is a data source.")
+        return adopted(holder, X, reset=True), None
+    return selection_data(holder, X, sample_weight)
+
+
+def _n_rows(X: Any) -> int | None:
+    """Rows of an array, or of a source that knows them."""
+    return X.n_rows if is_data_source(X) else len(X)
 
 
 # -------------------------------------------------------------------- checks
