@@ -185,6 +185,48 @@ def test_dataframe(data):
         GaussianMixture(2).fit(bad)
 
 
+def _outcome(call, *args):
+    """``(error or 'ok', warning messages)`` of ``call(*args)``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            call(*args)
+            result = "ok"
+        except ValueError as err:
+            result = str(err)
+    return result, [str(w.message) for w in caught]
+
+
+def test_dataframe_feature_names_are_checked_as_scikit_learn_checks_pandas(data):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    X, _ = data
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    sk = SkGaussianMixture(2, random_state=0).fit(frame)
+    others = [frame[["b", "a", "c"]], frame.rename(columns={"a": "z"}),
+              frame.set_axis([0, 1, 2], axis=1), X]
+    with dask.config.set(scheduler="threads"):
+        gm = GaussianMixture(2, random_state=0).fit(dd.from_pandas(frame, 2))
+        assert list(gm.feature_names_in_) == ["a", "b", "c"]
+        for other in others:
+            lazy = (dd.from_pandas(other, 2) if isinstance(other, pd.DataFrame)
+                    else da.from_array(other, chunks=ROWS_PER_BLOCK))
+            for method in ("predict", "score_samples", "predict_proba"):
+                expected = _outcome(getattr(sk, method), other)
+                assert expected[0] != "ok" or expected[1]  # each one errs or warns
+                assert _outcome(getattr(gm, method), lazy) == expected
+        # fitted on an array: a DataFrame at predict warns, as scikit-learn does
+        plain = GaussianMixture(2, random_state=0).fit(X)
+        assert _outcome(plain.predict, dd.from_pandas(frame, 2)) == \
+            _outcome(SkGaussianMixture(2, random_state=0).fit(X).predict, frame)
+        # integer column names are no feature names (as for pandas)
+        numbered = GaussianMixture(2, random_state=0).fit(
+            dd.from_pandas(frame.set_axis([0, 1, 2], axis=1), 2))
+        assert not hasattr(numbered, "feature_names_in_")
+
+
 def test_reducer_and_bad_input(data):
     X, w = data
     source = DaskSource(da.from_array(X, chunks=ROWS_PER_BLOCK))

@@ -24,14 +24,33 @@ def is_dask(X: Any) -> bool:
 
 def dask_source(est: Any, X: Any, sample_weight: Any, *, reset: bool) -> DataSource:
     """A Dask array or DataFrame as a :class:`~gaussmix.backends.dask.DaskSource`,
-    its features recorded (``reset``) or checked on ``est``."""
+    its features recorded (``reset``) or checked on ``est``: the number, and
+    a DataFrame's column names exactly as scikit-learn treats a pandas
+    DataFrame's (names recorded only when all are strings; at predict, other
+    names or another order raise ValueError, names missing on one side warn)."""
     from .backends.dask import DaskSource
 
-    source = adopted(est, DaskSource(X, sample_weight), reset=reset)
-    if reset and source.feature_names is not None and all(
-            not name.isdigit() for name in source.feature_names):
-        est.feature_names_in_ = np.asarray(source.feature_names, dtype=object)
+    source = DaskSource(X, sample_weight)
+    if not reset:  # scikit-learn's order: names first, then their number
+        _check_column_names(est, X, source.n_features, reset=False)
+    source = adopted(est, source, reset=reset)
+    if reset:
+        _check_column_names(est, X, source.n_features, reset=True)
     return source
+
+
+def _check_column_names(est: Any, X: Any, n_features: int, *, reset: bool) -> None:
+    """scikit-learn's feature-name check on an empty stand-in with X's columns
+    (a pandas DataFrame for a Dask DataFrame, else an array): no data read."""
+    from sklearn.utils.validation import validate_data
+
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):
+        import pandas as pd
+
+        stand_in: Any = pd.DataFrame(columns=X.columns)
+    else:
+        stand_in = np.empty((0, n_features))
+    validate_data(est, stand_in, reset=reset, skip_check_array=True)
 
 
 def is_torch(X: Any) -> bool:

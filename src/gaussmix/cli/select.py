@@ -16,7 +16,7 @@ import click
 
 from ..plotting import FIGURE_FORMATS
 from .errors import translate
-from .options import COVARIANCE_TYPES, INIT_METHODS, em_options
+from .options import COVARIANCE_TYPES, INIT_METHODS, chunk_size_option, em_options
 
 __all__ = ["parse_components", "select_command"]
 
@@ -72,6 +72,7 @@ Examples:
   gaussmix select data.csv -k 1..10 -o best.npz --plot bic.png
   gaussmix select data.parquet -k 2..6 --covariance full,diag --criterion icl
   gaussmix select data.csv -k 1..8 --n-init 3 --seed 0 --jobs 4
+  gaussmix select big.npy -k 1..8 --chunk-size 100000   read chunk by chunk
 
 \b
 Lower is better for BIC, AIC and ICL (scikit-learn's sign); R's mclust
@@ -105,7 +106,9 @@ reports 2 log L - p log n, that is minus the BIC printed here.""",
 @click.option("--weights", metavar="COLUMN", default=None,
               help="Column of non-negative per-row sample weights (not a feature).")
 @click.option("-j", "--jobs", type=int, default=None,
-              help="Candidates fitted at once (default: all cores; 1: in turn).")
+              help="Candidates fitted at once (default: all cores; 1: in turn). "
+                   "Streamed files are fitted in turn, each fit on all cores.")
+@chunk_size_option
 @click.option("--progress", "force_progress", is_flag=True,
               help="Show progress even when stderr is not a terminal (one line per "
                    "candidate).")
@@ -115,19 +118,23 @@ def select_command(
     output: str | None, figure: str | None, n_init: int, init_params: str,
     max_iter: int, tol: float, reg_covar: float, seed: int | None,
     columns: str | None, weights: str | None, jobs: int | None,
-    force_progress: bool, quiet: bool,
+    chunk_size: int | None, force_progress: bool, quiet: bool,
 ) -> None:
     """Fit a mixture for every K and covariance type; keep the best.
 
     Prints one row per candidate (log-likelihood, free parameters, BIC, AIC,
     ICL, convergence, iterations, seconds) with the chosen one marked, then
     saves the chosen model (-o) and draws the criterion against K (--plot).
+    Large .npy and Parquet files (over 64 MiB, or any with --chunk-size) are
+    read chunk by chunk, in bounded memory: each K is seeded from a
+    50,000-row random sample of the file, and every candidate's EM
+    iterations and criteria read the file again.
     """
     from rich.console import Console
 
-    from ..files.tables import Dataset, check_output_path
+    from ..files.tables import check_output_path
     from ..selection import select
-    from .inputs import model_output, read_dataset_for_fit
+    from .inputs import model_output, n_rows, read_dataset_for_fit
 
     ks = parse_components(components)
     types = _covariances(covariance)
@@ -138,13 +145,12 @@ def select_command(
         from .._optional import require
 
         require("matplotlib", "plot", "plotting")  # fail before the work
-    # the candidates are fitted in memory (in parallel processes)
     dataset = read_dataset_for_fit(data, columns, weights, command="select",
-                                   stream=False)
-    assert isinstance(dataset, Dataset)
-    if ks[-1] > len(dataset.X):
+                                   chunk_size=chunk_size)
+    rows = n_rows(dataset)
+    if ks[-1] > rows:
         raise click.BadParameter(
-            f"K goes up to {ks[-1]} but {data!r} has only {len(dataset.X)} rows; "
+            f"K goes up to {ks[-1]} but {data!r} has only {rows} rows; "
             "each component needs at least one row", param_hint="-k")
 
     err = Console(stderr=True, highlight=False)
@@ -154,7 +160,9 @@ def select_command(
     result = select(
         dataset.X, ks, types, criterion, n_init=n_init, init_params=init_params,
         random_state=seed, tol=tol, reg_covar=reg_covar, max_iter=max_iter,
-        sample_weight=dataset.weights, n_jobs=jobs, progress=mode == "live",
+        # a streamed file's weights come with its chunks
+        sample_weight=getattr(dataset, "weights", None), n_jobs=jobs,
+        progress=mode == "live",
         callback=_line_printer(err, len(ks) * len(types)) if mode == "lines" else None,
     )
     seconds = time.perf_counter() - start
@@ -168,7 +176,7 @@ def select_command(
     if not out.is_terminal:  # a pipe or file: never cut the table at 80 columns
         out = Console(highlight=False, width=160)
     out.print(selection_table(result, title=(
-        f"{data}: {len(dataset.X)} rows x {dataset.X.shape[1]} features, "
+        f"{data}: {rows} rows x {len(dataset.names)} features, "
         f"{len(result.table)} candidates in {seconds:.3g} s")))
     row = result.best_
     out.print(f"best by {criterion.upper()}: K={row.n_components}, "
