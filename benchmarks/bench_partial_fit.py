@@ -15,13 +15,22 @@ per-call work.
 Both use the same threads (all cores unless ``--threads``); fits and passes
 repeated ``--repeat`` times (partial_fit: the fastest pass).
 Run ``python benchmarks/bench_partial_fit.py`` or ``--quick``.
+
+``--baseline SRC`` times another gaussmix (the ``src`` folder of another
+checkout, e.g. ``/work/main/src``) against the one this interpreter imports,
+in the same run: each case runs in a fresh subprocess per version,
+alternating ``--rounds`` times, and the fastest time of each is kept, so that
+load on a shared machine hits both alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 import warnings
 
@@ -74,31 +83,86 @@ def partial_fit_cost(X, cov, K, init, batch, threads, repeat) -> float:
     return min(stream() for _ in range(repeat)) / len(X)
 
 
+def measure(case: int, args: argparse.Namespace) -> dict:
+    """Seconds per row: one full-fit iteration, and partial_fit per batch size."""
+    cov, n, d, K = CASES[case]
+    n = n // 10 if args.quick else n
+    X = make_data(n, d, K, "float64")
+    init = initial_parameters(X, K, cov)
+    fit_cost(X[: n // 10], cov, K, init, 2, args.threads, 1)  # warm up
+    out = {"fit": fit_cost(X, cov, K, init, args.iters, args.threads, args.repeat)}
+    for batch in BATCHES:
+        if batch <= n // 2:
+            out[str(batch)] = partial_fit_cost(X, cov, K, init, batch, args.threads,
+                                               args.repeat)
+    return out
+
+
+def in_subprocess(case: int, args: argparse.Namespace, src: str | None) -> dict:
+    """:func:`measure` in a fresh interpreter importing gaussmix from ``src``
+    (None: as this one does)."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src
+    command = [sys.executable, __file__, "--worker", str(case), "--iters",
+               str(args.iters), "--repeat", str(args.repeat),
+               *(["--threads", str(args.threads)] if args.threads else []),
+               *(["--quick"] if args.quick else [])]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def compare(args: argparse.Namespace) -> None:
+    import gaussmix
+
+    print(f"# new: {os.path.dirname(os.path.dirname(gaussmix.__file__))}, "
+          f"old: {args.baseline}; fastest of {args.rounds} alternating rounds")
+    print(f"{'cov':>9} {'n':>8} {'d':>3} {'K':>3} {'batch':>6} {'fit us/row/iter':>16} "
+          f"{'old us/row':>11} {'new us/row':>11} {'old ratio':>10} {'new ratio':>10}"
+          f" {'new/old':>8}")
+    for case, (cov, n, d, K) in enumerate(CASES):
+        n = n // 10 if args.quick else n
+        runs: dict[str, list[dict]] = {"old": [], "new": []}
+        for _ in range(args.rounds):
+            runs["old"].append(in_subprocess(case, args, args.baseline))
+            runs["new"].append(in_subprocess(case, args, None))
+        best = {v: {k: min(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
+        fit = min(best["old"]["fit"], best["new"]["fit"])  # the same code in both
+        for batch in (k for k in best["new"] if k != "fit"):
+            old, new = best["old"][batch], best["new"][batch]
+            print(f"{cov:>9} {n:>8} {d:>3} {K:>3} {batch:>6} {fit * 1e6:>16.3f} "
+                  f"{old * 1e6:>11.3f} {new * 1e6:>11.3f} {old / fit:>10.2f} "
+                  f"{new / fit:>10.2f} {new / old:>8.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--baseline", default=None, metavar="SRC",
+                        help="compare with the gaussmix in this src folder")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating runs per version with --baseline")
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:
+        print(json.dumps(measure(args.worker, args)))
+        return
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"numpy {np.__version__}, threads={args.threads or 'all'}")
+    if args.baseline is not None:
+        compare(args)
+        return
     print(f"{'cov':>9} {'n':>8} {'d':>3} {'K':>3} {'batch':>6} "
           f"{'fit us/row/iter':>16} {'partial us/row':>15} {'ratio':>6}")
-    for cov, n, d, K in CASES:
-        if args.quick:
-            n //= 10
-        X = make_data(n, d, K, "float64")
-        init = initial_parameters(X, K, cov)
-        fit_cost(X[: n // 10], cov, K, init, 2, args.threads, 1)  # warm up
-        per_iter = fit_cost(X, cov, K, init, args.iters, args.threads, args.repeat)
-        for batch in BATCHES:
-            if batch > n // 2:
-                continue
-            per_row = partial_fit_cost(X, cov, K, init, batch, args.threads,
-                                       args.repeat)
-            print(f"{cov:>9} {n:>8} {d:>3} {K:>3} {batch:>6} {per_iter * 1e6:>16.3f} "
-                  f"{per_row * 1e6:>15.3f} {per_row / per_iter:>6.2f}")
+    for case, (cov, n, d, K) in enumerate(CASES):
+        costs = measure(case, args)
+        for batch in (k for k in costs if k != "fit"):
+            print(f"{cov:>9} {n // 10 if args.quick else n:>8} {d:>3} {K:>3} "
+                  f"{batch:>6} {costs['fit'] * 1e6:>16.3f} {costs[batch] * 1e6:>15.3f} "
+                  f"{costs[batch] / costs['fit']:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -188,6 +188,39 @@ def test_batches_are_checked(stream):
         GaussianMixture(learning_offset=-1.0).partial_fit(stream[:10])
 
 
+def test_later_plain_arrays_skip_validation_and_change_nothing(stream, monkeypatch):
+    # A later batch that is already a finite float array of the right width
+    # skips scikit-learn's validation (most of a small batch's fixed cost);
+    # the steps are those of validated batches, and anything else still gets
+    # check_data's conversions and messages.
+    import gaussmix._partial_fit as pf
+
+    def step_by_step(convert):
+        gm = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+        for batch in batches(stream[300:1300], 250):
+            gm.partial_fit(convert(batch))
+        return gm
+
+    checked = []
+    real_check = pf.check_data
+    monkeypatch.setattr(pf, "check_data", lambda *a, **k: checked.append(1) or
+                        real_check(*a, **k))
+    fast = step_by_step(np.asarray)
+    assert len(checked) == 1  # the first batch only
+    slow = step_by_step(lambda b: b.tolist())  # lists: validated every time
+    assert len(checked) == 1 + 5
+    assert_params_close(fast, slow, rtol=0, atol=0)
+    assert fast.lower_bound_ == slow.lower_bound_
+    bad = stream[:10].copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        fast.partial_fit(bad)
+    with pytest.raises(ValueError, match="0 sample"):
+        fast.partial_fit(stream[:0])
+    float32 = fast.partial_fit(stream[:50].astype(np.float32))
+    assert float32.means_.dtype == np.float64
+
+
 def test_feature_names_are_checked_on_later_batches(stream):
     pd = pytest.importorskip("pandas")
     gm = GaussianMixture(2, random_state=0).partial_fit(

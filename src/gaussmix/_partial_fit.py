@@ -7,12 +7,16 @@ step. Kept out of :mod:`gaussmix.mixture` so that module stays short.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import numpy as np
 from sklearn.utils import check_random_state
 
 from .engine.loop import EMRun, EMSettings
-from .engine.sources import ArraySource, scale_weights
+from .engine.reducers import Reducer
+from .engine.sources import ArraySource, ChunkSource, scale_weights
 from .engine.streaming import StepSize, StreamState, stream_step
 from .engine.threads import single_threaded_blas
 from .inputs import is_data_source
@@ -93,7 +97,7 @@ class PartialFitMixin:
         piece = est._piece
         state: StreamState | None = getattr(est, "_stream_", None)
         batch = self._batch_source(X, sample_weight, first=not fitted)
-        reducer = est._reducer(batch)
+        reducer = _reducer(est, batch)
         with single_threaded_blas():
             if fitted:
                 params = est._params
@@ -122,7 +126,9 @@ class PartialFitMixin:
                 "can be read again, fit(source) gives the exact maximum-likelihood "
                 "answer."
             )
-        X = check_data(est, X, reset=first, min_samples=2 if first else 1)
+        plain = None if first else _plain_batch(est, X)
+        X = (plain if plain is not None
+             else check_data(est, X, reset=first, min_samples=2 if first else 1))
         if first and len(X) < est.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
@@ -133,3 +139,41 @@ class PartialFitMixin:
         weights = scale_weights(check_sample_weight(sample_weight, len(X)))
         return est._marked(ArraySource(X, weights, est._chunk_size(X.shape[1])),
                            fitting=True)
+
+
+def _plain_batch(est: Any, X: Any) -> np.ndarray | None:
+    """A later batch that scikit-learn's validation would return as it is: a
+    finite 2-D float32/float64 NumPy array of the fitted width, for a model
+    fitted without feature names. None for anything else, which goes through
+    :func:`~gaussmix.validation.check_data` (conversions, feature names, and
+    the messages for a wrong width or NaN). That validation is most of a
+    small batch's fixed cost.
+    """
+    if not (type(X) is np.ndarray and X.dtype in (np.float32, np.float64)
+            and X.ndim == 2 and X.shape[0] >= 1
+            and X.shape[1] == est.n_features_in_
+            and not hasattr(est, "feature_names_in_")):
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        return X if np.isfinite(np.sum(X)) else None
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _InCaller:
+    """A batch's chunks in turn in the calling thread, under the one-thread
+    BLAS limit that :meth:`PartialFitMixin.partial_fit` holds (as
+    :class:`~gaussmix.engine.reducers.Sequential` runs them, without entering
+    the limit a second time)."""
+
+    def map(self, func: Callable[[Any], T], source: ChunkSource) -> Iterator[T]:
+        return map(func, source.chunks())
+
+
+def _reducer(est: Any, batch: ArraySource) -> Reducer:
+    """The estimator's reducer; a batch of one chunk (the usual case) runs in
+    the caller, as :func:`~gaussmix.engine.reducers.reducer_for` would run
+    it, without counting the cores or entering the BLAS limit again."""
+    return _InCaller() if batch.n_chunks == 1 else est._reducer(batch)
