@@ -236,3 +236,18 @@ def test_cli_select_streams_large_files(data, tmp_path, monkeypatch, fmt):
     best = load(tmp_path / "best.npz")
     expected = select(X, KS, sample_weight=w, **SETTINGS).best_estimator_
     assert_allclose(best.means_, expected.means_, rtol=1e-10)
+
+
+def test_readme_example_runs(capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"### What `select` takes and returns\n.*?```python\n(.*?)```",
+                     text, re.S).group(1)
+    namespace: dict = {}
+    with dask.config.set(scheduler="threads"):
+        exec(compile(code, "README select example", "exec"), namespace)
+    result = namespace["result"]
+    assert capsys.readouterr().out.split() == [str(result.best_n_components_),
+                                               result.best_covariance_type_]
+    assert result.best_n_components_ == 2
