@@ -20,7 +20,11 @@ after a tiny warm-up of both (imports only, sequential).
 
 Run ``python benchmarks/bench_select.py`` (``--quick`` for n = 20k,
 ``--n-jobs`` to change gaussmix's parallelism, ``--profile`` to print where
-each side spends its time).
+each side spends its time). ``--sources`` also runs the same selection over
+rows not in memory, a memory-mapped ``.npy`` file (``NpySource``) and a
+persisted Dask array on the local threaded scheduler, and prints their times
+against the in-memory selection and their largest BIC difference from it (to
+rounding when n <= 50,000: then every source is seeded from all its rows).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 import time
 import warnings
 
@@ -79,6 +84,8 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=-1,
                         help="gaussmix.select n_jobs (default -1: all cores)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sources", action="store_true",
+                        help="also select over an .npy file and a Dask array")
     parser.add_argument("--profile", action="store_true",
                         help="also time scikit-learn's k-means share and print "
                              "per-candidate times")
@@ -117,6 +124,8 @@ def main() -> None:
     print(f"ratio             : {t_sk / t_gm:8.2f} x faster")
     print(f"same model chosen : {'yes' if sk_best == gm_best else 'NO'}")
     print(f"max relative BIC difference over the 40 candidates: {rel:.2e}")
+    if args.sources:
+        time_sources(X, ks, args.seed, t_gm, result)
     if args.profile:
         seeding = sum(result.seeding_time.values())
         fitting = sum(c.time for c in result.table)
@@ -128,6 +137,30 @@ def main() -> None:
             key = (c.n_components, c.covariance_type)
             print(f"  K={key[0]:2d} {key[1]:9s} sklearn {sk_seconds[key]:6.2f} s   "
                   f"gaussmix {c.time:6.2f} s  iter {c.n_iter}")
+
+
+def time_sources(X: np.ndarray, ks: range, seed: int, t_memory: float,
+                 in_memory: gaussmix.SelectionResult) -> None:
+    """The same selection over an .npy file and a persisted Dask array."""
+    import dask
+    import dask.array as da
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "rows.npy")
+        np.save(path, X)
+        runs = {"NpySource (.npy)": lambda: select(gaussmix.NpySource(path), ks, TYPES,
+                                                   random_state=seed)}
+        rows = da.from_array(X, chunks=(len(X) // 8 + 1, X.shape[1])).persist()
+        runs["Dask array (threads)"] = lambda: select(rows, ks, TYPES, random_state=seed)
+        for name, run in runs.items():
+            with dask.config.set(scheduler="threads"):
+                t0 = time.perf_counter()
+                result = run()
+                seconds = time.perf_counter() - t0
+            rel = max(abs(a.bic - b.bic) / abs(b.bic)
+                      for a, b in zip(result.table, in_memory.table, strict=True))
+            print(f"{name:21s}: {seconds:8.2f} s   {seconds / t_memory:5.2f} x the "
+                  f"in-memory select; max relative BIC difference {rel:.2e}")
 
 
 if __name__ == "__main__":
