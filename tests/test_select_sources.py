@@ -154,6 +154,20 @@ def test_dask_passes_stay_on_the_blocks(data, monkeypatch):
     assert_allclose(result.n_samples, w.sum(), rtol=1e-12)
 
 
+def test_criteria_pass_over_a_dask_array_stays_on_the_blocks(data, monkeypatch):
+    from gaussmix.backends.dask import DaskSource
+    from gaussmix.selection import log_likelihood_and_entropy
+
+    X, w = data
+    model = GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
+    expected = log_likelihood_and_entropy(model, X, w)
+    monkeypatch.setattr(DaskSource, "chunks", lambda self: pytest.fail("pulled"))
+    with dask.config.set(scheduler="threads"):
+        got = log_likelihood_and_entropy(model, da.from_array(X, chunks=200),
+                                         da.from_array(w, chunks=200))
+    assert_allclose(got, expected, rtol=1e-12)
+
+
 def test_dask_dataframe_keeps_column_names(data):
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")

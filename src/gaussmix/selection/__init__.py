@@ -40,6 +40,13 @@ refitting the winner reproduces it. Candidates run in parallel with joblib
 BLAS/OpenMP one thread each, so that the levels of parallelism do not
 oversubscribe the cores.
 
+Rows not in memory (a data source such as :class:`~gaussmix.NpySource`, or a
+Dask array or DataFrame) are selected the same way: the shared seeding runs
+on the bounded sample that a single fit initialises from (all rows up to
+50,000, so such data starts exactly where it starts in memory), and every
+candidate's EM passes and its criteria pass fold over the source (on the Dask
+workers for Dask), one candidate at a time.
+
 Modules
 -------
 - :mod:`.result`: :class:`Candidate` (one row of the table) and

@@ -46,7 +46,7 @@ from ..engine.sources import (
 )
 from ..engine.threads import resolve_threads
 from ..engine.xp import to_host
-from ..inputs import is_data_source, is_torch, sized
+from ..inputs import is_dask, is_data_source, is_torch, sized
 from ..mixture import GaussianMixture
 
 Start = dict[str, Any]  # GaussianMixture's *_init parameters: name -> array
@@ -54,8 +54,12 @@ Start = dict[str, Any]  # GaussianMixture's *_init parameters: name -> array
 
 def as_source(X: Any, weights: np.ndarray | None, n_components: int) -> DataSource:
     """The rows as a data source chunked for ``n_components``: an array (a
-    tensor stays on its device) with its weights, or a data source as it is
-    (its weights come with it)."""
+    tensor stays on its device, a Dask array on its workers) with its
+    weights, or a data source as it is (its weights come with it)."""
+    if is_dask(X):
+        from ..backends.dask import DaskSource
+
+        X, weights = DaskSource(X, weights), None
     if is_data_source(X):
         if weights is not None:
             raise ValueError("A data source brings its own weights; pass "
