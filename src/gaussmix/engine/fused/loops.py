@@ -1,0 +1,254 @@
+"""The compiled tile loops of the fused E-step (numba, no GIL held).
+
+Each function folds one chunk of rows into statistics buffers, a tile of
+``tile`` rows at a time. A tile is copied transposed (features x rows) and
+centred on the group's centre, and every intermediate of the reference kernel
+(:mod:`gaussmix.engine.covariance`) is formed for that tile only, so the work
+set stays in L2 and the (n, K*d) arrays of the reference are never written.
+The arithmetic is the reference's, in the same precision: the same precomputed
+group arrays, the same products (small BLAS calls on the tile), the same
+log-sum-exp. Only the summation order over rows differs (per tile, then over
+tiles), by a few units in the last place.
+
+Every function returns a status: 0 when all went well, 1 when a row's scores
+or row term are not finite (rows far beyond every component: the caller then
+recomputes the chunk with the reference kernel, which rescues such rows).
+``acc`` receives ``[loglik, weight, min_weight]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_jit = njit(nogil=True, cache=True, fastmath={"contract"})
+_TINY = np.finfo(np.float64).tiny
+
+
+@_jit
+def _centred_tile(X, start, stop, centre, ct, ct64):  # noqa: ANN001, ANN202
+    """Rows ``start:stop`` of X minus the centre, transposed into ``ct``
+    (compute dtype) and ``ct64`` (its float64 values); padding columns zero."""
+    d = X.shape[1]
+    m = stop - start
+    for b in range(m):
+        row = X[start + b]
+        for i in range(d):
+            v = row[i] - centre[i]
+            ct[i, b] = v
+            ct64[i, b] = v
+    for i in range(d):
+        for b in range(m, ct.shape[1]):
+            ct[i, b] = 0
+            ct64[i, b] = 0.0
+
+
+@_jit
+def _normalise(sc, row, m, w, start, acc, nk):  # noqa: ANN001, ANN202
+    """Log-scores ``sc`` (K, tile) into weighted responsibilities in place;
+    adds ``w log p(x)`` to ``acc[0]`` and the responsibilities to ``nk``.
+    ``row`` (tile,) is the row term (zeros where the type has none). Returns
+    False if a row has no finite score or row term."""
+    K, tile = sc.shape
+    weighted = w.shape[0] > 0
+    for b in range(m):
+        top = -np.inf
+        for k in range(K):
+            if sc[k, b] > top:
+                top = sc[k, b]
+        if not (np.isfinite(top) and np.isfinite(row[b])):
+            return False
+        total = 0.0
+        for k in range(K):
+            e = math.exp(sc[k, b] - top)
+            if e < _TINY:  # subnormal: a hundred times slower products, no effect
+                e = 0.0
+            sc[k, b] = e
+            total += e
+        wb = w[start + b] if weighted else 1.0
+        log_norm = math.log(total) + top + row[b]
+        acc[0] += wb * log_norm
+        scale = wb / total
+        for k in range(K):
+            sc[k, b] *= scale
+    for k in range(K):
+        for b in range(m, tile):
+            sc[k, b] = 0.0
+        total = 0.0
+        for b in range(m):
+            total += sc[k, b]
+        nk[k] += total
+    return True
+
+
+@_jit
+def _weights(w, n, acc):  # noqa: ANN001, ANN202
+    """Total and smallest positive sample weight (n and 1 without weights)."""
+    if w.shape[0] == 0:
+        acc[1] = n
+        acc[2] = 1.0
+        return
+    total, least = 0.0, np.inf
+    for i in range(n):
+        total += w[i]
+        if w[i] > 0 and w[i] < least:
+            least = w[i]
+    acc[1] = total
+    acc[2] = least
+
+
+@_jit
+def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: ANN001, ANN201
+    """Full covariances. ``stacked`` (K*d, d+1) whitens ``[x - c, 1]`` for all
+    components; ``base`` (K,) = log weight + log normaliser. Accumulates
+    ``mom`` (K, d+1) = resp @ [x - c, 1] and ``s2w`` (K, d, d), the second
+    moments in each component's whitened coordinates."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct = np.ones((d + 1, tile), X.dtype)
+    ct64 = np.ones((d + 1, tile))
+    sc = np.empty((K, tile))
+    root = np.empty((K, tile), X.dtype)
+    row = np.zeros(tile)
+    floor = 1e-30 if X.itemsize == 4 else 0.0
+    _weights(w, n, acc)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _centred_tile(X, start, stop, centre, ct, ct64)
+        if stop - start < tile:
+            ct[d, stop - start:] = 0
+        white = np.dot(stacked, ct)  # (K*d, tile)
+        for k in range(K):
+            for b in range(tile):
+                sc[k, b] = 0.0
+            for j in range(k * d, (k + 1) * d):
+                for b in range(tile):
+                    sc[k, b] += white[j, b] * white[j, b]
+            for b in range(tile):
+                sc[k, b] = -0.5 * sc[k, b] + base[k]
+        if not _normalise(sc, row, stop - start, w, start, acc, nk):
+            return 1
+        mom += np.dot(sc, ct64.T)
+        for k in range(K):
+            for b in range(tile):
+                # Responsibilities below ``floor`` (1e-30 in float32, 0 in
+                # float64) count as zero: their products would be subnormal
+                # numbers, a hundred times slower, for no visible change.
+                root[k, b] = math.sqrt(sc[k, b]) if sc[k, b] > floor else 0.0
+            for j in range(k * d, (k + 1) * d):
+                for b in range(tile):
+                    white[j, b] *= root[k, b]
+            part = white[k * d:(k + 1) * d]
+            s2w[k] += np.dot(part, part.T)
+    return 0
+
+
+@_jit
+def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noqa: ANN001, ANN201
+    """Diagonal covariances: ``coef`` (K, 2d) applied to ``[(x-c)^2, x-c]``;
+    accumulates ``sums`` (K, 2d) = resp @ [(x-c)^2, x-c] in float64."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct = np.empty((d, tile), X.dtype)
+    ct64 = np.empty((d, tile))
+    feats = np.empty((2 * d, tile), X.dtype)
+    feats64 = np.empty((2 * d, tile))
+    row = np.zeros(tile)
+    sc = np.empty((K, tile))
+    _weights(w, n, acc)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _centred_tile(X, start, stop, centre, ct, ct64)
+        for i in range(d):
+            for b in range(tile):
+                feats[i, b] = ct[i, b] * ct[i, b]
+                feats[d + i, b] = ct[i, b]
+                feats64[i, b] = ct64[i, b] * ct64[i, b]
+                feats64[d + i, b] = ct64[i, b]
+        maha = np.dot(coef, feats)
+        for k in range(K):
+            for b in range(tile):
+                v = maha[k, b] + offset_sq[k]
+                sc[k, b] = -0.5 * max(v, 0.0) + base[k]
+        if not _normalise(sc, row, stop - start, w, start, acc, nk):
+            return 1
+        sums += np.dot(sc, feats64.T)
+    return 0
+
+
+@_jit
+def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2,  # noqa: ANN001, ANN201
+                    acc):
+    """Spherical covariances: ``prec (K) |x-c|^2 - cross (K, d) (x-c) +
+    offset_sq (K)``; accumulates ``s1`` (K, d) and ``s2`` (K,) about c."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct = np.empty((d, tile), X.dtype)
+    ct64 = np.empty((d, tile))
+    sq = np.empty(tile, X.dtype)
+    sq64 = np.empty(tile)
+    row = np.zeros(tile)
+    sc = np.empty((K, tile))
+    _weights(w, n, acc)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _centred_tile(X, start, stop, centre, ct, ct64)
+        sq[:] = 0
+        sq64[:] = 0.0
+        for i in range(d):
+            for b in range(tile):
+                sq[b] += ct[i, b] * ct[i, b]
+                sq64[b] += ct64[i, b] * ct64[i, b]
+        lin = np.dot(cross, ct)
+        for k in range(K):
+            for b in range(tile):
+                v = prec[k] * sq[b] - lin[k, b] + offset_sq[k]
+                sc[k, b] = -0.5 * max(v, 0.0) + base[k]
+        if not _normalise(sc, row, stop - start, w, start, acc, nk):
+            return 1
+        s1 += np.dot(sc, ct64.T)
+        s2 += np.dot(sc, sq64)
+    return 0
+
+
+@_jit
+def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, acc):  # noqa: ANN001, ANN201
+    """Tied covariance: whitens ``x - c`` once (``chol_t`` = U^T), scores
+    ``(2 y.m_k - |m_k|^2) / 2`` with the row term ``-|y|^2 / 2``; accumulates
+    ``s1`` (K, d) and the shared ``s2`` (d, d) about c."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct = np.empty((d, tile), X.dtype)
+    ct64 = np.empty((d, tile))
+    scaled = np.empty((d, tile))
+    row = np.empty(tile)
+    sc = np.empty((K, tile))
+    _weights(w, n, acc)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _centred_tile(X, start, stop, centre, ct, ct64)
+        white = np.dot(chol_t, ct)
+        lin = np.dot(means2, white)
+        for b in range(tile):
+            row[b] = 0.0
+        for j in range(d):
+            for b in range(tile):
+                row[b] += white[j, b] * white[j, b]
+        for b in range(tile):
+            row[b] *= -0.5
+        for k in range(K):
+            for b in range(tile):
+                sc[k, b] = (lin[k, b] - means_sq[k]) * 0.5 + base[k]
+        if not _normalise(sc, row, stop - start, w, start, acc, nk):
+            return 1
+        s1 += np.dot(sc, ct64.T)
+        for b in range(tile):
+            total = 0.0
+            for k in range(K):
+                total += sc[k, b]
+            for i in range(d):
+                scaled[i, b] = ct64[i, b] * total
+        s2 += np.dot(scaled, ct64.T)
+    return 0
