@@ -43,26 +43,60 @@ class FusedEStepKernel(EStepKernel):
     tile: int = 256
 
     def statistics(self, X: Any, sample_weight: Any = None) -> SuffStats:
-        if (self.fused is None or not isinstance(X, np.ndarray) or X.shape[0] < MIN_ROWS
-                or X.dtype != self.fused["centre"].dtype
-                or not (sample_weight is None or isinstance(sample_weight, np.ndarray))):
+        if not self._applies(X) or not (sample_weight is None
+                                        or isinstance(sample_weight, np.ndarray)):
             return super().statistics(X, sample_weight)
-        stats = _STATISTICS[self.covariance_type](self, np.ascontiguousarray(X),
-                                                  _weights(sample_weight))
-        if stats is None:
+        a = self.fused
+        assert a is not None
+        K, d = self.state.shift.shape
+        buffers, acc = _buffers(self.covariance_type, K, d), np.zeros(3)
+        args = [a[name] for name in _ARGUMENTS[self.covariance_type]]
+        status = _loop(self.covariance_type, "chunk")(
+            np.ascontiguousarray(X), _weights(sample_weight), *args, self.tile, *buffers,
+            acc)
+        nk, s1, s2 = _moments(self, buffers)
+        if status or not (np.all(np.isfinite(s1)) and np.all(np.isfinite(s2))
+                          and np.isfinite(acc[0])):
+            # a row far beyond every component, or an overflow: the reference
+            # rescues such rows (or reports them)
             return super().statistics(X, sample_weight)
-        return stats
-
-    def _stats(self, nk: np.ndarray, s1: np.ndarray, s2: np.ndarray, acc: np.ndarray
-               ) -> SuffStats | None:
-        if not (np.all(np.isfinite(s1)) and np.all(np.isfinite(s2))
-                and np.isfinite(acc[0])):
-            return None  # overflow: the reference handles (or reports) it
         return SuffStats(
             covariance_type=self.covariance_type, nk=nk, s1=s1, s2=s2,
             shift=self.state.shift, loglik=float(acc[0]), weight=float(acc[1]),
             min_weight=float(acc[2]),
         )
+
+    # -- per-row results -----------------------------------------------------
+    def log_likelihood(self, X: Any) -> Any:
+        out = self._rows(X, 0)
+        return super().log_likelihood(X) if out is None else out[0]
+
+    def log_resp(self, X: Any) -> Any:
+        out = self._rows(X, 1)
+        return super().log_resp(X) if out is None else out
+
+    def labels(self, X: Any) -> Any:
+        out = self._rows(X, 2)
+        return super().labels(X) if out is None else out[0].astype(np.int64)
+
+    def _applies(self, X: Any) -> bool:
+        return (self.fused is not None and isinstance(X, np.ndarray) and X.ndim == 2
+                and X.shape[0] >= MIN_ROWS and X.dtype == self.fused["centre"].dtype)
+
+    def _rows(self, X: Any, what: int) -> np.ndarray | None:
+        """Per-row results from the loops (``what``: 0 log p(x), 1 log
+        responsibilities (K, n), 2 labels), or None where the reference must
+        give them."""
+        if not self._applies(X):
+            return None
+        a = self.fused
+        assert a is not None
+        K = self.state.shift.shape[0]
+        out = np.empty((K if what == 1 else 1, X.shape[0]))
+        args = [a[name] for name in _ARGUMENTS[self.covariance_type]]
+        status = _loop(self.covariance_type, "rows")(np.ascontiguousarray(X), *args,
+                                                     self.tile, what, out)
+        return None if status else out
 
 
 def _weights(sample_weight: Any) -> np.ndarray:
@@ -71,66 +105,47 @@ def _weights(sample_weight: Any) -> np.ndarray:
     return np.ascontiguousarray(sample_weight, dtype=np.float64)
 
 
-def _full(kernel: FusedEStepKernel, X: np.ndarray, w: np.ndarray) -> SuffStats | None:
-    from .loops import full_chunk
-
-    a = kernel.fused
-    assert a is not None
-    K, d = kernel.state.shift.shape
-    nk, mom, s2w, acc = np.zeros(K), np.zeros((K, d + 1)), np.zeros((K, d, d)), np.zeros(3)
-    if full_chunk(X, w, a["centre"], a["stacked"], a["base"], kernel.tile, nk, mom,
-                  s2w, acc):
-        return None
-    s1 = mom[:, :d] - mom[:, d:] * a["offsets"]
-    back = a["unwhiten"]
-    return kernel._stats(nk, s1, np.matmul(back.transpose(0, 2, 1), np.matmul(s2w, back)),
-                         acc)
-
-
-def _diag(kernel: FusedEStepKernel, X: np.ndarray, w: np.ndarray) -> SuffStats | None:
-    from .loops import diag_chunk
-
-    a = kernel.fused
-    assert a is not None
-    K, d = kernel.state.shift.shape
-    nk, sums, acc = np.zeros(K), np.zeros((K, 2 * d)), np.zeros(3)
-    if diag_chunk(X, w, a["centre"], a["coef"], a["offset_sq"], a["base"], kernel.tile,
-                  nk, sums, acc):
-        return None
-    return kernel._stats(nk, sums[:, d:].copy(), sums[:, :d].copy(), acc)
-
-
-def _spherical(kernel: FusedEStepKernel, X: np.ndarray, w: np.ndarray
-               ) -> SuffStats | None:
-    from .loops import spherical_chunk
-
-    a = kernel.fused
-    assert a is not None
-    K, d = kernel.state.shift.shape
-    nk, s1, s2, acc = np.zeros(K), np.zeros((K, d)), np.zeros(K), np.zeros(3)
-    if spherical_chunk(X, w, a["centre"], a["prec"], a["cross"], a["offset_sq"],
-                       a["base"], kernel.tile, nk, s1, s2, acc):
-        return None
-    return kernel._stats(nk, s1, s2, acc)
-
-
-def _tied(kernel: FusedEStepKernel, X: np.ndarray, w: np.ndarray) -> SuffStats | None:
-    from .loops import tied_chunk
-
-    a = kernel.fused
-    assert a is not None
-    K, d = kernel.state.shift.shape
-    nk, s1, s2, acc = np.zeros(K), np.zeros((K, d)), np.zeros((d, d)), np.zeros(3)
-    if tied_chunk(X, w, a["centre"], a["chol_t"], a["means2"], a["means_sq"], a["base"],
-                  kernel.tile, nk, s1, s2, acc):
-        return None
-    return kernel._stats(nk, s1, s2, acc)
-
-
-_STATISTICS: dict[str, Callable[[FusedEStepKernel, np.ndarray, np.ndarray],
-                                SuffStats | None]] = {
-    "full": _full, "diag": _diag, "spherical": _spherical, "tied": _tied,
+# The loops' parameter arrays, by covariance type, in their argument order.
+_ARGUMENTS = {
+    "full": ("centre", "stacked", "base"),
+    "diag": ("centre", "coef", "offset_sq", "base"),
+    "spherical": ("centre", "prec", "cross", "offset_sq", "base"),
+    "tied": ("centre", "chol_t", "means2", "means_sq", "base"),
 }
+
+
+def _loop(covariance_type: str, kind: str) -> Callable[..., int]:
+    from . import loops  # imports numba: only once a chunk is big enough
+
+    return getattr(loops, f"{covariance_type}_{kind}")  # type: ignore[no-any-return]
+
+
+def _buffers(covariance_type: str, K: int, d: int) -> tuple[np.ndarray, ...]:
+    """Zeroed statistics buffers the chunk loop of the type accumulates into."""
+    second = {"full": (K, d, d), "tied": (d, d), "spherical": (K,)}
+    if covariance_type == "diag":
+        return np.zeros(K), np.zeros((K, 2 * d))
+    first = (K, d + 1) if covariance_type == "full" else (K, d)
+    return np.zeros(K), np.zeros(first), np.zeros(second[covariance_type])
+
+
+def _moments(kernel: FusedEStepKernel, buffers: tuple[np.ndarray, ...]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(nk, s1, s2) about the kernel's shift from the loop's buffers."""
+    a = kernel.fused
+    assert a is not None
+    d = kernel.state.shift.shape[1]
+    if kernel.covariance_type == "diag":
+        nk, sums = buffers
+        return nk, sums[:, d:].copy(), sums[:, :d].copy()
+    nk, s1, s2 = buffers
+    if kernel.covariance_type == "full":
+        # s1 about the means from moments about the centre (as the reference);
+        # s2 from whitened coordinates back to the data's: x - mu = y U^-1.
+        s1 = s1[:, :d] - s1[:, d:] * a["offsets"]
+        back = a["unwhiten"]
+        s2 = np.matmul(back.transpose(0, 2, 1), np.matmul(s2, back))
+    return nk, s1, s2
 
 
 def loop_arrays(kernel: EStepKernel) -> dict[str, np.ndarray] | None:
@@ -139,7 +154,7 @@ def loop_arrays(kernel: EStepKernel) -> dict[str, np.ndarray] | None:
     centre groups, a namespace other than NumPy, a dtype other than
     float32/float64)."""
     state = kernel.state
-    if len(state.groups) != 1 or kernel.covariance_type not in _STATISTICS:
+    if len(state.groups) != 1 or kernel.covariance_type not in _ARGUMENTS:
         return None
     group = state.groups[0]
     centre = group.centre

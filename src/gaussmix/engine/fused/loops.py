@@ -84,6 +84,37 @@ def _normalise(sc, row, m, w, start, acc, nk):  # noqa: ANN001, ANN202
 
 
 @_jit
+def _finish(sc, row, start, stop, what, out):  # noqa: ANN001, ANN202
+    """Per-row results of a tile's scores, as the reference gives them:
+    ``what`` 0: ``log p(x)`` into ``out[0, row]``; 1: log-responsibilities
+    into ``out[:, row]`` (K, n); 2: the most probable component (first of
+    ties) into ``out[0, row]``. False if a row has no finite score."""
+    K = sc.shape[0]
+    for b in range(stop - start):
+        top = -np.inf
+        best = 0
+        for k in range(K):
+            if sc[k, b] > top:
+                top = sc[k, b]
+                best = k
+        if not (np.isfinite(top) and np.isfinite(row[b])):
+            return False
+        if what == 2:
+            out[0, start + b] = best
+            continue
+        total = 0.0
+        for k in range(K):
+            total += math.exp(sc[k, b] - top)
+        log_total = math.log(total)
+        if what == 0:
+            out[0, start + b] = log_total + top + row[b]
+        else:
+            for k in range(K):
+                out[k, start + b] = sc[k, b] - top - log_total
+    return True
+
+
+@_jit
 def _weights(w, n, acc):  # noqa: ANN001, ANN202
     """Total and smallest positive sample weight (n and 1 without weights)."""
     if w.shape[0] == 0:
@@ -100,6 +131,27 @@ def _weights(w, n, acc):  # noqa: ANN001, ANN202
 
 
 @_jit
+def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, sc):  # noqa: ANN001, ANN202
+    """Scores of one tile (into ``sc``); returns the whitened tile (K*d, tile)."""
+    d = X.shape[1]
+    K = base.shape[0]
+    tile = sc.shape[1]
+    _centred_tile(X, start, stop, centre, ct, ct64)
+    if stop - start < tile:
+        ct[d, stop - start:] = 0
+    white = np.dot(stacked, ct)  # (K*d, tile)
+    for k in range(K):
+        for b in range(tile):
+            sc[k, b] = 0.0
+        for j in range(k * d, (k + 1) * d):
+            for b in range(tile):
+                sc[k, b] += white[j, b] * white[j, b]
+        for b in range(tile):
+            sc[k, b] = -0.5 * sc[k, b] + base[k]
+    return white
+
+
+@_jit
 def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: ANN001, ANN201
     """Full covariances. ``stacked`` (K*d, d+1) whitens ``[x - c, 1]`` for all
     components; ``base`` (K,) = log weight + log normaliser. Accumulates
@@ -112,30 +164,19 @@ def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: A
     sc = np.empty((K, tile))
     root = np.empty((K, tile), X.dtype)
     row = np.zeros(tile)
+    # Responsibilities below ``floor`` (1e-30 in float32) count as zero: their
+    # products would be subnormal numbers, a hundred times slower, for no
+    # visible change.
     floor = 1e-30 if X.itemsize == 4 else 0.0
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _centred_tile(X, start, stop, centre, ct, ct64)
-        if stop - start < tile:
-            ct[d, stop - start:] = 0
-        white = np.dot(stacked, ct)  # (K*d, tile)
-        for k in range(K):
-            for b in range(tile):
-                sc[k, b] = 0.0
-            for j in range(k * d, (k + 1) * d):
-                for b in range(tile):
-                    sc[k, b] += white[j, b] * white[j, b]
-            for b in range(tile):
-                sc[k, b] = -0.5 * sc[k, b] + base[k]
+        white = _full_scores(X, start, stop, centre, stacked, base, ct, ct64, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk):
             return 1
         mom += np.dot(sc, ct64.T)
         for k in range(K):
             for b in range(tile):
-                # Responsibilities below ``floor`` (1e-30 in float32, 0 in
-                # float64) count as zero: their products would be subnormal
-                # numbers, a hundred times slower, for no visible change.
                 root[k, b] = math.sqrt(sc[k, b]) if sc[k, b] > floor else 0.0
             for j in range(k * d, (k + 1) * d):
                 for b in range(tile):
@@ -146,36 +187,97 @@ def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: A
 
 
 @_jit
+def full_rows(X, centre, stacked, base, tile, what, out):  # noqa: ANN001, ANN201
+    """Per-row results (see :func:`_finish`) for full covariances."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct = np.ones((d + 1, tile), X.dtype)
+    ct64 = np.ones((d + 1, tile))
+    sc = np.empty((K, tile))
+    row = np.zeros(tile)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _full_scores(X, start, stop, centre, stacked, base, ct, ct64, sc)
+        if not _finish(sc, row, start, stop, what, out):
+            return 1
+    return 0
+
+
+@_jit
+def _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,  # noqa: ANN001, ANN202
+                 feats64, sc):
+    d = X.shape[1]
+    K, tile = sc.shape
+    _centred_tile(X, start, stop, centre, ct, ct64)
+    for i in range(d):
+        for b in range(tile):
+            feats[i, b] = ct[i, b] * ct[i, b]
+            feats[d + i, b] = ct[i, b]
+            feats64[i, b] = ct64[i, b] * ct64[i, b]
+            feats64[d + i, b] = ct64[i, b]
+    maha = np.dot(coef, feats)
+    for k in range(K):
+        for b in range(tile):
+            v = maha[k, b] + offset_sq[k]
+            sc[k, b] = -0.5 * max(v, 0.0) + base[k]
+
+
+@_jit
 def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noqa: ANN001, ANN201
     """Diagonal covariances: ``coef`` (K, 2d) applied to ``[(x-c)^2, x-c]``;
     accumulates ``sums`` (K, 2d) = resp @ [(x-c)^2, x-c] in float64."""
     n, d = X.shape
     K = base.shape[0]
-    ct = np.empty((d, tile), X.dtype)
-    ct64 = np.empty((d, tile))
-    feats = np.empty((2 * d, tile), X.dtype)
-    feats64 = np.empty((2 * d, tile))
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    feats, feats64 = np.empty((2 * d, tile), X.dtype), np.empty((2 * d, tile))
     row = np.zeros(tile)
     sc = np.empty((K, tile))
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _centred_tile(X, start, stop, centre, ct, ct64)
-        for i in range(d):
-            for b in range(tile):
-                feats[i, b] = ct[i, b] * ct[i, b]
-                feats[d + i, b] = ct[i, b]
-                feats64[i, b] = ct64[i, b] * ct64[i, b]
-                feats64[d + i, b] = ct64[i, b]
-        maha = np.dot(coef, feats)
-        for k in range(K):
-            for b in range(tile):
-                v = maha[k, b] + offset_sq[k]
-                sc[k, b] = -0.5 * max(v, 0.0) + base[k]
+        _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
+                     feats64, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk):
             return 1
         sums += np.dot(sc, feats64.T)
     return 0
+
+
+@_jit
+def diag_rows(X, centre, coef, offset_sq, base, tile, what, out):  # noqa: ANN001, ANN201
+    """Per-row results (see :func:`_finish`) for diagonal covariances."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    feats, feats64 = np.empty((2 * d, tile), X.dtype), np.empty((2 * d, tile))
+    row = np.zeros(tile)
+    sc = np.empty((K, tile))
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
+                     feats64, sc)
+        if not _finish(sc, row, start, stop, what, out):
+            return 1
+    return 0
+
+
+@_jit
+def _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,  # noqa: ANN001, ANN202
+                      sq, sq64, sc):
+    d = X.shape[1]
+    K, tile = sc.shape
+    _centred_tile(X, start, stop, centre, ct, ct64)
+    sq[:] = 0
+    sq64[:] = 0.0
+    for i in range(d):
+        for b in range(tile):
+            sq[b] += ct[i, b] * ct[i, b]
+            sq64[b] += ct64[i, b] * ct64[i, b]
+    lin = np.dot(cross, ct)
+    for k in range(K):
+        for b in range(tile):
+            v = prec[k] * sq[b] - lin[k, b] + offset_sq[k]
+            sc[k, b] = -0.5 * max(v, 0.0) + base[k]
 
 
 @_jit
@@ -185,32 +287,58 @@ def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2
     offset_sq (K)``; accumulates ``s1`` (K, d) and ``s2`` (K,) about c."""
     n, d = X.shape
     K = base.shape[0]
-    ct = np.empty((d, tile), X.dtype)
-    ct64 = np.empty((d, tile))
-    sq = np.empty(tile, X.dtype)
-    sq64 = np.empty(tile)
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    sq, sq64 = np.empty(tile, X.dtype), np.empty(tile)
     row = np.zeros(tile)
     sc = np.empty((K, tile))
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _centred_tile(X, start, stop, centre, ct, ct64)
-        sq[:] = 0
-        sq64[:] = 0.0
-        for i in range(d):
-            for b in range(tile):
-                sq[b] += ct[i, b] * ct[i, b]
-                sq64[b] += ct64[i, b] * ct64[i, b]
-        lin = np.dot(cross, ct)
-        for k in range(K):
-            for b in range(tile):
-                v = prec[k] * sq[b] - lin[k, b] + offset_sq[k]
-                sc[k, b] = -0.5 * max(v, 0.0) + base[k]
+        _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,
+                          sq, sq64, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk):
             return 1
         s1 += np.dot(sc, ct64.T)
         s2 += np.dot(sc, sq64)
     return 0
+
+
+@_jit
+def spherical_rows(X, centre, prec, cross, offset_sq, base, tile, what, out):  # noqa: ANN001, ANN201
+    """Per-row results (see :func:`_finish`) for spherical covariances."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    sq, sq64 = np.empty(tile, X.dtype), np.empty(tile)
+    row = np.zeros(tile)
+    sc = np.empty((K, tile))
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,
+                          sq, sq64, sc)
+        if not _finish(sc, row, start, stop, what, out):
+            return 1
+    return 0
+
+
+@_jit
+def _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,  # noqa: ANN001, ANN202
+                 row, sc):
+    d = X.shape[1]
+    K, tile = sc.shape
+    _centred_tile(X, start, stop, centre, ct, ct64)
+    white = np.dot(chol_t, ct)
+    lin = np.dot(means2, white)
+    for b in range(tile):
+        row[b] = 0.0
+    for j in range(d):
+        for b in range(tile):
+            row[b] += white[j, b] * white[j, b]
+    for b in range(tile):
+        row[b] *= -0.5
+    for k in range(K):
+        for b in range(tile):
+            sc[k, b] = (lin[k, b] - means_sq[k]) * 0.5 + base[k]
 
 
 @_jit
@@ -220,27 +348,15 @@ def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, a
     ``s1`` (K, d) and the shared ``s2`` (d, d) about c."""
     n, d = X.shape
     K = base.shape[0]
-    ct = np.empty((d, tile), X.dtype)
-    ct64 = np.empty((d, tile))
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
     scaled = np.empty((d, tile))
     row = np.empty(tile)
     sc = np.empty((K, tile))
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _centred_tile(X, start, stop, centre, ct, ct64)
-        white = np.dot(chol_t, ct)
-        lin = np.dot(means2, white)
-        for b in range(tile):
-            row[b] = 0.0
-        for j in range(d):
-            for b in range(tile):
-                row[b] += white[j, b] * white[j, b]
-        for b in range(tile):
-            row[b] *= -0.5
-        for k in range(K):
-            for b in range(tile):
-                sc[k, b] = (lin[k, b] - means_sq[k]) * 0.5 + base[k]
+        _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,
+                     row, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk):
             return 1
         s1 += np.dot(sc, ct64.T)
@@ -251,4 +367,21 @@ def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, a
             for i in range(d):
                 scaled[i, b] = ct64[i, b] * total
         s2 += np.dot(scaled, ct64.T)
+    return 0
+
+
+@_jit
+def tied_rows(X, centre, chol_t, means2, means_sq, base, tile, what, out):  # noqa: ANN001, ANN201
+    """Per-row results (see :func:`_finish`) for the tied covariance."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    row = np.empty(tile)
+    sc = np.empty((K, tile))
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,
+                     row, sc)
+        if not _finish(sc, row, start, stop, what, out):
+            return 1
     return 0
