@@ -10,6 +10,7 @@ reference wherever its loops do not apply.
 from __future__ import annotations
 
 import functools
+
 import numpy as np
 import pytest
 from conftest import COVARIANCE_TYPES, draw_mixture
@@ -188,3 +189,10 @@ def test_default_threads_are_the_available_cores():
     assert 1 <= available_cores() <= (os.cpu_count() or 1)
     assert resolve_threads(None) == available_cores()
     assert resolve_threads(3) == 3 and resolve_threads(0) == 1
+
+
+def test_cache_sizes_are_read_as_bytes():
+    from gaussmix.engine.fused.kernel import DEFAULT_L2_BYTES, _bytes, l2_cache_bytes
+
+    assert _bytes("2048K") == _bytes("2M") == 2 << 20 and _bytes("512") == 512
+    assert l2_cache_bytes() >= 64 << 10 or l2_cache_bytes() == DEFAULT_L2_BYTES

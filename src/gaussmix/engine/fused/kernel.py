@@ -12,6 +12,8 @@ rescues such rows) or its statistics overflow.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +28,12 @@ from ..stats import SuffStats
 #: numba (about half a second) nor loads the compiled loops.
 MIN_ROWS = 4096
 
-# Bytes of one tile's work arrays: about a quarter of a core's L2, so that the
-# tile, its products and the statistics stay in cache.
-TILE_BYTES = 1 << 19
+# A tile's work arrays take this share of one core's L2 cache, so that the
+# tile, its products and the statistics stay in cache between the steps.
+TILE_SHARE_OF_L2 = 0.25
+# L2 size assumed where the system does not say (most current x86/ARM cores
+# have 1-2 MiB).
+DEFAULT_L2_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -186,8 +191,33 @@ def loop_arrays(kernel: EStepKernel) -> dict[str, np.ndarray] | None:
 
 def tile_rows(covariance_type: str, n_components: int, n_features: int) -> int:
     """Rows per tile: the tile's work arrays (about ``K*d + 4d + 3K`` numbers
-    per row for full covariances, ``4d + 3K`` otherwise) fill ``TILE_BYTES``."""
+    per row for full covariances, ``4d + 3K`` otherwise) fill a quarter of
+    the L2 cache; a multiple of 16 between 32 and 1024."""
     K, d = n_components, n_features
     per_row = 4 * d + 3 * K + (K * d if covariance_type == "full" else 0)
-    rows = TILE_BYTES // (8 * per_row)
+    rows = int(TILE_SHARE_OF_L2 * l2_cache_bytes()) // (8 * per_row)
     return int(np.clip(rows // 16 * 16, 32, 1024))
+
+
+@functools.cache
+def l2_cache_bytes() -> int:
+    """Size of one core's L2 cache (Linux sysfs), else ``DEFAULT_L2_BYTES``."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in sorted(os.listdir(base)):
+            with open(os.path.join(base, index, "level")) as f:
+                if f.read().strip() != "2":
+                    continue
+            with open(os.path.join(base, index, "size")) as f:
+                return _bytes(f.read().strip())
+    except (OSError, ValueError):
+        pass
+    return DEFAULT_L2_BYTES
+
+
+def _bytes(size: str) -> int:
+    """``"2048K"`` / ``"2M"`` / ``"1048576"`` as a number of bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if size and size[-1].upper() in units:
+        return int(size[:-1]) * units[size[-1].upper()]
+    return int(size)

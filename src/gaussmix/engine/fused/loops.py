@@ -131,15 +131,15 @@ def _weights(w, n, acc):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, sc):  # noqa: ANN001, ANN202
-    """Scores of one tile (into ``sc``); returns the whitened tile (K*d, tile)."""
+def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc):  # noqa: ANN001, ANN202
+    """Scores of one tile (into ``sc``) and its whitened copy (``white``, (K*d, tile))."""
     d = X.shape[1]
     K = base.shape[0]
     tile = sc.shape[1]
     _centred_tile(X, start, stop, centre, ct, ct64)
     if stop - start < tile:
         ct[d, stop - start:] = 0
-    white = np.dot(stacked, ct)  # (K*d, tile)
+    np.dot(stacked, ct, white)
     for k in range(K):
         for b in range(tile):
             sc[k, b] = 0.0
@@ -148,7 +148,6 @@ def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, sc):  # noqa: 
                 sc[k, b] += white[j, b] * white[j, b]
         for b in range(tile):
             sc[k, b] = -0.5 * sc[k, b] + base[k]
-    return white
 
 
 @_jit
@@ -163,6 +162,9 @@ def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: A
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
     root = np.empty((K, tile), X.dtype)
+    white = np.empty((K * d, tile), X.dtype)
+    mom_t = np.empty((K, d + 1))
+    s2_t = np.empty((d, d), X.dtype)
     row = np.zeros(tile)
     # Responsibilities below ``floor`` (1e-30 in float32) count as zero: their
     # products would be subnormal numbers, a hundred times slower, for no
@@ -171,10 +173,11 @@ def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: A
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        white = _full_scores(X, start, stop, centre, stacked, base, ct, ct64, sc)
+        _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk):
             return 1
-        mom += np.dot(sc, ct64.T)
+        np.dot(sc, ct64.T, mom_t)
+        mom += mom_t
         for k in range(K):
             for b in range(tile):
                 root[k, b] = math.sqrt(sc[k, b]) if sc[k, b] > floor else 0.0
@@ -182,7 +185,8 @@ def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: A
                 for b in range(tile):
                     white[j, b] *= root[k, b]
             part = white[k * d:(k + 1) * d]
-            s2w[k] += np.dot(part, part.T)
+            np.dot(part, part.T, s2_t)
+            s2w[k] += s2_t
     return 0
 
 
@@ -194,10 +198,11 @@ def full_rows(X, centre, stacked, base, tile, what, out):  # noqa: ANN001, ANN20
     ct = np.ones((d + 1, tile), X.dtype)
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
+    white = np.empty((K * d, tile), X.dtype)
     row = np.zeros(tile)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, stacked, base, ct, ct64, sc)
+        _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc)
         if not _finish(sc, row, start, stop, what, out):
             return 1
     return 0
@@ -205,7 +210,7 @@ def full_rows(X, centre, stacked, base, tile, what, out):  # noqa: ANN001, ANN20
 
 @_jit
 def _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,  # noqa: ANN001, ANN202
-                 feats64, sc):
+                 feats64, maha, sc):
     d = X.shape[1]
     K, tile = sc.shape
     _centred_tile(X, start, stop, centre, ct, ct64)
@@ -215,7 +220,7 @@ def _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
             feats[d + i, b] = ct[i, b]
             feats64[i, b] = ct64[i, b] * ct64[i, b]
             feats64[d + i, b] = ct64[i, b]
-    maha = np.dot(coef, feats)
+    np.dot(coef, feats, maha)
     for k in range(K):
         for b in range(tile):
             v = maha[k, b] + offset_sq[k]
@@ -232,14 +237,17 @@ def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noq
     feats, feats64 = np.empty((2 * d, tile), X.dtype), np.empty((2 * d, tile))
     row = np.zeros(tile)
     sc = np.empty((K, tile))
+    maha = np.empty((K, tile), X.dtype)
+    sums_t = np.empty((K, 2 * d))
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
-                     feats64, sc)
+                     feats64, maha, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk):
             return 1
-        sums += np.dot(sc, feats64.T)
+        np.dot(sc, feats64.T, sums_t)
+        sums += sums_t
     return 0
 
 
@@ -252,10 +260,11 @@ def diag_rows(X, centre, coef, offset_sq, base, tile, what, out):  # noqa: ANN00
     feats, feats64 = np.empty((2 * d, tile), X.dtype), np.empty((2 * d, tile))
     row = np.zeros(tile)
     sc = np.empty((K, tile))
+    maha = np.empty((K, tile), X.dtype)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
-                     feats64, sc)
+                     feats64, maha, sc)
         if not _finish(sc, row, start, stop, what, out):
             return 1
     return 0
@@ -263,7 +272,7 @@ def diag_rows(X, centre, coef, offset_sq, base, tile, what, out):  # noqa: ANN00
 
 @_jit
 def _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,  # noqa: ANN001, ANN202
-                      sq, sq64, sc):
+                      sq, sq64, lin, sc):
     d = X.shape[1]
     K, tile = sc.shape
     _centred_tile(X, start, stop, centre, ct, ct64)
@@ -273,7 +282,7 @@ def _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, 
         for b in range(tile):
             sq[b] += ct[i, b] * ct[i, b]
             sq64[b] += ct64[i, b] * ct64[i, b]
-    lin = np.dot(cross, ct)
+    np.dot(cross, ct, lin)
     for k in range(K):
         for b in range(tile):
             v = prec[k] * sq[b] - lin[k, b] + offset_sq[k]
@@ -291,15 +300,22 @@ def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2
     sq, sq64 = np.empty(tile, X.dtype), np.empty(tile)
     row = np.zeros(tile)
     sc = np.empty((K, tile))
+    lin = np.empty((K, tile), X.dtype)
+    s1_t = np.empty((K, d))
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,
-                          sq, sq64, sc)
+                          sq, sq64, lin, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk):
             return 1
-        s1 += np.dot(sc, ct64.T)
-        s2 += np.dot(sc, sq64)
+        np.dot(sc, ct64.T, s1_t)
+        s1 += s1_t
+        for k in range(K):
+            total = 0.0
+            for b in range(tile):
+                total += sc[k, b] * sq64[b]
+            s2[k] += total
     return 0
 
 
@@ -312,10 +328,11 @@ def spherical_rows(X, centre, prec, cross, offset_sq, base, tile, what, out):  #
     sq, sq64 = np.empty(tile, X.dtype), np.empty(tile)
     row = np.zeros(tile)
     sc = np.empty((K, tile))
+    lin = np.empty((K, tile), X.dtype)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,
-                          sq, sq64, sc)
+                          sq, sq64, lin, sc)
         if not _finish(sc, row, start, stop, what, out):
             return 1
     return 0
@@ -323,12 +340,12 @@ def spherical_rows(X, centre, prec, cross, offset_sq, base, tile, what, out):  #
 
 @_jit
 def _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,  # noqa: ANN001, ANN202
-                 row, sc):
+                 white, lin, row, sc):
     d = X.shape[1]
     K, tile = sc.shape
     _centred_tile(X, start, stop, centre, ct, ct64)
-    white = np.dot(chol_t, ct)
-    lin = np.dot(means2, white)
+    np.dot(chol_t, ct, white)
+    np.dot(means2, white, lin)
     for b in range(tile):
         row[b] = 0.0
     for j in range(d):
@@ -352,21 +369,27 @@ def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, a
     scaled = np.empty((d, tile))
     row = np.empty(tile)
     sc = np.empty((K, tile))
+    white = np.empty((d, tile), X.dtype)
+    lin = np.empty((K, tile), X.dtype)
+    s1_t = np.empty((K, d))
+    s2_t = np.empty((d, d))
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,
-                     row, sc)
+                     white, lin, row, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk):
             return 1
-        s1 += np.dot(sc, ct64.T)
+        np.dot(sc, ct64.T, s1_t)
+        s1 += s1_t
         for b in range(tile):
             total = 0.0
             for k in range(K):
                 total += sc[k, b]
             for i in range(d):
                 scaled[i, b] = ct64[i, b] * total
-        s2 += np.dot(scaled, ct64.T)
+        np.dot(scaled, ct64.T, s2_t)
+        s2 += s2_t
     return 0
 
 
@@ -378,10 +401,12 @@ def tied_rows(X, centre, chol_t, means2, means_sq, base, tile, what, out):  # no
     ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
     row = np.empty(tile)
     sc = np.empty((K, tile))
+    white = np.empty((d, tile), X.dtype)
+    lin = np.empty((K, tile), X.dtype)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,
-                     row, sc)
+                     white, lin, row, sc)
         if not _finish(sc, row, start, stop, what, out):
             return 1
     return 0
