@@ -196,3 +196,16 @@ def test_cache_sizes_are_read_as_bytes():
 
     assert _bytes("2048K") == _bytes("2M") == 2 << 20 and _bytes("512") == 512
     assert l2_cache_bytes() >= 64 << 10 or l2_cache_bytes() == DEFAULT_L2_BYTES
+
+
+def test_chunks_are_longer_for_the_fused_kernel(monkeypatch):
+    from gaussmix.engine.sources import auto_chunk_size
+
+    full = get_covariance_type("full")
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "reference")
+    reference = [auto_chunk_size(K, d, full) for K, d in [(8, 16), (16, 8), (8, 64)]]
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "auto")
+    fast = [auto_chunk_size(K, d, full) for K, d in [(8, 16), (16, 8), (8, 64)]]
+    assert all(4096 <= r <= 65536 for r in reference + fast)
+    assert fast[0] > reference[0] and fast[1] > reference[1]  # small d: longer chunks
+    assert fast[2] < fast[0]  # more work per row: fewer rows

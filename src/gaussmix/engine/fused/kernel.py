@@ -54,11 +54,13 @@ class FusedEStepKernel(EStepKernel):
         a = self.fused
         assert a is not None
         K, d = self.state.shift.shape
+        loop = _loop(self.covariance_type, "chunk")
+        if loop is None:
+            return super().statistics(X, sample_weight)
         buffers, acc = _buffers(self.covariance_type, K, d), np.zeros(3)
         args = [a[name] for name in _ARGUMENTS[self.covariance_type]]
-        status = _loop(self.covariance_type, "chunk")(
-            np.ascontiguousarray(X), _weights(sample_weight), *args, self.tile, *buffers,
-            acc)
+        status = loop(np.ascontiguousarray(X), _weights(sample_weight), *args, self.tile,
+                      *buffers, acc)
         nk, s1, s2 = _moments(self, buffers)
         if status or not (np.all(np.isfinite(s1)) and np.all(np.isfinite(s2))
                           and np.isfinite(acc[0])):
@@ -92,15 +94,15 @@ class FusedEStepKernel(EStepKernel):
         """Per-row results from the loops (``what``: 0 log p(x), 1 log
         responsibilities (K, n), 2 labels), or None where the reference must
         give them."""
-        if not self._applies(X):
+        loop = _loop(self.covariance_type, "rows") if self._applies(X) else None
+        if loop is None:
             return None
         a = self.fused
         assert a is not None
         K = self.state.shift.shape[0]
         out = np.empty((K if what == 1 else 1, X.shape[0]))
         args = [a[name] for name in _ARGUMENTS[self.covariance_type]]
-        status = _loop(self.covariance_type, "rows")(np.ascontiguousarray(X), *args,
-                                                     self.tile, what, out)
+        status = loop(np.ascontiguousarray(X), *args, self.tile, what, out)
         return None if status else out
 
 
@@ -119,9 +121,13 @@ _ARGUMENTS = {
 }
 
 
-def _loop(covariance_type: str, kind: str) -> Callable[..., int]:
-    from . import loops  # imports numba: only once a chunk is big enough
-
+def _loop(covariance_type: str, kind: str) -> Callable[..., int] | None:
+    """The compiled loop, or None where numba is installed but fails to import
+    (a NumPy it does not support): the reference kernel then serves."""
+    try:
+        from . import loops  # imports numba: only once a chunk is big enough
+    except ImportError:
+        return None
     return getattr(loops, f"{covariance_type}_{kind}")  # type: ignore[no-any-return]
 
 
