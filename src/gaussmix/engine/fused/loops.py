@@ -24,7 +24,6 @@ import numpy as np
 from numba import njit
 
 _jit = njit(nogil=True, cache=True, fastmath={"contract"})
-_TINY = np.finfo(np.float64).tiny
 
 
 @_jit
@@ -45,72 +44,132 @@ def _centred_tile(X, start, stop, centre, ct, ct64):  # noqa: ANN001, ANN202
             ct64[i, b] = 0.0
 
 
+# exp(x) = 2^k exp(r), k = round(x / log 2), |r| <= log(2)/2, with log 2 split in
+# two (Cody and Waite) so that r is exact, and exp(r) by its Taylor polynomial
+# to degree 13 (remainder below 2e-17). Written as plain arithmetic, the loop
+# vectorises (libm's exp does not), which makes the K exponentials per row as
+# cheap as the products; it agrees with libm's to 2 units in the last place.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693145751953125
+_LN2_LO = 1.4286068203094173e-06
+_UNDERFLOW = -708.3  # below this, exp(x) is subnormal: returned as 0
+_TAYLOR = tuple(1.0 / math.factorial(i) for i in range(13, -1, -1))
+
+
 @_jit
-def _normalise(sc, row, m, w, start, acc, nk):  # noqa: ANN001, ANN202
-    """Log-scores ``sc`` (K, tile) into weighted responsibilities in place;
-    adds ``w log p(x)`` to ``acc[0]`` and the responsibilities to ``nk``.
-    ``row`` (tile,) is the row term (zeros where the type has none). Returns
-    False if a row has no finite score or row term."""
+def _exp_shifted(v, top, bits):  # noqa: ANN001, ANN202
+    """``v[b] = exp(v[b] - top[b])`` in place (0 where subnormal); ``bits`` is
+    an int64 buffer of v's length."""
+    scale = bits.view(np.float64)
+    for b in range(v.shape[0]):
+        x = v[b] - top[b]
+        under = x < _UNDERFLOW
+        x = max(x, _UNDERFLOW)
+        k = np.floor(x * _LOG2E + 0.5)
+        r = (x - k * _LN2_HI) - k * _LN2_LO
+        p = _TAYLOR[0]
+        p = p * r + _TAYLOR[1]
+        p = p * r + _TAYLOR[2]
+        p = p * r + _TAYLOR[3]
+        p = p * r + _TAYLOR[4]
+        p = p * r + _TAYLOR[5]
+        p = p * r + _TAYLOR[6]
+        p = p * r + _TAYLOR[7]
+        p = p * r + _TAYLOR[8]
+        p = p * r + _TAYLOR[9]
+        p = p * r + _TAYLOR[10]
+        p = p * r + _TAYLOR[11]
+        p = p * r + _TAYLOR[12]
+        p = p * r + _TAYLOR[13]
+        bits[b] = (np.int64(k) + 1023) << 52
+        v[b] = 0.0 if under else p
+    for b in range(v.shape[0]):
+        v[b] *= scale[b]
+
+
+@_jit
+def _column_tops(sc, row, m, top):  # noqa: ANN001, ANN202
+    """Column maxima of the scores into ``top``; False if a row among the
+    first ``m`` has no finite score or row term."""
     K, tile = sc.shape
-    weighted = w.shape[0] > 0
+    for b in range(tile):
+        top[b] = sc[0, b]
+    for k in range(1, K):
+        for b in range(tile):
+            top[b] = max(top[b], sc[k, b])
     for b in range(m):
-        top = -np.inf
-        for k in range(K):
-            if sc[k, b] > top:
-                top = sc[k, b]
-        if not (np.isfinite(top) and np.isfinite(row[b])):
+        if not (np.isfinite(top[b]) and np.isfinite(row[b])):
             return False
-        total = 0.0
-        for k in range(K):
-            e = math.exp(sc[k, b] - top)
-            if e < _TINY:  # subnormal: a hundred times slower products, no effect
-                e = 0.0
-            sc[k, b] = e
-            total += e
-        wb = w[start + b] if weighted else 1.0
-        log_norm = math.log(total) + top + row[b]
-        acc[0] += wb * log_norm
-        scale = wb / total
-        for k in range(K):
-            sc[k, b] *= scale
-    for k in range(K):
-        for b in range(m, tile):
-            sc[k, b] = 0.0
-        total = 0.0
-        for b in range(m):
-            total += sc[k, b]
-        nk[k] += total
+    for b in range(m, tile):
+        top[b] = 0.0 if not np.isfinite(top[b]) else top[b]
     return True
 
 
 @_jit
-def _finish(sc, row, start, stop, what, out):  # noqa: ANN001, ANN202
+def _normalise(sc, row, m, w, start, acc, nk, work, bits):  # noqa: ANN001, ANN202
+    """Log-scores ``sc`` (K, tile) into weighted responsibilities in place;
+    adds ``w log p(x)`` to ``acc[0]`` and the responsibilities to ``nk``.
+    ``row`` (tile,) is the row term (zeros where the type has none); ``work``
+    (2, tile) float64 and ``bits`` (tile,) int64 are scratch. Returns False if
+    a row has no finite score or row term."""
+    K, tile = sc.shape
+    top, total = work[0], work[1]
+    if not _column_tops(sc, row, m, top):
+        return False
+    total[:] = 0.0
+    for k in range(K):
+        _exp_shifted(sc[k], top, bits)
+        for b in range(tile):
+            total[b] += sc[k, b]
+    weighted = w.shape[0] > 0
+    for b in range(m):
+        wb = w[start + b] if weighted else 1.0
+        acc[0] += wb * (math.log(total[b]) + top[b] + row[b])
+        total[b] = wb / total[b]
+    for b in range(m, tile):
+        total[b] = 0.0
+    for k in range(K):
+        count = 0.0
+        for b in range(tile):
+            sc[k, b] *= total[b]
+            count += sc[k, b]
+        nk[k] += count
+    return True
+
+
+@_jit
+def _finish(sc, row, start, stop, what, out, work, bits):  # noqa: ANN001, ANN202
     """Per-row results of a tile's scores, as the reference gives them:
     ``what`` 0: ``log p(x)`` into ``out[0, row]``; 1: log-responsibilities
     into ``out[:, row]`` (K, n); 2: the most probable component (first of
     ties) into ``out[0, row]``. False if a row has no finite score."""
-    K = sc.shape[0]
-    for b in range(stop - start):
-        top = -np.inf
-        best = 0
-        for k in range(K):
-            if sc[k, b] > top:
-                top = sc[k, b]
-                best = k
-        if not (np.isfinite(top) and np.isfinite(row[b])):
-            return False
-        if what == 2:
+    K, tile = sc.shape
+    m = stop - start
+    top, total = work[0], work[1]
+    if not _column_tops(sc, row, m, top):
+        return False
+    if what == 2:
+        for b in range(m):
+            best = 0
+            for k in range(1, K):
+                if sc[k, b] > sc[best, b]:
+                    best = k
             out[0, start + b] = best
-            continue
-        total = 0.0
-        for k in range(K):
-            total += math.exp(sc[k, b] - top)
-        log_total = math.log(total)
+        return True
+    total[:] = 0.0
+    for k in range(K):
+        e = work[2 + k]
+        e[:] = sc[k]
+        _exp_shifted(e, top, bits)
+        for b in range(tile):
+            total[b] += e[b]
+    for b in range(m):
+        log_total = math.log(total[b])
         if what == 0:
-            out[0, start + b] = log_total + top + row[b]
+            out[0, start + b] = log_total + top[b] + row[b]
         else:
             for k in range(K):
-                out[k, start + b] = sc[k, b] - top - log_total
+                out[k, start + b] = sc[k, b] - top[b] - log_total
     return True
 
 
@@ -161,6 +220,8 @@ def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: A
     ct = np.ones((d + 1, tile), X.dtype)
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
+    work = np.empty((2, tile))
+    bits = np.empty(tile, np.int64)
     root = np.empty((K, tile), X.dtype)
     white = np.empty((K * d, tile), X.dtype)
     mom_t = np.empty((K, d + 1))
@@ -174,7 +235,7 @@ def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: A
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc)
-        if not _normalise(sc, row, stop - start, w, start, acc, nk):
+        if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
         np.dot(sc, ct64.T, mom_t)
         mom += mom_t
@@ -198,12 +259,14 @@ def full_rows(X, centre, stacked, base, tile, what, out):  # noqa: ANN001, ANN20
     ct = np.ones((d + 1, tile), X.dtype)
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
+    work = np.empty((2 + K, tile))
+    bits = np.empty(tile, np.int64)
     white = np.empty((K * d, tile), X.dtype)
     row = np.zeros(tile)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc)
-        if not _finish(sc, row, start, stop, what, out):
+        if not _finish(sc, row, start, stop, what, out, work, bits):
             return 1
     return 0
 
@@ -237,6 +300,8 @@ def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noq
     feats, feats64 = np.empty((2 * d, tile), X.dtype), np.empty((2 * d, tile))
     row = np.zeros(tile)
     sc = np.empty((K, tile))
+    work = np.empty((2, tile))
+    bits = np.empty(tile, np.int64)
     maha = np.empty((K, tile), X.dtype)
     sums_t = np.empty((K, 2 * d))
     _weights(w, n, acc)
@@ -244,7 +309,7 @@ def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noq
         stop = min(start + tile, n)
         _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
                      feats64, maha, sc)
-        if not _normalise(sc, row, stop - start, w, start, acc, nk):
+        if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
         np.dot(sc, feats64.T, sums_t)
         sums += sums_t
@@ -260,12 +325,14 @@ def diag_rows(X, centre, coef, offset_sq, base, tile, what, out):  # noqa: ANN00
     feats, feats64 = np.empty((2 * d, tile), X.dtype), np.empty((2 * d, tile))
     row = np.zeros(tile)
     sc = np.empty((K, tile))
+    work = np.empty((2 + K, tile))
+    bits = np.empty(tile, np.int64)
     maha = np.empty((K, tile), X.dtype)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
                      feats64, maha, sc)
-        if not _finish(sc, row, start, stop, what, out):
+        if not _finish(sc, row, start, stop, what, out, work, bits):
             return 1
     return 0
 
@@ -300,6 +367,8 @@ def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2
     sq, sq64 = np.empty(tile, X.dtype), np.empty(tile)
     row = np.zeros(tile)
     sc = np.empty((K, tile))
+    work = np.empty((2, tile))
+    bits = np.empty(tile, np.int64)
     lin = np.empty((K, tile), X.dtype)
     s1_t = np.empty((K, d))
     _weights(w, n, acc)
@@ -307,7 +376,7 @@ def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2
         stop = min(start + tile, n)
         _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,
                           sq, sq64, lin, sc)
-        if not _normalise(sc, row, stop - start, w, start, acc, nk):
+        if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
         np.dot(sc, ct64.T, s1_t)
         s1 += s1_t
@@ -328,12 +397,14 @@ def spherical_rows(X, centre, prec, cross, offset_sq, base, tile, what, out):  #
     sq, sq64 = np.empty(tile, X.dtype), np.empty(tile)
     row = np.zeros(tile)
     sc = np.empty((K, tile))
+    work = np.empty((2 + K, tile))
+    bits = np.empty(tile, np.int64)
     lin = np.empty((K, tile), X.dtype)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,
                           sq, sq64, lin, sc)
-        if not _finish(sc, row, start, stop, what, out):
+        if not _finish(sc, row, start, stop, what, out, work, bits):
             return 1
     return 0
 
@@ -369,6 +440,8 @@ def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, a
     scaled = np.empty((d, tile))
     row = np.empty(tile)
     sc = np.empty((K, tile))
+    work = np.empty((2, tile))
+    bits = np.empty(tile, np.int64)
     white = np.empty((d, tile), X.dtype)
     lin = np.empty((K, tile), X.dtype)
     s1_t = np.empty((K, d))
@@ -378,7 +451,7 @@ def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, a
         stop = min(start + tile, n)
         _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,
                      white, lin, row, sc)
-        if not _normalise(sc, row, stop - start, w, start, acc, nk):
+        if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
         np.dot(sc, ct64.T, s1_t)
         s1 += s1_t
@@ -401,12 +474,14 @@ def tied_rows(X, centre, chol_t, means2, means_sq, base, tile, what, out):  # no
     ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
     row = np.empty(tile)
     sc = np.empty((K, tile))
+    work = np.empty((2 + K, tile))
+    bits = np.empty(tile, np.int64)
     white = np.empty((d, tile), X.dtype)
     lin = np.empty((K, tile), X.dtype)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,
                      white, lin, row, sc)
-        if not _finish(sc, row, start, stop, what, out):
+        if not _finish(sc, row, start, stop, what, out, work, bits):
             return 1
     return 0
