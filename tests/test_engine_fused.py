@@ -209,3 +209,22 @@ def test_chunks_are_longer_for_the_fused_kernel(monkeypatch):
     assert all(4096 <= r <= 65536 for r in reference + fast)
     assert fast[0] > reference[0] and fast[1] > reference[1]  # small d: longer chunks
     assert fast[2] < fast[0]  # more work per row: fewer rows
+
+
+def test_auto_mode_loads_the_loops_once_worth_it(monkeypatch):
+    from gaussmix.engine.fused import kernel as fused_kernel
+
+    X = mixture_data()
+    params = fitted_params("diag")
+    piece, spec = get_covariance_type("diag"), ComputeSpec(np, np.float64)
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "reference")
+    reference = EStepKernel.build(piece, params, spec)
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "auto")
+    monkeypatch.setattr(fused_kernel, "loops_loaded", lambda: False)
+    monkeypatch.setattr(fused_kernel, "_work_seen", [0.0])
+    lazy = EStepKernel.build(piece, params, spec)
+    assert not lazy.compiled
+    assert lazy.statistics(X) == reference.statistics(X)  # the reference, bit for bit
+    assert 0 < fused_kernel._work_seen[0] < fused_kernel.LOAD_AFTER_FLOPS
+    fused_kernel._work_seen[0] = fused_kernel.LOAD_AFTER_FLOPS
+    assert EStepKernel.build(piece, params, spec).compiled

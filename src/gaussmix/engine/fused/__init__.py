@@ -12,8 +12,10 @@ statistics, so threads scale and small ``d`` stops being memory-bound.
 numba is a core dependency (wheels for every main platform), but the engine
 does not need it: when it cannot be imported the reference kernel is used.
 The environment variable ``GAUSSMIX_KERNEL`` chooses: ``auto`` (default: the
-fused kernel where it applies), ``reference`` (always the reference, as the
-tests use to compare), ``fused`` (as auto, but fail if numba is missing).
+fused kernel where it applies, once the process has done enough E-step work
+to repay loading it, see :mod:`.kernel`), ``reference`` (always the
+reference, as the tests use to compare), ``fused`` (the fused kernel from the
+first chunk; fail if numba is missing).
 """
 
 from __future__ import annotations
@@ -70,12 +72,13 @@ def specialised(kernel: EStepKernel) -> EStepKernel:
             raise ImportError(f"{ENVIRONMENT_VARIABLE}=fused requires numba: "
                               "pip install numba")
         return kernel
-    from .kernel import FusedEStepKernel, loop_arrays, tile_rows
+    from .kernel import FusedEStepKernel, load_loops_if_worth_it, loop_arrays, tile_rows
 
     arrays = loop_arrays(kernel)
     if arrays is None:
         return kernel
+    compiled = load_loops_if_worth_it() if choice == "auto" else True
     K, d = kernel.state.shift.shape
     return FusedEStepKernel(kernel.piece, kernel.state, kernel.log_weights,
                             kernel.covariance_type, fused=arrays,
-                            tile=tile_rows(kernel.covariance_type, K, d))
+                            tile=tile_rows(kernel.covariance_type, K, d), compiled=compiled)

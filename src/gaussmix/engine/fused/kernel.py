@@ -1,19 +1,28 @@
 """The fused E-step kernel: :class:`EStepKernel` with compiled statistics.
 
 :class:`FusedEStepKernel` is the reference kernel bound to the same parameters
-and the same precomputed arrays; only :meth:`FusedEStepKernel.statistics`
-differs, running the tile loops of :mod:`.loops` (numba, GIL released) on
-chunks of NumPy float32/float64 rows. Per-row results (``log_likelihood``,
-``log_resp``, ``labels``) are the reference's. A chunk falls back to the
-reference when it is small (the compiled loops are not worth importing for
-it), not NumPy, or when one of its rows has no finite score (the reference
-rescues such rows) or its statistics overflow.
+and the same precomputed arrays; only its statistics and per-row results
+(``log_likelihood``, ``log_resp``, ``labels``) come from the tile loops of
+:mod:`.loops` (numba, GIL released) on chunks of NumPy float32/float64 rows.
+A chunk falls back to the reference when it is small, not NumPy, or when one
+of its rows has no finite score (the reference rescues such rows) or its
+statistics overflow.
+
+Loading the compiled loops costs about a second once per process (importing
+numba, reading its on-disk cache; the very first run on a machine compiles
+them, tens of seconds). So that small fits never pay it, a kernel built in
+``auto`` mode runs the reference until the process has passed
+``LOAD_AFTER_FLOPS`` of E-step work through it, then loads the loops at the
+next kernel build (the start of a pass: every chunk of a pass takes the same
+path). ``GAUSSMIX_KERNEL=fused`` loads them at once.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +32,39 @@ import numpy as np
 from ..estep import EStepKernel
 from ..stats import SuffStats
 
-#: Chunks with fewer rows than this use the reference kernel: below it the
-#: compiled loops gain little, and a fit that never reaches it never imports
-#: numba (about half a second) nor loads the compiled loops.
+#: Chunks with fewer rows than this use the reference kernel (the compiled
+#: loops gain little on them).
 MIN_ROWS = 4096
+
+#: E-step work (about 4 (d+1) flops per number of the reference's work array)
+#: after which ``auto`` mode loads the compiled loops: about as long in the
+#: reference kernel as loading them takes, so a process never spends more
+#: than about twice the best time (8.6 GFLOP: some 5 iterations of a full
+#: n=200k, d=16, K=8 fit; a fit of n=1000 never gets there).
+LOAD_AFTER_FLOPS = float(1 << 33)
+
+_work_seen = [0.0]
+_work_lock = threading.Lock()
+
+
+def loops_loaded() -> bool:
+    """Whether the compiled loops are imported in this process."""
+    return f"{__package__}.loops" in sys.modules
+
+
+def load_loops_if_worth_it() -> bool:
+    """Import the loops if done already or ``LOAD_AFTER_FLOPS`` reached;
+    False if not (yet) or if numba fails to import."""
+    if not loops_loaded() and _work_seen[0] < LOAD_AFTER_FLOPS:
+        return False
+    return _loop("full", "chunk") is not None
+
+
+def _count_work(kernel: EStepKernel, X: Any) -> None:
+    K, d = kernel.state.shift.shape
+    per_row = 4.0 * kernel.piece.numbers_per_row(K, d) * (d + 1)
+    with _work_lock:
+        _work_seen[0] += per_row * X.shape[0]
 
 # A tile's work arrays take this share of one core's L2 cache, so that the
 # tile, its products and the statistics stay in cache between the steps.
@@ -41,11 +79,13 @@ class FusedEStepKernel(EStepKernel):
     """An :class:`EStepKernel` whose statistics come from compiled tile loops.
 
     ``fused`` holds the arrays the loops need (contiguous NumPy arrays in the
-    compute dtype); ``tile`` is the number of rows per tile.
+    compute dtype); ``tile`` is the number of rows per tile; ``compiled``
+    False makes it the reference that counts its work (see the module notes).
     """
 
     fused: dict[str, np.ndarray] | None = None
     tile: int = 256
+    compiled: bool = True
 
     def statistics(self, X: Any, sample_weight: Any = None) -> SuffStats:
         if not self._applies(X) or not (sample_weight is None
@@ -87,8 +127,12 @@ class FusedEStepKernel(EStepKernel):
         return super().labels(X) if out is None else out[0].astype(np.int64)
 
     def _applies(self, X: Any) -> bool:
-        return (self.fused is not None and isinstance(X, np.ndarray) and X.ndim == 2
-                and X.shape[0] >= MIN_ROWS and X.dtype == self.fused["centre"].dtype)
+        applies = (self.fused is not None and isinstance(X, np.ndarray) and X.ndim == 2
+                   and X.shape[0] >= MIN_ROWS and X.dtype == self.fused["centre"].dtype)
+        if applies and not self.compiled:
+            _count_work(self, X)
+            return False
+        return applies
 
     def _rows(self, X: Any, what: int) -> np.ndarray | None:
         """Per-row results from the loops (``what``: 0 log p(x), 1 log
