@@ -25,7 +25,7 @@ from gaussmix.engine.threads import available_cores, cgroup_cpu_limit, resolve_t
 
 pytest.importorskip("numba")
 
-N_ROWS = MIN_ROWS + 1037  # several tiles and a partial last one
+N_ROWS = 5037  # several tiles and a partial last one
 
 
 def mixture_data(n=N_ROWS, seed=0):
@@ -123,12 +123,12 @@ def test_far_apart_components_fall_back_to_the_reference(monkeypatch):
 
 @pytest.mark.parametrize("cov", COVARIANCE_TYPES)
 def test_fit_is_the_same_whatever_the_threads_and_kernel(monkeypatch, cov):
-    X = mixture_data(3 * MIN_ROWS)
+    X = mixture_data(6000)
     fits = {}
     for kernel, threads in [("reference", 1), ("fused", 1), ("fused", 2), ("fused", 3)]:
         monkeypatch.setenv("GAUSSMIX_KERNEL", kernel)
         gm = GaussianMixture(3, covariance_type=cov, max_iter=5, tol=0, random_state=0,
-                             n_threads=threads, chunk_size=MIN_ROWS)
+                             n_threads=threads, chunk_size=1500)
         with pytest.warns(Warning):
             gm.fit(X)
         fits[kernel, threads] = gm

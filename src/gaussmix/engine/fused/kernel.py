@@ -32,9 +32,9 @@ import numpy as np
 from ..estep import EStepKernel
 from ..stats import SuffStats
 
-#: Chunks with fewer rows than this use the reference kernel (the compiled
-#: loops gain little on them).
-MIN_ROWS = 4096
+#: Chunks with fewer rows than this use the reference kernel (a tile is
+#: computed whole, padding included).
+MIN_ROWS = 64
 
 #: E-step work (about 4 (d+1) flops per number of the reference's work array)
 #: after which ``auto`` mode loads the compiled loops: about as long in the
@@ -102,8 +102,7 @@ class FusedEStepKernel(EStepKernel):
         status = loop(np.ascontiguousarray(X), _weights(sample_weight), *args, self.tile,
                       *buffers, acc)
         nk, s1, s2 = _moments(self, buffers)
-        if status or not (np.all(np.isfinite(s1)) and np.all(np.isfinite(s2))
-                          and np.isfinite(acc[0])):
+        if status or not np.isfinite(acc[0] + s1.sum() + s2.sum()):
             # a row far beyond every component, or an overflow: the reference
             # rescues such rows (or reports them)
             return super().statistics(X, sample_weight)
@@ -158,7 +157,7 @@ def _weights(sample_weight: Any) -> np.ndarray:
 
 # The loops' parameter arrays, by covariance type, in their argument order.
 _ARGUMENTS = {
-    "full": ("centre", "stacked", "base"),
+    "full": ("centre", "stacked", "base", "offsets", "unwhiten"),
     "diag": ("centre", "coef", "offset_sq", "base"),
     "spherical": ("centre", "prec", "cross", "offset_sq", "base"),
     "tied": ("centre", "chol_t", "means2", "means_sq", "base"),
@@ -180,26 +179,17 @@ def _buffers(covariance_type: str, K: int, d: int) -> tuple[np.ndarray, ...]:
     second = {"full": (K, d, d), "tied": (d, d), "spherical": (K,)}
     if covariance_type == "diag":
         return np.zeros(K), np.zeros((K, 2 * d))
-    first = (K, d + 1) if covariance_type == "full" else (K, d)
-    return np.zeros(K), np.zeros(first), np.zeros(second[covariance_type])
+    return np.zeros(K), np.zeros((K, d)), np.zeros(second[covariance_type])
 
 
 def _moments(kernel: FusedEStepKernel, buffers: tuple[np.ndarray, ...]
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(nk, s1, s2) about the kernel's shift from the loop's buffers."""
-    a = kernel.fused
-    assert a is not None
-    d = kernel.state.shift.shape[1]
     if kernel.covariance_type == "diag":
+        d = kernel.state.shift.shape[1]
         nk, sums = buffers
         return nk, sums[:, d:].copy(), sums[:, :d].copy()
     nk, s1, s2 = buffers
-    if kernel.covariance_type == "full":
-        # s1 about the means from moments about the centre (as the reference);
-        # s2 from whitened coordinates back to the data's: x - mu = y U^-1.
-        s1 = s1[:, :d] - s1[:, d:] * a["offsets"]
-        back = a["unwhiten"]
-        s2 = np.matmul(back.transpose(0, 2, 1), np.matmul(s2, back))
     return nk, s1, s2
 
 

@@ -210,11 +210,13 @@ def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc):  #
 
 
 @_jit
-def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: ANN001, ANN201
+def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2, acc):  # noqa: ANN001, ANN201
     """Full covariances. ``stacked`` (K*d, d+1) whitens ``[x - c, 1]`` for all
     components; ``base`` (K,) = log weight + log normaliser. Accumulates
-    ``mom`` (K, d+1) = resp @ [x - c, 1] and ``s2w`` (K, d, d), the second
-    moments in each component's whitened coordinates."""
+    ``resp @ [x - c, 1]`` and the second moments in each component's whitened
+    coordinates, then gives, as the reference, ``s1`` (K, d) about the means
+    (``offsets`` = means - c) and ``s2`` (K, d, d) mapped back with
+    ``unwhiten`` (K, d, d): x - mu = y U^-1."""
     n, d = X.shape
     K = base.shape[0]
     ct = np.ones((d + 1, tile), X.dtype)
@@ -226,6 +228,8 @@ def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: A
     white = np.empty((K * d, tile), X.dtype)
     mom_t = np.empty((K, d + 1))
     s2_t = np.empty((d, d), X.dtype)
+    mom = np.zeros((K, d + 1))
+    s2w = np.zeros((K, d, d))
     row = np.zeros(tile)
     # Responsibilities below ``floor`` (1e-30 in float32) count as zero: their
     # products would be subnormal numbers, a hundred times slower, for no
@@ -248,12 +252,19 @@ def full_chunk(X, w, centre, stacked, base, tile, nk, mom, s2w, acc):  # noqa: A
             part = white[k * d:(k + 1) * d]
             np.dot(part, part.T, s2_t)
             s2w[k] += s2_t
+    back = np.empty((d, d))
+    for k in range(K):
+        for i in range(d):
+            s1[k, i] = mom[k, i] - mom[k, d] * offsets[k, i]
+        np.dot(s2w[k], unwhiten[k], back)
+        np.dot(unwhiten[k].T, back, s2[k])
     return 0
 
 
 @_jit
-def full_rows(X, centre, stacked, base, tile, what, out):  # noqa: ANN001, ANN201
-    """Per-row results (see :func:`_finish`) for full covariances."""
+def full_rows(X, centre, stacked, base, offsets, unwhiten, tile, what, out):  # noqa: ANN001, ANN201, ARG001
+    """Per-row results (see :func:`_finish`) for full covariances (``offsets``
+    and ``unwhiten`` serve only the statistics)."""
     n, d = X.shape
     K = base.shape[0]
     ct = np.ones((d + 1, tile), X.dtype)
