@@ -6,12 +6,25 @@ one process, and are timed with wall-clock time (best of ``--repeat`` fits).
 Peak extra memory during a fit is measured separately with tracemalloc
 (NumPy reports its allocations to it).
 
+The same run measures the machine's matrix-product (GEMM) rate and reports
+each fit against the *GEMM floor*: the time the iteration's matrix products
+(:func:`iteration_flops`, e.g. 4 n K d^2 for full covariances) would take at
+that rate ("x floor" = time / floor). It also times gaussmix with its
+reference array-API kernel (``GAUSSMIX_KERNEL=reference``) beside the default
+(the fused, compiled kernel where numba is installed): that pair is the
+before/after of the fused kernel, measured in one process.
+
+``--threads 1,2,4`` adds a thread-scaling table: gaussmix (both kernels) with
+each number of threads on the selected cases, and the speed-up over one
+thread.
+
 Run ``python benchmarks/bench_em.py`` (all cases) or ``--quick`` (small sizes).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 import tracemalloc
@@ -61,14 +74,27 @@ def initial_parameters(X: np.ndarray, K: int, cov: str, seed: int = 1) -> dict:
     )
 
 
-def timed_fit(cls, X, K, cov, init, n_iter, repeat):
+def timed_fit(cls, X, K, cov, init, n_iter, repeat, **options):
     best, model = np.inf, None
     for _ in range(repeat):
-        model = cls(K, covariance_type=cov, max_iter=n_iter, tol=0.0, **init)
+        model = cls(K, covariance_type=cov, max_iter=n_iter, tol=0.0, **init, **options)
         t = time.perf_counter()
         model.fit(X)
         best = min(best, time.perf_counter() - t)
     return best, model
+
+
+def kernel_fit(kernel, X, K, cov, init, n_iter, repeat, **options):
+    """A gaussmix fit timed with ``GAUSSMIX_KERNEL=kernel`` (reference|auto|fused)."""
+    before = os.environ.get("GAUSSMIX_KERNEL")
+    os.environ["GAUSSMIX_KERNEL"] = kernel
+    try:
+        return timed_fit(GaussianMixture, X, K, cov, init, n_iter, repeat, **options)
+    finally:
+        if before is None:
+            del os.environ["GAUSSMIX_KERNEL"]
+        else:
+            os.environ["GAUSSMIX_KERNEL"] = before
 
 
 def peak_memory(cls, X, K, cov, init) -> float:
@@ -96,9 +122,20 @@ def _timed(func) -> float:
     return time.perf_counter() - t
 
 
-def full_iteration_flops(n: int, d: int, K: int) -> float:
-    """About 4 n K d^2: the whitening product and the second moments."""
-    return 4.0 * n * K * d * d
+def iteration_flops(cov: str, n: int, d: int, K: int) -> float:
+    """Flops of one iteration's matrix products, the floor of the E-step.
+
+    full: 4 n K d^2 (whitening for all components, second moments); tied:
+    4 n d^2 + 4 n K d (one whitening, the shared second moment, scores and
+    first moments); diag: 8 n K d (scores from [(x-c)^2, x-c], moments of the
+    same); spherical: 4 n K d (scores and first moments).
+    """
+    return {
+        "full": 4.0 * n * K * d * d,
+        "tied": 4.0 * n * d * d + 4.0 * n * K * d,
+        "diag": 8.0 * n * K * d,
+        "spherical": 4.0 * n * K * d,
+    }[cov]
 
 
 def main() -> None:
@@ -108,36 +145,90 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="n divided by 20")
     parser.add_argument("--case", type=int, action="append",
                         help="run only these case indices")
+    parser.add_argument("--threads", help="thread-scaling table for these counts, "
+                        "e.g. 1,2,4,8,16")
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     print(f"# {platform.processor() or platform.machine()}, "
-          f"{__import__('os').cpu_count()} cores, numpy {np.__version__}, "
+          f"{os.cpu_count()} cores, numpy {np.__version__}, "
           f"sklearn {__import__('sklearn').__version__}, {time.strftime('%Y-%m-%d')}")
     rates = {dt: matmul_rate(dt) for dt in ("float64", "float32")}
     print("# measured matrix-product rate: " + ", ".join(
-        f"{dt} {r / 1e9:.1f} GFLOP/s" for dt, r in rates.items()))
-    header = ("case", "sklearn s/it", "gaussmix s/it", "speed-up",
-              "sklearn loglik", "gaussmix loglik", "sk MiB", "gm MiB",
-              "of matmul rate")
+        f"{dt} {r / 1e9:.1f} GFLOP/s" for dt, r in rates.items())
+        + " (and again before and after each case: the floor uses the best)")
+    selected = [(i, case) for i, case in enumerate(CASES)
+                if not args.case or i in args.case]
+    warm_up(selected, args.quick)
+    header = ("case", "sklearn s/it", "reference s/it", "gaussmix s/it", "speed-up",
+              "fused/reference", "sklearn loglik", "gaussmix loglik", "sk MiB", "gm MiB",
+              "GEMM GFLOP/s", "GEMM floor s/it", "x floor", "fraction of the GEMM floor")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for i, (cov, n, d, K, dtype) in enumerate(CASES):
-        if args.case and i not in args.case:
-            continue
+    for _, (cov, n, d, K, dtype) in selected:
         n = n // 20 if args.quick else n
         X = make_data(n, d, K, dtype)
         init = initial_parameters(X, K, cov)
+        rate = matmul_rate(dtype)  # measured beside each case: the VM's speed moves
         t_sk, sk = timed_fit(SkGMM, X, K, cov, init, args.iter, args.repeat)
-        t_gm, gm = timed_fit(GaussianMixture, X, K, cov, init, args.iter, args.repeat)
+        t_ref, t_gm, gm = alternated(X, K, cov, init, args.iter, args.repeat)
+        rate = max(rate, matmul_rate(dtype))
         mem_sk = peak_memory(SkGMM, X, K, cov, init) / 2**20
         mem_gm = peak_memory(GaussianMixture, X, K, cov, init) / 2**20
         name = f"{cov} n={n} d={d} K={K} {dtype}"
-        # fraction of the measured matmul rate (full covariances: 4 n K d^2 flops)
-        share = (f"{full_iteration_flops(n, d, K) / (t_gm / args.iter) / rates[dtype]:.0%}"
-                 if cov == "full" else "-")
-        print(f"| {name} | {t_sk / args.iter:.4f} | {t_gm / args.iter:.4f} | "
-              f"{t_sk / t_gm:.2f}x | {sk.lower_bound_:.6f} | {gm.lower_bound_:.6f} | "
-              f"{mem_sk:.0f} | {mem_gm:.0f} | {share} |", flush=True)
+        floor = iteration_flops(cov, n, d, K) / rate
+        per_iter = t_gm / args.iter
+        print(f"| {name} | {t_sk / args.iter:.4f} | {t_ref / args.iter:.4f} | "
+              f"{per_iter:.4f} | {t_sk / t_gm:.2f}x | {t_ref / t_gm:.2f}x | "
+              f"{sk.lower_bound_:.6f} | {gm.lower_bound_:.6f} | {mem_sk:.0f} | "
+              f"{mem_gm:.0f} | {rate / 1e9:.0f} | {floor:.4f} | {per_iter / floor:.2f}x | "
+              f"{floor / per_iter:.0%} |", flush=True)
+    if args.threads:
+        thread_scaling(selected, args)
+
+
+def alternated(X, K, cov, init, n_iter, repeat, **options):
+    """Best times of the reference and the default (fused) kernel, their fits
+    alternated so that a slow spell of this shared machine hits both."""
+    t_ref = t_gm = np.inf
+    gm = None
+    for _ in range(repeat):
+        t_ref = min(t_ref, kernel_fit("reference", X, K, cov, init, n_iter, 1,
+                                      **options)[0])
+        t, gm = kernel_fit("auto", X, K, cov, init, n_iter, 1, **options)
+        t_gm = min(t_gm, t)
+    return t_ref, t_gm, gm
+
+
+def warm_up(selected, quick: bool) -> None:
+    """One small fit per case's type and dtype with the fused kernel forced,
+    so that loading (or first compiling) its loops is not timed: the timed
+    ``auto`` fits then use them from their first pass (see
+    ``benchmarks/bench_first_fit.py`` for that one-time cost)."""
+    for cov, dtype in {(cov, dtype) for _, (cov, _, _, _, dtype) in selected}:
+        X = make_data(20_000, 4, 2, dtype)
+        kernel_fit("fused", X, 2, cov, {"random_state": 0}, 2, 1)
+
+
+def thread_scaling(selected, args) -> None:
+    """ms per iteration of gaussmix (both kernels) for each thread count."""
+    counts = [int(t) for t in args.threads.split(",")]
+    print()
+    print(f"# thread scaling ({os.cpu_count()} cores here; ms per iteration, "
+          "speed-up over one thread)")
+    header = ("case", "kernel", *(f"{t} threads" for t in counts))
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for _, (cov, n, d, K, dtype) in selected:
+        n = n // 20 if args.quick else n
+        X = make_data(n, d, K, dtype)
+        init = initial_parameters(X, K, cov)
+        pairs = [alternated(X, K, cov, init, args.iter, args.repeat, n_threads=t)
+                 for t in counts]
+        for name, column in (("reference", 0), ("fused", 1)):
+            times = [pair[column] / args.iter for pair in pairs]
+            cells = [f"{1e3 * t:.1f} ({times[0] / t:.1f}x)" for t in times]
+            print(f"| {cov} n={n} d={d} K={K} {dtype} | {name} | " + " | ".join(cells)
+                  + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,10 @@ class EStepKernel:
                               params.precisions_cholesky, spec)
         with np.errstate(divide="ignore"):  # an empty component has log weight -inf
             log_weights = np.log(params.weights)
-        return cls(piece, state, spec.asarray(log_weights), piece.name)
+        kernel = cls(piece, state, spec.asarray(log_weights), piece.name)
+        from .fused import specialised  # compiled loops for NumPy chunks, if numba is
+
+        return specialised(kernel) if cls is EStepKernel else kernel
 
     # -- per-row results -----------------------------------------------------
     def scores(self, X: Any) -> tuple[Any, Any, Any, list[Any]]:

@@ -3,14 +3,68 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 
 
 def resolve_threads(n_threads: int | None) -> int:
-    """Number of worker threads: all cores by default."""
+    """Number of worker threads: by default the cores this process may use.
+
+    Those are the cores of its CPU affinity mask (``taskset``, ``cpuset``),
+    capped by a cgroup CPU quota (``docker --cpus``, Kubernetes limits), not
+    every core of the machine: threads beyond them only queue for the same
+    cores.
+    """
     if n_threads is None:
-        return os.cpu_count() or 1
+        return available_cores()
     return max(1, int(n_threads))
+
+
+def available_cores() -> int:
+    """Cores this process may run on: the affinity mask and cgroup quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs allowed by the cgroup quota (``quota / period``), or None.
+
+    Reads cgroup v2's ``cpu.max`` (``"max 100000"`` means no limit) or cgroup
+    v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (``-1``: no limit).
+    """
+    v2 = _read(os.path.join(root, "cpu.max"))
+    if v2 is not None:
+        parts = v2.split()
+        if len(parts) == 2 and parts[0] != "max":
+            return _ratio(parts[0], parts[1])
+        return None
+    quota = _read(os.path.join(root, "cpu", "cpu.cfs_quota_us"))
+    period = _read(os.path.join(root, "cpu", "cpu.cfs_period_us"))
+    if quota is None or period is None:
+        return None
+    return _ratio(quota, period)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    try:
+        q, p = float(quota), float(period)
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None
 
 
 @functools.cache

@@ -1,0 +1,498 @@
+"""The compiled tile loops of the fused E-step (numba, no GIL held).
+
+Each function folds one chunk of rows into statistics buffers, a tile of
+``tile`` rows at a time. A tile is copied transposed (features x rows) and
+centred on the group's centre, and every intermediate of the reference kernel
+(:mod:`gaussmix.engine.covariance`) is formed for that tile only, so the work
+set stays in L2 and the (n, K*d) arrays of the reference are never written.
+The arithmetic is the reference's, in the same precision: the same precomputed
+group arrays, the same products (small BLAS calls on the tile), the same
+log-sum-exp. Only the summation order over rows differs (per tile, then over
+tiles), by a few units in the last place.
+
+Every function returns a status: 0 when all went well, 1 when a row's scores
+or row term are not finite (rows far beyond every component: the caller then
+recomputes the chunk with the reference kernel, which rescues such rows).
+``acc`` receives ``[loglik, weight, min_weight]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_jit = njit(nogil=True, cache=True, fastmath={"contract"})
+
+
+@_jit
+def _centred_tile(X, start, stop, centre, ct, ct64):  # noqa: ANN001, ANN202
+    """Rows ``start:stop`` of X minus the centre, transposed into ``ct``
+    (compute dtype) and ``ct64`` (its float64 values); padding columns zero."""
+    d = X.shape[1]
+    m = stop - start
+    for b in range(m):
+        row = X[start + b]
+        for i in range(d):
+            v = row[i] - centre[i]
+            ct[i, b] = v
+            ct64[i, b] = v
+    for i in range(d):
+        for b in range(m, ct.shape[1]):
+            ct[i, b] = 0
+            ct64[i, b] = 0.0
+
+
+# exp(x) = 2^k exp(r), k = round(x / log 2), |r| <= log(2)/2, with log 2 split in
+# two (Cody and Waite) so that r is exact, and exp(r) by its Taylor polynomial
+# to degree 13 (remainder below 2e-17). Written as plain arithmetic, the loop
+# vectorises (libm's exp does not), which makes the K exponentials per row as
+# cheap as the products; it agrees with libm's to 2 units in the last place.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693145751953125
+_LN2_LO = 1.4286068203094173e-06
+_UNDERFLOW = -708.3  # below this, exp(x) is subnormal: returned as 0
+_TAYLOR = tuple(1.0 / math.factorial(i) for i in range(13, -1, -1))
+
+
+@_jit
+def _exp_shifted(v, top, bits):  # noqa: ANN001, ANN202
+    """``v[b] = exp(v[b] - top[b])`` in place (0 where subnormal); ``bits`` is
+    an int64 buffer of v's length."""
+    scale = bits.view(np.float64)
+    for b in range(v.shape[0]):
+        x = v[b] - top[b]
+        under = x < _UNDERFLOW
+        x = max(x, _UNDERFLOW)
+        k = np.floor(x * _LOG2E + 0.5)
+        r = (x - k * _LN2_HI) - k * _LN2_LO
+        p = _TAYLOR[0]
+        p = p * r + _TAYLOR[1]
+        p = p * r + _TAYLOR[2]
+        p = p * r + _TAYLOR[3]
+        p = p * r + _TAYLOR[4]
+        p = p * r + _TAYLOR[5]
+        p = p * r + _TAYLOR[6]
+        p = p * r + _TAYLOR[7]
+        p = p * r + _TAYLOR[8]
+        p = p * r + _TAYLOR[9]
+        p = p * r + _TAYLOR[10]
+        p = p * r + _TAYLOR[11]
+        p = p * r + _TAYLOR[12]
+        p = p * r + _TAYLOR[13]
+        bits[b] = (np.int64(k) + 1023) << 52
+        v[b] = 0.0 if under else p
+    for b in range(v.shape[0]):
+        v[b] *= scale[b]
+
+
+@_jit
+def _column_tops(sc, row, m, top):  # noqa: ANN001, ANN202
+    """Column maxima of the scores into ``top``; False if a row among the
+    first ``m`` has no finite score or row term."""
+    K, tile = sc.shape
+    for b in range(tile):
+        top[b] = sc[0, b]
+    for k in range(1, K):
+        for b in range(tile):
+            top[b] = max(top[b], sc[k, b])
+    for b in range(m):
+        if not (np.isfinite(top[b]) and np.isfinite(row[b])):
+            return False
+    for b in range(m, tile):
+        top[b] = 0.0 if not np.isfinite(top[b]) else top[b]
+    return True
+
+
+@_jit
+def _normalise(sc, row, m, w, start, acc, nk, work, bits):  # noqa: ANN001, ANN202
+    """Log-scores ``sc`` (K, tile) into weighted responsibilities in place;
+    adds ``w log p(x)`` to ``acc[0]`` and the responsibilities to ``nk``.
+    ``row`` (tile,) is the row term (zeros where the type has none); ``work``
+    (2, tile) float64 and ``bits`` (tile,) int64 are scratch. Returns False if
+    a row has no finite score or row term."""
+    K, tile = sc.shape
+    top, total = work[0], work[1]
+    if not _column_tops(sc, row, m, top):
+        return False
+    total[:] = 0.0
+    for k in range(K):
+        _exp_shifted(sc[k], top, bits)
+        for b in range(tile):
+            total[b] += sc[k, b]
+    weighted = w.shape[0] > 0
+    for b in range(m):
+        wb = w[start + b] if weighted else 1.0
+        acc[0] += wb * (math.log(total[b]) + top[b] + row[b])
+        total[b] = wb / total[b]
+    for b in range(m, tile):
+        total[b] = 0.0
+    for k in range(K):
+        count = 0.0
+        for b in range(tile):
+            sc[k, b] *= total[b]
+            count += sc[k, b]
+        nk[k] += count
+    return True
+
+
+@_jit
+def _finish(sc, row, start, stop, what, out, work, bits):  # noqa: ANN001, ANN202
+    """Per-row results of a tile's scores, as the reference gives them:
+    ``what`` 0: ``log p(x)`` into ``out[0, row]``; 1: log-responsibilities
+    into ``out[:, row]`` (K, n); 2: the most probable component (first of
+    ties) into ``out[0, row]``. False if a row has no finite score."""
+    K, tile = sc.shape
+    m = stop - start
+    top, total = work[0], work[1]
+    if not _column_tops(sc, row, m, top):
+        return False
+    if what == 2:
+        for b in range(m):
+            best = 0
+            for k in range(1, K):
+                if sc[k, b] > sc[best, b]:
+                    best = k
+            out[0, start + b] = best
+        return True
+    total[:] = 0.0
+    for k in range(K):
+        e = work[2 + k]
+        e[:] = sc[k]
+        _exp_shifted(e, top, bits)
+        for b in range(tile):
+            total[b] += e[b]
+    for b in range(m):
+        log_total = math.log(total[b])
+        if what == 0:
+            out[0, start + b] = log_total + top[b] + row[b]
+        else:
+            for k in range(K):
+                out[k, start + b] = sc[k, b] - top[b] - log_total
+    return True
+
+
+@_jit
+def _weights(w, n, acc):  # noqa: ANN001, ANN202
+    """Total and smallest positive sample weight (n and 1 without weights)."""
+    if w.shape[0] == 0:
+        acc[1] = n
+        acc[2] = 1.0
+        return
+    total, least = 0.0, np.inf
+    for i in range(n):
+        total += w[i]
+        if w[i] > 0 and w[i] < least:
+            least = w[i]
+    acc[1] = total
+    acc[2] = least
+
+
+@_jit
+def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc):  # noqa: ANN001, ANN202
+    """Scores of one tile (into ``sc``) and its whitened copy (``white``, (K*d, tile))."""
+    d = X.shape[1]
+    K = base.shape[0]
+    tile = sc.shape[1]
+    _centred_tile(X, start, stop, centre, ct, ct64)
+    if stop - start < tile:
+        ct[d, stop - start:] = 0
+    np.dot(stacked, ct, white)
+    for k in range(K):
+        for b in range(tile):
+            sc[k, b] = 0.0
+        for j in range(k * d, (k + 1) * d):
+            for b in range(tile):
+                sc[k, b] += white[j, b] * white[j, b]
+        for b in range(tile):
+            sc[k, b] = -0.5 * sc[k, b] + base[k]
+
+
+@_jit
+def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2, acc):  # noqa: ANN001, ANN201
+    """Full covariances. ``stacked`` (K*d, d+1) whitens ``[x - c, 1]`` for all
+    components; ``base`` (K,) = log weight + log normaliser. Accumulates
+    ``resp @ [x - c, 1]`` and the second moments in each component's whitened
+    coordinates, then gives, as the reference, ``s1`` (K, d) about the means
+    (``offsets`` = means - c) and ``s2`` (K, d, d) mapped back with
+    ``unwhiten`` (K, d, d): x - mu = y U^-1."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct = np.ones((d + 1, tile), X.dtype)
+    ct64 = np.ones((d + 1, tile))
+    sc = np.empty((K, tile))
+    work = np.empty((2, tile))
+    bits = np.empty(tile, np.int64)
+    root = np.empty((K, tile), X.dtype)
+    white = np.empty((K * d, tile), X.dtype)
+    mom_t = np.empty((K, d + 1))
+    s2_t = np.empty((d, d), X.dtype)
+    mom = np.zeros((K, d + 1))
+    s2w = np.zeros((K, d, d))
+    row = np.zeros(tile)
+    # Responsibilities below ``floor`` (1e-30 in float32) count as zero: their
+    # products would be subnormal numbers, a hundred times slower, for no
+    # visible change.
+    floor = 1e-30 if X.itemsize == 4 else 0.0
+    _weights(w, n, acc)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc)
+        if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
+            return 1
+        np.dot(sc, ct64.T, mom_t)
+        mom += mom_t
+        for k in range(K):
+            for b in range(tile):
+                root[k, b] = math.sqrt(sc[k, b]) if sc[k, b] > floor else 0.0
+            for j in range(k * d, (k + 1) * d):
+                for b in range(tile):
+                    white[j, b] *= root[k, b]
+            part = white[k * d:(k + 1) * d]
+            np.dot(part, part.T, s2_t)
+            s2w[k] += s2_t
+    back = np.empty((d, d))
+    for k in range(K):
+        for i in range(d):
+            s1[k, i] = mom[k, i] - mom[k, d] * offsets[k, i]
+        np.dot(s2w[k], unwhiten[k], back)
+        np.dot(unwhiten[k].T, back, s2[k])
+    return 0
+
+
+@_jit
+def full_rows(X, centre, stacked, base, offsets, unwhiten, tile, what, out):  # noqa: ANN001, ANN201, ARG001
+    """Per-row results (see :func:`_finish`) for full covariances (``offsets``
+    and ``unwhiten`` serve only the statistics)."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct = np.ones((d + 1, tile), X.dtype)
+    ct64 = np.ones((d + 1, tile))
+    sc = np.empty((K, tile))
+    work = np.empty((2 + K, tile))
+    bits = np.empty(tile, np.int64)
+    white = np.empty((K * d, tile), X.dtype)
+    row = np.zeros(tile)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc)
+        if not _finish(sc, row, start, stop, what, out, work, bits):
+            return 1
+    return 0
+
+
+@_jit
+def _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,  # noqa: ANN001, ANN202
+                 feats64, maha, sc):
+    d = X.shape[1]
+    K, tile = sc.shape
+    _centred_tile(X, start, stop, centre, ct, ct64)
+    for i in range(d):
+        for b in range(tile):
+            feats[i, b] = ct[i, b] * ct[i, b]
+            feats[d + i, b] = ct[i, b]
+            feats64[i, b] = ct64[i, b] * ct64[i, b]
+            feats64[d + i, b] = ct64[i, b]
+    np.dot(coef, feats, maha)
+    for k in range(K):
+        for b in range(tile):
+            v = maha[k, b] + offset_sq[k]
+            sc[k, b] = -0.5 * max(v, 0.0) + base[k]
+
+
+@_jit
+def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noqa: ANN001, ANN201
+    """Diagonal covariances: ``coef`` (K, 2d) applied to ``[(x-c)^2, x-c]``;
+    accumulates ``sums`` (K, 2d) = resp @ [(x-c)^2, x-c] in float64."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    feats, feats64 = np.empty((2 * d, tile), X.dtype), np.empty((2 * d, tile))
+    row = np.zeros(tile)
+    sc = np.empty((K, tile))
+    work = np.empty((2, tile))
+    bits = np.empty(tile, np.int64)
+    maha = np.empty((K, tile), X.dtype)
+    sums_t = np.empty((K, 2 * d))
+    _weights(w, n, acc)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
+                     feats64, maha, sc)
+        if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
+            return 1
+        np.dot(sc, feats64.T, sums_t)
+        sums += sums_t
+    return 0
+
+
+@_jit
+def diag_rows(X, centre, coef, offset_sq, base, tile, what, out):  # noqa: ANN001, ANN201
+    """Per-row results (see :func:`_finish`) for diagonal covariances."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    feats, feats64 = np.empty((2 * d, tile), X.dtype), np.empty((2 * d, tile))
+    row = np.zeros(tile)
+    sc = np.empty((K, tile))
+    work = np.empty((2 + K, tile))
+    bits = np.empty(tile, np.int64)
+    maha = np.empty((K, tile), X.dtype)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
+                     feats64, maha, sc)
+        if not _finish(sc, row, start, stop, what, out, work, bits):
+            return 1
+    return 0
+
+
+@_jit
+def _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,  # noqa: ANN001, ANN202
+                      sq, sq64, lin, sc):
+    d = X.shape[1]
+    K, tile = sc.shape
+    _centred_tile(X, start, stop, centre, ct, ct64)
+    sq[:] = 0
+    sq64[:] = 0.0
+    for i in range(d):
+        for b in range(tile):
+            sq[b] += ct[i, b] * ct[i, b]
+            sq64[b] += ct64[i, b] * ct64[i, b]
+    np.dot(cross, ct, lin)
+    for k in range(K):
+        for b in range(tile):
+            v = prec[k] * sq[b] - lin[k, b] + offset_sq[k]
+            sc[k, b] = -0.5 * max(v, 0.0) + base[k]
+
+
+@_jit
+def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2,  # noqa: ANN001, ANN201
+                    acc):
+    """Spherical covariances: ``prec (K) |x-c|^2 - cross (K, d) (x-c) +
+    offset_sq (K)``; accumulates ``s1`` (K, d) and ``s2`` (K,) about c."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    sq, sq64 = np.empty(tile, X.dtype), np.empty(tile)
+    row = np.zeros(tile)
+    sc = np.empty((K, tile))
+    work = np.empty((2, tile))
+    bits = np.empty(tile, np.int64)
+    lin = np.empty((K, tile), X.dtype)
+    s1_t = np.empty((K, d))
+    _weights(w, n, acc)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,
+                          sq, sq64, lin, sc)
+        if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
+            return 1
+        np.dot(sc, ct64.T, s1_t)
+        s1 += s1_t
+        for k in range(K):
+            total = 0.0
+            for b in range(tile):
+                total += sc[k, b] * sq64[b]
+            s2[k] += total
+    return 0
+
+
+@_jit
+def spherical_rows(X, centre, prec, cross, offset_sq, base, tile, what, out):  # noqa: ANN001, ANN201
+    """Per-row results (see :func:`_finish`) for spherical covariances."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    sq, sq64 = np.empty(tile, X.dtype), np.empty(tile)
+    row = np.zeros(tile)
+    sc = np.empty((K, tile))
+    work = np.empty((2 + K, tile))
+    bits = np.empty(tile, np.int64)
+    lin = np.empty((K, tile), X.dtype)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, ct64,
+                          sq, sq64, lin, sc)
+        if not _finish(sc, row, start, stop, what, out, work, bits):
+            return 1
+    return 0
+
+
+@_jit
+def _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,  # noqa: ANN001, ANN202
+                 white, lin, row, sc):
+    d = X.shape[1]
+    K, tile = sc.shape
+    _centred_tile(X, start, stop, centre, ct, ct64)
+    np.dot(chol_t, ct, white)
+    np.dot(means2, white, lin)
+    for b in range(tile):
+        row[b] = 0.0
+    for j in range(d):
+        for b in range(tile):
+            row[b] += white[j, b] * white[j, b]
+    for b in range(tile):
+        row[b] *= -0.5
+    for k in range(K):
+        for b in range(tile):
+            sc[k, b] = (lin[k, b] - means_sq[k]) * 0.5 + base[k]
+
+
+@_jit
+def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, acc):  # noqa: ANN001, ANN201
+    """Tied covariance: whitens ``x - c`` once (``chol_t`` = U^T), scores
+    ``(2 y.m_k - |m_k|^2) / 2`` with the row term ``-|y|^2 / 2``; accumulates
+    ``s1`` (K, d) and the shared ``s2`` (d, d) about c."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    scaled = np.empty((d, tile))
+    row = np.empty(tile)
+    sc = np.empty((K, tile))
+    work = np.empty((2, tile))
+    bits = np.empty(tile, np.int64)
+    white = np.empty((d, tile), X.dtype)
+    lin = np.empty((K, tile), X.dtype)
+    s1_t = np.empty((K, d))
+    s2_t = np.empty((d, d))
+    _weights(w, n, acc)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,
+                     white, lin, row, sc)
+        if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
+            return 1
+        np.dot(sc, ct64.T, s1_t)
+        s1 += s1_t
+        for b in range(tile):
+            total = 0.0
+            for k in range(K):
+                total += sc[k, b]
+            for i in range(d):
+                scaled[i, b] = ct64[i, b] * total
+        np.dot(scaled, ct64.T, s2_t)
+        s2 += s2_t
+    return 0
+
+
+@_jit
+def tied_rows(X, centre, chol_t, means2, means_sq, base, tile, what, out):  # noqa: ANN001, ANN201
+    """Per-row results (see :func:`_finish`) for the tied covariance."""
+    n, d = X.shape
+    K = base.shape[0]
+    ct, ct64 = np.empty((d, tile), X.dtype), np.empty((d, tile))
+    row = np.empty(tile)
+    sc = np.empty((K, tile))
+    work = np.empty((2 + K, tile))
+    bits = np.empty(tile, np.int64)
+    white = np.empty((d, tile), X.dtype)
+    lin = np.empty((K, tile), X.dtype)
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        _tied_scores(X, start, stop, centre, chol_t, means2, means_sq, base, ct, ct64,
+                     white, lin, row, sc)
+        if not _finish(sc, row, start, stop, what, out, work, bits):
+            return 1
+    return 0

@@ -1,0 +1,230 @@
+"""The fused (numba) E-step kernel against the array-API reference kernel.
+
+The reference is :class:`EStepKernel` with ``GAUSSMIX_KERNEL=reference``; the
+fused kernel must give the same statistics and per-row results (1e-12 in
+float64, float32 rounding in float32) for every covariance type, with and
+without weights, whatever the number of threads, and fall back to the
+reference wherever its loops do not apply.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from conftest import COVARIANCE_TYPES, draw_mixture
+
+from gaussmix import GaussianMixture
+from gaussmix.engine import fused
+from gaussmix.engine.covariance import ComputeSpec, get_covariance_type
+from gaussmix.engine.estep import EStepKernel
+from gaussmix.engine.fused.kernel import MIN_ROWS, FusedEStepKernel, tile_rows
+from gaussmix.engine.params import MixtureParams
+from gaussmix.engine.threads import available_cores, cgroup_cpu_limit, resolve_threads
+
+pytest.importorskip("numba")
+
+N_ROWS = 5037  # several tiles and a partial last one
+
+
+def mixture_data(n=N_ROWS, seed=0):
+    X, _ = draw_mixture(n, [[0, 0, 0], [6, 1, 0], [0, 7, -3]],
+                        [[1, 1, 1], [1.5, 0.5, 1], [0.7, 1.2, 0.4]], [0.3, 0.3, 0.4],
+                        seed=seed)
+    return X + 100.0  # an offset, so that centring matters
+
+
+@functools.cache
+def fitted_params(cov):
+    """Parameters after a few EM iterations on :func:`mixture_data`."""
+    gm = GaussianMixture(3, covariance_type=cov, max_iter=4, tol=0, random_state=0)
+    with pytest.warns(Warning):  # not converged after 4 iterations
+        gm.fit(mixture_data())
+    return MixtureParams(gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
+
+
+def kernels(monkeypatch, cov, params, dtype):
+    piece, spec = get_covariance_type(cov), ComputeSpec(np, dtype)
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "reference")
+    reference = EStepKernel.build(piece, params, spec)
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "fused")
+    fast = EStepKernel.build(piece, params, spec)
+    assert type(reference) is EStepKernel and type(fast) is FusedEStepKernel
+    return reference, fast
+
+
+def assert_same_stats(a, b, rtol):
+    """Moments agree to ``rtol`` of their natural scale: N for nk, N * sigma for
+    s1 (which is near zero about the means), the second moments for s2."""
+    scale = np.sqrt(np.maximum(a.nk, 1e-300))
+    assert np.allclose(b.nk, a.nk, rtol=rtol, atol=0)
+    spread = np.sqrt(np.abs(a.s2).max())
+    assert np.all(np.abs(b.s1 - a.s1) <= rtol * spread * scale[:, None] * 10)
+    assert np.allclose(b.s2, a.s2, rtol=rtol, atol=rtol * np.abs(a.s2).max())
+    assert np.array_equal(b.shift, a.shift)
+    assert b.loglik == pytest.approx(a.loglik, rel=rtol)
+    assert b.weight == pytest.approx(a.weight, rel=1e-13)
+    assert b.min_weight == a.min_weight
+
+
+@pytest.mark.parametrize("cov", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_statistics_match_reference(monkeypatch, cov, dtype, rtol, weighted):
+    X = mixture_data()
+    reference, fast = kernels(monkeypatch, cov, fitted_params(cov), dtype)
+    w = np.random.default_rng(1).uniform(0, 3, len(X)) if weighted else None
+    if weighted:
+        w[:7] = 0.0
+    Xd = X.astype(dtype)
+    assert_same_stats(reference.statistics(Xd, w), fast.statistics(Xd, w), rtol)
+
+
+@pytest.mark.parametrize("cov", COVARIANCE_TYPES)
+def test_per_row_results_match_reference(monkeypatch, cov):
+    X = mixture_data()
+    reference, fast = kernels(monkeypatch, cov, fitted_params(cov), np.float64)
+    for what in ("log_likelihood", "log_resp"):
+        a, b = getattr(reference, what)(X), getattr(fast, what)(X)
+        assert a.shape == b.shape
+        assert np.allclose(b, a, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(reference.labels(X), fast.labels(X))
+
+
+def test_small_chunks_use_the_reference(monkeypatch):
+    X = mixture_data()
+    reference, fast = kernels(monkeypatch, "full", fitted_params("full"), np.float64)
+    small = X[: MIN_ROWS - 1]
+    assert fast.statistics(small) == reference.statistics(small)  # bit for bit
+
+
+def test_overflowing_rows_are_rescued_as_by_the_reference(monkeypatch):
+    # A row at 1e160 has no finite score; the chunk is recomputed by the
+    # reference, which rescues it.
+    X = mixture_data()
+    X[5] = 1e160
+    params = fitted_params("full")
+    reference, fast = kernels(monkeypatch, "full", params, np.float64)
+    a, b = reference.statistics(X), fast.statistics(X)
+    assert a == b
+    assert np.array_equal(reference.log_likelihood(X), fast.log_likelihood(X))
+
+
+def test_far_apart_components_fall_back_to_the_reference(monkeypatch):
+    # Components 1e7 sigma apart need several centre groups: not fused.
+    params = MixtureParams(np.array([0.5, 0.5]), np.array([[0.0, 0.0], [1e7, 0.0]]),
+                           np.ones((2, 2)), np.ones((2, 2)))
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "auto")
+    kernel = EStepKernel.build(get_covariance_type("diag"), params,
+                               ComputeSpec(np, np.float64))
+    assert type(kernel) is EStepKernel
+
+
+@pytest.mark.parametrize("cov", COVARIANCE_TYPES)
+def test_fit_is_the_same_whatever_the_threads_and_kernel(monkeypatch, cov):
+    X = mixture_data(6000)
+    fits = {}
+    for kernel, threads in [("reference", 1), ("fused", 1), ("fused", 2), ("fused", 3)]:
+        monkeypatch.setenv("GAUSSMIX_KERNEL", kernel)
+        gm = GaussianMixture(3, covariance_type=cov, max_iter=5, tol=0, random_state=0,
+                             n_threads=threads, chunk_size=1500)
+        with pytest.warns(Warning):
+            gm.fit(X)
+        fits[kernel, threads] = gm
+    base = fits["reference", 1]
+    for gm in fits.values():
+        assert gm.lower_bound_ == pytest.approx(base.lower_bound_, rel=1e-12)
+        assert np.allclose(gm.means_, base.means_, rtol=1e-12, atol=0)
+        assert np.allclose(gm.covariances_, base.covariances_, rtol=1e-10, atol=0)
+        assert np.array_equal(gm.predict(X), base.predict(X))
+    one = fits["fused", 1]
+    for threads in (2, 3):  # same chunks, added in the same order: identical
+        assert np.array_equal(fits["fused", threads].means_, one.means_)
+
+
+def test_kernel_choice_from_the_environment(monkeypatch):
+    params = fitted_params("tied")
+    piece, spec = get_covariance_type("tied"), ComputeSpec(np, np.float64)
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "auto")
+    assert type(EStepKernel.build(piece, params, spec)) is FusedEStepKernel
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "nonsense")
+    with pytest.raises(ValueError, match="GAUSSMIX_KERNEL='nonsense'"):
+        EStepKernel.build(piece, params, spec)
+    # Without numba: the reference, or an error when the fused one was demanded.
+    monkeypatch.setattr(fused, "available", lambda: False)
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "auto")
+    assert type(EStepKernel.build(piece, params, spec)) is EStepKernel
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "fused")
+    with pytest.raises(ImportError, match="numba"):
+        EStepKernel.build(piece, params, spec)
+
+
+def test_tiles_fit_in_cache_and_are_multiples_of_16():
+    for cov in COVARIANCE_TYPES:
+        for K, d in [(1, 1), (8, 16), (16, 8), (8, 64), (50, 300)]:
+            rows = tile_rows(cov, K, d)
+            assert rows % 16 == 0 and 32 <= rows <= 1024
+    assert tile_rows("full", 8, 64) < tile_rows("full", 8, 16) < tile_rows("diag", 8, 16)
+
+
+def test_cgroup_limits(tmp_path):
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(str(tmp_path)) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_limit(str(tmp_path)) == 1.5
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_limit(str(v1)) is None
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    assert cgroup_cpu_limit(str(v1)) == 3.0
+    assert cgroup_cpu_limit(str(tmp_path / "missing")) is None
+
+
+def test_default_threads_are_the_available_cores():
+    import os
+
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)
+    assert resolve_threads(None) == available_cores()
+    assert resolve_threads(3) == 3 and resolve_threads(0) == 1
+
+
+def test_cache_sizes_are_read_as_bytes():
+    from gaussmix.engine.fused.kernel import DEFAULT_L2_BYTES, _bytes, l2_cache_bytes
+
+    assert _bytes("2048K") == _bytes("2M") == 2 << 20 and _bytes("512") == 512
+    assert l2_cache_bytes() >= 64 << 10 or l2_cache_bytes() == DEFAULT_L2_BYTES
+
+
+def test_chunks_are_longer_for_the_fused_kernel(monkeypatch):
+    from gaussmix.engine.sources import auto_chunk_size
+
+    full = get_covariance_type("full")
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "reference")
+    reference = [auto_chunk_size(K, d, full) for K, d in [(8, 16), (16, 8), (8, 64)]]
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "auto")
+    fast = [auto_chunk_size(K, d, full) for K, d in [(8, 16), (16, 8), (8, 64)]]
+    assert all(4096 <= r <= 65536 for r in reference + fast)
+    assert fast[0] > reference[0] and fast[1] > reference[1]  # small d: longer chunks
+    assert fast[2] < fast[0]  # more work per row: fewer rows
+
+
+def test_auto_mode_loads_the_loops_once_worth_it(monkeypatch):
+    from gaussmix.engine.fused import kernel as fused_kernel
+
+    X = mixture_data()
+    params = fitted_params("diag")
+    piece, spec = get_covariance_type("diag"), ComputeSpec(np, np.float64)
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "reference")
+    reference = EStepKernel.build(piece, params, spec)
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "auto")
+    monkeypatch.setattr(fused_kernel, "loops_loaded", lambda: False)
+    monkeypatch.setattr(fused_kernel, "_work_seen", [0.0])
+    lazy = EStepKernel.build(piece, params, spec)
+    assert not lazy.compiled
+    assert lazy.statistics(X) == reference.statistics(X)  # the reference, bit for bit
+    assert 0 < fused_kernel._work_seen[0] < fused_kernel.LOAD_AFTER_FLOPS
+    fused_kernel._work_seen[0] = fused_kernel.LOAD_AFTER_FLOPS
+    assert EStepKernel.build(piece, params, spec).compiled
