@@ -146,13 +146,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--kernel", choices=("fused", "reference", "auto"), default="fused",
+                        help="GAUSSMIX_KERNEL for every gaussmix process (default: the "
+                             "compiled loops from the first chunk, in the client and on "
+                             "the workers, which inherit it; 'auto' would switch to them "
+                             "only after a few iterations' work, mid-measurement)")
     args = parser.parse_args()
+    os.environ["GAUSSMIX_KERNEL"] = args.kernel  # before the workers are spawned
     warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed number of iterations
     X = np.concatenate([make_block(i, rows) for i, rows in enumerate(block_sizes(args.n))])
     init = initial_parameters(X)
     print(f"# {platform.processor() or platform.machine()}, {args.cores} cores, "
           f"n={args.n:,}, d={D}, K={K}, full, float64, load average "
-          f"{os.getloadavg()[0]:.1f} before the run")
+          f"{os.getloadavg()[0]:.1f} before the run, GAUSSMIX_KERNEL={args.kernel}")
     results = {}
     for name, run in [("gaussmix in memory", lambda: gaussmix_memory_fit(X, init, args.cores)),
                       ("gaussmix on Dask", lambda: gaussmix_dask_fit(X, init, args.cores)),

@@ -96,7 +96,8 @@ default='kmeans'
         about 2^20 numbers per chunk.
     n_threads : int or None, default=None
         Keyword-only (gaussmix). Threads that process chunks in parallel; None
-        uses all cores. Results do not depend on it.
+        uses the cores available to the process (affinity, cgroup quota).
+        Results do not depend on it.
     callback : callable or None, default=None
         Keyword-only (gaussmix). Called after every EM iteration with a dict
         ``{'init', 'iteration', 'lower_bound', 'change', 'elapsed',
