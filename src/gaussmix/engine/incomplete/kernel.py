@@ -38,8 +38,35 @@ from ..logspace import log_normalise
 from ..params import MixtureParams
 from ..stats import SuffStats
 from ..xp import to_host
+from .compiled import loops_for
 from .conditional import Conditionals, Marginals, conditionals
 from .patterns import Block, pattern_blocks
+
+# nk (K,), s1 (K, d), full s2 (K, d, d) about the component means, loglik
+Moments = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """The parameters as the compiled loops take them: components last
+    (means (d, K), precisions and their factors (d, d, K)), so that each step
+    of a row runs over the K components in vector lanes."""
+
+    means: np.ndarray
+    prec: np.ndarray
+    chol: np.ndarray
+    const: np.ndarray
+    diagonal: bool
+
+    @classmethod
+    def of(cls, model: Marginals) -> Lanes:
+        def last(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.moveaxis(a, 0, -1))
+        return cls(last(model.means), last(model.precisions), last(model.chol),
+                   np.ascontiguousarray(model.const), model.diagonal)
+
+    def arguments(self) -> tuple[Any, ...]:
+        return self.means, self.prec, self.chol, self.const, self.diagonal
 
 
 @dataclass(frozen=True)
@@ -49,12 +76,13 @@ class MarginalKernel:
     base: EStepKernel
     model: Marginals
     piece: CovarianceType
+    lanes: Lanes
 
     @classmethod
     def build(cls, piece: CovarianceType, params: MixtureParams, spec: ComputeSpec
               ) -> MarginalKernel:
-        return cls(EStepKernel.build(piece, params, spec), Marginals.of(piece, params),
-                   piece)
+        model = Marginals.of(piece, params)
+        return cls(EStepKernel.build(piece, params, spec), model, piece, Lanes.of(model))
 
     # -- statistics ----------------------------------------------------------
     def statistics(self, X: Any, sample_weight: Any = None) -> SuffStats:
@@ -73,6 +101,20 @@ class MarginalKernel:
 
     def _incomplete_statistics(self, X: np.ndarray, mask: np.ndarray,
                                w: np.ndarray | None) -> SuffStats:
+        rows = mask.any(axis=1)
+        moments = self._compiled_moments(X, np.flatnonzero(rows), w)
+        nk, s1, s2, loglik = moments or self._reference_moments(X, mask, w)
+        ww = None if w is None else w[rows]
+        stats = SuffStats(
+            covariance_type=self.piece.name, nk=nk, s1=s1,
+            s2=self.piece.reduce_full_s2(s2), shift=self.model.means, loglik=loglik,
+            weight=float(rows.sum()) if ww is None else float(ww.sum()),
+            min_weight=1.0 if ww is None else _min_positive(ww),
+        )
+        return stats.recentred(self.base.state.shift)
+
+    def _reference_moments(self, X: np.ndarray, mask: np.ndarray, w: np.ndarray | None
+                           ) -> Moments:
         K, d = self.model.means.shape
         nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
         loglik = 0.0
@@ -87,15 +129,25 @@ class MarginalKernel:
             s1 += np.einsum("kn,knd->kd", g, cond.filled)
             s2 += np.matmul((cond.filled * g[:, :, None]).transpose(0, 2, 1), cond.filled)
             s2 += _conditional_scatter(g, block, cond, d)
-        rows = mask.any(axis=1)
-        ww = None if w is None else w[rows]
-        stats = SuffStats(
-            covariance_type=self.piece.name, nk=nk, s1=s1,
-            s2=self.piece.reduce_full_s2(s2), shift=self.model.means, loglik=loglik,
-            weight=float(rows.sum()) if ww is None else float(ww.sum()),
-            min_weight=1.0 if ww is None else _min_positive(ww),
-        )
-        return stats.recentred(self.base.state.shift)
+        return nk, s1, s2, loglik
+
+    def _compiled_moments(self, X: np.ndarray, rows: np.ndarray, w: np.ndarray | None
+                          ) -> Moments | None:
+        """The moments from the compiled loops; None where they do not apply
+        (see :mod:`.compiled`) or a row needs the reference's handling."""
+        m = self.model
+        K, d = m.means.shape
+        loops = loops_for(len(rows), K, d)
+        if loops is None:
+            return None
+        X64 = np.ascontiguousarray(X, dtype=np.float64)
+        w64 = np.ones(len(X)) if w is None else np.ascontiguousarray(w, np.float64)
+        nk, s1, s2, acc = np.zeros(K), np.zeros((d, K)), np.zeros((d, d, K)), np.zeros(1)
+        if loops.statistics(X64, rows, w64, *self.lanes.arguments(), nk, s1, s2, acc):
+            return None
+        s2 = s2.transpose(2, 0, 1)
+        s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the loops fill lower triangles
+        return nk, s1.T.copy(), s2, float(acc[0])
 
     def _conditionals(self, X: np.ndarray, mask: np.ndarray
                       ) -> Iterator[tuple[Block, Conditionals]]:
@@ -115,9 +167,23 @@ class MarginalKernel:
             scores, row, _, _ = self.base.scores(X[complete])
             scores = to_host(scores)
             out[:, complete] = scores if row is None else scores + to_host(row)[None, :]
-        for block, cond in self._conditionals(X, mask):
-            out[:, block.rows] = cond.scores
+        incomplete = np.flatnonzero(mask.any(axis=1))
+        if not self._compiled_scores(X, incomplete, out):
+            for block, cond in self._conditionals(X, mask):
+                out[:, block.rows] = cond.scores
         return out, None, out.max(axis=0), None
+
+    def _compiled_scores(self, X: np.ndarray, rows: np.ndarray, out: np.ndarray) -> bool:
+        m = self.model
+        loops = loops_for(len(rows), *m.means.shape) if rows.size else None
+        if loops is None:
+            return False
+        part = np.empty((len(m.means), len(rows)))
+        if loops.scores(np.ascontiguousarray(X, dtype=np.float64), rows,
+                        *self.lanes.arguments(), part):
+            return False
+        out[:, rows] = part
+        return True
 
     def log_likelihood(self, X: Any) -> np.ndarray:
         """``log p(x_o)`` of each row, shape (n,) (0 for a row with nothing observed)."""
@@ -147,6 +213,8 @@ class MarginalKernel:
         """X with each NaN replaced by ``E[x_m | x_o]`` (``rng`` None) or by a
         draw from the conditional mixture ``p(x_m | x_o)`` (float64 copy)."""
         out = np.array(X, dtype=np.float64)
+        if rng is None and self._compiled_impute(out):
+            return out
         for block, cond in self._conditionals(out, np.isnan(out)):
             log_resp, _ = log_normalise(cond.scores, axis=0)
             resp = np.exp(log_resp)                            # (K, n_b)
@@ -158,6 +226,21 @@ class MarginalKernel:
                 fill = _draw(rng, resp, values, cond.covariance, block)
             out[block.rows[:, None], block.missing] = fill
         return out
+
+
+    def _compiled_impute(self, out: np.ndarray) -> bool:
+        """Fills ``out`` in place by the compiled loops; False (``out``
+        untouched) where they do not apply."""
+        m = self.model
+        rows = np.flatnonzero(np.isnan(out).any(axis=1))
+        loops = loops_for(len(rows), *m.means.shape) if rows.size else None
+        if loops is None:
+            return False
+        filled = out.copy()  # left as it was if a row needs the reference
+        if loops.impute(filled, rows, *self.lanes.arguments()):
+            return False
+        out[rows] = filled[rows]
+        return True
 
 
 def _each(missing: np.ndarray, resp: np.ndarray) -> np.ndarray:
