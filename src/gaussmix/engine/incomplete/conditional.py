@@ -53,6 +53,10 @@ class Marginals:
         """``log pi_k + sum log diag U_k`` (K,)."""
         return self.log_weights + self.log_det_chol
 
+    def arguments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+        """The parameters as the compiled loops (:mod:`.loops`) take them."""
+        return self.means, self.precisions, self.chol, self.const, self.diagonal
+
     @classmethod
     def of(cls, piece: CovarianceType, params: MixtureParams) -> Marginals:
         K, d = params.means.shape

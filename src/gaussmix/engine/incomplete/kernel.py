@@ -47,42 +47,18 @@ Moments = tuple[np.ndarray, np.ndarray, np.ndarray, float]
 
 
 @dataclass(frozen=True)
-class Lanes:
-    """The parameters as the compiled loops take them: components last
-    (means (d, K), precisions and their factors (d, d, K)), so that each step
-    of a row runs over the K components in vector lanes."""
-
-    means: np.ndarray
-    prec: np.ndarray
-    chol: np.ndarray
-    const: np.ndarray
-    diagonal: bool
-
-    @classmethod
-    def of(cls, model: Marginals) -> Lanes:
-        def last(a: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(np.moveaxis(a, 0, -1))
-        return cls(last(model.means), last(model.precisions), last(model.chol),
-                   np.ascontiguousarray(model.const), model.diagonal)
-
-    def arguments(self) -> tuple[Any, ...]:
-        return self.means, self.prec, self.chol, self.const, self.diagonal
-
-
-@dataclass(frozen=True)
 class MarginalKernel:
     """:class:`EStepKernel`'s operations on rows with missing values."""
 
     base: EStepKernel
     model: Marginals
     piece: CovarianceType
-    lanes: Lanes
 
     @classmethod
     def build(cls, piece: CovarianceType, params: MixtureParams, spec: ComputeSpec
               ) -> MarginalKernel:
-        model = Marginals.of(piece, params)
-        return cls(EStepKernel.build(piece, params, spec), model, piece, Lanes.of(model))
+        return cls(EStepKernel.build(piece, params, spec), Marginals.of(piece, params),
+                   piece)
 
     # -- statistics ----------------------------------------------------------
     def statistics(self, X: Any, sample_weight: Any = None) -> SuffStats:
@@ -142,12 +118,12 @@ class MarginalKernel:
             return None
         X64 = np.ascontiguousarray(X, dtype=np.float64)
         w64 = np.ones(len(X)) if w is None else np.ascontiguousarray(w, np.float64)
-        nk, s1, s2, acc = np.zeros(K), np.zeros((d, K)), np.zeros((d, d, K)), np.zeros(1)
-        if loops.statistics(X64, rows, w64, *self.lanes.arguments(), nk, s1, s2, acc):
+        nk, s1, s2, acc = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)), np.zeros(1)
+        if loops.statistics(X64, _by_count(X64, rows), w64, *m.arguments(), nk, s1, s2,
+                            acc):
             return None
-        s2 = s2.transpose(2, 0, 1)
-        s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the loops fill lower triangles
-        return nk, s1.T.copy(), s2, float(acc[0])
+        s2 += np.tril(s2, -1).transpose(0, 2, 1)  # the loops fill lower triangles
+        return nk, s1, s2, float(acc[0])
 
     def _conditionals(self, X: np.ndarray, mask: np.ndarray
                       ) -> Iterator[tuple[Block, Conditionals]]:
@@ -178,9 +154,10 @@ class MarginalKernel:
         loops = loops_for(len(rows), *m.means.shape) if rows.size else None
         if loops is None:
             return False
+        X64 = np.ascontiguousarray(X, dtype=np.float64)
+        rows = _by_count(X64, rows)
         part = np.empty((len(m.means), len(rows)))
-        if loops.scores(np.ascontiguousarray(X, dtype=np.float64), rows,
-                        *self.lanes.arguments(), part):
+        if loops.scores(X64, rows, *m.arguments(), part):
             return False
         out[:, rows] = part
         return True
@@ -237,10 +214,15 @@ class MarginalKernel:
         if loops is None:
             return False
         filled = out.copy()  # left as it was if a row needs the reference
-        if loops.impute(filled, rows, *self.lanes.arguments()):
+        if loops.impute(filled, _by_count(filled, rows), *m.arguments()):
             return False
         out[rows] = filled[rows]
         return True
+
+
+def _by_count(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` ordered by their number of NaN, as the compiled loops take them."""
+    return rows[np.argsort(np.isnan(X[rows]).sum(axis=1), kind="stable")]
 
 
 def _each(missing: np.ndarray, resp: np.ndarray) -> np.ndarray:

@@ -1,30 +1,40 @@
-"""Compiled per-row loops for incomplete rows (numba, no GIL held).
+"""Compiled loops for incomplete rows (numba, no GIL held).
 
-The identities of :mod:`.conditional`, one row at a time, with every step
-vectorised over the K components (the innermost loop of each step runs over
-k, on arrays laid out (..., K)): for each component the residual
-``r = x - mu_k`` with its missing entries zeroed, ``(L r)_m`` (q x d), the
-Cholesky factor of the q x q block ``L_mm`` of the precision, two triangular
-solves for the conditional mean offset, and the squared Mahalanobis distance
-``|f U|^2`` of the filled residual (d^2/2, as for a complete row).
-Responsibilities by log-sum-exp over K, then the moments about the component
-means: ``g f``, ``g f f^T`` and ``g L_mm^-1`` on the missing rows and columns
-(lower triangles; the caller mirrors them). Per component the q x q steps are
-chains of dependent operations (square roots, divisions, short sums); running
-K of them side by side in vector lanes is what makes an incomplete row cost
-about what a complete one does. Everything is float64; no work array is
-allocated per row.
+The identities of :mod:`.conditional`, computed for a *tile* of rows that
+miss the same number q of coordinates (their patterns may differ), one
+component at a time, with every step vectorised over the rows of the tile:
+arrays are laid out (..., rows), so each step is a loop over up to
+:data:`TILE` lanes, and the per-row q x q chains of dependent operations
+(square roots, divisions, short sums) run side by side. For component k:
+
+- ``F``: the residuals ``x - mu_k`` of the tile, transposed (d, rows), with
+  the missing entries zeroed (``r~``);
+- ``(L r~)_m``: the product ``L F`` (d x d per row), read at each row's
+  missing coordinates;
+- the Cholesky factor ``C`` of each row's q x q block ``L_mm`` (gathered per
+  lane), two triangular solves for the conditional mean offset
+  ``-L_mm^-1 (L r~)_m``, written into ``F`` (which then holds
+  ``E[x | x_o, k] - mu_k``);
+- ``|f U|^2`` (d^2/2 per row, as for a complete row) and
+  ``log det L_mm`` from the pivots (one logarithm per row).
+
+Then the responsibilities by log-sum-exp over K, and the moments about the
+component means: ``sum g f``, ``sum g f f^T`` (sums over the tile's lanes) and
+``g L_mm^-1`` added at each row's missing rows and columns. Second moments are
+accumulated in lower triangles (the caller mirrors them). Everything is
+float64.
 
 ``diagonal`` selects the closed forms for diagonal precisions (diag and
 spherical types): the conditional mean is the component mean, the conditional
 variances are the component variances, and only the diagonal of the second
 moments is accumulated.
 
-Every loop returns a status: 0 when all went well, 1 when a row's scores have
-no finite maximum (far beyond every component: the caller recomputes the
-chunk with the NumPy reference, whose behaviour such rows then get), and 2
-when a component's precision restricted to a row's missing coordinates is not
-positive definite (the reference then raises its error).
+Rows must come sorted by their number of missing coordinates (the tiles are
+runs of equal q). Every loop returns a status: 0 when all went well, 1 when a
+row's scores have no finite maximum (far beyond every component: the caller
+recomputes the chunk with the NumPy reference, whose behaviour such rows then
+get), and 2 when a component's precision restricted to a row's missing
+coordinates is not positive definite (the reference then raises its error).
 """
 
 from __future__ import annotations
@@ -35,10 +45,20 @@ import numpy as np
 from numba import njit
 
 _jit = njit(nogil=True, cache=True, fastmath={"contract"})
+# For sums over a tile's lanes: summed in vector lanes (a plain loop is one
+# long dependency chain); the order of the rows' terms differs by rounding.
+_lanes_jit = njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
 
 LOG_2PI = math.log(2.0 * math.pi)
-# log det L_mm is kept as log_det + log(det), the product ``det`` folded into
-# ``log_det`` when it leaves this range: one logarithm per component and row.
+TILE = 128          # rows per tile at most
+BUDGET = 1 << 16    # numbers in a tile's factors (K, q, q, rows): bounds the tile
+# A responsibility below exp(_NEGLIGIBLE) = 1e-200 of the row's largest is
+# taken as 0: its terms are far below the rounding of any moment that counts,
+# and products of such numbers would be subnormal, which costs a hundred
+# times the time of normal arithmetic.
+_NEGLIGIBLE = -460.0
+# The product of a row's pivots is folded into a logarithm when it leaves
+# this range: one logarithm per row and component.
 _FOLD = 1e100
 
 
@@ -54,241 +74,307 @@ def _missing_of(X, i, miss):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _times(log_det, det, pivot):  # noqa: ANN001, ANN202
-    """``det *= pivot`` for every component, folding into ``log_det`` out of
-    range; False if a pivot is not positive."""
-    for k in range(det.shape[0]):
-        if not pivot[k] > 0.0:
+def _next_tile(X, rows, t0, K, M):  # noqa: ANN001, ANN202
+    """The tile starting at ``rows[t0]``: the run of rows with its number q of
+    missing coordinates, at most the tile size for q; their missing columns
+    into ``M[:n, :q]``. Returns (n, q)."""
+    d = X.shape[1]
+    q = _missing_of(X, rows[t0], M[0])
+    cap = max(1, min(TILE, BUDGET // (K * max(d, q * q))))
+    n = 1
+    while n < cap and t0 + n < rows.shape[0] and _missing_of(X, rows[t0 + n], M[n]) == q:
+        n += 1
+    return n, q
+
+
+@_jit
+def _times(log_det, det, pivot, n):  # noqa: ANN001, ANN202
+    """``det *= pivot`` on n lanes, folding into ``log_det`` out of range;
+    False if a pivot is not positive."""
+    for r in range(n):
+        if not pivot[r] > 0.0:
             return False
-        det[k] *= pivot[k]
-        if not 1.0 / _FOLD < det[k] < _FOLD:
-            log_det[k] += math.log(det[k])
-            det[k] = 1.0
+        det[r] *= pivot[r]
+        if not 1.0 / _FOLD < det[r] < _FOLD:
+            log_det[r] += math.log(det[r])
+            det[r] = 1.0
     return True
 
 
 @_jit
-def _condition(miss, q, prec, F, lower, pulled, piv, log_det, det):  # noqa: ANN001, ANN202
-    """Fills the missing entries of the residuals ``F`` (d, K) with the
-    conditional mean offsets ``-L_mm^-1 (L r~)_m`` and leaves the Cholesky
-    factors ``C`` of ``L_mm`` in ``lower[:q, :q]`` (``1 / C_aa`` on the
-    diagonal). False if an ``L_mm`` is not positive definite."""
-    d, K = F.shape
-    for a in range(q):
-        for k in range(K):
-            pulled[a, k] = 0.0
-    for j in range(d):  # (L r~)_m, the q sums interleaved
+def _residuals(X, rows, t0, n, q, M, mean, Fk):  # noqa: ANN001, ANN202
+    """``Fk[:, r] = x_r - mean`` with the missing entries zeroed."""
+    d = X.shape[1]
+    for r in range(n):
+        i = rows[t0 + r]
+        for j in range(d):
+            Fk[j, r] = X[i, j] - mean[j]
         for a in range(q):
-            for k in range(K):
-                pulled[a, k] += prec[miss[a], j, k] * F[j, k]
+            Fk[M[r, a], r] = 0.0
+
+
+@_jit
+def _condition(Fk, M, n, q, P, Lk, PF, Y, log_det, det, piv):  # noqa: ANN001, ANN202
+    """Writes the conditional mean offsets into the missing entries of ``Fk``
+    and leaves each lane's Cholesky factor ``C`` of ``L_mm`` in ``Lk`` (q, q,
+    n) with ``1 / C_aa`` on the diagonal. False if an ``L_mm`` is not
+    positive definite."""
+    d = Fk.shape[0]
+    for i in range(d):  # PF = L F
+        for r in range(n):
+            PF[i, r] = 0.0
+        for j in range(d):
+            p = P[i, j]
+            for r in range(n):
+                PF[i, r] += p * Fk[j, r]
+    for a in range(q):
+        for r in range(n):
+            Y[a, r] = -PF[M[r, a], r]
     for a in range(q):  # Cholesky factors, row by row
         for b in range(a):
-            for k in range(K):
-                lower[a, b, k] = prec[miss[a], miss[b], k]
+            for r in range(n):
+                Lk[a, b, r] = P[M[r, a], M[r, b]]
             for c in range(b):
-                for k in range(K):
-                    lower[a, b, k] -= lower[a, c, k] * lower[b, c, k]
-            for k in range(K):
-                lower[a, b, k] *= lower[b, b, k]
-        for k in range(K):
-            piv[k] = prec[miss[a], miss[a], k]
+                for r in range(n):
+                    Lk[a, b, r] -= Lk[a, c, r] * Lk[b, c, r]
+            for r in range(n):
+                Lk[a, b, r] *= Lk[b, b, r]
+        for r in range(n):
+            piv[r] = P[M[r, a], M[r, a]]
         for c in range(a):
-            for k in range(K):
-                piv[k] -= lower[a, c, k] * lower[a, c, k]
-        if not _times(log_det, det, piv):
+            for r in range(n):
+                piv[r] -= Lk[a, c, r] * Lk[a, c, r]
+        if not _times(log_det, det, piv, n):
             return False
-        for k in range(K):
-            lower[a, a, k] = 1.0 / math.sqrt(piv[k])
-    for a in range(q):  # forward substitution, then back
-        for k in range(K):
-            pulled[a, k] = -pulled[a, k]
+        for r in range(n):
+            Lk[a, a, r] = 1.0 / math.sqrt(piv[r])
+    for a in range(q):  # C C^T delta = -(L r~)_m: forward substitution, then back
         for c in range(a):
-            for k in range(K):
-                pulled[a, k] -= lower[a, c, k] * pulled[c, k]
-        for k in range(K):
-            pulled[a, k] *= lower[a, a, k]
+            for r in range(n):
+                Y[a, r] -= Lk[a, c, r] * Y[c, r]
+        for r in range(n):
+            Y[a, r] *= Lk[a, a, r]
     for a in range(q - 1, -1, -1):
         for c in range(a + 1, q):
-            for k in range(K):
-                pulled[a, k] -= lower[c, a, k] * pulled[c, k]
-        for k in range(K):
-            pulled[a, k] *= lower[a, a, k]
-            F[miss[a], k] = pulled[a, k]
+            for r in range(n):
+                Y[a, r] -= Lk[c, a, r] * Y[c, r]
+        for r in range(n):
+            Y[a, r] *= Lk[a, a, r]
+            Fk[M[r, a], r] = Y[a, r]
     return True
 
 
 @_jit
-def _row_scores(X, i, miss, means, prec, chol, const, diagonal, F, lower, pulled, white,
-                sc):  # noqa: ANN001, ANN202
-    """Scores ``log pi_k + log N(x_o | k)`` of row ``X[i]`` into ``sc`` (K,),
-    the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (d, K) and the
-    factors into ``lower``; ``pulled`` (d, K) and ``white`` (d + 3, K) are
-    work arrays. Returns (q, status)."""
-    d, K = means.shape
-    q = _missing_of(X, i, miss)
-    for j in range(d):
-        for k in range(K):
-            F[j, k] = X[i, j] - means[j, k]
-    for a in range(q):
-        for k in range(K):
-            F[miss[a], k] = 0.0
-    log_det, det, piv = white[d], white[d + 1], white[d + 2]
-    for k in range(K):
-        log_det[k] = 0.0
-        det[k] = 1.0
-    if diagonal:
-        for a in range(q):
-            for k in range(K):
-                piv[k] = prec[miss[a], miss[a], k]
-            if not _times(log_det, det, piv):
-                return q, 2
-    elif not _condition(miss, q, prec, F, lower, pulled, piv, log_det, det):
-        return q, 2
-    for k in range(K):
-        sc[k] = const[k] - 0.5 * (d - q) * LOG_2PI - 0.5 * (log_det[k] + math.log(det[k]))
-    if diagonal:
-        for j in range(d):
-            for k in range(K):
-                sc[k] -= 0.5 * prec[j, j, k] * F[j, k] * F[j, k]
-        return q, 0
-    for j in range(d):  # white = f U, vectorised over k
-        for k in range(K):
-            white[j, k] = 0.0
-    for j in range(d):
-        for c in range(j, d):
-            for k in range(K):
-                white[c, k] += F[j, k] * chol[j, c, k]
-    for j in range(d):
-        for k in range(K):
-            sc[k] -= 0.5 * white[j, k] * white[j, k]
-    return q, 0
+def _distance(Fk, U, n, white, maha):  # noqa: ANN001, ANN202
+    """``maha[r] = |f_r U|^2`` (U upper), one column of ``f U`` at a time."""
+    d = Fk.shape[0]
+    for r in range(n):
+        maha[r] = 0.0
+    for c in range(d):
+        for r in range(n):
+            white[r] = 0.0
+        for j in range(c + 1):
+            u = U[j, c]
+            for r in range(n):
+                white[r] += u * Fk[j, r]
+        for r in range(n):
+            maha[r] += white[r] * white[r]
 
 
 @_jit
-def _normalise(sc, resp):  # noqa: ANN001, ANN202
-    """Responsibilities of one row into ``resp``; returns ``log p(x_o)``
-    (NaN when no score is finite)."""
-    top = sc.max()
-    if not np.isfinite(top):
-        return np.nan
-    total = 0.0
-    for k in range(sc.shape[0]):
-        resp[k] = math.exp(sc[k] - top)
-        total += resp[k]
-    for k in range(sc.shape[0]):
-        resp[k] /= total
-    return math.log(total) + top
-
-
-@_jit
-def _add_moments(s1, s2, g, F, miss, q, prec, lower, diagonal, inv, tmp):  # noqa: ANN001, ANN202
-    """``s1 += g f``, ``s2 += g (f f^T + L_mm^-1)`` for every component
-    (lower triangles; ``L_mm^-1`` on the missing rows and columns; only
-    diagonals when ``diagonal``)."""
-    d, K = F.shape
-    for a in range(d):
-        for k in range(K):
-            tmp[k] = g[k] * F[a, k]
-            s1[a, k] += tmp[k]
+def _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF, Y,
+                 work, sc):  # noqa: ANN001, ANN202
+    """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
+    the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, d, n) and
+    the factors into ``Lt`` (K, q, q, n). Returns a status."""
+    K, d = means.shape
+    log_det, det, piv, maha = work[0], work[1], work[2], work[3]
+    for k in range(K):
+        Fk, P = F[k], prec[k]
+        _residuals(X, rows, t0, n, q, M, means[k], Fk)
+        for r in range(n):
+            log_det[r] = 0.0
+            det[r] = 1.0
         if diagonal:
-            for k in range(K):
-                s2[a, a, k] += tmp[k] * F[a, k]
-            continue
-        for b in range(a + 1):
-            for k in range(K):
-                s2[a, b, k] += tmp[k] * F[b, k]
+            for a in range(q):
+                for r in range(n):
+                    piv[r] = P[M[r, a], M[r, a]]
+                if not _times(log_det, det, piv, n):
+                    return 2
+            for r in range(n):
+                maha[r] = 0.0
+            for j in range(d):
+                for r in range(n):
+                    maha[r] += P[j, j] * Fk[j, r] * Fk[j, r]
+        else:
+            if not _condition(Fk, M, n, q, P, Lt[k], PF, Y, log_det, det, piv):
+                return 2
+            _distance(Fk, chol[k], n, PF[0], maha)
+        for r in range(n):
+            sc[k, r] = (const[k] - 0.5 * (d - q) * LOG_2PI
+                        - 0.5 * (log_det[r] + math.log(det[r])) - 0.5 * maha[r])
+    return 0
+
+
+@_jit
+def _responsibilities(sc, n, rows, t0, w, acc):  # noqa: ANN001, ANN202
+    """Scores (K, n) into weighted responsibilities in place, adding
+    ``w log p(x_o)`` to ``acc[0]``; False if a row has no finite score."""
+    K = sc.shape[0]
+    for r in range(n):
+        top = sc[0, r]
+        for k in range(1, K):
+            top = max(top, sc[k, r])
+        if not np.isfinite(top):
+            return False
+        total = 0.0
+        for k in range(K):
+            e = sc[k, r] - top
+            sc[k, r] = math.exp(e) if e > _NEGLIGIBLE else 0.0
+            total += sc[k, r]
+        wi = w[rows[t0 + r]]
+        acc[0] += wi * (math.log(total) + top)
+        for k in range(K):
+            sc[k, r] = wi * (sc[k, r] / total)
+    return True
+
+
+@_lanes_jit
+def _add_moments(Fk, g, n, G, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
+    """``s1k += sum_r g_r f_r``, ``s2k += sum_r g_r f_r f_r^T`` (lower
+    triangle, or diagonal); returns ``sum_r g_r``."""
+    d = Fk.shape[0]
+    total = 0.0
+    for r in range(n):
+        total += g[r]
+    for a in range(d):
+        s = 0.0
+        for r in range(n):
+            G[a, r] = g[r] * Fk[a, r]
+            s += G[a, r]
+        s1k[a] += s
+        for b in range(a if diagonal else 0, a + 1):
+            s = 0.0
+            for r in range(n):
+                s += G[a, r] * Fk[b, r]
+            s2k[a, b] += s
+    return total
+
+
+@_jit
+def _add_conditional(g, n, q, M, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN001, ANN202
+    """``s2k[m, m] += g_r L_mm^-1`` for each lane r (lower triangle):
+    ``L_mm^-1 = C^-T C^-1`` from the factors (``1 / C_aa`` on their diagonal),
+    ``C^-1`` by forward substitution."""
     if diagonal:
         for a in range(q):
-            for k in range(K):
-                s2[miss[a], miss[a], k] += g[k] / prec[miss[a], miss[a], k]
+            for r in range(n):
+                s2k[M[r, a], M[r, a]] += g[r] / P[M[r, a], M[r, a]]
         return
-    # L_mm^-1 = C^-T C^-1 from the factors C (1 / C_aa on lower's diagonal),
-    # C^-1 by forward substitution
     for a in range(q):
-        for k in range(K):
-            inv[a, a, k] = lower[a, a, k]
+        for r in range(n):
+            inv[a, a, r] = Lk[a, a, r]
         for b in range(a):
-            for k in range(K):
-                tmp[k] = 0.0
+            for r in range(n):
+                inv[a, b, r] = 0.0
             for c in range(b, a):
-                for k in range(K):
-                    tmp[k] += lower[a, c, k] * inv[c, b, k]
-            for k in range(K):
-                inv[a, b, k] = -tmp[k] * inv[a, a, k]
+                for r in range(n):
+                    inv[a, b, r] += Lk[a, c, r] * inv[c, b, r]
+            for r in range(n):
+                inv[a, b, r] *= -inv[a, a, r]
     for a in range(q):
         for b in range(a + 1):
-            for k in range(K):
-                tmp[k] = 0.0
+            for r in range(n):
+                tmp[r] = 0.0
             for c in range(a, q):
-                for k in range(K):
-                    tmp[k] += inv[c, a, k] * inv[c, b, k]
-            for k in range(K):
-                s2[miss[a], miss[b], k] += g[k] * tmp[k]
+                for r in range(n):
+                    tmp[r] += inv[c, a, r] * inv[c, b, r]
+            for r in range(n):
+                s2k[M[r, a], M[r, b]] += g[r] * tmp[r]
+
+
+@_jit
+def _buffers(K, d):  # noqa: ANN001, ANN202
+    M = np.empty((TILE, d), np.int64)
+    F = np.empty((K, d, TILE))
+    PF, Y = np.empty((d, TILE)), np.empty((d, TILE))
+    factors = np.empty(max(BUDGET, K * d * d))  # a tile of one row may exceed BUDGET
+    return M, F, PF, Y, factors, np.empty((4, TILE)), np.empty((K, TILE))
 
 
 @_jit
 def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):  # noqa: ANN001, ANN201
-    """Adds the moments of ``X[rows]`` (weights ``w[rows]``) about ``means``
-    (d, K) to ``nk`` (K,), ``s1`` (d, K) and the lower triangle of ``s2``
-    (d, d, K; only its diagonal when ``diagonal``), and ``w log p(x_o)`` to
-    ``acc[0]``. ``prec`` and ``chol`` are (d, d, K)."""
-    d, K = means.shape
-    miss = np.empty(d, np.int64)
-    F, pulled, white = np.empty((d, K)), np.empty((d, K)), np.empty((d + 3, K))
-    lower, inv = np.empty((d, d, K)), np.empty((d, d, K))
-    sc, resp, tmp = np.empty(K), np.empty(K), np.empty(K)
-    for i in rows:
-        q, status = _row_scores(X, i, miss, means, prec, chol, const, diagonal, F, lower,
-                                pulled, white, sc)
+    """Adds the moments of ``X[rows]`` (weights ``w[rows]``; rows sorted by
+    their number of NaN) about ``means`` (K, d) to ``nk`` (K,), ``s1``
+    (K, d) and the lower triangles of ``s2`` (K, d, d; only the diagonals
+    when ``diagonal``), and ``w log p(x_o)`` to ``acc[0]``. ``prec`` and
+    ``chol`` are (K, d, d)."""
+    K, d = means.shape
+    M, F, PF, Y, factors, work, sc = _buffers(K, d)
+    inverses = np.empty(max(BUDGET // K, d * d))
+    t0 = 0
+    while t0 < rows.shape[0]:
+        n, q = _next_tile(X, rows, t0, K, M)
+        Lt = factors[:K * q * q * n].reshape((K, q, q, n))
+        status = _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F,
+                              Lt, PF, Y, work, sc)
         if status:
             return status
-        log_norm = _normalise(sc, resp)
-        if np.isnan(log_norm):
+        if not _responsibilities(sc, n, rows, t0, w, acc):
             return 1
-        acc[0] += w[i] * log_norm
+        inv = inverses[:q * q * n].reshape((q, q, n))
         for k in range(K):
-            resp[k] *= w[i]
-            nk[k] += resp[k]
-        _add_moments(s1, s2, resp, F, miss, q, prec, lower, diagonal, inv, tmp)
+            nk[k] += _add_moments(F[k], sc[k], n, PF, s1[k], s2[k], diagonal)
+            _add_conditional(sc[k], n, q, M, prec[k], Lt[k], diagonal, inv, work[0],
+                             s2[k])
+        t0 += n
     return 0
 
 
 @_jit
 def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, ANN201
-    """``log pi_k + log N(x_o | k)`` of ``X[rows]`` into ``out`` (K, len(rows))."""
-    d, K = means.shape
-    miss = np.empty(d, np.int64)
-    F, pulled, white = np.empty((d, K)), np.empty((d, K)), np.empty((d + 3, K))
-    lower = np.empty((d, d, K))
-    sc = np.empty(K)
-    for t in range(rows.shape[0]):
-        _, status = _row_scores(X, rows[t], miss, means, prec, chol, const, diagonal, F,
-                                lower, pulled, white, sc)
+    """``log pi_k + log N(x_o | k)`` of ``X[rows]`` (sorted by their number of
+    NaN) into ``out`` (K, len(rows))."""
+    K, d = means.shape
+    M, F, PF, Y, factors, work, sc = _buffers(K, d)
+    t0 = 0
+    while t0 < rows.shape[0]:
+        n, q = _next_tile(X, rows, t0, K, M)
+        Lt = factors[:K * q * q * n].reshape((K, q, q, n))
+        status = _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F,
+                              Lt, PF, Y, work, sc)
         if status:
             return status
         for k in range(K):
-            out[k, t] = sc[k]
+            for r in range(n):
+                out[k, t0 + r] = sc[k, r]
+        t0 += n
     return 0
 
 
 @_jit
 def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
-    """Replaces the NaN of ``X[rows]`` in place by ``E[x_m | x_o]``."""
-    d, K = means.shape
-    miss = np.empty(d, np.int64)
-    F, pulled, white = np.empty((d, K)), np.empty((d, K)), np.empty((d + 3, K))
-    lower = np.empty((d, d, K))
-    sc, resp = np.empty(K), np.empty(K)
-    for i in rows:
-        q, status = _row_scores(X, i, miss, means, prec, chol, const, diagonal, F, lower,
-                                pulled, white, sc)
+    """Replaces the NaN of ``X[rows]`` (sorted by their number of NaN) in
+    place by ``E[x_m | x_o]``."""
+    K, d = means.shape
+    M, F, PF, Y, factors, work, sc = _buffers(K, d)
+    ones, acc = np.ones(X.shape[0]), np.zeros(1)
+    t0 = 0
+    while t0 < rows.shape[0]:
+        n, q = _next_tile(X, rows, t0, K, M)
+        Lt = factors[:K * q * q * n].reshape((K, q, q, n))
+        status = _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F,
+                              Lt, PF, Y, work, sc)
         if status:
             return status
-        if np.isnan(_normalise(sc, resp)):
+        if not _responsibilities(sc, n, rows, t0, ones, acc):
             return 1
-        for a in range(q):
-            fill = 0.0
-            for k in range(K):
-                fill += resp[k] * (means[miss[a], k] + F[miss[a], k])
-            X[i, miss[a]] = fill
+        for r in range(n):
+            for a in range(q):
+                m = M[r, a]
+                fill = 0.0
+                for k in range(K):
+                    fill += sc[k, r] * (means[k, m] + F[k, m, r])
+                X[rows[t0 + r], m] = fill
+        t0 += n
     return 0
