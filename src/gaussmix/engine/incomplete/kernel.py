@@ -78,7 +78,7 @@ class MarginalKernel:
     def _incomplete_statistics(self, X: np.ndarray, mask: np.ndarray,
                                w: np.ndarray | None) -> SuffStats:
         rows = mask.any(axis=1)
-        moments = self._compiled_moments(X, np.flatnonzero(rows), w)
+        moments = self._compiled_moments(X, mask, w)
         nk, s1, s2, loglik = moments or self._reference_moments(X, mask, w)
         ww = None if w is None else w[rows]
         stats = SuffStats(
@@ -107,20 +107,20 @@ class MarginalKernel:
             s2 += _conditional_scatter(g, block, cond, d)
         return nk, s1, s2, loglik
 
-    def _compiled_moments(self, X: np.ndarray, rows: np.ndarray, w: np.ndarray | None
+    def _compiled_moments(self, X: np.ndarray, mask: np.ndarray, w: np.ndarray | None
                           ) -> Moments | None:
         """The moments from the compiled loops; None where they do not apply
         (see :mod:`.compiled`) or a row needs the reference's handling."""
         m = self.model
         K, d = m.means.shape
+        rows = _by_count(mask)
         loops = loops_for(len(rows), K, d)
         if loops is None:
             return None
         X64 = np.ascontiguousarray(X, dtype=np.float64)
         w64 = np.ones(len(X)) if w is None else np.ascontiguousarray(w, np.float64)
         nk, s1, s2, acc = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)), np.zeros(1)
-        if loops.statistics(X64, _by_count(X64, rows), w64, *m.arguments(), nk, s1, s2,
-                            acc):
+        if loops.statistics(X64, rows, w64, *m.arguments(), nk, s1, s2, acc):
             return None
         s2 += np.tril(s2, -1).transpose(0, 2, 1)  # the loops fill lower triangles
         return nk, s1, s2, float(acc[0])
@@ -143,19 +143,18 @@ class MarginalKernel:
             scores, row, _, _ = self.base.scores(X[complete])
             scores = to_host(scores)
             out[:, complete] = scores if row is None else scores + to_host(row)[None, :]
-        incomplete = np.flatnonzero(mask.any(axis=1))
-        if not self._compiled_scores(X, incomplete, out):
+        if not self._compiled_scores(X, mask, out):
             for block, cond in self._conditionals(X, mask):
                 out[:, block.rows] = cond.scores
         return out, None, out.max(axis=0), None
 
-    def _compiled_scores(self, X: np.ndarray, rows: np.ndarray, out: np.ndarray) -> bool:
+    def _compiled_scores(self, X: np.ndarray, mask: np.ndarray, out: np.ndarray) -> bool:
         m = self.model
+        rows = _by_count(mask)
         loops = loops_for(len(rows), *m.means.shape) if rows.size else None
         if loops is None:
             return False
         X64 = np.ascontiguousarray(X, dtype=np.float64)
-        rows = _by_count(X64, rows)
         part = np.empty((len(m.means), len(rows)))
         if loops.scores(X64, rows, *m.arguments(), part):
             return False
@@ -209,20 +208,23 @@ class MarginalKernel:
         """Fills ``out`` in place by the compiled loops; False (``out``
         untouched) where they do not apply."""
         m = self.model
-        rows = np.flatnonzero(np.isnan(out).any(axis=1))
+        rows = _by_count(np.isnan(out))
         loops = loops_for(len(rows), *m.means.shape) if rows.size else None
         if loops is None:
             return False
         filled = out.copy()  # left as it was if a row needs the reference
-        if loops.impute(filled, _by_count(filled, rows), *m.arguments()):
+        if loops.impute(filled, rows, *m.arguments()):
             return False
         out[rows] = filled[rows]
         return True
 
 
-def _by_count(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``rows`` ordered by their number of NaN, as the compiled loops take them."""
-    return rows[np.argsort(np.isnan(X[rows]).sum(axis=1), kind="stable")]
+def _by_count(mask: np.ndarray) -> np.ndarray:
+    """The incomplete rows of ``mask`` (True where missing) ordered by their
+    number of missing entries, as the compiled loops take them."""
+    count = mask.sum(axis=1)
+    rows = np.flatnonzero(count)
+    return rows[np.argsort(count[rows], kind="stable")]
 
 
 def _each(missing: np.ndarray, resp: np.ndarray) -> np.ndarray:

@@ -57,18 +57,19 @@ BUDGET = 1 << 16    # numbers in a tile's factors (K, q, q, rows): bounds the ti
 # and products of such numbers would be subnormal, which costs a hundred
 # times the time of normal arithmetic.
 _NEGLIGIBLE = -460.0
-# The product of a row's pivots is folded into a logarithm when it leaves
-# this range: one logarithm per row and component.
-_FOLD = 1e100
+# Where the product of a row's pivots is smaller than this or larger than its
+# inverse, log det L_mm is summed from their logarithms instead.
+_TINY = 1e-290
 
 
 @_jit
-def _missing_of(X, i, miss):  # noqa: ANN001, ANN202
-    """The missing (NaN) columns of row ``X[i]`` into ``miss``; returns their number."""
+def _missing_of(X, i, M, r):  # noqa: ANN001, ANN202
+    """The missing (NaN) columns of row ``X[i]`` into ``M[:, r]``; returns
+    their number."""
     q = 0
     for j in range(X.shape[1]):
         if np.isnan(X[i, j]):
-            miss[q] = j
+            M[q, r] = j
             q += 1
     return q
 
@@ -77,27 +78,39 @@ def _missing_of(X, i, miss):  # noqa: ANN001, ANN202
 def _next_tile(X, rows, t0, K, M):  # noqa: ANN001, ANN202
     """The tile starting at ``rows[t0]``: the run of rows with its number q of
     missing coordinates, at most the tile size for q; their missing columns
-    into ``M[:n, :q]``. Returns (n, q)."""
+    into ``M[:q, :n]``. Returns (n, q)."""
     d = X.shape[1]
-    q = _missing_of(X, rows[t0], M[0])
+    q = _missing_of(X, rows[t0], M, 0)
     cap = max(1, min(TILE, BUDGET // (K * max(d, q * q))))
     n = 1
-    while n < cap and t0 + n < rows.shape[0] and _missing_of(X, rows[t0 + n], M[n]) == q:
+    while n < cap and t0 + n < rows.shape[0] and _missing_of(X, rows[t0 + n], M, n) == q:
         n += 1
     return n, q
 
 
 @_jit
-def _times(log_det, det, pivot, n):  # noqa: ANN001, ANN202
-    """``det *= pivot`` on n lanes, folding into ``log_det`` out of range;
-    False if a pivot is not positive."""
+def _times(det, low, pivot, n):  # noqa: ANN001, ANN202
+    """``det *= pivot`` and ``low = min(low, pivot)`` on n lanes."""
     for r in range(n):
-        if not pivot[r] > 0.0:
-            return False
         det[r] *= pivot[r]
-        if not 1.0 / _FOLD < det[r] < _FOLD:
-            log_det[r] += math.log(det[r])
-            det[r] = 1.0
+        low[r] = pivot[r] if pivot[r] < low[r] else low[r]
+
+
+@_jit
+def _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):  # noqa: ANN001, ANN202
+    """``log det L_mm`` of each lane from the product of its pivots (one
+    logarithm per lane), or from their logarithms where the product left the
+    range of float64; False if a pivot is not positive."""
+    for r in range(n):
+        if not low[r] > 0.0:
+            return False
+        if _TINY < det[r] < 1.0 / _TINY:
+            log_det[r] = math.log(det[r])
+            continue
+        log_det[r] = 0.0
+        for a in range(q):
+            log_det[r] += (math.log(P[M[a, r], M[a, r]]) if diagonal
+                           else -2.0 * math.log(Lk[a, a, r]))
     return True
 
 
@@ -110,15 +123,16 @@ def _residuals(X, rows, t0, n, q, M, mean, Fk):  # noqa: ANN001, ANN202
         for j in range(d):
             Fk[j, r] = X[i, j] - mean[j]
         for a in range(q):
-            Fk[M[r, a], r] = 0.0
+            Fk[M[a, r], r] = 0.0
 
 
 @_jit
-def _condition(Fk, M, n, q, P, Lk, PF, Y, log_det, det, piv):  # noqa: ANN001, ANN202
+def _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001, ANN202
     """Writes the conditional mean offsets into the missing entries of ``Fk``
     and leaves each lane's Cholesky factor ``C`` of ``L_mm`` in ``Lk`` (q, q,
-    n) with ``1 / C_aa`` on the diagonal. False if an ``L_mm`` is not
-    positive definite."""
+    n) with ``1 / C_aa`` on the diagonal; the pivots ``C_aa^2`` go to
+    :func:`_times` (a non-positive pivot leaves NaN or inf behind, and is
+    caught by :func:`_log_det`)."""
     d = Fk.shape[0]
     for i in range(d):  # PF = L F
         for r in range(n):
@@ -129,23 +143,22 @@ def _condition(Fk, M, n, q, P, Lk, PF, Y, log_det, det, piv):  # noqa: ANN001, A
                 PF[i, r] += p * Fk[j, r]
     for a in range(q):
         for r in range(n):
-            Y[a, r] = -PF[M[r, a], r]
+            Y[a, r] = -PF[M[a, r], r]
     for a in range(q):  # Cholesky factors, row by row
         for b in range(a):
             for r in range(n):
-                Lk[a, b, r] = P[M[r, a], M[r, b]]
+                Lk[a, b, r] = P[M[a, r], M[b, r]]
             for c in range(b):
                 for r in range(n):
                     Lk[a, b, r] -= Lk[a, c, r] * Lk[b, c, r]
             for r in range(n):
                 Lk[a, b, r] *= Lk[b, b, r]
         for r in range(n):
-            piv[r] = P[M[r, a], M[r, a]]
+            piv[r] = P[M[a, r], M[a, r]]
         for c in range(a):
             for r in range(n):
                 piv[r] -= Lk[a, c, r] * Lk[a, c, r]
-        if not _times(log_det, det, piv, n):
-            return False
+        _times(det, low, piv, n)
         for r in range(n):
             Lk[a, a, r] = 1.0 / math.sqrt(piv[r])
     for a in range(q):  # C C^T delta = -(L r~)_m: forward substitution, then back
@@ -160,8 +173,7 @@ def _condition(Fk, M, n, q, P, Lk, PF, Y, log_det, det, piv):  # noqa: ANN001, A
                 Y[a, r] -= Lk[c, a, r] * Y[c, r]
         for r in range(n):
             Y[a, r] *= Lk[a, a, r]
-            Fk[M[r, a], r] = Y[a, r]
-    return True
+            Fk[M[a, r], r] = Y[a, r]
 
 
 @_jit
@@ -188,31 +200,31 @@ def _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F, Lt
     the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, d, n) and
     the factors into ``Lt`` (K, q, q, n). Returns a status."""
     K, d = means.shape
-    log_det, det, piv, maha = work[0], work[1], work[2], work[3]
+    log_det, det, low, piv, maha = work[0], work[1], work[2], work[3], work[4]
     for k in range(K):
-        Fk, P = F[k], prec[k]
+        Fk, P, Lk = F[k], prec[k], Lt[k]
         _residuals(X, rows, t0, n, q, M, means[k], Fk)
         for r in range(n):
-            log_det[r] = 0.0
             det[r] = 1.0
+            low[r] = np.inf
         if diagonal:
             for a in range(q):
                 for r in range(n):
-                    piv[r] = P[M[r, a], M[r, a]]
-                if not _times(log_det, det, piv, n):
-                    return 2
+                    piv[r] = P[M[a, r], M[a, r]]
+                _times(det, low, piv, n)
             for r in range(n):
                 maha[r] = 0.0
             for j in range(d):
                 for r in range(n):
                     maha[r] += P[j, j] * Fk[j, r] * Fk[j, r]
         else:
-            if not _condition(Fk, M, n, q, P, Lt[k], PF, Y, log_det, det, piv):
-                return 2
+            _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv)
             _distance(Fk, chol[k], n, PF[0], maha)
+        if not _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):
+            return 2
         for r in range(n):
             sc[k, r] = (const[k] - 0.5 * (d - q) * LOG_2PI
-                        - 0.5 * (log_det[r] + math.log(det[r])) - 0.5 * maha[r])
+                        - 0.5 * log_det[r] - 0.5 * maha[r])
     return 0
 
 
@@ -269,7 +281,7 @@ def _add_conditional(g, n, q, M, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN00
     if diagonal:
         for a in range(q):
             for r in range(n):
-                s2k[M[r, a], M[r, a]] += g[r] / P[M[r, a], M[r, a]]
+                s2k[M[a, r], M[a, r]] += g[r] / P[M[a, r], M[a, r]]
         return
     for a in range(q):
         for r in range(n):
@@ -290,16 +302,17 @@ def _add_conditional(g, n, q, M, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN00
                 for r in range(n):
                     tmp[r] += inv[c, a, r] * inv[c, b, r]
             for r in range(n):
-                s2k[M[r, a], M[r, b]] += g[r] * tmp[r]
+                if g[r] != 0.0:  # zero for the many far components
+                    s2k[M[a, r], M[b, r]] += g[r] * tmp[r]
 
 
 @_jit
 def _buffers(K, d):  # noqa: ANN001, ANN202
-    M = np.empty((TILE, d), np.int64)
+    M = np.empty((d, TILE), np.int64)  # missing columns, (q, rows) in use
     F = np.empty((K, d, TILE))
     PF, Y = np.empty((d, TILE)), np.empty((d, TILE))
     factors = np.empty(max(BUDGET, K * d * d))  # a tile of one row may exceed BUDGET
-    return M, F, PF, Y, factors, np.empty((4, TILE)), np.empty((K, TILE))
+    return M, F, PF, Y, factors, np.empty((5, TILE)), np.empty((K, TILE))
 
 
 @_jit
@@ -371,7 +384,7 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
             return 1
         for r in range(n):
             for a in range(q):
-                m = M[r, a]
+                m = M[a, r]
                 fill = 0.0
                 for k in range(K):
                     fill += sc[k, r] * (means[k, m] + F[k, m, r])
