@@ -44,10 +44,11 @@ import math
 import numpy as np
 from numba import njit
 
-_jit = njit(nogil=True, cache=True, fastmath={"contract"})
+_jit = njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 # For sums over a tile's lanes: summed in vector lanes (a plain loop is one
 # long dependency chain); the order of the rows' terms differs by rounding.
-_lanes_jit = njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
+_lanes_jit = njit(nogil=True, cache=True, error_model="numpy",
+                 fastmath={"contract", "reassoc"})
 
 LOG_2PI = math.log(2.0 * math.pi)
 TILE = 128          # rows per tile at most
@@ -63,11 +64,12 @@ _TINY = 1e-290
 
 
 @_jit
-def _missing_of(X, i, M, r):  # noqa: ANN001, ANN202
-    """The missing (NaN) columns of row ``X[i]`` into ``M[:, r]``; returns
-    their number."""
+def _missing_of(X, i, M, XT, r):  # noqa: ANN001, ANN202
+    """Row ``X[i]`` into ``XT[:, r]`` and its missing (NaN) columns into
+    ``M[:, r]``; returns their number."""
     q = 0
     for j in range(X.shape[1]):
+        XT[j, r] = X[i, j]
         if np.isnan(X[i, j]):
             M[q, r] = j
             q += 1
@@ -75,15 +77,17 @@ def _missing_of(X, i, M, r):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _next_tile(X, rows, t0, K, M):  # noqa: ANN001, ANN202
+def _next_tile(X, rows, t0, K, M, XT):  # noqa: ANN001, ANN202
     """The tile starting at ``rows[t0]``: the run of rows with its number q of
-    missing coordinates, at most the tile size for q; their missing columns
-    into ``M[:q, :n]``. Returns (n, q)."""
+    missing coordinates, at most the tile size for q; the rows transposed
+    into ``XT[:, :n]``, their missing columns into ``M[:q, :n]``. Returns
+    (n, q)."""
     d = X.shape[1]
-    q = _missing_of(X, rows[t0], M, 0)
+    q = _missing_of(X, rows[t0], M, XT, 0)
     cap = max(1, min(TILE, BUDGET // (K * max(d, q * q))))
     n = 1
-    while n < cap and t0 + n < rows.shape[0] and _missing_of(X, rows[t0 + n], M, n) == q:
+    while (n < cap and t0 + n < rows.shape[0]
+           and _missing_of(X, rows[t0 + n], M, XT, n) == q):
         n += 1
     return n, q
 
@@ -115,14 +119,13 @@ def _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):  # noqa: ANN001, ANN2
 
 
 @_jit
-def _residuals(X, rows, t0, n, q, M, mean, Fk):  # noqa: ANN001, ANN202
+def _residuals(XT, n, q, M, mean, Fk):  # noqa: ANN001, ANN202
     """``Fk[:, r] = x_r - mean`` with the missing entries zeroed."""
-    d = X.shape[1]
-    for r in range(n):
-        i = rows[t0 + r]
-        for j in range(d):
-            Fk[j, r] = X[i, j] - mean[j]
-        for a in range(q):
+    for j in range(XT.shape[0]):
+        for r in range(n):
+            Fk[j, r] = XT[j, r] - mean[j]
+    for a in range(q):
+        for r in range(n):
             Fk[M[a, r], r] = 0.0
 
 
@@ -194,8 +197,8 @@ def _distance(Fk, U, n, white, maha):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF, Y,
-                 work, sc):  # noqa: ANN001, ANN202
+def _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF, Y, work,
+                 sc):  # noqa: ANN001, ANN202
     """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
     the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, d, n) and
     the factors into ``Lt`` (K, q, q, n). Returns a status."""
@@ -203,7 +206,7 @@ def _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F, Lt
     log_det, det, low, piv, maha = work[0], work[1], work[2], work[3], work[4]
     for k in range(K):
         Fk, P, Lk = F[k], prec[k], Lt[k]
-        _residuals(X, rows, t0, n, q, M, means[k], Fk)
+        _residuals(XT, n, q, M, means[k], Fk)
         for r in range(n):
             det[r] = 1.0
             low[r] = np.inf
@@ -312,7 +315,8 @@ def _buffers(K, d):  # noqa: ANN001, ANN202
     F = np.empty((K, d, TILE))
     PF, Y = np.empty((d, TILE)), np.empty((d, TILE))
     factors = np.empty(max(BUDGET, K * d * d))  # a tile of one row may exceed BUDGET
-    return M, F, PF, Y, factors, np.empty((5, TILE)), np.empty((K, TILE))
+    XT = np.empty((d, TILE))
+    return M, XT, F, PF, Y, factors, np.empty((5, TILE)), np.empty((K, TILE))
 
 
 @_jit
@@ -323,14 +327,14 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     when ``diagonal``), and ``w log p(x_o)`` to ``acc[0]``. ``prec`` and
     ``chol`` are (K, d, d)."""
     K, d = means.shape
-    M, F, PF, Y, factors, work, sc = _buffers(K, d)
+    M, XT, F, PF, Y, factors, work, sc = _buffers(K, d)
     inverses = np.empty(max(BUDGET // K, d * d))
     t0 = 0
     while t0 < rows.shape[0]:
-        n, q = _next_tile(X, rows, t0, K, M)
+        n, q = _next_tile(X, rows, t0, K, M, XT)
         Lt = factors[:K * q * q * n].reshape((K, q, q, n))
-        status = _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F,
-                              Lt, PF, Y, work, sc)
+        status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
+                              Y, work, sc)
         if status:
             return status
         if not _responsibilities(sc, n, rows, t0, w, acc):
@@ -349,13 +353,13 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
     """``log pi_k + log N(x_o | k)`` of ``X[rows]`` (sorted by their number of
     NaN) into ``out`` (K, len(rows))."""
     K, d = means.shape
-    M, F, PF, Y, factors, work, sc = _buffers(K, d)
+    M, XT, F, PF, Y, factors, work, sc = _buffers(K, d)
     t0 = 0
     while t0 < rows.shape[0]:
-        n, q = _next_tile(X, rows, t0, K, M)
+        n, q = _next_tile(X, rows, t0, K, M, XT)
         Lt = factors[:K * q * q * n].reshape((K, q, q, n))
-        status = _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F,
-                              Lt, PF, Y, work, sc)
+        status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
+                              Y, work, sc)
         if status:
             return status
         for k in range(K):
@@ -370,14 +374,14 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     """Replaces the NaN of ``X[rows]`` (sorted by their number of NaN) in
     place by ``E[x_m | x_o]``."""
     K, d = means.shape
-    M, F, PF, Y, factors, work, sc = _buffers(K, d)
+    M, XT, F, PF, Y, factors, work, sc = _buffers(K, d)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     t0 = 0
     while t0 < rows.shape[0]:
-        n, q = _next_tile(X, rows, t0, K, M)
+        n, q = _next_tile(X, rows, t0, K, M, XT)
         Lt = factors[:K * q * q * n].reshape((K, q, q, n))
-        status = _tile_scores(X, rows, t0, n, q, M, means, prec, chol, const, diagonal, F,
-                              Lt, PF, Y, work, sc)
+        status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
+                              Y, work, sc)
         if status:
             return status
         if not _responsibilities(sc, n, rows, t0, ones, acc):
