@@ -1,13 +1,13 @@
 """When incomplete rows go through the compiled loops of :mod:`.loops`.
 
-The NumPy code of :mod:`.conditional` is the reference and the fallback: it
+The NumPy code of :mod:`.conditional` is the reference and the fallback. It
 is used when numba cannot be imported, when ``GAUSSMIX_KERNEL=reference``,
-and until the process has handled enough incomplete rows to repay loading
-the loops (compiling them takes seconds the first time; later processes load
-them from numba's cache in a fraction of a second), so that small fits with
-NaN never pay for it. ``GAUSSMIX_KERNEL=fused`` uses the loops from the first
-row (an error if numba is missing); ``auto`` (the default) switches once
-:data:`LOAD_AFTER_WORK` is reached.
+and, in ``auto`` mode (the default), until the process has done enough
+incomplete-row work in it to repay loading the loops, so that small fits with
+NaN never pay for them: loading takes about 0.2 s from numba's cache (plus
+importing numba), and compiling them the first time about 10 s on 2 cores.
+``GAUSSMIX_KERNEL=fused`` uses the loops from the first row (an error if
+numba is missing). The same variable chooses the kernel of complete rows.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ ENVIRONMENT_VARIABLE = "GAUSSMIX_KERNEL"
 _MODES = ("auto", "reference", "fused")
 
 # Reference work (incomplete rows x K x d^2) after which ``auto`` loads the
-# loops: about 16k rows at K = 8, d = 16, which the reference handles in about
-# the time compiling the loops takes.
-LOAD_AFTER_WORK = 1 << 25
+# loops: some 2-3 s in the reference (about 260k row passes at K = 8, d = 16:
+# a bit more than one iteration of n = 200k, a dozen of n = 20k; a fit of
+# n = 1000 never gets there), so a process never spends much more than twice
+# the best time, and a cold compile is paid only by long fits.
+LOAD_AFTER_WORK = 1 << 29
 
 _work_seen = [0]
 _lock = threading.Lock()

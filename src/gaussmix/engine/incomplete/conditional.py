@@ -19,6 +19,7 @@ of a covariance is ever formed; only ``L_mm``, q x q, is factorised):
 Everything is float64 NumPy (rows of any dtype are converted); the per-pattern
 factorisations are vectorised over patterns and components, the per-row work
 is three (K, n, d) x (d, d) products and a few passes over (K, n, d) arrays.
+This is the reference; :mod:`.loops` computes the same identities compiled.
 """
 
 from __future__ import annotations

@@ -10,18 +10,29 @@ conditional covariance added to the second moments (Ghahramani & Jordan,
 1994). Chunks without NaN cost one ``isnan`` pass more than the ordinary
 kernel and give bit-identical statistics.
 
-Cost of the incomplete rows of a chunk, with P distinct patterns among them
-and q missing coordinates per row: O(P K q^3) for one inversion of the q x q
-block ``L_mm`` of the precision per pattern and component (Cholesky and a
-triangular inverse, vectorised over both), plus
-O(n K d^2) per row for three (K, n, d) x (d, d) products (1.5 times a complete
-row's floating-point work, but measured 4-10x its time in NumPy: see
-BENCHMARKS.md). When nearly every row has its own pattern (30% MCAR
-on d = 16: most of the 2^16 patterns occur once) the inversions become
-per row but stay vectorised over rows (batched q x q algebra), so the cost
-per row does not grow; blocks of at most 1024 rows bound the per-pattern
-arrays to about 2^18 numbers whatever P is. Patterns are found per chunk (one
-sort of integer pattern keys).
+Two implementations give the same statistics (to rounding; the tests hold
+them to 1e-12): the NumPy reference below, and compiled loops (numba,
+:mod:`.loops`), which :mod:`.compiled` switches to once a process has done
+enough incomplete-row work to repay loading them (or at once with
+``GAUSSMIX_KERNEL=fused``; never with ``GAUSSMIX_KERNEL=reference`` or
+without numba). Per-row results (``scores``, ``impute`` without draws) use
+the same switch.
+
+Cost of the incomplete rows of a chunk, with q missing coordinates per row:
+
+- compiled loops: rows are taken in tiles of up to 128 rows with the same q
+  (any patterns), each step vectorised over the tile's rows; per row and
+  component O(d^2) for ``L r~`` and ``|f U|^2`` (as for a complete row),
+  O(q^3) for the Cholesky factor of the q x q block ``L_mm``, its solves and
+  ``L_mm^-1``. Nothing is per pattern, so the number of distinct patterns does
+  not matter: measured 2.7x a complete row's E-step at 30% MCAR, d = 16,
+  K = 8, where nearly every row has its own pattern (BENCHMARKS.md).
+- NumPy reference: rows grouped by pattern, O(P K q^3) for the factorisations
+  of the P patterns of a block (vectorised over patterns and components) plus
+  three (K, n, d) x (d, d) products per row; when nearly every row has its
+  own pattern the factorisations are per row but stay vectorised over rows,
+  and blocks of at most 1024 rows bound the per-pattern arrays to about 2^18
+  numbers whatever P is. Measured 4-10x a complete row.
 """
 
 from __future__ import annotations
