@@ -80,15 +80,14 @@ class MarginalKernel:
         if complete.all():
             return self.base.statistics(X, sample_weight)
         w = None if sample_weight is None else to_host(sample_weight)
-        stats = self._incomplete_statistics(X, mask, w)
+        stats = self._incomplete_statistics(X, mask, ~complete, w)
         if complete.any():
             stats = self.base.statistics(
                 X[complete], None if w is None else w[complete]) + stats
         return stats
 
-    def _incomplete_statistics(self, X: np.ndarray, mask: np.ndarray,
+    def _incomplete_statistics(self, X: np.ndarray, mask: np.ndarray, rows: np.ndarray,
                                w: np.ndarray | None) -> SuffStats:
-        rows = mask.any(axis=1)
         moments = self._compiled_moments(X, mask, w)
         nk, s1, s2, loglik = moments or self._reference_moments(X, mask, w)
         ww = None if w is None else w[rows]

@@ -162,8 +162,9 @@ def _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001, ANN20
             for r in range(n):
                 piv[r] -= Lk[a, c, r] * Lk[a, c, r]
         _times(det, low, piv, n)
+        _inverse_roots(piv, n)
         for r in range(n):
-            Lk[a, a, r] = 1.0 / math.sqrt(piv[r])
+            Lk[a, a, r] = piv[r]
     for a in range(q):  # C C^T delta = -(L r~)_m: forward substitution, then back
         for c in range(a):
             for r in range(n):
@@ -177,6 +178,13 @@ def _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001, ANN20
         for r in range(n):
             Y[a, r] *= Lk[a, a, r]
             Fk[M[a, r], r] = Y[a, r]
+
+
+@_jit
+def _inverse_roots(v, n):  # noqa: ANN001, ANN202
+    """``v = 1 / sqrt(v)`` on n lanes (in place, so that the loop vectorises)."""
+    for r in range(n):
+        v[r] = 1.0 / np.sqrt(v[r])
 
 
 @_jit
