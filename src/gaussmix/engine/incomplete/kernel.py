@@ -25,14 +25,14 @@ Cost of the incomplete rows of a chunk, with q missing coordinates per row:
   component O(d^2) for ``L r~`` and ``|f U|^2`` (as for a complete row),
   O(q^3) for the Cholesky factor of the q x q block ``L_mm``, its solves and
   ``L_mm^-1``. Nothing is per pattern, so the number of distinct patterns does
-  not matter: measured 2.7x a complete row's E-step at 30% MCAR, d = 16,
-  K = 8, where nearly every row has its own pattern (BENCHMARKS.md).
+  not matter: one EM iteration measured 2.8x one on complete data at 30% MCAR,
+  d = 16, K = 8, where nearly every row has its own pattern (BENCHMARKS.md).
 - NumPy reference: rows grouped by pattern, O(P K q^3) for the factorisations
   of the P patterns of a block (vectorised over patterns and components) plus
   three (K, n, d) x (d, d) products per row; when nearly every row has its
   own pattern the factorisations are per row but stay vectorised over rows,
   and blocks of at most 1024 rows bound the per-pattern arrays to about 2^18
-  numbers whatever P is. Measured 4-10x a complete row.
+  numbers whatever P is. Measured 4-12x a complete row.
 """
 
 from __future__ import annotations
