@@ -389,6 +389,29 @@ def test_compiled_loops_equal_the_numpy_reference(monkeypatch, cov_type, weighte
 
 
 @needs_numba
+@pytest.mark.parametrize("K", [2, 40])
+def test_compiled_loops_with_many_features(monkeypatch, K):
+    # d = 40, half missing: tiles limited by the q x q factors' budget (K = 2),
+    # down to one row per tile (K = 40)
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 40)) + rng.integers(0, 2, 300)[:, None]
+    X[rng.random(X.shape) < 0.5] = np.nan
+    A = rng.normal(size=(K, 40, 40)) / np.sqrt(40)
+    start = dict(weights_init=np.full(K, 1 / K), means_init=rng.normal(size=(K, 40)),
+                 precisions_init=np.linalg.inv(A @ A.transpose(0, 2, 1) + np.eye(40)))
+    out = []
+    for mode in ("reference", "fused"):
+        monkeypatch.setenv("GAUSSMIX_KERNEL", mode)
+        gm = GaussianMixture(K, missing="marginalize", max_iter=1, tol=0, **start)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gm.fit(X)
+        out.append((gm.means_, gm.covariances_, gm.score_samples(X)))
+    for ref, fast in zip(*out, strict=True):
+        np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-12)
+
+
+@needs_numba
 @pytest.mark.parametrize("cov_type", TYPES)
 def test_compiled_iteration_equals_the_per_row_reference(monkeypatch, cov_type):
     monkeypatch.setenv("GAUSSMIX_KERNEL", "fused")

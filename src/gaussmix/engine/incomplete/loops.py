@@ -319,12 +319,14 @@ def _add_conditional(g, n, q, M, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN00
 
 @_jit
 def _buffers(K, d):  # noqa: ANN001, ANN202
-    M = np.empty((d, TILE), np.int64)  # missing columns, (q, rows) in use
-    F = np.empty((K, d, TILE))
-    PF, Y = np.empty((d, TILE)), np.empty((d, TILE))
+    """Work arrays for tiles of at most ``TILE`` rows, and no more than
+    :func:`_next_tile` allows at this K and d."""
+    cap = max(1, min(TILE, BUDGET // (K * d)))
+    M = np.empty((d, cap), np.int64)  # missing columns, (q, rows) in use
+    XT, PF, Y = np.empty((d, cap)), np.empty((d, cap)), np.empty((d, cap))
+    F = np.empty((K, d, cap))
     factors = np.empty(max(BUDGET, K * d * d))  # a tile of one row may exceed BUDGET
-    XT = np.empty((d, TILE))
-    return M, XT, F, PF, Y, factors, np.empty((5, TILE)), np.empty((K, TILE))
+    return M, XT, F, PF, Y, factors, np.empty((5, cap)), np.empty((K, cap))
 
 
 @_jit
