@@ -341,3 +341,135 @@ def test_cli_reads_empty_cells_as_missing(tmp_path):
     assert mean == pytest.approx(direct.score(X), rel=1e-8)
     labels = runner.invoke(main, ["predict", str(model), str(data)])
     assert labels.output.split()[1:] == [str(v) for v in direct.predict(X)]
+
+
+# ---------------------------------------------------- compiled loops (numba)
+needs_numba = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("numba") is None, reason="numba not installed")
+
+
+def _kernel_stats(monkeypatch, mode, cov_type, X, sw):
+    """Statistics of X (one chunk) and per-row results under GAUSSMIX_KERNEL=mode."""
+    from gaussmix.engine.covariance import ComputeSpec, get_covariance_type
+    from gaussmix.engine.incomplete import MarginalKernel
+    from gaussmix.engine.params import MixtureParams
+
+    monkeypatch.setenv("GAUSSMIX_KERNEL", mode)
+    weights, means, covs = _mixture(3, X.shape[1], seed=1)
+    piece = get_covariance_type(cov_type)
+    typed = _typed(cov_type, covs)
+    params = MixtureParams(weights, means, typed, piece.precisions_cholesky(typed))
+    kernel = MarginalKernel.build(piece, params, ComputeSpec(np, np.float64))
+    return (kernel.statistics(X, sw), kernel.scores(X)[0], kernel.impute(X),
+            kernel.labels(X))
+
+
+@needs_numba
+@pytest.mark.parametrize("cov_type", TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_loops_equal_the_numpy_reference(monkeypatch, cov_type, weighted, dtype):
+    # 700 rows, d = 5: several tiles per number of missing coordinates, every
+    # q from 0 (complete rows) to 5 (nothing observed) present
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(700, 5)) * 2.0 + rng.integers(0, 3, 700)[:, None]
+    X[rng.random(X.shape) < 0.4] = np.nan
+    X = X.astype(dtype)
+    sw = rng.uniform(0.1, 3.0, len(X)) if weighted else None
+    ref = _kernel_stats(monkeypatch, "reference", cov_type, X, sw)
+    fast = _kernel_stats(monkeypatch, "fused", cov_type, X, sw)
+    for name in ("nk", "s1", "s2"):
+        np.testing.assert_allclose(getattr(fast[0], name), getattr(ref[0], name),
+                                   rtol=1e-12, atol=1e-12 * np.abs(ref[0].s2).max())
+    assert fast[0].loglik == pytest.approx(ref[0].loglik, rel=1e-12)
+    assert (fast[0].weight, fast[0].min_weight) == (ref[0].weight, ref[0].min_weight)
+    np.testing.assert_allclose(fast[1], ref[1], rtol=1e-12)
+    np.testing.assert_allclose(fast[2], ref[2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(fast[3], ref[3])
+
+
+@needs_numba
+@pytest.mark.parametrize("K", [2, 40])
+def test_compiled_loops_with_many_features(monkeypatch, K):
+    # d = 40, half missing: tiles limited by the q x q factors' budget (K = 2),
+    # down to one row per tile (K = 40)
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 40)) + rng.integers(0, 2, 300)[:, None]
+    X[rng.random(X.shape) < 0.5] = np.nan
+    A = rng.normal(size=(K, 40, 40)) / np.sqrt(40)
+    start = dict(weights_init=np.full(K, 1 / K), means_init=rng.normal(size=(K, 40)),
+                 precisions_init=np.linalg.inv(A @ A.transpose(0, 2, 1) + np.eye(40)))
+    out = []
+    for mode in ("reference", "fused"):
+        monkeypatch.setenv("GAUSSMIX_KERNEL", mode)
+        gm = GaussianMixture(K, missing="marginalize", max_iter=1, tol=0, **start)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gm.fit(X)
+        out.append((gm.means_, gm.covariances_, gm.score_samples(X)))
+    for ref, fast in zip(*out, strict=True):
+        np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-12)
+
+
+@needs_numba
+@pytest.mark.parametrize("cov_type", TYPES)
+def test_compiled_iteration_equals_the_per_row_reference(monkeypatch, cov_type):
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "fused")
+    _, X, (weights, means, covs) = _sample(150, 0.3, seed=5)
+    sw = np.random.default_rng(0).uniform(0.2, 3.0, len(X))
+    full = _full(cov_type, _typed(cov_type, covs), len(weights), X.shape[1])
+    ref = _reference_iteration(X, weights, means, full, cov_type, 1e-6, sw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = _started(cov_type, weights, means, covs, max_iter=1,
+                      chunk_size=37).fit(X, sample_weight=sw)
+    np.testing.assert_allclose(gm.means_, ref[1], rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(gm.covariances_, ref[2], rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(gm.lower_bound_, ref[3], rtol=1e-12)
+
+
+@needs_numba
+def test_compiled_loops_hand_hard_rows_to_the_reference(monkeypatch):
+    """A row far beyond every component (no finite score) and a precision
+    whose restriction is not positive definite: the chunk goes to the NumPy
+    reference, so results and errors are the reference's."""
+    _, X, _ = _sample(200, 0.3, seed=6)
+    X[4] = [1e200, np.nan, 1e200, 1e200]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = _kernel_stats(monkeypatch, "reference", "full", X, None)
+        fast = _kernel_stats(monkeypatch, "fused", "full", X, None)
+    np.testing.assert_array_equal(fast[0].s2, ref[0].s2)
+    np.testing.assert_allclose(fast[1], ref[1], rtol=1e-12)  # -inf for the far row
+
+    from gaussmix.engine.incomplete import loops
+    miss = np.array([[np.nan, 1.0]])
+    bad = np.array([[[-1.0, 0.0], [0.0, 1.0]]])  # L_mm = -1 for the missing column
+    out = np.empty((1, 1))
+    assert loops.scores(miss, np.array([0]), np.zeros((1, 2)), bad, np.eye(2)[None],
+                        np.zeros(1), False, out) == 2
+
+
+def test_kernel_choice(monkeypatch):
+    from gaussmix.engine.incomplete import compiled
+
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "reference")
+    assert compiled.loops_for(10**9, 8, 16) is None
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "nonsense")
+    with pytest.raises(ValueError, match="GAUSSMIX_KERNEL='nonsense'.*reference"):
+        compiled.loops_for(1, 1, 1)
+    monkeypatch.delenv("GAUSSMIX_KERNEL")
+    monkeypatch.setattr(compiled, "_work_seen", [0])
+    monkeypatch.setattr(compiled, "_import", _NeverImported())
+    assert compiled.loops_for(100, 3, 4) is None  # small fits stay on NumPy
+    assert compiled._work_seen[0] == 100 * 3 * 16
+
+
+class _NeverImported:
+    """Stands in for compiled._import where loading must not happen."""
+
+    def __call__(self):
+        raise AssertionError("the loops were loaded for a small fit")
+
+    def cache_info(self):
+        return type("Info", (), {"currsize": 0})()

@@ -3,8 +3,9 @@
 Missing values change only the E-step: :class:`MarginalKernel` sends a
 chunk's complete rows through the ordinary kernel and its incomplete rows,
 grouped by missingness pattern, through the observed-coordinate marginals and
-conditional moments of :mod:`.conditional`. The statistics value, the M-step
-and the EM loop are the ordinary ones.
+conditional moments of :mod:`.conditional` (NumPy, the reference) or
+:mod:`.loops` (compiled with numba; chosen by :mod:`.compiled`). The
+statistics value, the M-step and the EM loop are the ordinary ones.
 """
 
 from typing import Any

@@ -19,6 +19,7 @@ of a covariance is ever formed; only ``L_mm``, q x q, is factorised):
 Everything is float64 NumPy (rows of any dtype are converted); the per-pattern
 factorisations are vectorised over patterns and components, the per-row work
 is three (K, n, d) x (d, d) products and a few passes over (K, n, d) arrays.
+This is the reference; :mod:`.loops` computes the same identities compiled.
 """
 
 from __future__ import annotations
@@ -45,16 +46,35 @@ class Marginals:
     precisions: np.ndarray   # (K, d, d) U U^T
     log_weights: np.ndarray  # (K,)
     log_det_chol: np.ndarray  # (K,) sum log diag U
+    diagonal: bool           # diagonal precisions, and the type keeps only the
+    #                          diagonal of second moments (diag, spherical)
+
+    @property
+    def const(self) -> np.ndarray:
+        """``log pi_k + sum log diag U_k`` (K,)."""
+        return self.log_weights + self.log_det_chol
+
+    def arguments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+        """The parameters as the compiled loops (:mod:`.loops`) take them."""
+        return self.means, self.precisions, self.chol, self.const, self.diagonal
 
     @classmethod
     def of(cls, piece: CovarianceType, params: MixtureParams) -> Marginals:
         K, d = params.means.shape
-        chol = piece.to_full(params.precisions_cholesky, K, d)
+        chol = np.ascontiguousarray(piece.to_full(params.precisions_cholesky, K, d))
         with np.errstate(divide="ignore"):  # an empty component has log weight -inf
             log_weights = np.log(params.weights)
-        return cls(np.asarray(params.means, np.float64), chol,
+        off_diagonal = chol[:, ~np.eye(d, dtype=bool)]
+        return cls(np.ascontiguousarray(params.means, np.float64), chol,
                    np.matmul(chol, chol.transpose(0, 2, 1)), log_weights,
-                   np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1))
+                   np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1),
+                   not off_diagonal.any() and _keeps_only_diagonal(piece))
+
+
+def _keeps_only_diagonal(piece: CovarianceType) -> bool:
+    """Whether the type's second-moment statistic ignores off-diagonal entries."""
+    ones, eye = np.ones((1, 2, 2)), np.eye(2)[None]
+    return bool(np.array_equal(piece.reduce_full_s2(ones), piece.reduce_full_s2(eye)))
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,29 @@ conditional covariance added to the second moments (Ghahramani & Jordan,
 1994). Chunks without NaN cost one ``isnan`` pass more than the ordinary
 kernel and give bit-identical statistics.
 
-Cost of the incomplete rows of a chunk, with P distinct patterns among them
-and q missing coordinates per row: O(P K q^3) for one inversion of the q x q
-block ``L_mm`` of the precision per pattern and component (Cholesky and a
-triangular inverse, vectorised over both), plus
-O(n K d^2) per row for three (K, n, d) x (d, d) products (1.5 times a complete
-row's floating-point work, but measured 4-10x its time in NumPy: see
-BENCHMARKS.md). When nearly every row has its own pattern (30% MCAR
-on d = 16: most of the 2^16 patterns occur once) the inversions become
-per row but stay vectorised over rows (batched q x q algebra), so the cost
-per row does not grow; blocks of at most 1024 rows bound the per-pattern
-arrays to about 2^18 numbers whatever P is. Patterns are found per chunk (one
-sort of integer pattern keys).
+Two implementations give the same statistics (to rounding; the tests hold
+them to 1e-12): the NumPy reference below, and compiled loops (numba,
+:mod:`.loops`), which :mod:`.compiled` switches to once a process has done
+enough incomplete-row work to repay loading them (or at once with
+``GAUSSMIX_KERNEL=fused``; never with ``GAUSSMIX_KERNEL=reference`` or
+without numba). Per-row results (``scores``, ``impute`` without draws) use
+the same switch.
+
+Cost of the incomplete rows of a chunk, with q missing coordinates per row:
+
+- compiled loops: rows are taken in tiles of up to 128 rows with the same q
+  (any patterns), each step vectorised over the tile's rows; per row and
+  component O(d^2) for ``L r~`` and ``|f U|^2`` (as for a complete row),
+  O(q^3) for the Cholesky factor of the q x q block ``L_mm``, its solves and
+  ``L_mm^-1``. Nothing is per pattern, so the number of distinct patterns does
+  not matter: one EM iteration measured 2.8x one on complete data at 30% MCAR,
+  d = 16, K = 8, where nearly every row has its own pattern (BENCHMARKS.md).
+- NumPy reference: rows grouped by pattern, O(P K q^3) for the factorisations
+  of the P patterns of a block (vectorised over patterns and components) plus
+  three (K, n, d) x (d, d) products per row; when nearly every row has its
+  own pattern the factorisations are per row but stay vectorised over rows,
+  and blocks of at most 1024 rows bound the per-pattern arrays to about 2^18
+  numbers whatever P is. Measured 4-12x a complete row.
 """
 
 from __future__ import annotations
@@ -38,8 +49,12 @@ from ..logspace import log_normalise
 from ..params import MixtureParams
 from ..stats import SuffStats
 from ..xp import to_host
+from .compiled import loops_for
 from .conditional import Conditionals, Marginals, conditionals
 from .patterns import Block, pattern_blocks
+
+# nk (K,), s1 (K, d), full s2 (K, d, d) about the component means, loglik
+Moments = tuple[np.ndarray, np.ndarray, np.ndarray, float]
 
 
 @dataclass(frozen=True)
@@ -65,14 +80,27 @@ class MarginalKernel:
         if complete.all():
             return self.base.statistics(X, sample_weight)
         w = None if sample_weight is None else to_host(sample_weight)
-        stats = self._incomplete_statistics(X, mask, w)
+        stats = self._incomplete_statistics(X, mask, ~complete, w)
         if complete.any():
             stats = self.base.statistics(
                 X[complete], None if w is None else w[complete]) + stats
         return stats
 
-    def _incomplete_statistics(self, X: np.ndarray, mask: np.ndarray,
+    def _incomplete_statistics(self, X: np.ndarray, mask: np.ndarray, rows: np.ndarray,
                                w: np.ndarray | None) -> SuffStats:
+        moments = self._compiled_moments(X, mask, w)
+        nk, s1, s2, loglik = moments or self._reference_moments(X, mask, w)
+        ww = None if w is None else w[rows]
+        stats = SuffStats(
+            covariance_type=self.piece.name, nk=nk, s1=s1,
+            s2=self.piece.reduce_full_s2(s2), shift=self.model.means, loglik=loglik,
+            weight=float(rows.sum()) if ww is None else float(ww.sum()),
+            min_weight=1.0 if ww is None else _min_positive(ww),
+        )
+        return stats.recentred(self.base.state.shift)
+
+    def _reference_moments(self, X: np.ndarray, mask: np.ndarray, w: np.ndarray | None
+                           ) -> Moments:
         K, d = self.model.means.shape
         nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
         loglik = 0.0
@@ -87,15 +115,25 @@ class MarginalKernel:
             s1 += np.einsum("kn,knd->kd", g, cond.filled)
             s2 += np.matmul((cond.filled * g[:, :, None]).transpose(0, 2, 1), cond.filled)
             s2 += _conditional_scatter(g, block, cond, d)
-        rows = mask.any(axis=1)
-        ww = None if w is None else w[rows]
-        stats = SuffStats(
-            covariance_type=self.piece.name, nk=nk, s1=s1,
-            s2=self.piece.reduce_full_s2(s2), shift=self.model.means, loglik=loglik,
-            weight=float(rows.sum()) if ww is None else float(ww.sum()),
-            min_weight=1.0 if ww is None else _min_positive(ww),
-        )
-        return stats.recentred(self.base.state.shift)
+        return nk, s1, s2, loglik
+
+    def _compiled_moments(self, X: np.ndarray, mask: np.ndarray, w: np.ndarray | None
+                          ) -> Moments | None:
+        """The moments from the compiled loops; None where they do not apply
+        (see :mod:`.compiled`) or a row needs the reference's handling."""
+        m = self.model
+        K, d = m.means.shape
+        rows = _by_count(mask)
+        loops = loops_for(len(rows), K, d)
+        if loops is None:
+            return None
+        X64 = np.ascontiguousarray(X, dtype=np.float64)
+        w64 = np.ones(len(X)) if w is None else np.ascontiguousarray(w, np.float64)
+        nk, s1, s2, acc = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)), np.zeros(1)
+        if loops.statistics(X64, rows, w64, *m.arguments(), nk, s1, s2, acc):
+            return None
+        s2 += np.tril(s2, -1).transpose(0, 2, 1)  # the loops fill lower triangles
+        return nk, s1, s2, float(acc[0])
 
     def _conditionals(self, X: np.ndarray, mask: np.ndarray
                       ) -> Iterator[tuple[Block, Conditionals]]:
@@ -115,9 +153,23 @@ class MarginalKernel:
             scores, row, _, _ = self.base.scores(X[complete])
             scores = to_host(scores)
             out[:, complete] = scores if row is None else scores + to_host(row)[None, :]
-        for block, cond in self._conditionals(X, mask):
-            out[:, block.rows] = cond.scores
+        if not self._compiled_scores(X, mask, out):
+            for block, cond in self._conditionals(X, mask):
+                out[:, block.rows] = cond.scores
         return out, None, out.max(axis=0), None
+
+    def _compiled_scores(self, X: np.ndarray, mask: np.ndarray, out: np.ndarray) -> bool:
+        m = self.model
+        rows = _by_count(mask)
+        loops = loops_for(len(rows), *m.means.shape) if rows.size else None
+        if loops is None:
+            return False
+        X64 = np.ascontiguousarray(X, dtype=np.float64)
+        part = np.empty((len(m.means), len(rows)))
+        if loops.scores(X64, rows, *m.arguments(), part):
+            return False
+        out[:, rows] = part
+        return True
 
     def log_likelihood(self, X: Any) -> np.ndarray:
         """``log p(x_o)`` of each row, shape (n,) (0 for a row with nothing observed)."""
@@ -147,6 +199,8 @@ class MarginalKernel:
         """X with each NaN replaced by ``E[x_m | x_o]`` (``rng`` None) or by a
         draw from the conditional mixture ``p(x_m | x_o)`` (float64 copy)."""
         out = np.array(X, dtype=np.float64)
+        if rng is None and self._compiled_impute(out):
+            return out
         for block, cond in self._conditionals(out, np.isnan(out)):
             log_resp, _ = log_normalise(cond.scores, axis=0)
             resp = np.exp(log_resp)                            # (K, n_b)
@@ -158,6 +212,29 @@ class MarginalKernel:
                 fill = _draw(rng, resp, values, cond.covariance, block)
             out[block.rows[:, None], block.missing] = fill
         return out
+
+
+    def _compiled_impute(self, out: np.ndarray) -> bool:
+        """Fills ``out`` in place by the compiled loops; False (``out``
+        untouched) where they do not apply."""
+        m = self.model
+        rows = _by_count(np.isnan(out))
+        loops = loops_for(len(rows), *m.means.shape) if rows.size else None
+        if loops is None:
+            return False
+        filled = out.copy()  # left as it was if a row needs the reference
+        if loops.impute(filled, rows, *m.arguments()):
+            return False
+        out[rows] = filled[rows]
+        return True
+
+
+def _by_count(mask: np.ndarray) -> np.ndarray:
+    """The incomplete rows of ``mask`` (True where missing) ordered by their
+    number of missing entries, as the compiled loops take them."""
+    count = mask.sum(axis=1)
+    rows = np.flatnonzero(count)
+    return rows[np.argsort(count[rows], kind="stable")]
 
 
 def _each(missing: np.ndarray, resp: np.ndarray) -> np.ndarray:

@@ -1,0 +1,407 @@
+"""Compiled loops for incomplete rows (numba, no GIL held).
+
+The identities of :mod:`.conditional`, computed for a *tile* of rows that
+miss the same number q of coordinates (their patterns may differ), one
+component at a time, with every step vectorised over the rows of the tile:
+arrays are laid out (..., rows), so each step is a loop over up to
+:data:`TILE` lanes, and the per-row q x q chains of dependent operations
+(square roots, divisions, short sums) run side by side. For component k:
+
+- ``F``: the residuals ``x - mu_k`` of the tile, transposed (d, rows), with
+  the missing entries zeroed (``r~``);
+- ``(L r~)_m``: the product ``L F`` (d x d per row), read at each row's
+  missing coordinates;
+- the Cholesky factor ``C`` of each row's q x q block ``L_mm`` (gathered per
+  lane), two triangular solves for the conditional mean offset
+  ``-L_mm^-1 (L r~)_m``, written into ``F`` (which then holds
+  ``E[x | x_o, k] - mu_k``);
+- ``|f U|^2`` (d^2/2 per row, as for a complete row) and
+  ``log det L_mm`` from the pivots (one logarithm per row).
+
+Then the responsibilities by log-sum-exp over K, and the moments about the
+component means: ``sum g f``, ``sum g f f^T`` (sums over the tile's lanes) and
+``g L_mm^-1`` added at each row's missing rows and columns. Second moments are
+accumulated in lower triangles (the caller mirrors them). Everything is
+float64.
+
+``diagonal`` selects the closed forms for diagonal precisions (diag and
+spherical types): the conditional mean is the component mean, the conditional
+variances are the component variances, and only the diagonal of the second
+moments is accumulated.
+
+Rows must come sorted by their number of missing coordinates (the tiles are
+runs of equal q). Every loop returns a status: 0 when all went well, 1 when a
+row's scores have no finite maximum (far beyond every component: the caller
+recomputes the chunk with the NumPy reference, whose behaviour such rows then
+get), and 2 when a component's precision restricted to a row's missing
+coordinates is not positive definite (the reference then raises its error).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_jit = njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+# For sums over a tile's lanes: summed in vector lanes (a plain loop is one
+# long dependency chain); the order of the rows' terms differs by rounding.
+_lanes_jit = njit(nogil=True, cache=True, error_model="numpy",
+                 fastmath={"contract", "reassoc"})
+
+LOG_2PI = math.log(2.0 * math.pi)
+TILE = 128          # rows per tile at most
+BUDGET = 1 << 16    # numbers in a tile's factors (K, q, q, rows): bounds the tile
+# A responsibility below exp(_NEGLIGIBLE) = 1e-200 of the row's largest is
+# taken as 0: its terms are far below the rounding of any moment that counts,
+# and products of such numbers would be subnormal, which costs a hundred
+# times the time of normal arithmetic.
+_NEGLIGIBLE = -460.0
+# Where the product of a row's pivots is smaller than this or larger than its
+# inverse, log det L_mm is summed from their logarithms instead.
+_TINY = 1e-290
+
+
+@_jit
+def _missing_of(X, i, M, XT, r):  # noqa: ANN001, ANN202
+    """Row ``X[i]`` into ``XT[:, r]`` and its missing (NaN) columns into
+    ``M[:, r]``; returns their number."""
+    q = 0
+    for j in range(X.shape[1]):
+        XT[j, r] = X[i, j]
+        if np.isnan(X[i, j]):
+            M[q, r] = j
+            q += 1
+    return q
+
+
+@_jit
+def _next_tile(X, rows, t0, K, M, XT):  # noqa: ANN001, ANN202
+    """The tile starting at ``rows[t0]``: the run of rows with its number q of
+    missing coordinates, at most the tile size for q; the rows transposed
+    into ``XT[:, :n]``, their missing columns into ``M[:q, :n]``. Returns
+    (n, q)."""
+    d = X.shape[1]
+    q = _missing_of(X, rows[t0], M, XT, 0)
+    cap = max(1, min(TILE, BUDGET // (K * max(d, q * q))))
+    n = 1
+    while (n < cap and t0 + n < rows.shape[0]
+           and _missing_of(X, rows[t0 + n], M, XT, n) == q):
+        n += 1
+    return n, q
+
+
+@_jit
+def _times(det, low, pivot, n):  # noqa: ANN001, ANN202
+    """``det *= pivot`` and ``low = min(low, pivot)`` on n lanes."""
+    for r in range(n):
+        det[r] *= pivot[r]
+        low[r] = pivot[r] if pivot[r] < low[r] else low[r]
+
+
+@_jit
+def _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):  # noqa: ANN001, ANN202
+    """``log det L_mm`` of each lane from the product of its pivots (one
+    logarithm per lane), or from their logarithms where the product left the
+    range of float64; False if a pivot is not positive."""
+    for r in range(n):
+        if not low[r] > 0.0:
+            return False
+        if _TINY < det[r] < 1.0 / _TINY:
+            log_det[r] = math.log(det[r])
+            continue
+        log_det[r] = 0.0
+        for a in range(q):
+            log_det[r] += (math.log(P[M[a, r], M[a, r]]) if diagonal
+                           else -2.0 * math.log(Lk[a, a, r]))
+    return True
+
+
+@_jit
+def _residuals(XT, n, q, M, mean, Fk):  # noqa: ANN001, ANN202
+    """``Fk[:, r] = x_r - mean`` with the missing entries zeroed."""
+    for j in range(XT.shape[0]):
+        for r in range(n):
+            Fk[j, r] = XT[j, r] - mean[j]
+    for a in range(q):
+        for r in range(n):
+            Fk[M[a, r], r] = 0.0
+
+
+@_jit
+def _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001, ANN202
+    """Writes the conditional mean offsets into the missing entries of ``Fk``
+    and leaves each lane's Cholesky factor ``C`` of ``L_mm`` in ``Lk`` (q, q,
+    n) with ``1 / C_aa`` on the diagonal; the pivots ``C_aa^2`` go to
+    :func:`_times` (a non-positive pivot leaves NaN or inf behind, and is
+    caught by :func:`_log_det`)."""
+    d = Fk.shape[0]
+    for i in range(d):  # PF = L F
+        for r in range(n):
+            PF[i, r] = 0.0
+        for j in range(d):
+            p = P[i, j]
+            for r in range(n):
+                PF[i, r] += p * Fk[j, r]
+    for a in range(q):
+        for r in range(n):
+            Y[a, r] = -PF[M[a, r], r]
+    for a in range(q):  # Cholesky factors, row by row
+        for b in range(a):
+            for r in range(n):
+                Lk[a, b, r] = P[M[a, r], M[b, r]]
+            for c in range(b):
+                for r in range(n):
+                    Lk[a, b, r] -= Lk[a, c, r] * Lk[b, c, r]
+            for r in range(n):
+                Lk[a, b, r] *= Lk[b, b, r]
+        for r in range(n):
+            piv[r] = P[M[a, r], M[a, r]]
+        for c in range(a):
+            for r in range(n):
+                piv[r] -= Lk[a, c, r] * Lk[a, c, r]
+        _times(det, low, piv, n)
+        _inverse_roots(piv, n)
+        for r in range(n):
+            Lk[a, a, r] = piv[r]
+    for a in range(q):  # C C^T delta = -(L r~)_m: forward substitution, then back
+        for c in range(a):
+            for r in range(n):
+                Y[a, r] -= Lk[a, c, r] * Y[c, r]
+        for r in range(n):
+            Y[a, r] *= Lk[a, a, r]
+    for a in range(q - 1, -1, -1):
+        for c in range(a + 1, q):
+            for r in range(n):
+                Y[a, r] -= Lk[c, a, r] * Y[c, r]
+        for r in range(n):
+            Y[a, r] *= Lk[a, a, r]
+            Fk[M[a, r], r] = Y[a, r]
+
+
+@_jit
+def _inverse_roots(v, n):  # noqa: ANN001, ANN202
+    """``v = 1 / sqrt(v)`` on n lanes (in place, so that the loop vectorises)."""
+    for r in range(n):
+        v[r] = 1.0 / np.sqrt(v[r])
+
+
+@_jit
+def _distance(Fk, U, n, white, maha):  # noqa: ANN001, ANN202
+    """``maha[r] = |f_r U|^2`` (U upper), one column of ``f U`` at a time."""
+    d = Fk.shape[0]
+    for r in range(n):
+        maha[r] = 0.0
+    for c in range(d):
+        for r in range(n):
+            white[r] = 0.0
+        for j in range(c + 1):
+            u = U[j, c]
+            for r in range(n):
+                white[r] += u * Fk[j, r]
+        for r in range(n):
+            maha[r] += white[r] * white[r]
+
+
+@_jit
+def _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF, Y, work,
+                 sc):  # noqa: ANN001, ANN202
+    """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
+    the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, d, n) and
+    the factors into ``Lt`` (K, q, q, n). Returns a status."""
+    K, d = means.shape
+    log_det, det, low, piv, maha = work[0], work[1], work[2], work[3], work[4]
+    for k in range(K):
+        Fk, P, Lk = F[k], prec[k], Lt[k]
+        _residuals(XT, n, q, M, means[k], Fk)
+        for r in range(n):
+            det[r] = 1.0
+            low[r] = np.inf
+        if diagonal:
+            for a in range(q):
+                for r in range(n):
+                    piv[r] = P[M[a, r], M[a, r]]
+                _times(det, low, piv, n)
+            for r in range(n):
+                maha[r] = 0.0
+            for j in range(d):
+                for r in range(n):
+                    maha[r] += P[j, j] * Fk[j, r] * Fk[j, r]
+        else:
+            _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv)
+            _distance(Fk, chol[k], n, PF[0], maha)
+        if not _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):
+            return 2
+        for r in range(n):
+            sc[k, r] = (const[k] - 0.5 * (d - q) * LOG_2PI
+                        - 0.5 * log_det[r] - 0.5 * maha[r])
+    return 0
+
+
+@_jit
+def _responsibilities(sc, n, rows, t0, w, acc):  # noqa: ANN001, ANN202
+    """Scores (K, n) into weighted responsibilities in place, adding
+    ``w log p(x_o)`` to ``acc[0]``; False if a row has no finite score."""
+    K = sc.shape[0]
+    for r in range(n):
+        top = sc[0, r]
+        for k in range(1, K):
+            top = max(top, sc[k, r])
+        if not np.isfinite(top):
+            return False
+        total = 0.0
+        for k in range(K):
+            e = sc[k, r] - top
+            sc[k, r] = math.exp(e) if e > _NEGLIGIBLE else 0.0
+            total += sc[k, r]
+        wi = w[rows[t0 + r]]
+        acc[0] += wi * (math.log(total) + top)
+        for k in range(K):
+            sc[k, r] = wi * (sc[k, r] / total)
+    return True
+
+
+@_lanes_jit
+def _add_moments(Fk, g, n, G, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
+    """``s1k += sum_r g_r f_r``, ``s2k += sum_r g_r f_r f_r^T`` (lower
+    triangle, or diagonal); returns ``sum_r g_r``."""
+    d = Fk.shape[0]
+    total = 0.0
+    for r in range(n):
+        total += g[r]
+    for a in range(d):
+        s = 0.0
+        for r in range(n):
+            G[a, r] = g[r] * Fk[a, r]
+            s += G[a, r]
+        s1k[a] += s
+        for b in range(a if diagonal else 0, a + 1):
+            s = 0.0
+            for r in range(n):
+                s += G[a, r] * Fk[b, r]
+            s2k[a, b] += s
+    return total
+
+
+@_jit
+def _add_conditional(g, n, q, M, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN001, ANN202
+    """``s2k[m, m] += g_r L_mm^-1`` for each lane r (lower triangle):
+    ``L_mm^-1 = C^-T C^-1`` from the factors (``1 / C_aa`` on their diagonal),
+    ``C^-1`` by forward substitution."""
+    if diagonal:
+        for a in range(q):
+            for r in range(n):
+                s2k[M[a, r], M[a, r]] += g[r] / P[M[a, r], M[a, r]]
+        return
+    for a in range(q):
+        for r in range(n):
+            inv[a, a, r] = Lk[a, a, r]
+        for b in range(a):
+            for r in range(n):
+                inv[a, b, r] = 0.0
+            for c in range(b, a):
+                for r in range(n):
+                    inv[a, b, r] += Lk[a, c, r] * inv[c, b, r]
+            for r in range(n):
+                inv[a, b, r] *= -inv[a, a, r]
+    for a in range(q):
+        for b in range(a + 1):
+            for r in range(n):
+                tmp[r] = 0.0
+            for c in range(a, q):
+                for r in range(n):
+                    tmp[r] += inv[c, a, r] * inv[c, b, r]
+            for r in range(n):
+                if g[r] != 0.0:  # zero for the many far components
+                    s2k[M[a, r], M[b, r]] += g[r] * tmp[r]
+
+
+@_jit
+def _buffers(K, d):  # noqa: ANN001, ANN202
+    """Work arrays for tiles of at most ``TILE`` rows, and no more than
+    :func:`_next_tile` allows at this K and d."""
+    cap = max(1, min(TILE, BUDGET // (K * d)))
+    M = np.empty((d, cap), np.int64)  # missing columns, (q, rows) in use
+    XT, PF, Y = np.empty((d, cap)), np.empty((d, cap)), np.empty((d, cap))
+    F = np.empty((K, d, cap))
+    factors = np.empty(max(BUDGET, K * d * d))  # a tile of one row may exceed BUDGET
+    return M, XT, F, PF, Y, factors, np.empty((5, cap)), np.empty((K, cap))
+
+
+@_jit
+def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):  # noqa: ANN001, ANN201
+    """Adds the moments of ``X[rows]`` (weights ``w[rows]``; rows sorted by
+    their number of NaN) about ``means`` (K, d) to ``nk`` (K,), ``s1``
+    (K, d) and the lower triangles of ``s2`` (K, d, d; only the diagonals
+    when ``diagonal``), and ``w log p(x_o)`` to ``acc[0]``. ``prec`` and
+    ``chol`` are (K, d, d)."""
+    K, d = means.shape
+    M, XT, F, PF, Y, factors, work, sc = _buffers(K, d)
+    inverses = np.empty(max(BUDGET // K, d * d))
+    t0 = 0
+    while t0 < rows.shape[0]:
+        n, q = _next_tile(X, rows, t0, K, M, XT)
+        Lt = factors[:K * q * q * n].reshape((K, q, q, n))
+        status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
+                              Y, work, sc)
+        if status:
+            return status
+        if not _responsibilities(sc, n, rows, t0, w, acc):
+            return 1
+        inv = inverses[:q * q * n].reshape((q, q, n))
+        for k in range(K):
+            nk[k] += _add_moments(F[k], sc[k], n, PF, s1[k], s2[k], diagonal)
+            _add_conditional(sc[k], n, q, M, prec[k], Lt[k], diagonal, inv, work[0],
+                             s2[k])
+        t0 += n
+    return 0
+
+
+@_jit
+def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, ANN201
+    """``log pi_k + log N(x_o | k)`` of ``X[rows]`` (sorted by their number of
+    NaN) into ``out`` (K, len(rows))."""
+    K, d = means.shape
+    M, XT, F, PF, Y, factors, work, sc = _buffers(K, d)
+    t0 = 0
+    while t0 < rows.shape[0]:
+        n, q = _next_tile(X, rows, t0, K, M, XT)
+        Lt = factors[:K * q * q * n].reshape((K, q, q, n))
+        status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
+                              Y, work, sc)
+        if status:
+            return status
+        for k in range(K):
+            for r in range(n):
+                out[k, t0 + r] = sc[k, r]
+        t0 += n
+    return 0
+
+
+@_jit
+def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
+    """Replaces the NaN of ``X[rows]`` (sorted by their number of NaN) in
+    place by ``E[x_m | x_o]``."""
+    K, d = means.shape
+    M, XT, F, PF, Y, factors, work, sc = _buffers(K, d)
+    ones, acc = np.ones(X.shape[0]), np.zeros(1)
+    t0 = 0
+    while t0 < rows.shape[0]:
+        n, q = _next_tile(X, rows, t0, K, M, XT)
+        Lt = factors[:K * q * q * n].reshape((K, q, q, n))
+        status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
+                              Y, work, sc)
+        if status:
+            return status
+        if not _responsibilities(sc, n, rows, t0, ones, acc):
+            return 1
+        for r in range(n):
+            for a in range(q):
+                m = M[a, r]
+                fill = 0.0
+                for k in range(K):
+                    fill += sc[k, r] * (means[k, m] + F[k, m, r])
+                X[rows[t0 + r], m] = fill
+        t0 += n
+    return 0
