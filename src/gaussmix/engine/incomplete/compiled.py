@@ -7,19 +7,18 @@ incomplete-row work in it to repay loading the loops, so that small fits with
 NaN never pay for them: loading takes about 0.2 s from numba's cache (plus
 importing numba), and compiling them the first time about 10 s on 2 cores.
 ``GAUSSMIX_KERNEL=fused`` uses the loops from the first row (an error if
-numba is missing). The same variable chooses the kernel of complete rows.
+numba is missing). The same variable (read by :func:`gaussmix.engine.fused.mode`)
+chooses the kernel of complete rows; each set of loops keeps its own work count,
+since each is loaded (or compiled) on its own.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
 import threading
 from types import ModuleType
 
-ENVIRONMENT_VARIABLE = "GAUSSMIX_KERNEL"
-_MODES = ("auto", "reference", "fused")
+from ..fused import ENVIRONMENT_VARIABLE, available, mode
 
 # Reference work (incomplete rows x K x d^2) after which ``auto`` loads the
 # loops: some 2-3 s in the reference (about 260k row passes at K = 8, d = 16:
@@ -30,17 +29,6 @@ LOAD_AFTER_WORK = 1 << 29
 
 _work_seen = [0]
 _lock = threading.Lock()
-
-
-def mode() -> str:
-    """The kernel choice from ``GAUSSMIX_KERNEL`` (``auto`` if unset)."""
-    value = os.environ.get(ENVIRONMENT_VARIABLE, "auto").strip().lower() or "auto"
-    if value not in _MODES:
-        raise ValueError(
-            f"{ENVIRONMENT_VARIABLE}={value!r} is not a kernel choice; use one of "
-            f"{', '.join(_MODES)}."
-        )
-    return value
 
 
 def loops_for(n_rows: int, n_components: int, n_features: int) -> ModuleType | None:
@@ -71,7 +59,7 @@ def loops_for(n_rows: int, n_components: int, n_features: int) -> ModuleType | N
 @functools.cache
 def _import() -> ModuleType | None:
     """The loops module, None where numba is missing or fails to import."""
-    if importlib.util.find_spec("numba") is None:
+    if not available():
         return None
     try:
         from . import loops
