@@ -7,7 +7,9 @@ complete data through the ordinary kernel, the same data with a fraction of
 its entries removed completely at random (NaN) through the exact
 missing-value kernel (``missing='marginalize'``). Each is timed as the E-step
 pass plus the M-step, best of ``--repeat`` after one untimed iteration; the
-ratio is printed, with the number of distinct missingness patterns. The
+ratio is printed, with the number of distinct missingness patterns; the
+pair is timed ``--runs`` times one after the other and the median ratio
+reported (the machine may be shared). The
 issue's target: ratio <= 3 at 30% missing, n = 200k, d = 16, K = 8.
 
 The kernels are those ``GAUSSMIX_KERNEL`` chooses; unset, this script sets it
@@ -65,7 +67,11 @@ def iteration_time(source: ArraySource, gm: GaussianMixture, repeat: int) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="timed iterations per run (best is kept)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="complete/missing pairs timed one after the other; "
+                             "the median ratio is reported")
     parser.add_argument("--fraction", type=float, default=0.3)
     parser.add_argument("--few-patterns", action="store_true",
                         help="instead: a fraction of rows miss one of 4 fixed sets "
@@ -97,12 +103,15 @@ def main() -> None:
     print(f"n={len(X_missing)} d={d} K={K} full, {args.fraction:.0%} {what}: "
           f"{np.mean(mask.any(axis=1)):.1%} of rows incomplete, "
           f"{patterns} distinct patterns, chunk {chunk} rows")
-    t_complete = iteration_time(complete, gm, args.repeat)
-    t_missing = iteration_time(missing, gm, args.repeat)
-    print(f"{'data':<22}{'s / iteration':>14}")
-    print(f"{'complete':<22}{t_complete:>14.3f}")
-    print(f"{'missing (marginalize)':<22}{t_missing:>14.3f}")
-    print(f"ratio missing / complete: {t_missing / t_complete:.2f} (target <= 3)")
+    print(f"{'run':<5}{'complete s/it':>15}{'missing s/it':>15}{'ratio':>8}")
+    ratios = []
+    for run in range(args.runs):
+        t_complete = iteration_time(complete, gm, args.repeat)
+        t_missing = iteration_time(missing, gm, args.repeat)
+        ratios.append(t_missing / t_complete)
+        print(f"{run + 1:<5}{t_complete:>15.3f}{t_missing:>15.3f}{ratios[-1]:>8.2f}")
+    print(f"ratio missing / complete, median of {args.runs}: "
+          f"{float(np.median(ratios)):.2f} (target <= 3)")
 
 
 if __name__ == "__main__":

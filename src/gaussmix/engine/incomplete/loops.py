@@ -136,14 +136,7 @@ def _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001, ANN20
     n) with ``1 / C_aa`` on the diagonal; the pivots ``C_aa^2`` go to
     :func:`_times` (a non-positive pivot leaves NaN or inf behind, and is
     caught by :func:`_log_det`)."""
-    d = Fk.shape[0]
-    for i in range(d):  # PF = L F
-        for r in range(n):
-            PF[i, r] = 0.0
-        for j in range(d):
-            p = P[i, j]
-            for r in range(n):
-                PF[i, r] += p * Fk[j, r]
+    np.dot(P, Fk, PF)  # L F: one BLAS product for the tile
     for a in range(q):
         for r in range(n):
             Y[a, r] = -PF[M[a, r], r]
@@ -189,19 +182,14 @@ def _inverse_roots(v, n):  # noqa: ANN001, ANN202
 
 @_jit
 def _distance(Fk, U, n, white, maha):  # noqa: ANN001, ANN202
-    """``maha[r] = |f_r U|^2`` (U upper), one column of ``f U`` at a time."""
-    d = Fk.shape[0]
+    """``maha[r] = |f_r U|^2`` (U upper): ``U^T F`` by one BLAS product into
+    ``white`` (d, n), then the squares summed per lane."""
+    np.dot(U.T, Fk, white)
     for r in range(n):
         maha[r] = 0.0
-    for c in range(d):
+    for c in range(white.shape[0]):
         for r in range(n):
-            white[r] = 0.0
-        for j in range(c + 1):
-            u = U[j, c]
-            for r in range(n):
-                white[r] += u * Fk[j, r]
-        for r in range(n):
-            maha[r] += white[r] * white[r]
+            maha[r] += white[c, r] * white[c, r]
 
 
 @_jit
@@ -230,7 +218,7 @@ def _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF, Y, 
                     maha[r] += P[j, j] * Fk[j, r] * Fk[j, r]
         else:
             _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv)
-            _distance(Fk, chol[k], n, PF[0], maha)
+            _distance(Fk, chol[k], n, PF, maha)  # PF is free again
         if not _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):
             return 2
         for r in range(n):
@@ -263,9 +251,10 @@ def _responsibilities(sc, n, rows, t0, w, acc):  # noqa: ANN001, ANN202
 
 
 @_lanes_jit
-def _add_moments(Fk, g, n, G, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
+def _add_moments(Fk, g, n, G, S, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
     """``s1k += sum_r g_r f_r``, ``s2k += sum_r g_r f_r f_r^T`` (lower
-    triangle, or diagonal); returns ``sum_r g_r``."""
+    triangle, or diagonal; the full case as one BLAS product ``G F^T`` into
+    ``S`` (d, d)); returns ``sum_r g_r``."""
     d = Fk.shape[0]
     total = 0.0
     for r in range(n):
@@ -276,11 +265,16 @@ def _add_moments(Fk, g, n, G, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
             G[a, r] = g[r] * Fk[a, r]
             s += G[a, r]
         s1k[a] += s
-        for b in range(a if diagonal else 0, a + 1):
+        if diagonal:
             s = 0.0
             for r in range(n):
-                s += G[a, r] * Fk[b, r]
-            s2k[a, b] += s
+                s += G[a, r] * Fk[a, r]
+            s2k[a, a] += s
+    if not diagonal:
+        np.dot(G, Fk.T, S)
+        for a in range(d):
+            for b in range(a + 1):
+                s2k[a, b] += S[a, b]
     return total
 
 
@@ -323,10 +317,20 @@ def _buffers(K, d):  # noqa: ANN001, ANN202
     :func:`_next_tile` allows at this K and d."""
     cap = max(1, min(TILE, BUDGET // (K * d)))
     M = np.empty((d, cap), np.int64)  # missing columns, (q, rows) in use
-    XT, PF, Y = np.empty((d, cap)), np.empty((d, cap)), np.empty((d, cap))
-    F = np.empty((K, d, cap))
+    XT, Y = np.empty((d, cap)), np.empty((d, cap))
+    # F (K, d, rows) and PF (d, rows) are cut to each tile's rows by
+    # _tile_views, so that the BLAS products get contiguous arrays.
+    F, PF = np.empty(K * d * cap), np.empty(d * cap)
     factors = np.empty(max(BUDGET, K * d * d))  # a tile of one row may exceed BUDGET
     return M, XT, F, PF, Y, factors, np.empty((5, cap)), np.empty((K, cap))
+
+
+@_jit
+def _tile_views(F, PF, factors, K, d, q, n):  # noqa: ANN001, ANN202
+    """The flat buffers of :func:`_buffers` as contiguous arrays for a tile of
+    n rows: F (K, d, n), PF (d, n) and the factors (K, q, q, n)."""
+    return (F[:K * d * n].reshape((K, d, n)), PF[:d * n].reshape((d, n)),
+            factors[:K * q * q * n].reshape((K, q, q, n)))
 
 
 @_jit
@@ -337,12 +341,12 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     when ``diagonal``), and ``w log p(x_o)`` to ``acc[0]``. ``prec`` and
     ``chol`` are (K, d, d)."""
     K, d = means.shape
-    M, XT, F, PF, Y, factors, work, sc = _buffers(K, d)
-    inverses = np.empty(max(BUDGET // K, d * d))
+    M, XT, Fb, PFb, Y, factors, work, sc = _buffers(K, d)
+    inverses, S = np.empty(max(BUDGET // K, d * d)), np.empty((d, d))
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        Lt = factors[:K * q * q * n].reshape((K, q, q, n))
+        F, PF, Lt = _tile_views(Fb, PFb, factors, K, d, q, n)
         status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
                               Y, work, sc)
         if status:
@@ -351,7 +355,7 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
             return 1
         inv = inverses[:q * q * n].reshape((q, q, n))
         for k in range(K):
-            nk[k] += _add_moments(F[k], sc[k], n, PF, s1[k], s2[k], diagonal)
+            nk[k] += _add_moments(F[k], sc[k], n, PF, S, s1[k], s2[k], diagonal)
             _add_conditional(sc[k], n, q, M, prec[k], Lt[k], diagonal, inv, work[0],
                              s2[k])
         t0 += n
@@ -363,11 +367,11 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
     """``log pi_k + log N(x_o | k)`` of ``X[rows]`` (sorted by their number of
     NaN) into ``out`` (K, len(rows))."""
     K, d = means.shape
-    M, XT, F, PF, Y, factors, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Y, factors, work, sc = _buffers(K, d)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        Lt = factors[:K * q * q * n].reshape((K, q, q, n))
+        F, PF, Lt = _tile_views(Fb, PFb, factors, K, d, q, n)
         status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
                               Y, work, sc)
         if status:
@@ -384,12 +388,12 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     """Replaces the NaN of ``X[rows]`` (sorted by their number of NaN) in
     place by ``E[x_m | x_o]``."""
     K, d = means.shape
-    M, XT, F, PF, Y, factors, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Y, factors, work, sc = _buffers(K, d)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        Lt = factors[:K * q * q * n].reshape((K, q, q, n))
+        F, PF, Lt = _tile_views(Fb, PFb, factors, K, d, q, n)
         status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
                               Y, work, sc)
         if status:
