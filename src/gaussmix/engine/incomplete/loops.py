@@ -130,27 +130,28 @@ def _residuals(XT, n, q, M, mean, Fk):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001, ANN202
+def _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001, ANN202
     """Writes the conditional mean offsets into the missing entries of ``Fk``
     and leaves each lane's Cholesky factor ``C`` of ``L_mm`` in ``Lk`` (q, q,
     n) with ``1 / C_aa`` on the diagonal; the pivots ``C_aa^2`` go to
     :func:`_times` (a non-positive pivot leaves NaN or inf behind, and is
     caught by :func:`_log_det`)."""
     np.dot(P, Fk, PF)  # L F: one BLAS product for the tile
+    flat = P.reshape(P.size)  # L_mm gathered through the tile's pairs
     for a in range(q):
         for r in range(n):
             Y[a, r] = -PF[M[a, r], r]
     for a in range(q):  # Cholesky factors, row by row
         for b in range(a):
             for r in range(n):
-                Lk[a, b, r] = P[M[a, r], M[b, r]]
+                Lk[a, b, r] = flat[pairs[a, b, r]]
             for c in range(b):
                 for r in range(n):
                     Lk[a, b, r] -= Lk[a, c, r] * Lk[b, c, r]
             for r in range(n):
                 Lk[a, b, r] *= Lk[b, b, r]
         for r in range(n):
-            piv[r] = P[M[a, r], M[a, r]]
+            piv[r] = flat[pairs[a, a, r]]
         for c in range(a):
             for r in range(n):
                 piv[r] -= Lk[a, c, r] * Lk[a, c, r]
@@ -193,7 +194,7 @@ def _distance(Fk, U, n, white, maha):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF, Y, work,
+def _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, PF, Y, work,
                  sc):  # noqa: ANN001, ANN202
     """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
     the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, d, n) and
@@ -217,7 +218,7 @@ def _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF, Y, 
                 for r in range(n):
                     maha[r] += P[j, j] * Fk[j, r] * Fk[j, r]
         else:
-            _condition(Fk, M, n, q, P, Lk, PF, Y, det, low, piv)
+            _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv)
             _distance(Fk, chol[k], n, PF, maha)  # PF is free again
         if not _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):
             return 2
@@ -279,7 +280,7 @@ def _add_moments(Fk, g, n, G, S, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _add_conditional(g, n, q, M, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN001, ANN202
+def _add_conditional(g, n, q, M, pairs, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN001, ANN202
     """``s2k[m, m] += g_r L_mm^-1`` for each lane r (lower triangle):
     ``L_mm^-1 = C^-T C^-1`` from the factors (``1 / C_aa`` on their diagonal),
     ``C^-1`` by forward substitution."""
@@ -299,6 +300,7 @@ def _add_conditional(g, n, q, M, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN00
                     inv[a, b, r] += Lk[a, c, r] * inv[c, b, r]
             for r in range(n):
                 inv[a, b, r] *= -inv[a, a, r]
+    flat = s2k.reshape(s2k.size)
     for a in range(q):
         for b in range(a + 1):
             for r in range(n):
@@ -306,9 +308,8 @@ def _add_conditional(g, n, q, M, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN00
             for c in range(a, q):
                 for r in range(n):
                     tmp[r] += inv[c, a, r] * inv[c, b, r]
-            for r in range(n):
-                if g[r] != 0.0:  # zero for the many far components
-                    s2k[M[a, r], M[b, r]] += g[r] * tmp[r]
+            for r in range(n):  # no branch on g = 0 (unpredictable, and adds 0)
+                flat[pairs[a, b, r]] += g[r] * tmp[r]
 
 
 @_jit
@@ -322,15 +323,23 @@ def _buffers(K, d):  # noqa: ANN001, ANN202
     # _tile_views, so that the BLAS products get contiguous arrays.
     F, PF = np.empty(K * d * cap), np.empty(d * cap)
     factors = np.empty(max(BUDGET, K * d * d))  # a tile of one row may exceed BUDGET
-    return M, XT, F, PF, Y, factors, np.empty((5, cap)), np.empty((K, cap))
+    pairs = np.empty(max(BUDGET // K, d * d), np.int64)  # (q, q, rows)
+    return M, XT, F, PF, Y, factors, pairs, np.empty((5, cap)), np.empty((K, cap))
 
 
 @_jit
-def _tile_views(F, PF, factors, K, d, q, n):  # noqa: ANN001, ANN202
+def _tile_views(F, PF, factors, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
     """The flat buffers of :func:`_buffers` as contiguous arrays for a tile of
-    n rows: F (K, d, n), PF (d, n) and the factors (K, q, q, n)."""
+    n rows: F (K, d, n), PF (d, n), the factors (K, q, q, n) and the pairs
+    (q, q, n), whose lower triangles get the flat indices ``m_a d + m_b`` of
+    each lane's missing pairs (found once for all K components)."""
+    P = pairs[:q * q * n].reshape((q, q, n))
+    for a in range(q):
+        for b in range(a + 1):
+            for r in range(n):
+                P[a, b, r] = M[a, r] * d + M[b, r]
     return (F[:K * d * n].reshape((K, d, n)), PF[:d * n].reshape((d, n)),
-            factors[:K * q * q * n].reshape((K, q, q, n)))
+            factors[:K * q * q * n].reshape((K, q, q, n)), P)
 
 
 @_jit
@@ -341,13 +350,13 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     when ``diagonal``), and ``w log p(x_o)`` to ``acc[0]``. ``prec`` and
     ``chol`` are (K, d, d)."""
     K, d = means.shape
-    M, XT, Fb, PFb, Y, factors, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Y, factors, pairb, work, sc = _buffers(K, d)
     inverses, S = np.empty(max(BUDGET // K, d * d)), np.empty((d, d))
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        F, PF, Lt = _tile_views(Fb, PFb, factors, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
+        F, PF, Lt, pairs = _tile_views(Fb, PFb, factors, pairb, M, K, d, q, n)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, PF,
                               Y, work, sc)
         if status:
             return status
@@ -356,8 +365,8 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
         inv = inverses[:q * q * n].reshape((q, q, n))
         for k in range(K):
             nk[k] += _add_moments(F[k], sc[k], n, PF, S, s1[k], s2[k], diagonal)
-            _add_conditional(sc[k], n, q, M, prec[k], Lt[k], diagonal, inv, work[0],
-                             s2[k])
+            _add_conditional(sc[k], n, q, M, pairs, prec[k], Lt[k], diagonal, inv,
+                             work[0], s2[k])
         t0 += n
     return 0
 
@@ -367,12 +376,12 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
     """``log pi_k + log N(x_o | k)`` of ``X[rows]`` (sorted by their number of
     NaN) into ``out`` (K, len(rows))."""
     K, d = means.shape
-    M, XT, Fb, PFb, Y, factors, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Y, factors, pairb, work, sc = _buffers(K, d)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        F, PF, Lt = _tile_views(Fb, PFb, factors, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
+        F, PF, Lt, pairs = _tile_views(Fb, PFb, factors, pairb, M, K, d, q, n)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, PF,
                               Y, work, sc)
         if status:
             return status
@@ -388,13 +397,13 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     """Replaces the NaN of ``X[rows]`` (sorted by their number of NaN) in
     place by ``E[x_m | x_o]``."""
     K, d = means.shape
-    M, XT, Fb, PFb, Y, factors, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Y, factors, pairb, work, sc = _buffers(K, d)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        F, PF, Lt = _tile_views(Fb, PFb, factors, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, means, prec, chol, const, diagonal, F, Lt, PF,
+        F, PF, Lt, pairs = _tile_views(Fb, PFb, factors, pairb, M, K, d, q, n)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, PF,
                               Y, work, sc)
         if status:
             return status
