@@ -44,6 +44,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ..fused.loops import _exp_shifted
+
 _jit = njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 # For sums over a tile's lanes: summed in vector lanes (a plain loop is one
 # long dependency chain); the order of the rows' terms differs by rounding.
@@ -58,6 +60,7 @@ BUDGET = 1 << 16    # numbers in a tile's factors (K, q, q, rows): bounds the ti
 # and products of such numbers would be subnormal, which costs a hundred
 # times the time of normal arithmetic.
 _NEGLIGIBLE = -460.0
+_NEGLIGIBLE_RATIO = math.exp(_NEGLIGIBLE)
 # Where the product of a row's pivots is smaller than this or larger than its
 # inverse, log det L_mm is summed from their logarithms instead.
 _TINY = 1e-290
@@ -229,25 +232,33 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, 
 
 
 @_jit
-def _responsibilities(sc, n, rows, t0, w, acc):  # noqa: ANN001, ANN202
+def _responsibilities(sc, n, rows, t0, w, acc, top, total, bits):  # noqa: ANN001, ANN202
     """Scores (K, n) into weighted responsibilities in place, adding
-    ``w log p(x_o)`` to ``acc[0]``; False if a row has no finite score."""
+    ``w log p(x_o)`` to ``acc[0]``; False if a row has no finite score.
+    ``top`` and ``total`` are float64 work arrays of n lanes or more, ``bits``
+    an int64 one; the exponentials are the fused kernel's vectorised ones."""
     K = sc.shape[0]
     for r in range(n):
-        top = sc[0, r]
-        for k in range(1, K):
-            top = max(top, sc[k, r])
-        if not np.isfinite(top):
+        top[r] = sc[0, r]
+        total[r] = 0.0
+    for k in range(1, K):
+        for r in range(n):
+            top[r] = max(top[r], sc[k, r])
+    for r in range(n):
+        if not np.isfinite(top[r]):
             return False
-        total = 0.0
-        for k in range(K):
-            e = sc[k, r] - top
-            sc[k, r] = math.exp(e) if e > _NEGLIGIBLE else 0.0
-            total += sc[k, r]
+    for k in range(K):
+        _exp_shifted(sc[k, :n], top, bits)
+        for r in range(n):
+            sc[k, r] = sc[k, r] if sc[k, r] > _NEGLIGIBLE_RATIO else 0.0
+            total[r] += sc[k, r]
+    for r in range(n):
         wi = w[rows[t0 + r]]
-        acc[0] += wi * (math.log(total) + top)
-        for k in range(K):
-            sc[k, r] = wi * (sc[k, r] / total)
+        acc[0] += wi * (math.log(total[r]) + top[r])
+        total[r] = wi / total[r]
+    for k in range(K):
+        for r in range(n):
+            sc[k, r] *= total[r]
     return True
 
 
@@ -352,6 +363,7 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     K, d = means.shape
     M, XT, Fb, PFb, Y, factors, pairb, work, sc = _buffers(K, d)
     inverses, S = np.empty(max(BUDGET // K, d * d)), np.empty((d, d))
+    bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
@@ -360,7 +372,7 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
                               Y, work, sc)
         if status:
             return status
-        if not _responsibilities(sc, n, rows, t0, w, acc):
+        if not _responsibilities(sc, n, rows, t0, w, acc, work[0], work[1], bits):
             return 1
         inv = inverses[:q * q * n].reshape((q, q, n))
         for k in range(K):
@@ -399,6 +411,7 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     K, d = means.shape
     M, XT, Fb, PFb, Y, factors, pairb, work, sc = _buffers(K, d)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
+    bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
@@ -407,7 +420,7 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
                               Y, work, sc)
         if status:
             return status
-        if not _responsibilities(sc, n, rows, t0, ones, acc):
+        if not _responsibilities(sc, n, rows, t0, ones, acc, work[0], work[1], bits):
             return 1
         for r in range(n):
             for a in range(q):
