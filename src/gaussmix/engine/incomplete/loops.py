@@ -20,7 +20,11 @@ arrays are laid out (..., rows), so each step is a loop over up to
 
 Then the responsibilities by log-sum-exp over K, and the moments about the
 component means: ``sum g f``, ``sum g f f^T`` (sums over the tile's lanes) and
-``g L_mm^-1`` added at each row's missing rows and columns. Second moments are
+``g L_mm^-1`` added at each row's missing rows and columns. The three d x d
+products (``L F``, ``U^T F``, ``G F^T``) are BLAS calls on the tile's
+contiguous (d, rows) arrays; each tile's missing pairs become flat indices
+once, for the gathers of ``L_mm`` and the scatter of ``g L_mm^-1`` of every
+component. Second moments are
 accumulated in lower triangles (the caller mirrors them). Everything is
 float64.
 
