@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import criteria
+from ._information_criteria import InformationCriteriaMixin
 from ._missing import MissingValuesMixin
 from ._partial_fit import PartialFitMixin
 from .engine.covariance import CovarianceType, get_covariance_type
@@ -37,7 +37,8 @@ from .inputs import (
 from .validation import check_initial_parameters, check_parameters, check_sample_weight
 
 
-class GaussianMixture(MissingValuesMixin, PartialFitMixin, DensityMixin, BaseEstimator):
+class GaussianMixture(MissingValuesMixin, PartialFitMixin, InformationCriteriaMixin,
+                      DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -457,51 +458,6 @@ default='kmeans'
         X = self._piece.sample(rng, p.means, p.covariances, counts)
         y = np.repeat(np.arange(self.n_components), counts)
         return like_fitted(self, X), like_fitted(self, y)  # tensors if fitted on them
-
-    def _n_parameters(self) -> int:
-        """Number of free parameters of the model."""
-        return criteria.n_parameters(self._piece, self.n_components, self.means_.shape[1])
-
-    def _log_likelihood(self, X: Any, sample_weight: Any) -> tuple[float, float]:
-        """Total (weighted) log-likelihood of X and the number (weight) of rows."""
-        return log_likelihood_totals(self.score_samples(X), sample_weight)
-
-    def bic(self, X: Any, *, sample_weight: Any = None) -> float:
-        """Bayesian information criterion on X (lower is better).
-
-        ``-2 log L + n_parameters * log(n)`` as in scikit-learn; with
-        ``sample_weight`` (a gaussmix extension) ``log L`` is weighted and ``n``
-        is the total weight, so integer weights equal repeated rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        bic : float
-        """
-        log_l, n = self._log_likelihood(X, sample_weight)
-        return criteria.bic(log_l, n, self._n_parameters())
-
-    def aic(self, X: Any, *, sample_weight: Any = None) -> float:
-        """Akaike information criterion on X (lower is better).
-
-        ``-2 log L + 2 n_parameters`` as in scikit-learn; ``sample_weight`` as in
-        :meth:`bic`.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        aic : float
-        """
-        log_l, _ = self._log_likelihood(X, sample_weight)
-        return criteria.aic(log_l, self._n_parameters())
 
     # -- persistence ---------------------------------------------------------
     def save(self, path: Any) -> Any:
