@@ -343,6 +343,34 @@ def test_cli_reads_empty_cells_as_missing(tmp_path):
     assert labels.output.split()[1:] == [str(v) for v in direct.predict(X)]
 
 
+def test_cli_select_reads_empty_cells_as_missing(tmp_path):
+    """gaussmix select --missing marginalize gives gaussmix.select's table."""
+    from click.testing import CliRunner
+
+    from gaussmix import select
+    from gaussmix.cli import main
+
+    _, X, _ = _sample(200, 0.2, seed=13)
+    text = "a,b,c,d\n" + "\n".join(
+        ",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in X)
+    data = tmp_path / "holes.csv"
+    data.write_text(text + "\n")
+    model = tmp_path / "best.npz"
+    runner = CliRunner()
+    refused = runner.invoke(main, ["select", str(data), "-k", "1..2", "-q"])
+    assert refused.exit_code == 2 and "--missing marginalize" in refused.output
+    done = runner.invoke(main, ["select", str(data), "-k", "1..2", "--covariance", "diag",
+                                "--seed", "0", "--missing", "marginalize", "-q",
+                                "-o", str(model)])
+    assert done.exit_code == 0, done.output
+    direct = select(X, n_components=[1, 2], covariance_types=["diag"], random_state=0,
+                    missing="marginalize")
+    loaded = __import__("gaussmix").load(model)
+    assert loaded.missing == "marginalize"
+    assert loaded.n_components == direct.best_n_components_
+    np.testing.assert_allclose(loaded.means_, direct.best_estimator_.means_, rtol=1e-10)
+
+
 # ---------------------------------------------------- compiled loops (numba)
 needs_numba = pytest.mark.skipif(
     __import__("importlib").util.find_spec("numba") is None, reason="numba not installed")

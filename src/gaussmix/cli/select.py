@@ -16,7 +16,13 @@ import click
 
 from ..plotting import FIGURE_FORMATS
 from .errors import translate
-from .options import COVARIANCE_TYPES, INIT_METHODS, chunk_size_option, em_options
+from .options import (
+    COVARIANCE_TYPES,
+    INIT_METHODS,
+    chunk_size_option,
+    em_options,
+    missing_option,
+)
 
 __all__ = ["parse_components", "select_command"]
 
@@ -109,6 +115,7 @@ reports 2 log L - p log n, that is minus the BIC printed here.""",
               help="Candidates fitted at once (default: all cores; 1: in turn). "
                    "Streamed files are fitted in turn, each fit on all cores.")
 @chunk_size_option
+@missing_option("raise")
 @click.option("--progress", "force_progress", is_flag=True,
               help="Show progress even when stderr is not a terminal (one line per "
                    "candidate).")
@@ -118,7 +125,7 @@ def select_command(
     output: str | None, figure: str | None, n_init: int, init_params: str,
     max_iter: int, tol: float, reg_covar: float, seed: int | None,
     columns: str | None, weights: str | None, jobs: int | None,
-    chunk_size: int | None, force_progress: bool, quiet: bool,
+    chunk_size: int | None, missing: str, force_progress: bool, quiet: bool,
 ) -> None:
     """Fit a mixture for every K and covariance type; keep the best.
 
@@ -128,7 +135,9 @@ def select_command(
     Large .npy and Parquet files (over 64 MiB, or any with --chunk-size) are
     read chunk by chunk, in bounded memory: each K is seeded from a
     50,000-row random sample of the file, and every candidate's EM
-    iterations and criteria read the file again.
+    iterations and criteria read the file again. With ``--missing
+    marginalize`` empty cells are missing values (exact EM; the file is then
+    read whole).
     """
     from rich.console import Console
 
@@ -146,7 +155,7 @@ def select_command(
 
         require("matplotlib", "plot", "plotting")  # fail before the work
     dataset = read_dataset_for_fit(data, columns, weights, command="select",
-                                   chunk_size=chunk_size)
+                                   chunk_size=chunk_size, missing=missing)
     rows = n_rows(dataset)
     if ks[-1] > rows:
         raise click.BadParameter(
@@ -160,6 +169,7 @@ def select_command(
     result = select(
         dataset.X, ks, types, criterion, n_init=n_init, init_params=init_params,
         random_state=seed, tol=tol, reg_covar=reg_covar, max_iter=max_iter,
+        missing=missing,
         # a streamed file's weights come with its chunks
         sample_weight=getattr(dataset, "weights", None), n_jobs=jobs,
         progress=mode == "live",
