@@ -7,12 +7,12 @@ when used), turned into the source the engine folds over."""
 from __future__ import annotations
 
 import copy
-import sys
 from typing import Any
 
 import numpy as np
 
 from .engine.sources import ArraySource, DataSource, scale_weights
+from .engine.xp import is_torch_array as is_torch  # never imports torch
 from .engine.xp import to_host
 from .validation import check_data, check_sample_weight
 
@@ -51,12 +51,6 @@ def _check_column_names(est: Any, X: Any, n_features: int, *, reset: bool) -> No
     else:
         stand_in = np.empty((0, n_features))
     validate_data(est, stand_in, reset=reset, skip_check_array=True)
-
-
-def is_torch(X: Any) -> bool:
-    """Whether ``X`` is a torch tensor (checked without importing torch)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(X, torch.Tensor)
 
 
 def uses_torch(est: Any, X: Any) -> bool:

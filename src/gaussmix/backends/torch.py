@@ -53,7 +53,7 @@ from .._optional import require
 from ..engine.covariance import ComputeSpec, CovarianceType
 from ..engine.reducers import Reducer, Sequential
 from ..engine.sources import Chunk, auto_chunk_size
-from ..engine.xp import array_namespace, to_host
+from ..engine.xp import array_namespace, is_torch_array, to_host
 
 T = TypeVar("T")
 
@@ -74,14 +74,6 @@ FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_",
 
 def _torch() -> Any:
     return require("torch", "torch", "fitting on torch tensors or a GPU (device=...)")
-
-
-def is_tensor(X: Any) -> bool:
-    """Whether ``X`` is a torch tensor (without importing torch)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(X, torch.Tensor)
 
 
 def resolve_device(device: Any) -> Any:
@@ -190,7 +182,7 @@ class TorchSource:
                  piece: CovarianceType | None = None) -> None:
         torch = _torch()
         self.matmul_precision = matmul_precision
-        self.returns_tensors = is_tensor(X) if returns_tensors is None else returns_tensors
+        self.returns_tensors = is_torch_array(X) if returns_tensors is None else returns_tensors
         # a data source is copied before its chunk size is set (the caller's stays)
         self.inner = copy.copy(X) if _is_source(X) else None
         self.device = resolve_device(device if device is not None else _device_of(X))
@@ -364,7 +356,7 @@ class _Staging:
         if chunk is None:
             return None
         torch, slot = self.torch, i % 2
-        X = chunk.X if is_tensor(chunk.X) else torch.from_numpy(np.asarray(chunk.X))
+        X = chunk.X if is_torch_array(chunk.X) else torch.from_numpy(np.asarray(chunk.X))
         rows = int(X.shape[0])
         if self.side is None:
             self.host[slot][:rows].copy_(X)
@@ -413,7 +405,7 @@ def checked_weights(sample_weight: Any, n_rows: int, device: Any = None) -> Any:
     array-like, moved to ``device``) as float64: one per row, finite,
     non-negative, with a positive sum."""
     torch = _torch()
-    if is_tensor(sample_weight):
+    if is_torch_array(sample_weight):
         w = sample_weight.detach().to(torch.float64)
     else:
         try:
@@ -442,7 +434,7 @@ def checked_weights(sample_weight: Any, n_rows: int, device: Any = None) -> Any:
 def as_numpy(model: Any) -> Any:
     """A shallow copy of a fitted model whose fitted arrays are NumPy arrays
     (for plotting, or code that expects NumPy); the model itself if they are."""
-    if not any(is_tensor(getattr(model, n, None)) for n in FITTED_ARRAYS):
+    if not any(is_torch_array(getattr(model, n, None)) for n in FITTED_ARRAYS):
         return model
     out = copy.copy(model)
     _convert(out, lambda a: a.detach().cpu().numpy())
@@ -454,7 +446,7 @@ def as_tensors(model: Any, device: Any = "cpu") -> Any:
     (labels int64) on ``device``."""
     dev = resolve_device(device)
     out = copy.copy(model)
-    _convert(out, lambda a: _tensor_on(to_host(a, None) if is_tensor(a) else a, dev))
+    _convert(out, lambda a: _tensor_on(to_host(a, None) if is_torch_array(a) else a, dev))
     return out
 
 
@@ -462,7 +454,7 @@ def like_fitted(model: Any, a: np.ndarray) -> Any:
     """``a`` as a tensor on the device of ``model``'s fitted arrays when those
     are tensors, else unchanged."""
     means: Any = getattr(model, "means_", None)
-    if not is_tensor(means):
+    if not is_torch_array(means):
         return a
     return _torch().as_tensor(a, device=means.device)
 
@@ -486,13 +478,13 @@ def _is_source(X: Any) -> bool:
 
 
 def _device_of(X: Any) -> Any:
-    return X.device if is_tensor(X) else "cpu"
+    return X.device if is_torch_array(X) else "cpu"
 
 
 def _compute_dtype(torch: Any, X: Any, device: Any) -> Any:
     """A float tensor's dtype; float32 for host data on a GPU; else float64
     unless the rows are float32."""
-    if is_tensor(X) and X.dtype in (torch.float32, torch.float64):
+    if is_torch_array(X) and X.dtype in (torch.float32, torch.float64):
         return X.dtype
     if device.type == "cuda":
         return torch.float32
@@ -507,7 +499,7 @@ def _numpy_dtype(dtype: Any) -> Any:
 
 def _as_tensor(torch: Any, X: Any) -> Any:
     """Rows as a tensor where they are (host NumPy rows shared, not copied)."""
-    if is_tensor(X):
+    if is_torch_array(X):
         return X.detach()
     return torch.from_numpy(np.ascontiguousarray(X))
 
@@ -538,7 +530,7 @@ def _device_weights(torch: Any, sample_weight: Any, n_rows: int | None,
     """Weights as a float64 tensor on the device (checked by the caller)."""
     if sample_weight is None:
         return None
-    if is_tensor(sample_weight):
+    if is_torch_array(sample_weight):
         return sample_weight.detach().to(device=device, dtype=torch.float64)
     return torch.as_tensor(np.asarray(sample_weight, dtype=np.float64), device=device)
 

@@ -26,6 +26,7 @@ from array_api_compat import (
     device,
     is_numpy_array,
     is_numpy_namespace,
+    is_torch_array,  # a tensor? (never imports torch)
     is_torch_namespace,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "from_host",
     "is_numpy",
     "is_torch",
+    "is_torch_array",
     "squared_norms",
     "to_host",
 ]
