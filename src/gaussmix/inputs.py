@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine.sources import ArraySource, DataSource, scale_weights
+from .engine.sources import ArraySource, DataSource, is_data_source, scale_weights
 from .engine.xp import is_torch_array as is_torch  # never imports torch
 from .engine.xp import to_host
 from .validation import check_data, check_sample_weight
@@ -65,6 +65,7 @@ def torch_source(est: Any, X: Any, sample_weight: Any, *, reset: bool,
     :class:`~gaussmix.backends.torch.TorchSource` on ``est.device``, checked,
     its features recorded (``reset``) or checked on ``est``."""
     from .backends import torch as backend
+    from .backends.torch_checks import checked_rows, checked_weights
 
     if is_dask(X):
         raise ValueError("device= does not apply to Dask collections (they are "
@@ -76,10 +77,10 @@ def torch_source(est: Any, X: Any, sample_weight: Any, *, reset: bool,
         check_source(est, X, reset=reset)
         rows, weights = X, None
     elif is_torch(X):
-        rows = backend.checked_rows(X, min_samples)
+        rows = checked_rows(X, min_samples)
         check_source(est, _Features(int(X.shape[1])), reset=reset)
         weights = (None if sample_weight is None else
-                   backend.checked_weights(sample_weight, int(X.shape[0]), X.device))
+                   checked_weights(sample_weight, int(X.shape[0]), X.device))
     else:
         rows = check_data(est, X, reset=reset, min_samples=min_samples)
         weights = check_sample_weight(
@@ -96,11 +97,6 @@ class _Features:
 
     def __init__(self, n_features: int) -> None:
         self.n_features = n_features
-
-
-def is_data_source(X: Any) -> bool:
-    """Whether ``X`` is a data source rather than an array-like."""
-    return hasattr(X, "chunks") and hasattr(X, "n_features") and hasattr(X, "spec")
 
 
 def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
@@ -235,7 +231,7 @@ def selection_data(est: Any, X: Any, sample_weight: Any) -> tuple[Any, np.ndarra
     (checked there), other data is validated as ``fit`` validates it; weights
     are host NumPy arrays."""
     if is_torch(X):
-        from .backends.torch import checked_rows
+        from .backends.torch_checks import checked_rows
 
         X = checked_rows(X, min_samples=2)
     else:

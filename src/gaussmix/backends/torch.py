@@ -52,13 +52,13 @@ import numpy as np
 from .._optional import require
 from ..engine.covariance import ComputeSpec, CovarianceType
 from ..engine.reducers import Reducer, Sequential
-from ..engine.sources import Chunk, auto_chunk_size
+from ..engine.sources import Chunk, auto_chunk_size, is_data_source
 from ..engine.xp import array_namespace, is_torch_array, to_host
 
 T = TypeVar("T")
 
 __all__ = ["MATMUL_PRECISIONS", "TorchReducer", "TorchSource", "as_numpy", "as_tensors",
-           "checked_rows", "checked_weights", "matmul_precision", "resolve_device"]
+           "matmul_precision", "resolve_device"]
 
 #: ``matmul_precision`` values: strict float32 products, or TF32 on CUDA.
 MATMUL_PRECISIONS = ("highest", "tf32")
@@ -184,7 +184,7 @@ class TorchSource:
         self.matmul_precision = matmul_precision
         self.returns_tensors = is_torch_array(X) if returns_tensors is None else returns_tensors
         # a data source is copied before its chunk size is set (the caller's stays)
-        self.inner = copy.copy(X) if _is_source(X) else None
+        self.inner = copy.copy(X) if is_data_source(X) else None
         self.device = resolve_device(device if device is not None else _device_of(X))
         self.dtype = dtype or _compute_dtype(torch, X, self.device)
         self.n_features = int(X.n_features if self.inner is not None else X.shape[1])
@@ -375,61 +375,6 @@ class _Staging:
         return slot, rows, w
 
 
-# ------------------------------------------------------------- input checks
-def checked_rows(X: Any, min_samples: int = 1) -> Any:
-    """A 2-D real tensor with at least ``min_samples`` rows, all finite (checked
-    on its device; the position of the first bad value only on failure)."""
-    torch = _torch()
-    if X.ndim != 2:
-        raise ValueError(f"Expected a 2-D tensor (rows x features), got shape "
-                         f"{tuple(X.shape)}; reshape a single feature with "
-                         "X.reshape(-1, 1).")
-    if X.is_complex() or X.dtype == torch.bool:
-        raise ValueError(f"Expected a real-valued tensor, got dtype {X.dtype}.")
-    if X.shape[0] < min_samples or X.shape[1] < 1:
-        raise ValueError(f"Found a tensor of shape {tuple(X.shape)} while at least "
-                         f"{min_samples} sample(s) and 1 feature are required.")
-    if X.dtype.is_floating_point:
-        bad = ~torch.isfinite(X)
-        if bool(bad.any()):
-            row, col = (int(i) for i in torch.nonzero(bad)[0])
-            raise ValueError(
-                f"Input X contains NaN or infinity: {int(bad.sum())} non-finite "
-                f"value(s) ({int(torch.isnan(X).sum())} NaN); the first is at row "
-                f"{row}, column {col}. Remove or impute them first.")
-    return X
-
-
-def checked_weights(sample_weight: Any, n_rows: int, device: Any = None) -> Any:
-    """Weights of a tensor input (a tensor, checked where it is, or an
-    array-like, moved to ``device``) as float64: one per row, finite,
-    non-negative, with a positive sum."""
-    torch = _torch()
-    if is_torch_array(sample_weight):
-        w = sample_weight.detach().to(torch.float64)
-    else:
-        try:
-            host = np.asarray(sample_weight, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"sample_weight must be numeric: {err}") from err
-        w = torch.as_tensor(host, device=device)
-    if w.ndim == 0:
-        w = w.expand(n_rows)
-    if tuple(w.shape) != (n_rows,):
-        raise ValueError(f"sample_weight must have shape ({n_rows},), one weight per "
-                         f"row of X, but got shape {tuple(w.shape)}.")
-    if not bool(torch.isfinite(w).all()):
-        raise ValueError("sample_weight contains NaN or infinity: give every row a "
-                         "finite weight.")
-    if bool((w < 0).any()):
-        raise ValueError("sample_weight must be non-negative, but "
-                         f"{int((w < 0).sum())} weight(s) are negative.")
-    if not bool((w > 0).any()):
-        raise ValueError("sample_weight sums to zero: at least one row needs a "
-                         "positive weight.")
-    return w
-
-
 # ------------------------------------------------------------------ helpers
 def as_numpy(model: Any) -> Any:
     """A shallow copy of a fitted model whose fitted arrays are NumPy arrays
@@ -473,10 +418,6 @@ def _convert(est: Any, convert: Callable[[Any], Any]) -> None:
             setattr(est, name, convert(getattr(est, name)))
 
 
-def _is_source(X: Any) -> bool:
-    return hasattr(X, "chunks") and hasattr(X, "n_features") and hasattr(X, "spec")
-
-
 def _device_of(X: Any) -> Any:
     return X.device if is_torch_array(X) else "cpu"
 
@@ -488,7 +429,7 @@ def _compute_dtype(torch: Any, X: Any, device: Any) -> Any:
         return X.dtype
     if device.type == "cuda":
         return torch.float32
-    dtype = X.spec.dtype if _is_source(X) else getattr(X, "dtype", None)
+    dtype = X.spec.dtype if is_data_source(X) else getattr(X, "dtype", None)
     float32 = dtype in (np.float32, torch.float32) or str(dtype) == "float32"
     return torch.float32 if float32 else torch.float64
 

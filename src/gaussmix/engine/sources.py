@@ -128,6 +128,11 @@ class DataSource(ChunkSource, Protocol):
         """A fresh pass over the rows."""
 
 
+def is_data_source(X: Any) -> bool:
+    """Whether ``X`` is a data source rather than an array-like."""
+    return hasattr(X, "chunks") and hasattr(X, "n_features") and hasattr(X, "spec")
+
+
 def scale_weights(sample_weight: Any) -> Any:
     """Weights multiplied by the power of two that puts the largest in [0.5, 1).
 
