@@ -97,11 +97,12 @@ class FusedEStepKernel(EStepKernel):
         loop = _loop(self.covariance_type, "chunk")
         if loop is None:
             return super().statistics(X, sample_weight)
-        buffers, acc = _buffers(self.covariance_type, K, d), np.zeros(3)
-        args = [a[name] for name in _ARGUMENTS[self.covariance_type]]
+        layout = _LAYOUTS[self.covariance_type]
+        buffers, acc = layout.buffers(K, d), np.zeros(3)
+        args = [a[name] for name in layout.order]
         status = loop(np.ascontiguousarray(X), _weights(sample_weight), *args, self.tile,
                       *buffers, acc)
-        nk, s1, s2 = _moments(self, buffers)
+        nk, s1, s2 = layout.moments(buffers, d)
         if status or not np.isfinite(acc[0] + s1.sum() + s2.sum()):
             # a row far beyond every component, or an overflow: the reference
             # rescues such rows (or reports them)
@@ -144,7 +145,7 @@ class FusedEStepKernel(EStepKernel):
         assert a is not None
         K = self.state.shift.shape[0]
         out = np.empty((K if what == 1 else 1, X.shape[0]))
-        args = [a[name] for name in _ARGUMENTS[self.covariance_type]]
+        args = [a[name] for name in _LAYOUTS[self.covariance_type].order]
         status = loop(np.ascontiguousarray(X), *args, self.tile, what, out)
         return None if status else out
 
@@ -155,12 +156,60 @@ def _weights(sample_weight: Any) -> np.ndarray:
     return np.ascontiguousarray(sample_weight, dtype=np.float64)
 
 
-# The loops' parameter arrays, by covariance type, in their argument order.
-_ARGUMENTS = {
-    "full": ("centre", "stacked", "base", "offsets", "unwhiten"),
-    "diag": ("centre", "coef", "offset_sq", "base"),
-    "spherical": ("centre", "prec", "cross", "offset_sq", "base"),
-    "tied": ("centre", "chol_t", "means2", "means_sq", "base"),
+@dataclass(frozen=True)
+class _Layout:
+    """What one covariance type's tile loops take and give (the one place
+    that knows each type's loops).
+
+    ``order``: the loops' parameter arrays in argument order; ``sources``:
+    for each array but ``centre`` and ``base``, the reference's group array
+    it is copied from, whether transposed, and whether kept in float64 (else
+    the compute dtype); ``second``: the shape of the s2 buffer, or None where
+    the loop packs ``[s2, s1]`` side by side in one (K, 2d) buffer;
+    ``whitened``: whether a tile holds K*d whitened numbers per row.
+    """
+
+    order: tuple[str, ...]
+    sources: dict[str, tuple[str, bool, bool]]
+    second: Callable[[int, int], tuple[int, ...]] | None
+    whitened: bool = False
+
+    def buffers(self, K: int, d: int) -> tuple[np.ndarray, ...]:
+        """Zeroed statistics buffers the chunk loop accumulates into."""
+        if self.second is None:
+            return np.zeros(K), np.zeros((K, 2 * d))
+        return np.zeros(K), np.zeros((K, d)), np.zeros(self.second(K, d))
+
+    def moments(self, buffers: tuple[np.ndarray, ...], d: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(nk, s1, s2) about the kernel's shift from the loop's buffers."""
+        if self.second is None:
+            nk, sums = buffers
+            return nk, sums[:, d:].copy(), sums[:, :d].copy()
+        nk, s1, s2 = buffers
+        return nk, s1, s2
+
+
+_LAYOUTS = {
+    "full": _Layout(("centre", "stacked", "base", "offsets", "unwhiten"),
+                    {"stacked": ("stacked", False, False),
+                     "offsets": ("offsets", False, True),
+                     "unwhiten": ("unwhiten", False, True)},
+                    lambda K, d: (K, d, d), whitened=True),
+    "diag": _Layout(("centre", "coef", "offset_sq", "base"),
+                    {"coef": ("coef", False, False),
+                     "offset_sq": ("offset_sq", False, True)},
+                    None),
+    "spherical": _Layout(("centre", "prec", "cross", "offset_sq", "base"),
+                         {"prec": ("prec", False, True),
+                          "cross": ("cross_t", True, False),
+                          "offset_sq": ("offset_sq", False, True)},
+                         lambda K, d: (K,)),
+    "tied": _Layout(("centre", "chol_t", "means2", "means_sq", "base"),
+                    {"chol_t": ("chol", True, False),
+                     "means2": ("white_means_t2", True, False),
+                     "means_sq": ("white_means_sq", False, True)},
+                    lambda K, d: (d, d)),
 }
 
 
@@ -174,38 +223,18 @@ def _loop(covariance_type: str, kind: str) -> Callable[..., int] | None:
     return getattr(loops, f"{covariance_type}_{kind}")  # type: ignore[no-any-return]
 
 
-def _buffers(covariance_type: str, K: int, d: int) -> tuple[np.ndarray, ...]:
-    """Zeroed statistics buffers the chunk loop of the type accumulates into."""
-    second = {"full": (K, d, d), "tied": (d, d), "spherical": (K,)}
-    if covariance_type == "diag":
-        return np.zeros(K), np.zeros((K, 2 * d))
-    return np.zeros(K), np.zeros((K, d)), np.zeros(second[covariance_type])
-
-
-def _moments(kernel: FusedEStepKernel, buffers: tuple[np.ndarray, ...]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(nk, s1, s2) about the kernel's shift from the loop's buffers."""
-    if kernel.covariance_type == "diag":
-        d = kernel.state.shift.shape[1]
-        nk, sums = buffers
-        return nk, sums[:, d:].copy(), sums[:, :d].copy()
-    nk, s1, s2 = buffers
-    return nk, s1, s2
-
-
 def loop_arrays(kernel: EStepKernel) -> dict[str, np.ndarray] | None:
     """The arrays the tile loops need, from the reference kernel's own
     precomputed group arrays; None where the loops do not apply (several
     centre groups, a namespace other than NumPy, a dtype other than
     float32/float64)."""
     state = kernel.state
-    if len(state.groups) != 1 or kernel.covariance_type not in _ARGUMENTS:
+    if len(state.groups) != 1 or kernel.covariance_type not in _LAYOUTS:
         return None
     group = state.groups[0]
     centre = group.centre
     if not isinstance(centre, np.ndarray) or centre.dtype not in (np.float32, np.float64):
         return None
-    g = group.arrays
     dtype = centre.dtype
 
     def c(a: Any, dt: Any = dtype) -> np.ndarray:
@@ -215,17 +244,9 @@ def loop_arrays(kernel: EStepKernel) -> dict[str, np.ndarray] | None:
         base = np.asarray(state.const, np.float64) + np.asarray(kernel.log_weights,
                                                                 np.float64)
     arrays = {"centre": c(centre), "base": c(base, np.float64)}
-    if kernel.covariance_type == "full":
-        arrays |= {"stacked": c(g["stacked"]), "offsets": c(g["offsets"], np.float64),
-                   "unwhiten": c(g["unwhiten"], np.float64)}
-    elif kernel.covariance_type == "diag":
-        arrays |= {"coef": c(g["coef"]), "offset_sq": c(g["offset_sq"], np.float64)}
-    elif kernel.covariance_type == "spherical":
-        arrays |= {"prec": c(g["prec"], np.float64), "cross": c(np.asarray(g["cross_t"]).T),
-                   "offset_sq": c(g["offset_sq"], np.float64)}
-    else:
-        arrays |= {"chol_t": c(np.asarray(g["chol"]).T), "means2": c(
-            np.asarray(g["white_means_t2"]).T), "means_sq": c(g["white_means_sq"], np.float64)}
+    for name, (key, transposed, wide) in _LAYOUTS[kernel.covariance_type].sources.items():
+        value = np.asarray(group.arrays[key])
+        arrays[name] = c(value.T if transposed else value, np.float64 if wide else dtype)
     return arrays
 
 
@@ -234,7 +255,7 @@ def tile_rows(covariance_type: str, n_components: int, n_features: int) -> int:
     per row for full covariances, ``4d + 3K`` otherwise) fill a quarter of
     the L2 cache; a multiple of 16 between 32 and 1024."""
     K, d = n_components, n_features
-    per_row = 4 * d + 3 * K + (K * d if covariance_type == "full" else 0)
+    per_row = 4 * d + 3 * K + (K * d if _LAYOUTS[covariance_type].whitened else 0)
     rows = int(TILE_SHARE_OF_L2 * l2_cache_bytes()) // (8 * per_row)
     return int(np.clip(rows // 16 * 16, 32, 1024))
 
