@@ -25,7 +25,7 @@ functions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ from ..engine.threads import resolve_threads
 from ..engine.xp import to_host
 from ..inputs import is_dask, is_data_source, is_torch, sized
 from ..mixture import GaussianMixture
+from ..validation import check_initial_parameters
 
 Start = dict[str, Any]  # GaussianMixture's *_init parameters: name -> array
 
@@ -134,8 +135,28 @@ def criteria_totals(
     """``(log L, entropy, n)`` of X under ``model`` in one pass: the totals of
     :func:`log_likelihood_and_entropy` and the total weight (the number of
     rows without weights), in the units of the weights as given."""
-    check_is_fitted(model)
-    source = as_source(X, sample_weight, model.n_components)
+    return shared_criteria_totals([model], X, sample_weight, n_threads)[0]
+
+
+def shared_criteria_totals(
+    models: Sequence[GaussianMixture], X: Any, sample_weight: np.ndarray | None = None,
+    n_threads: int | None = None,
+) -> list[tuple[float, float, float]]:
+    """:func:`criteria_totals` of every model, from one pass over X."""
+    for model in models:
+        check_is_fitted(model)
+    source = as_source(X, sample_weight, max(m.n_components for m in models))
+    chunk_totals = [_criteria_chunk(model, source) for model in models]
+    totals = fold(lambda c: np.stack([f(c) for f in chunk_totals]), source,
+                  reducer_for(resolve_threads(n_threads), source))
+    # A Dask source scales its weights by a power of two (exact to undo).
+    totals = totals / getattr(source, "weight_scale", 1.0)
+    return [(float(t[0]), float(t[1]), float(t[2])) for t in totals]
+
+
+def _criteria_chunk(model: GaussianMixture, source: DataSource
+                    ) -> Callable[[Chunk], np.ndarray]:
+    """A chunk's ``[log L, entropy, weight]`` under ``model``."""
     params = MixtureParams(*map(to_host, (model.weights_, model.means_,
                                           model.covariances_, model.precisions_cholesky_)))
     kernel = kernel_type(source).build(get_covariance_type(model.covariance_type),
@@ -156,7 +177,16 @@ def criteria_totals(
         w = to_host(c.sample_weight)
         return np.array([np.dot(w, log_norm), np.dot(w, ent), w.sum()])
 
-    totals = fold(chunk, source, reducer_for(resolve_threads(n_threads), source))
-    # A Dask source scales its weights by a power of two (exact to undo).
-    totals = totals / getattr(source, "weight_scale", 1.0)
-    return float(totals[0]), float(totals[1]), float(totals[2])
+    return chunk
+
+
+def start_params(model: GaussianMixture, n_features: int) -> MixtureParams:
+    """The parameters a fit of ``model`` starts from when its ``weights_init``,
+    ``means_init`` and ``precisions_init`` are all given (validated and
+    converted as ``fit`` does)."""
+    piece = model._piece
+    init = check_initial_parameters(model, piece, n_features)
+    weights, means, precisions = init["weights"], init["means"], init["precisions"]
+    assert weights is not None and means is not None and precisions is not None
+    chol = piece.precisions_cholesky_from_precisions(precisions)
+    return MixtureParams(weights, means, piece.covariances_from_cholesky(chol), chol)

@@ -18,6 +18,7 @@ from ..inputs import adopted, dask_source, is_dask, is_data_source, selection_da
 from ..mixture import GaussianMixture
 from ..validation import INIT_METHODS
 from .candidates import fit_task, quiet_convergence, seed_task, seeds
+from .lockstep import fit_in_lockstep
 from .progress import Reporter
 from .result import Candidate, SelectionResult, check_criterion
 
@@ -47,6 +48,7 @@ def select(
     progress: bool = False,
     callback: Callable[[Candidate], Any] | None = None,
     missing: str = "raise",
+    shared_passes: bool | None = None,
 ) -> SelectionResult:
     """Fit a mixture for every ``(n_components, covariance_type)`` and pick the best.
 
@@ -164,12 +166,17 @@ default='kmeans'
         ):
             starts[k], seeding_time[k] = per_type, seconds
             report.seeded(k)
+        order = [(k, cov) for k in sorted(ks, reverse=True)
+                 for cov in sorted(types, key=_cost_rank)]
+        if _in_lockstep(shared_passes, X):
+            fitted: Iterable[Any] = fit_in_lockstep(
+                X, weights, [(k, cov, starts[k][cov]) for k, cov in order], settings,
+                n_workers if n_workers > 1 else threads)
+        else:
+            fitted = run((fit_task, (X, weights, k, cov, starts[k][cov], settings,
+                                     threads)) for k, cov in order)
         table_rows, models, n_samples = {}, {}, float("nan")
-        for row, model, n in run(
-            (fit_task, (X, weights, k, cov, starts[k][cov], settings, threads))
-            for k in sorted(ks, reverse=True)
-            for cov in sorted(types, key=_cost_rank)
-        ):
+        for row, model, n in fitted:
             table_rows[(row.n_components, row.covariance_type)] = row
             if model is not None:
                 models[(row.n_components, row.covariance_type)] = model
@@ -198,6 +205,15 @@ default='kmeans'
 
 # ------------------------------------------------------------------- workers
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+def _in_lockstep(shared_passes: bool | None, X: Any) -> bool:
+    """Whether the candidates share passes: by default for rows not in memory
+    (a Dask array, a file, a stream), whose passes cost a scheduled graph or a
+    read each; on request for a NumPy array too; never for a tensor."""
+    if shared_passes is None:
+        return is_data_source(X)
+    return bool(shared_passes) and (is_data_source(X) or isinstance(X, np.ndarray))
 
 
 def _runner(n_workers: int) -> Callable[[Iterable[Task]], Iterator[Any]]:

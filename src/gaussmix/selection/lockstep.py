@@ -1,0 +1,164 @@
+"""Candidates fitted in lockstep: one pass over the rows serves all of them.
+
+Fitting the candidates one by one reads the rows once per candidate and EM
+iteration (plus a criteria pass each). :func:`fit_in_lockstep` hands every
+start of every candidate to the engine's one EM loop as a single batch
+(:func:`gaussmix.engine.loop.run_batch`): each pass reads a chunk once and
+computes, for every run still going, its own kernel's statistics; each run
+then takes its own M-step and convergence test and drops out of later passes
+when it stops. The criteria of all candidates then come from one more pass.
+A selection of C candidates of at most I iterations thus costs I + 1 passes
+instead of about C * (I + 1); that is what counts where a pass has a fixed
+cost (a Dask graph on the scheduler) or reads a file again.
+
+Each run's arithmetic is that of its own fit, so every candidate equals the
+one :func:`~.candidates.fit_task` fits from the same start (the same
+iterations, convergence, lower bounds and criteria, to the rounding of the
+chunk sums where in-memory chunks differ in size).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import criteria
+from ..engine.covariance import get_covariance_type
+from ..engine.loop import RUN_ERRORS, EMRun, EMSettings, EMStart, run_batch
+from ..engine.reducers import reducer_for
+from ..engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weights
+from ..engine.threads import resolve_threads, single_threaded_blas
+from ..inputs import is_data_source
+from ..mixture import GaussianMixture
+from ..validation import check_parameters
+from .candidates import n_features
+from .passes import Start, shared_criteria_totals, start_params
+from .result import Candidate
+
+Task = tuple[int, str, list[Start]]  # (n_components, covariance type, starts)
+Fitted = tuple[Candidate, GaussianMixture | None, float]
+
+
+def fit_in_lockstep(
+    X: Any, weights: np.ndarray | None, tasks: Sequence[Task],
+    settings: dict[str, Any], threads: int | None,
+) -> list[Fitted]:
+    """Fit every candidate from each of its starts in shared passes, keep each
+    candidate's best start and score it: the rows :func:`~.candidates.fit_task`
+    gives one by one (``(row, model, total weight)``, a NaN row for a failure),
+    in the order of ``tasks``."""
+    t0 = time.perf_counter()
+    models = [[GaussianMixture(k, covariance_type=cov, n_init=1, n_threads=threads,
+                               **start, **settings) for start in starts]
+              for k, cov, starts in tasks]
+    try:
+        source = em_source(X, weights, tasks, settings.get("missing", "raise"))
+    except RUN_ERRORS as err:
+        return [_failed(k, cov, X, err, time.perf_counter() - t0)
+                for k, cov, _ in tasks]
+    runs = _fit_runs(source, [m for group in models for m in group], settings, threads)
+    fitted, rows = [], []
+    for group in models:
+        mine, runs = runs[:len(group)], runs[len(group):]
+        model, outcome = _best(group, mine, source.n_features)
+        fitted.append(model)
+        rows.append(outcome)
+    return _scored(tasks, fitted, rows, X, weights, threads, t0)
+
+
+def em_source(X: Any, weights: np.ndarray | None, tasks: Sequence[Task],
+              missing: str) -> DataSource:
+    """The rows the fits read: a data source as it is (sized by
+    :func:`~gaussmix.select`), or an in-memory array as ``fit`` makes it
+    (weights scaled, marked for missing values), in chunks small enough for
+    the costliest candidate."""
+    if is_data_source(X):
+        return X  # type: ignore[no-any-return]
+    d = X.shape[1]
+    chunk = min(auto_chunk_size(k, d, get_covariance_type(cov)) for k, cov, _ in tasks)
+    source = ArraySource(X, scale_weights(weights), chunk)
+    return GaussianMixture(missing=missing)._marked(source, fitting=True)
+
+
+def _fit_runs(source: DataSource, models: list[GaussianMixture],
+              settings: dict[str, Any], threads: int | None
+              ) -> list[EMRun | Exception]:
+    """Every start's run (or why it could not start), from one batch."""
+    starts: list[EMStart] = []
+    outcome: list[EMRun | Exception | int] = []
+    for model in models:
+        try:
+            check_parameters(model)
+            outcome.append(len(starts))
+            starts.append(EMStart(model._piece, start_params(model, source.n_features)))
+        except RUN_ERRORS as err:
+            outcome.append(err)
+    em = EMSettings(tol=settings["tol"], max_iter=settings["max_iter"],
+                    reg_covar=settings["reg_covar"],
+                    reducer=reducer_for(resolve_threads(threads), source))
+    with single_threaded_blas():
+        runs = run_batch(source, starts, em)
+    return [runs[o] if isinstance(o, int) else o for o in outcome]
+
+
+def _best(models: list[GaussianMixture], runs: list[EMRun | Exception],
+          n_features: int) -> tuple[GaussianMixture | None, EMRun | Exception]:
+    """The candidate's model fitted from its best start, as ``fit_task`` keeps
+    it (the first start that failed fails the candidate; else the first of
+    the highest lower bounds wins), and its last run to stop (or the error)."""
+    done: list[EMRun] = []
+    for run in runs:
+        error = run if isinstance(run, Exception) else run.error
+        if error is not None:
+            return None, error
+        assert isinstance(run, EMRun)
+        done.append(run)
+    best = max(range(len(done)), key=lambda j: (done[j].lower_bound, -j))
+    model = models[best]
+    model._set_fitted(done[best], model._piece)
+    model.n_features_in_ = n_features
+    return model, max(done, key=lambda r: r.elapsed)
+
+
+def _scored(tasks: Sequence[Task], models: list[GaussianMixture | None],
+            outcomes: list[EMRun | Exception], X: Any, weights: np.ndarray | None,
+            threads: int | None, t0: float) -> list[Fitted]:
+    """The table rows, the criteria of every fitted candidate from one pass.
+
+    A candidate's time is the wall time from the start of the shared fit
+    until its last run stopped, plus the shared criteria pass."""
+    ok = [m for m in models if m is not None]
+    t_pass = time.perf_counter()
+    totals: Iterator[tuple[float, float, float]] = iter([])
+    try:
+        totals = iter(shared_criteria_totals(ok, X, weights, threads) if ok else [])
+    except RUN_ERRORS as err:
+        outcomes = [err] * len(outcomes)
+    pass_time = time.perf_counter() - t_pass
+    out: list[Fitted] = []
+    for (k, cov, _), model, outcome in zip(tasks, models, outcomes, strict=True):
+        if isinstance(outcome, Exception) or model is None:
+            error = outcome if isinstance(outcome, Exception) else None
+            out.append(_failed(k, cov, X, error, time.perf_counter() - t0))
+            continue
+        loglik, entropy, n = next(totals)
+        p = model._n_parameters()
+        bic = criteria.bic(loglik, n, p)
+        row = Candidate(
+            n_components=k, covariance_type=cov, log_likelihood=loglik,
+            n_parameters=p, bic=bic, aic=criteria.aic(loglik, p),
+            icl=bic + 2.0 * entropy, converged=model.converged_, n_iter=model.n_iter_,
+            time=outcome.elapsed + pass_time,
+        )
+        out.append((row, model, n))
+    return out
+
+
+def _failed(k: int, cov: str, X: Any, err: Exception | None, seconds: float
+            ) -> Fitted:
+    nan = float("nan")
+    p = criteria.n_parameters(get_covariance_type(cov), k, n_features(X))
+    return Candidate(k, cov, nan, p, nan, nan, nan, False, 0, seconds, str(err)), None, nan
