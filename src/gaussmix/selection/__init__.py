@@ -43,9 +43,13 @@ oversubscribe the cores.
 Rows not in memory (a data source such as :class:`~gaussmix.NpySource`, or a
 Dask array or DataFrame) are selected the same way: the shared seeding runs
 on the bounded sample that a single fit initialises from (all rows up to
-50,000, so such data starts exactly where it starts in memory), and every
-candidate's EM passes and its criteria pass fold over the source (on the Dask
-workers for Dask), one candidate at a time.
+50,000, so such data starts exactly where it starts in memory), and the
+candidates are fitted in lockstep (:mod:`.lockstep`): each EM pass over the
+source (a tree reduction on the Dask workers, a read of a file) computes the
+statistics of every candidate and start still running, and one more pass
+gives every candidate's criteria, so the rows are read once per iteration of
+the longest fit instead of once per candidate and iteration. The results are
+those of fitting the candidates one by one (``shared_passes=False``).
 
 Modules
 -------
@@ -54,6 +58,8 @@ Modules
 - :mod:`.search`: :func:`select`, the search loop (arguments, workers, choice).
 - :mod:`.candidates`: the work of one number of components (shared seeding)
   and of one candidate (fit and score).
+- :mod:`.lockstep`: all candidates fitted in shared passes (the engine's
+  :func:`~gaussmix.engine.loop.run_batch`).
 - :mod:`.passes`: the passes over the data made with the engine's internals
   (initial parameters, log-likelihood and entropy); the only module that
   calls them.

@@ -26,7 +26,7 @@ class GaussianMixtureSearch(ClusterMixin, DensityMixin, BaseEstimator):
     covariance_types : str, sequence of str or None, default=None
         Covariance types to try; None means all four.
     criterion, n_init, init_params, random_state, tol, reg_covar, max_iter, \
-n_jobs, verbose
+n_jobs, verbose, shared_passes
         As in :func:`~gaussmix.select`.
 
     Attributes
@@ -67,6 +67,7 @@ n_jobs, verbose
         max_iter: int = 100,
         n_jobs: int | None = None,
         verbose: int = 0,
+        shared_passes: bool | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_types = covariance_types
@@ -79,6 +80,7 @@ n_jobs, verbose
         self.max_iter = max_iter
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.shared_passes = shared_passes
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None
             ) -> GaussianMixtureSearch:
@@ -104,7 +106,7 @@ n_jobs, verbose
             n_init=self.n_init, init_params=self.init_params,
             random_state=self.random_state, tol=self.tol, reg_covar=self.reg_covar,
             max_iter=self.max_iter, sample_weight=sample_weight, n_jobs=self.n_jobs,
-            verbose=self.verbose,
+            verbose=self.verbose, shared_passes=self.shared_passes,
         )
         self.best_estimator_ = self.result_.best_estimator_
         self.best_params_ = {"n_components": self.best_estimator_.n_components,

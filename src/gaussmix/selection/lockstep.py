@@ -27,15 +27,9 @@ import numpy as np
 
 from .. import criteria
 from ..engine.covariance import get_covariance_type
-from ..engine.loop import RUN_ERRORS, EMRun, EMSettings, EMStart, run_batch
-from ..engine.reducers import reducer_for
-from ..engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weights
-from ..engine.threads import resolve_threads, single_threaded_blas
-from ..inputs import is_data_source
 from ..mixture import GaussianMixture
-from ..validation import check_parameters
 from .candidates import n_features
-from .passes import Start, shared_criteria_totals, start_params
+from .passes import RUN_ERRORS, EMRun, Start, em_source, fit_runs, shared_criteria_totals
 from .result import Candidate
 
 Task = tuple[int, str, list[Start]]  # (n_components, covariance type, starts)
@@ -59,7 +53,7 @@ def fit_in_lockstep(
     except RUN_ERRORS as err:
         return [_failed(k, cov, X, err, time.perf_counter() - t0)
                 for k, cov, _ in tasks]
-    runs = _fit_runs(source, [m for group in models for m in group], settings, threads)
+    runs = fit_runs(source, [m for group in models for m in group], settings, threads)
     fitted, rows = [], []
     for group in models:
         mine, runs = runs[:len(group)], runs[len(group):]
@@ -67,41 +61,6 @@ def fit_in_lockstep(
         fitted.append(model)
         rows.append(outcome)
     return _scored(tasks, fitted, rows, X, weights, threads, t0)
-
-
-def em_source(X: Any, weights: np.ndarray | None, tasks: Sequence[Task],
-              missing: str) -> DataSource:
-    """The rows the fits read: a data source as it is (sized by
-    :func:`~gaussmix.select`), or an in-memory array as ``fit`` makes it
-    (weights scaled, marked for missing values), in chunks small enough for
-    the costliest candidate."""
-    if is_data_source(X):
-        return X  # type: ignore[no-any-return]
-    d = X.shape[1]
-    chunk = min(auto_chunk_size(k, d, get_covariance_type(cov)) for k, cov, _ in tasks)
-    source = ArraySource(X, scale_weights(weights), chunk)
-    return GaussianMixture(missing=missing)._marked(source, fitting=True)
-
-
-def _fit_runs(source: DataSource, models: list[GaussianMixture],
-              settings: dict[str, Any], threads: int | None
-              ) -> list[EMRun | Exception]:
-    """Every start's run (or why it could not start), from one batch."""
-    starts: list[EMStart] = []
-    outcome: list[EMRun | Exception | int] = []
-    for model in models:
-        try:
-            check_parameters(model)
-            outcome.append(len(starts))
-            starts.append(EMStart(model._piece, start_params(model, source.n_features)))
-        except RUN_ERRORS as err:
-            outcome.append(err)
-    em = EMSettings(tol=settings["tol"], max_iter=settings["max_iter"],
-                    reg_covar=settings["reg_covar"],
-                    reducer=reducer_for(resolve_threads(threads), source))
-    with single_threaded_blas():
-        runs = run_batch(source, starts, em)
-    return [runs[o] if isinstance(o, int) else o for o in outcome]
 
 
 def _best(models: list[GaussianMixture], runs: list[EMRun | Exception],

@@ -5,7 +5,10 @@
   by default) and one M-step per covariance type.
 - :func:`criteria_totals` (and :func:`log_likelihood_and_entropy`): the total
   log-likelihood, the classification entropy and the total weight of a
-  fitted candidate, in one chunked pass.
+  fitted candidate, in one chunked pass (:func:`shared_criteria_totals`: of
+  several candidates in one pass).
+- :func:`fit_runs` (over the rows of :func:`em_source`): EM from many starts
+  in lockstep with the engine's one loop (:mod:`.lockstep` uses it).
 
 Both take the rows as an in-memory array or torch tensor (with its
 weights) or as a data source: a Dask array's :class:`~gaussmix.backends.dask.DaskSource`, a file
@@ -18,7 +21,8 @@ workers), so rows never all reach memory.
 
 Every call from :mod:`gaussmix.selection` into the engine's internals
 (``drawn_responsibilities``, ``params_from_responsibilities``,
-``EStepKernel``, ``ArraySource``, ``fold``, ``auto_chunk_size``) is here; the
+``EStepKernel``, ``ArraySource``, ``fold``, ``auto_chunk_size``,
+``run_batch``) is here; the
 rest of the package sees only :class:`~gaussmix.GaussianMixture` and these
 functions.
 """
@@ -35,6 +39,7 @@ from ..engine.covariance import get_covariance_type
 from ..engine.incomplete import kernel_type
 from ..engine.init import drawn_responsibilities, params_from_responsibilities
 from ..engine.logspace import log_normalise
+from ..engine.loop import RUN_ERRORS, EMRun, EMSettings, EMStart, run_batch
 from ..engine.params import MixtureParams
 from ..engine.reducers import fold, reducer_for
 from ..engine.sources import (
@@ -44,11 +49,15 @@ from ..engine.sources import (
     auto_chunk_size,
     scale_weights,
 )
-from ..engine.threads import resolve_threads
+from ..engine.threads import resolve_threads, single_threaded_blas
 from ..engine.xp import to_host
 from ..inputs import is_dask, is_data_source, is_torch, sized
 from ..mixture import GaussianMixture
-from ..validation import check_initial_parameters
+from ..validation import check_initial_parameters, check_parameters
+
+__all__ = ["RUN_ERRORS", "EMRun", "Start", "criteria_totals", "em_source", "fit_runs",
+           "initial_parameters", "log_likelihood_and_entropy", "shared_criteria_totals",
+           "start_params"]
 
 Start = dict[str, Any]  # GaussianMixture's *_init parameters: name -> array
 
@@ -190,3 +199,38 @@ def start_params(model: GaussianMixture, n_features: int) -> MixtureParams:
     assert weights is not None and means is not None and precisions is not None
     chol = piece.precisions_cholesky_from_precisions(precisions)
     return MixtureParams(weights, means, piece.covariances_from_cholesky(chol), chol)
+
+
+def em_source(X: Any, weights: np.ndarray | None, tasks: Sequence[tuple[int, str, Any]],
+              missing: str) -> DataSource:
+    """The rows the fits read: a data source as it is (sized by
+    :func:`~gaussmix.select`), or an in-memory array as ``fit`` makes it
+    (weights scaled, marked for missing values), in chunks small enough for
+    the costliest candidate."""
+    if is_data_source(X):
+        return X  # type: ignore[no-any-return]
+    d = X.shape[1]
+    chunk = min(auto_chunk_size(k, d, get_covariance_type(cov)) for k, cov, _ in tasks)
+    source = ArraySource(X, scale_weights(weights), chunk)
+    return GaussianMixture(missing=missing)._marked(source, fitting=True)
+
+
+def fit_runs(source: DataSource, models: list[GaussianMixture],
+              settings: dict[str, Any], threads: int | None
+              ) -> list[EMRun | Exception]:
+    """Every start's run (or why it could not start), from one batch."""
+    starts: list[EMStart] = []
+    outcome: list[EMRun | Exception | int] = []
+    for model in models:
+        try:
+            check_parameters(model)
+            outcome.append(len(starts))
+            starts.append(EMStart(model._piece, start_params(model, source.n_features)))
+        except RUN_ERRORS as err:
+            outcome.append(err)
+    em = EMSettings(tol=settings["tol"], max_iter=settings["max_iter"],
+                    reg_covar=settings["reg_covar"],
+                    reducer=reducer_for(resolve_threads(threads), source))
+    with single_threaded_blas():
+        runs = run_batch(source, starts, em)
+    return [runs[o] if isinstance(o, int) else o for o in outcome]

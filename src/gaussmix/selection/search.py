@@ -73,8 +73,8 @@ or Dask array
         see :mod:`gaussmix.backends.dask`). Rows not in memory are seeded
         from the same bounded sample a single fit initialises from (all rows
         up to 50,000, so small data starts where it starts in memory), and
-        their candidates are fitted in turn, each over all cores or the
-        cluster (``n_jobs`` applies to in-memory data only).
+        their candidates are fitted in lockstep over all cores or the cluster
+        (see ``shared_passes``; ``n_jobs`` applies to in-memory data only).
     n_components : int or iterable of int, default=range(1, 10)
         Numbers of components to try.
     covariance_types : str or sequence of str, default=('full', 'tied', 'diag', \
@@ -116,6 +116,18 @@ default='kmeans'
     missing : {'raise', 'marginalize'}, default='raise'
         As in :class:`~gaussmix.GaussianMixture`; starts are seeded on a
         column-mean-filled copy of X.
+    shared_passes : bool or None, default=None
+        Fit the candidates in lockstep: each EM pass over the rows computes
+        the statistics of every candidate (and start) still running, each
+        then takes its own M-step and stops on its own, and one more pass
+        scores them all; the results equal fitting them one by one. None:
+        for rows not in memory (a Dask array, a file, a stream), where every
+        pass costs a scheduled graph or a read, so the rows are read once per
+        iteration of the longest fit instead of once per candidate and
+        iteration; in memory the candidates are fitted one by one, in
+        parallel (``n_jobs``), which measured about as fast. True: also for
+        a NumPy array (the candidates then share the chunks' threads); False:
+        one by one. A torch tensor is always fitted one by one.
 
     Returns
     -------
