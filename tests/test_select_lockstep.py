@@ -195,3 +195,10 @@ def test_failed_candidates_match_one_by_one(data, monkeypatch):
         [(2, "full")]
     assert_same_candidates(shared, alone)
     assert shared.table[1].error == "injected failure" and np.isnan(shared.table[1].bic)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_invalid_settings_fail_every_candidate_alike(data, shared):
+    X, _ = data
+    with pytest.raises(ValueError, match="Every candidate failed.*'tol' parameter"):
+        select(X, (1, 2), ("diag",), tol=-1.0, shared_passes=shared, **SETTINGS)

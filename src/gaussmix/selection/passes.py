@@ -216,18 +216,21 @@ def em_source(X: Any, weights: np.ndarray | None, tasks: Sequence[tuple[int, str
 
 
 def fit_runs(source: DataSource, models: list[GaussianMixture],
-              settings: dict[str, Any], threads: int | None
-              ) -> list[EMRun | Exception]:
-    """Every start's run (or why it could not start), from one batch."""
+             settings: dict[str, Any], threads: int | None
+             ) -> list[EMRun | Exception]:
+    """The run of every model from its start (or why it could not start),
+    all in one batch of the engine's EM loop."""
     starts: list[EMStart] = []
     outcome: list[EMRun | Exception | int] = []
     for model in models:
         try:
             check_parameters(model)
-            outcome.append(len(starts))
-            starts.append(EMStart(model._piece, start_params(model, source.n_features)))
+            start = EMStart(model._piece, start_params(model, source.n_features))
         except RUN_ERRORS as err:
             outcome.append(err)
+            continue
+        outcome.append(len(starts))
+        starts.append(start)
     em = EMSettings(tol=settings["tol"], max_iter=settings["max_iter"],
                     reg_covar=settings["reg_covar"],
                     reducer=reducer_for(resolve_threads(threads), source))

@@ -40,7 +40,10 @@ class Candidate:
         EM iterations of the best start.
     time : float
         Seconds spent fitting and scoring this candidate (all its starts),
-        excluding the initial seeding shared by all covariance types.
+        excluding the initial seeding shared by all covariance types. With
+        shared passes (candidates in lockstep) the wall time from the start
+        of the shared fit until this candidate stopped, plus the shared
+        criteria pass.
     error : str or None
         Why the fit failed, or None.
     """
