@@ -23,6 +23,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .moments import BLOCK, padded, second_moments
+
 _jit = njit(nogil=True, cache=True, fastmath={"contract"})
 
 
@@ -191,9 +193,12 @@ def _weights(w, n, acc):  # noqa: ANN001, ANN202
 
 @_jit
 def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc):  # noqa: ANN001, ANN202
-    """Scores of one tile (into ``sc``) and its whitened copy (``white``, (K*d, tile))."""
+    """Scores of one tile (into ``sc``) and its whitened copy (``white``,
+    (K*dp, tile): component k's rows from k*dp, its d features first, then
+    dp - d rows of padding where ``stacked`` has zero rows)."""
     d = X.shape[1]
     K = base.shape[0]
+    dp = stacked.shape[0] // K
     tile = sc.shape[1]
     _centred_tile(X, start, stop, centre, ct, ct64)
     if stop - start < tile:
@@ -202,7 +207,7 @@ def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc):  #
     for k in range(K):
         for b in range(tile):
             sc[k, b] = 0.0
-        for j in range(k * d, (k + 1) * d):
+        for j in range(k * dp, k * dp + d):
             for b in range(tile):
                 sc[k, b] += white[j, b] * white[j, b]
         for b in range(tile):
@@ -214,22 +219,25 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     """Full covariances. ``stacked`` (K*d, d+1) whitens ``[x - c, 1]`` for all
     components; ``base`` (K,) = log weight + log normaliser. Accumulates
     ``resp @ [x - c, 1]`` and the second moments in each component's whitened
-    coordinates, then gives, as the reference, ``s1`` (K, d) about the means
-    (``offsets`` = means - c) and ``s2`` (K, d, d) mapped back with
-    ``unwhiten`` (K, d, d): x - mu = y U^-1."""
+    coordinates (:mod:`.moments`), then gives, as the reference, ``s1`` (K, d)
+    about the means (``offsets`` = means - c) and ``s2`` (K, d, d) mapped back
+    with ``unwhiten`` (K, d, d): x - mu = y U^-1."""
     n, d = X.shape
     K = base.shape[0]
+    dp = padded(d)
+    padded_stack = np.zeros((K * dp, d + 1), X.dtype)
+    for k in range(K):
+        padded_stack[k * dp:k * dp + d] = stacked[k * d:(k + 1) * d]
     ct = np.ones((d + 1, tile), X.dtype)
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
     work = np.empty((2, tile))
     bits = np.empty(tile, np.int64)
-    root = np.empty((K, tile), X.dtype)
-    white = np.empty((K * d, tile), X.dtype)
+    white = np.empty((K * dp, tile), X.dtype)
+    scaled = np.empty((BLOCK, tile), X.dtype)
     mom_t = np.empty((K, d + 1))
-    s2_t = np.empty((d, d), X.dtype)
     mom = np.zeros((K, d + 1))
-    s2w = np.zeros((K, d, d))
+    s2w = np.zeros((K, dp, dp))
     row = np.zeros(tile)
     # Responsibilities below ``floor`` (1e-30 in float32) count as zero: their
     # products would be subnormal numbers, a hundred times slower, for no
@@ -238,25 +246,22 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc)
+        _full_scores(X, start, stop, centre, padded_stack, base, ct, ct64, white, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
         np.dot(sc, ct64.T, mom_t)
         mom += mom_t
         for k in range(K):
-            for b in range(tile):
-                root[k, b] = math.sqrt(sc[k, b]) if sc[k, b] > floor else 0.0
-            for j in range(k * d, (k + 1) * d):
-                for b in range(tile):
-                    white[j, b] *= root[k, b]
-            part = white[k * d:(k + 1) * d]
-            np.dot(part, part.T, s2_t)
-            s2w[k] += s2_t
+            second_moments(white[k * dp:(k + 1) * dp], sc[k], floor, d, scaled, s2w[k])
     back = np.empty((d, d))
+    lower = np.empty((d, d))
     for k in range(K):
         for i in range(d):
             s1[k, i] = mom[k, i] - mom[k, d] * offsets[k, i]
-        np.dot(s2w[k], unwhiten[k], back)
+            for j in range(i + 1):
+                lower[i, j] = s2w[k, i, j]
+                lower[j, i] = s2w[k, i, j]
+        np.dot(lower, unwhiten[k], back)
         np.dot(unwhiten[k].T, back, s2[k])
     return 0
 
