@@ -14,7 +14,8 @@ zero rows to a multiple of four features.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 _jit = njit(nogil=True, cache=True)
 # The second moments sum over a tile's rows: letting the compiler reorder
@@ -23,6 +24,18 @@ _jit_sum = njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
 
 #: Features are handled in blocks of this many.
 BLOCK = 4
+
+
+def _zero(a):  # noqa: ANN001, ANN202
+    """Zero in ``a``'s dtype (float32 stays float32 when compiled)."""
+    return a.dtype.type(0)
+
+
+@overload(_zero, jit_options={"cache": True})
+def _zero_compiled(a):  # noqa: ANN001, ANN202
+    if a.dtype == types.float32:
+        return lambda a: np.float32(0.0)
+    return lambda a: 0.0
 
 
 @_jit
@@ -53,7 +66,7 @@ def _moment_block(scaled, white, i, j, out):  # noqa: ANN001, ANN202
     """Adds ``scaled[0:4] @ white[j:j+4].T`` to ``out[i:i+4, j:j+4]``."""
     s0, s1, s2, s3 = scaled[0], scaled[1], scaled[2], scaled[3]
     y0, y1, y2, y3 = white[j], white[j + 1], white[j + 2], white[j + 3]
-    zero = white[0, 0] * 0  # sums in the tile's precision, as the reference
+    zero = _zero(white)  # sums in the tile's precision, as the reference
     a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = zero
     a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = zero
     for b in range(y0.shape[0]):
