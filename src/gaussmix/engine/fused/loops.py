@@ -58,7 +58,7 @@ def _wide(a, a64):  # noqa: ANN001, ANN202
     return a if a.dtype == np.float64 else a64
 
 
-@overload(_wide, jit_options={"cache": True})
+@overload(_wide)
 def _wide_compiled(a, a64):  # noqa: ANN001, ANN202
     if a.dtype == types.float64:
         return lambda a, a64: a

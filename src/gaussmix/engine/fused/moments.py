@@ -31,7 +31,7 @@ def _zero(a):  # noqa: ANN001, ANN202
     return a.dtype.type(0)
 
 
-@overload(_zero, jit_options={"cache": True})
+@overload(_zero)
 def _zero_compiled(a):  # noqa: ANN001, ANN202
     if a.dtype == types.float32:
         return lambda a: np.float32(0.0)
