@@ -6,9 +6,11 @@ centred on the group's centre, and every intermediate of the reference kernel
 (:mod:`gaussmix.engine.covariance`) is formed for that tile only, so the work
 set stays in L2 and the (n, K*d) arrays of the reference are never written.
 The arithmetic is the reference's, in the same precision: the same precomputed
-group arrays, the same products (small BLAS calls on the tile), the same
-log-sum-exp. Only the summation order over rows differs (per tile, then over
-tiles), by a few units in the last place.
+group arrays, the same products (small BLAS calls on the tile, except the
+full covariances' second moments: compiled blocks, :mod:`.moments`), the same
+log-sum-exp. Only the summation order differs (per tile, then over tiles; in
+vector lanes where a sum over rows is vectorised), by a few units in the last
+place.
 
 Every function returns a status: 0 when all went well, 1 when a row's scores
 or row term are not finite (rows far beyond every component: the caller then
