@@ -162,12 +162,12 @@ def main() -> None:
         + " (and again before and after each case: the floor uses the best)")
     selected = [(i, case) for i, case in enumerate(CASES)
                 if not args.case or i in args.case]
-    warm_up(selected, args.quick)
     header = ("case", "sklearn s/it", "reference s/it", "gaussmix s/it", "speed-up",
               "fused/reference", "sklearn loglik", "gaussmix loglik", "sk MiB", "gm MiB",
               "GEMM GFLOP/s", "GEMM floor s/it", "x floor", "fraction of the GEMM floor")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
+    warm_up(selected, args.quick)
     if args.gaussmix_only:
         floor_table(selected, args)
         return
