@@ -81,6 +81,37 @@ def test_statistics_match_reference(monkeypatch, cov, dtype, rtol, weighted):
     assert_same_stats(reference.statistics(Xd, w), fast.statistics(Xd, w), rtol)
 
 
+def correlated_full_params(d, K=3, seed=2):
+    """Full-covariance parameters with correlated features (random SPD
+    covariances) and their upper Cholesky factors of the precisions."""
+    rng = np.random.default_rng(seed)
+    covariances = []
+    for _ in range(K):
+        a = rng.standard_normal((d, d))
+        covariances.append(a @ a.T / d + 0.3 * np.eye(d))
+    covariances = np.stack(covariances)
+    chol = np.stack([np.linalg.inv(np.linalg.cholesky(c)).T for c in covariances])
+    chol = np.triu(chol)  # exactly triangular, as the M-step gives it
+    means = 100.0 + 3.0 * rng.standard_normal((K, d))
+    return MixtureParams(np.array([0.5, 0.3, 0.2][:K]), means, covariances, chol)
+
+
+@pytest.mark.parametrize("d", [6, 9])  # padded to 8 and 12 features: several blocks
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_full_statistics_match_reference_in_more_dimensions(monkeypatch, d, dtype, rtol):
+    params = correlated_full_params(d)
+    rng = np.random.default_rng(3)
+    labels = rng.choice(3, size=1531, p=params.weights)
+    X = np.stack([rng.multivariate_normal(params.means[k], params.covariances[k])
+                  for k in labels]).astype(dtype)
+    reference, fast = kernels(monkeypatch, "full", params, dtype)
+    a, b = reference.statistics(X), fast.statistics(X)
+    assert_same_stats(a, b, rtol)
+    if dtype == np.float64:
+        assert np.allclose(fast.log_likelihood(X), reference.log_likelihood(X),
+                           rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize("cov", COVARIANCE_TYPES)
 def test_per_row_results_match_reference(monkeypatch, cov):
     X = mixture_data()

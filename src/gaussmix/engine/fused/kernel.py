@@ -69,6 +69,8 @@ def _count_work(kernel: EStepKernel, X: Any) -> None:
 # A tile's work arrays take this share of one core's L2 cache, so that the
 # tile, its products and the statistics stay in cache between the steps.
 TILE_SHARE_OF_L2 = 0.25
+# Fewest rows per tile worth taking more than TILE_SHARE_OF_L2 for.
+SHORT_TILE = 160
 # L2 size assumed where the system does not say (most current x86/ARM cores
 # have 1-2 MiB).
 DEFAULT_L2_BYTES = 1 << 20
@@ -253,10 +255,14 @@ def loop_arrays(kernel: EStepKernel) -> dict[str, np.ndarray] | None:
 def tile_rows(covariance_type: str, n_components: int, n_features: int) -> int:
     """Rows per tile: the tile's work arrays (about ``K*d + 4d + 3K`` numbers
     per row for full covariances, ``4d + 3K`` otherwise) fill a quarter of
-    the L2 cache; a multiple of 16 between 32 and 1024."""
+    the L2 cache, or up to all of it to reach ``SHORT_TILE`` rows; a
+    multiple of 16 between 32 and 1024."""
     K, d = n_components, n_features
     per_row = 4 * d + 3 * K + (K * d if _LAYOUTS[covariance_type].whitened else 0)
     rows = int(TILE_SHARE_OF_L2 * l2_cache_bytes()) // (8 * per_row)
+    # Products over fewer rows than SHORT_TILE run well below the library's
+    # speed (d=64, K=8: 160 rows are 10% faster than 80): worth the whole L2.
+    rows = max(rows, min(SHORT_TILE, l2_cache_bytes() // (8 * per_row)))
     return int(np.clip(rows // 16 * 16, 32, 1024))
 
 

@@ -6,9 +6,11 @@ centred on the group's centre, and every intermediate of the reference kernel
 (:mod:`gaussmix.engine.covariance`) is formed for that tile only, so the work
 set stays in L2 and the (n, K*d) arrays of the reference are never written.
 The arithmetic is the reference's, in the same precision: the same precomputed
-group arrays, the same products (small BLAS calls on the tile), the same
-log-sum-exp. Only the summation order over rows differs (per tile, then over
-tiles), by a few units in the last place.
+group arrays, the same products (small BLAS calls on the tile, except the
+full covariances' second moments: compiled blocks, :mod:`.moments`), the same
+log-sum-exp. Only the summation order differs (per tile, then over tiles; in
+vector lanes where a sum over rows is vectorised), by a few units in the last
+place.
 
 Every function returns a status: 0 when all went well, 1 when a row's scores
 or row term are not finite (rows far beyond every component: the caller then
@@ -21,27 +23,48 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
+
+from .moments import BLOCK, padded, second_moments
 
 _jit = njit(nogil=True, cache=True, fastmath={"contract"})
+_jit_sum = njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
 
 
 @_jit
 def _centred_tile(X, start, stop, centre, ct, ct64):  # noqa: ANN001, ANN202
     """Rows ``start:stop`` of X minus the centre, transposed into ``ct``
-    (compute dtype) and ``ct64`` (its float64 values); padding columns zero."""
+    (compute dtype) and, in float32, ``ct64`` (its float64 values: read it
+    as ``_wide(ct, ct64)``); padding columns zero."""
     d = X.shape[1]
     m = stop - start
+    narrow = ct.itemsize < 8
     for b in range(m):
         row = X[start + b]
         for i in range(d):
             v = row[i] - centre[i]
             ct[i, b] = v
-            ct64[i, b] = v
+            if narrow:
+                ct64[i, b] = v
     for i in range(d):
         for b in range(m, ct.shape[1]):
             ct[i, b] = 0
-            ct64[i, b] = 0.0
+            if narrow:
+                ct64[i, b] = 0.0
+
+
+def _wide(a, a64):  # noqa: ANN001, ANN202
+    """``a`` if it is float64, else its float64 copy ``a64`` (chosen when
+    the loops are compiled; float64 tiles are not copied twice)."""
+    return a if a.dtype == np.float64 else a64
+
+
+@overload(_wide)
+def _wide_compiled(a, a64):  # noqa: ANN001, ANN202
+    if a.dtype == types.float64:
+        return lambda a, a64: a
+    return lambda a, a64: a64
 
 
 # exp(x) = 2^k exp(r), k = round(x / log 2), |r| <= log(2)/2, with log 2 split in
@@ -129,12 +152,19 @@ def _normalise(sc, row, m, w, start, acc, nk, work, bits):  # noqa: ANN001, ANN2
     for b in range(m, tile):
         total[b] = 0.0
     for k in range(K):
-        count = 0.0
-        for b in range(tile):
-            sc[k, b] *= total[b]
-            count += sc[k, b]
-        nk[k] += count
+        nk[k] += _scaled_sum(sc[k], total)
     return True
+
+
+@_jit_sum
+def _scaled_sum(v, scale):  # noqa: ANN001, ANN202
+    """``v *= scale`` in place; returns the sum of the result (summed in
+    vector lanes: a sum in row order would not vectorise)."""
+    total = 0.0
+    for b in range(v.shape[0]):
+        v[b] *= scale[b]
+        total += v[b]
+    return total
 
 
 @_jit
@@ -191,22 +221,39 @@ def _weights(w, n, acc):  # noqa: ANN001, ANN202
 
 @_jit
 def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc):  # noqa: ANN001, ANN202
-    """Scores of one tile (into ``sc``) and its whitened copy (``white``, (K*d, tile))."""
+    """Scores of one tile (into ``sc``) and its whitened copy (``white``,
+    (K*dp, tile): component k's rows from k*dp, its d features first, then
+    zero rows up to dp, a multiple of four, from zero rows in ``stacked``,
+    see :func:`_padded_stack`)."""
     d = X.shape[1]
     K = base.shape[0]
+    dp = stacked.shape[0] // K
     tile = sc.shape[1]
     _centred_tile(X, start, stop, centre, ct, ct64)
     if stop - start < tile:
         ct[d, stop - start:] = 0
     np.dot(stacked, ct, white)
     for k in range(K):
+        score = sc[k]
         for b in range(tile):
-            sc[k, b] = 0.0
-        for j in range(k * d, (k + 1) * d):
+            score[b] = 0.0
+        for j in range(k * dp, (k + 1) * dp, BLOCK):  # padding rows are zero
+            w0, w1, w2, w3 = white[j], white[j + 1], white[j + 2], white[j + 3]
             for b in range(tile):
-                sc[k, b] += white[j, b] * white[j, b]
+                score[b] += (w0[b] * w0[b] + w1[b] * w1[b]) + (w2[b] * w2[b] + w3[b] * w3[b])
         for b in range(tile):
-            sc[k, b] = -0.5 * sc[k, b] + base[k]
+            score[b] = -0.5 * score[b] + base[k]
+
+
+@_jit
+def _padded_stack(stacked, K, dp):  # noqa: ANN001, ANN202
+    """``stacked`` (K*d, d+1) with each component's rows padded with zero
+    rows to ``dp``: (K*dp, d+1)."""
+    d = stacked.shape[1] - 1
+    out = np.zeros((K * dp, d + 1), stacked.dtype)
+    for k in range(K):
+        out[k * dp:k * dp + d] = stacked[k * d:(k + 1) * d]
+    return out
 
 
 @_jit
@@ -214,22 +261,23 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     """Full covariances. ``stacked`` (K*d, d+1) whitens ``[x - c, 1]`` for all
     components; ``base`` (K,) = log weight + log normaliser. Accumulates
     ``resp @ [x - c, 1]`` and the second moments in each component's whitened
-    coordinates, then gives, as the reference, ``s1`` (K, d) about the means
-    (``offsets`` = means - c) and ``s2`` (K, d, d) mapped back with
-    ``unwhiten`` (K, d, d): x - mu = y U^-1."""
+    coordinates (:mod:`.moments`), then gives, as the reference, ``s1`` (K, d)
+    about the means (``offsets`` = means - c) and ``s2`` (K, d, d) mapped back
+    with ``unwhiten`` (K, d, d): x - mu = y U^-1."""
     n, d = X.shape
     K = base.shape[0]
+    dp = padded(d)
+    padded_stack = _padded_stack(stacked, K, dp)
     ct = np.ones((d + 1, tile), X.dtype)
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
     work = np.empty((2, tile))
     bits = np.empty(tile, np.int64)
-    root = np.empty((K, tile), X.dtype)
-    white = np.empty((K * d, tile), X.dtype)
+    white = np.empty((K * dp, tile), X.dtype)
+    scaled = np.empty((BLOCK, tile), X.dtype)
     mom_t = np.empty((K, d + 1))
-    s2_t = np.empty((d, d), X.dtype)
     mom = np.zeros((K, d + 1))
-    s2w = np.zeros((K, d, d))
+    s2w = np.zeros((K, dp, dp))
     row = np.zeros(tile)
     # Responsibilities below ``floor`` (1e-30 in float32) count as zero: their
     # products would be subnormal numbers, a hundred times slower, for no
@@ -238,25 +286,22 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc)
+        _full_scores(X, start, stop, centre, padded_stack, base, ct, ct64, white, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
-        np.dot(sc, ct64.T, mom_t)
+        np.dot(sc, _wide(ct, ct64).T, mom_t)
         mom += mom_t
         for k in range(K):
-            for b in range(tile):
-                root[k, b] = math.sqrt(sc[k, b]) if sc[k, b] > floor else 0.0
-            for j in range(k * d, (k + 1) * d):
-                for b in range(tile):
-                    white[j, b] *= root[k, b]
-            part = white[k * d:(k + 1) * d]
-            np.dot(part, part.T, s2_t)
-            s2w[k] += s2_t
+            second_moments(white[k * dp:(k + 1) * dp], sc[k], floor, d, scaled, s2w[k])
     back = np.empty((d, d))
+    lower = np.empty((d, d))
     for k in range(K):
         for i in range(d):
             s1[k, i] = mom[k, i] - mom[k, d] * offsets[k, i]
-        np.dot(s2w[k], unwhiten[k], back)
+            for j in range(i + 1):
+                lower[i, j] = s2w[k, i, j]
+                lower[j, i] = s2w[k, i, j]
+        np.dot(lower, unwhiten[k], back)
         np.dot(unwhiten[k].T, back, s2[k])
     return 0
 
@@ -272,11 +317,13 @@ def full_rows(X, centre, stacked, base, offsets, unwhiten, tile, what, out):  # 
     sc = np.empty((K, tile))
     work = np.empty((2 + K, tile))
     bits = np.empty(tile, np.int64)
-    white = np.empty((K * d, tile), X.dtype)
+    dp = padded(d)
+    padded_stack = _padded_stack(stacked, K, dp)
+    white = np.empty((K * dp, tile), X.dtype)
     row = np.zeros(tile)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc)
+        _full_scores(X, start, stop, centre, padded_stack, base, ct, ct64, white, sc)
         if not _finish(sc, row, start, stop, what, out, work, bits):
             return 1
     return 0
@@ -288,12 +335,14 @@ def _diag_scores(X, start, stop, centre, coef, offset_sq, base, ct, ct64, feats,
     d = X.shape[1]
     K, tile = sc.shape
     _centred_tile(X, start, stop, centre, ct, ct64)
+    narrow = ct.itemsize < 8
     for i in range(d):
         for b in range(tile):
             feats[i, b] = ct[i, b] * ct[i, b]
             feats[d + i, b] = ct[i, b]
-            feats64[i, b] = ct64[i, b] * ct64[i, b]
-            feats64[d + i, b] = ct64[i, b]
+            if narrow:
+                feats64[i, b] = ct64[i, b] * ct64[i, b]
+                feats64[d + i, b] = ct64[i, b]
     np.dot(coef, feats, maha)
     for k in range(K):
         for b in range(tile):
@@ -322,7 +371,7 @@ def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noq
                      feats64, maha, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
-        np.dot(sc, feats64.T, sums_t)
+        np.dot(sc, _wide(feats, feats64).T, sums_t)
         sums += sums_t
     return 0
 
@@ -359,7 +408,7 @@ def _spherical_scores(X, start, stop, centre, prec, cross, offset_sq, base, ct, 
     for i in range(d):
         for b in range(tile):
             sq[b] += ct[i, b] * ct[i, b]
-            sq64[b] += ct64[i, b] * ct64[i, b]
+            sq64[b] += _wide(ct, ct64)[i, b] * _wide(ct, ct64)[i, b]
     np.dot(cross, ct, lin)
     for k in range(K):
         for b in range(tile):
@@ -389,7 +438,7 @@ def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2
                           sq, sq64, lin, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
-        np.dot(sc, ct64.T, s1_t)
+        np.dot(sc, _wide(ct, ct64).T, s1_t)
         s1 += s1_t
         for k in range(K):
             total = 0.0
@@ -464,15 +513,15 @@ def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, a
                      white, lin, row, sc)
         if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
-        np.dot(sc, ct64.T, s1_t)
+        np.dot(sc, _wide(ct, ct64).T, s1_t)
         s1 += s1_t
         for b in range(tile):
             total = 0.0
             for k in range(K):
                 total += sc[k, b]
             for i in range(d):
-                scaled[i, b] = ct64[i, b] * total
-        np.dot(scaled, ct64.T, s2_t)
+                scaled[i, b] = _wide(ct, ct64)[i, b] * total
+        np.dot(scaled, _wide(ct, ct64).T, s2_t)
         s2 += s2_t
     return 0
 

@@ -1,0 +1,134 @@
+"""Benchmark: this checkout's fused tile loops against another checkout's, one process.
+
+On a shared machine, fits timed in two processes minutes apart differ by more
+than the change being measured. This script loads the compiled loops of a
+second checkout (``--before path/to/src``; its ``gaussmix/engine/fused/loops.py``
+must import nothing from its package, as on main before the second-moment
+loops) beside this checkout's, and times one single-threaded chunk pass of
+each, alternated, on the same arrays (this checkout's ``loop_arrays``; tile
+rows by each checkout's rule), as thread CPU time, best of ``--repeat``. It prints both, their
+ratio and each against the single-thread GEMM floor measured in the same run
+(4 n K d^2 flops for full covariances, see ``bench_em.iteration_flops``).
+
+Run ``python benchmarks/bench_kernel_ab.py --before /path/to/main/src``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import time
+import warnings
+
+import numpy as np
+from bench_em import initial_parameters, iteration_flops, make_data
+from threadpoolctl import threadpool_limits
+
+from gaussmix import GaussianMixture
+from gaussmix.engine.covariance import ComputeSpec, get_covariance_type
+from gaussmix.engine.estep import EStepKernel
+from gaussmix.engine.fused import kernel as fused_kernel
+from gaussmix.engine.fused import loops as after_loops
+from gaussmix.engine.params import MixtureParams
+
+CASES = [("full", 200_000, 16, 8, "float64"), ("full", 1_000_000, 8, 16, "float64"),
+         ("full", 100_000, 64, 8, "float64"), ("diag", 1_000_000, 32, 16, "float64"),
+         ("tied", 500_000, 16, 8, "float64"), ("spherical", 500_000, 16, 8, "float64"),
+         ("full", 200_000, 16, 8, "float32")]
+
+
+def load_before(src: str):  # noqa: ANN201 - a module
+    path = os.path.join(src, "gaussmix", "engine", "fused", "loops.py")
+    spec = importlib.util.spec_from_file_location("before_loops", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fused_kernel_for(X: np.ndarray, cov: str, K: int) -> fused_kernel.FusedEStepKernel:
+    """The fused kernel at the parameters after one EM iteration."""
+    warnings.simplefilter("ignore")
+    gm = GaussianMixture(K, covariance_type=cov, max_iter=1, tol=0.0,
+                         **initial_parameters(X, K, cov)).fit(X)
+    params = MixtureParams(gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
+    os.environ["GAUSSMIX_KERNEL"] = "fused"
+    kernel = EStepKernel.build(get_covariance_type(cov), params, ComputeSpec(np, X.dtype))
+    assert isinstance(kernel, fused_kernel.FusedEStepKernel)
+    return kernel
+
+
+def share_tile(kernel) -> int:  # noqa: ANN001
+    """Rows per tile by the quarter-of-L2 rule alone (the before checkout's
+    rule: without the ``SHORT_TILE`` minimum)."""
+    K, d = kernel.state.shift.shape
+    whitened = fused_kernel._LAYOUTS[kernel.covariance_type].whitened
+    per_row = 4 * d + 3 * K + (K * d if whitened else 0)
+    rows = int(fused_kernel.TILE_SHARE_OF_L2 * fused_kernel.l2_cache_bytes()) // (8 * per_row)
+    return int(np.clip(rows // 16 * 16, 32, 1024))
+
+
+def one_pass(module, kernel, X: np.ndarray, tile: int) -> tuple[float, float]:  # noqa: ANN001
+    """Thread CPU seconds of one pass over X, and its log-likelihood."""
+    cov = kernel.covariance_type
+    layout = fused_kernel._LAYOUTS[cov]
+    K, d = kernel.state.shift.shape
+    buffers, acc = layout.buffers(K, d), np.zeros(3)
+    args = [kernel.fused[name] for name in layout.order]
+    loop = getattr(module, f"{cov}_chunk")
+    t = time.thread_time()
+    status = loop(X, np.empty(0), *args, tile, *buffers, acc)
+    elapsed = time.thread_time() - t
+    assert status == 0
+    return elapsed, float(acc[0])
+
+
+def gemm_rate(dtype: str, size: int = 1024, repeat: int = 5) -> float:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    a @ a
+    best = np.inf
+    for _ in range(repeat):
+        t = time.thread_time()
+        a @ a
+        best = min(best, time.thread_time() - t)
+    return 2.0 * size**3 / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", required=True, help="the other checkout's src/")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--case", type=int, action="append")
+    args = parser.parse_args()
+    before = load_before(args.before)
+    print("| case | tile rows (before, after) | before ms | after ms | before/after "
+          "| GEMM GFLOP/s (1 thread) | before x floor | after x floor | log-lik rel. diff |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with threadpool_limits(1):
+        for i, (cov, n, d, K, dtype) in enumerate(CASES):
+            if args.case and i not in args.case:
+                continue
+            X = make_data(n, d, K, dtype)
+            kernel = fused_kernel_for(X, cov, K)
+            small = X[:2000]
+            tiles = {before: share_tile(kernel), after_loops: kernel.tile}
+            for module, tile in tiles.items():  # compile or load from cache
+                one_pass(module, kernel, small, tile)
+            t_before = t_after = np.inf
+            rate = 0.0
+            for _ in range(args.repeat):  # alternated: a slow spell hits both
+                tb, ll_b = one_pass(before, kernel, X, tiles[before])
+                ta, ll_a = one_pass(after_loops, kernel, X, tiles[after_loops])
+                t_before, t_after = min(t_before, tb), min(t_after, ta)
+                rate = max(rate, gemm_rate(dtype))
+            floor = iteration_flops(cov, n, d, K) / rate
+            print(f"| {cov} n={n} d={d} K={K} {dtype} | {tiles[before]}, {kernel.tile} | "
+                  f"{1e3 * t_before:.1f} | {1e3 * t_after:.1f} | {t_before / t_after:.2f}x | "
+                  f"{rate / 1e9:.0f} | {t_before / floor:.2f}x | {t_after / floor:.2f}x | "
+                  f"{abs(ll_a - ll_b) / abs(ll_b):.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
