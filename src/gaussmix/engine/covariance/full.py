@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from ..xp import array_namespace, centred_with_ones, squared_norms, to_host
 from .base import CovarianceType, log_density
@@ -13,7 +12,8 @@ from .linalg import (
     check_symmetric_positive_definite,
     inverse_from_upper,
     symmetric_outer_update,
-    upper_cholesky_of_inverse,
+    triangular_inverses,
+    upper_cholesky_of_inverses,
     upper_cholesky_of_matrix,
 )
 
@@ -55,7 +55,7 @@ class Full(CovarianceType):
                 chol.transpose(0, 2, 1).reshape(K * d, d),
                 -white_offsets.reshape(K * d, 1),
             ])),
-            "unwhiten": np.stack([solve_triangular(u, np.eye(d)) for u in chol]),
+            "unwhiten": triangular_inverses(chol, lower=False),
             "offsets": offsets,
         }
 
@@ -113,9 +113,8 @@ class Full(CovarianceType):
         return cov
 
     def precisions_cholesky(self, covariances):
-        return np.stack(
-            [upper_cholesky_of_inverse(c, f"component {k}") for k, c in enumerate(covariances)]
-        )
+        names = [f"component {k}" for k in range(len(covariances))]
+        return upper_cholesky_of_inverses(np.asarray(covariances), names)
 
     def precisions_cholesky_from_precisions(self, precisions):
         return np.stack([upper_cholesky_of_matrix(p) for p in precisions])
@@ -124,7 +123,7 @@ class Full(CovarianceType):
         return np.matmul(prec_chol, prec_chol.transpose(0, 2, 1))
 
     def covariances_from_cholesky(self, prec_chol):
-        return np.stack([inverse_from_upper(u) for u in prec_chol])
+        return inverse_from_upper(prec_chol)
 
     def to_full(self, covariances, n_components, n_features):
         return np.array(covariances, dtype=np.float64)

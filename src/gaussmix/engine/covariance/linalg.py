@@ -4,8 +4,10 @@ of a covariance: everything goes through triangular factors."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg import get_lapack_funcs
 
 ILL_DEFINED_COVARIANCE = (
     "Fitting the mixture model failed because {what} has an ill-defined "
@@ -16,17 +18,56 @@ ILL_DEFINED_COVARIANCE = (
 
 
 def upper_cholesky_of_inverse(covariance: np.ndarray, what: str) -> np.ndarray:
-    """Upper factor U with U U^T = inv(covariance), by one triangular solve."""
-    if not np.all(np.isfinite(covariance)):
-        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=what))
+    """Upper factor U with U U^T = inv(covariance), by one triangular inversion."""
+    return upper_cholesky_of_inverses(covariance[None], [what])[0]
+
+
+def upper_cholesky_of_inverses(covariances: np.ndarray, names: Sequence[str]
+                               ) -> np.ndarray:
+    """Upper factors U_k with U_k U_k^T = inv(covariances[k]) for a (K, d, d)
+    stack: one batched Cholesky and one LAPACK triangular inversion per matrix
+    (no argument checks per call: a fit's M-step and kernel build do this for
+    every component at every iteration). ``names[k]`` names matrix k in the
+    error raised when it is not positive definite."""
+    for k in np.flatnonzero(~np.isfinite(covariances).all(axis=(1, 2))):
+        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=names[k]))
     try:
-        lower = np.linalg.cholesky(covariance)
+        lower = np.linalg.cholesky(covariances)
     except np.linalg.LinAlgError:
-        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=what)) from None
-    if not np.all(np.isfinite(lower)):
-        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=what))
-    eye = np.eye(covariance.shape[0])
-    return solve_triangular(lower, eye, lower=True).T
+        lower = None
+    bad = _not_factored(covariances, lower)
+    if bad is not None:
+        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=names[bad]))
+    assert lower is not None
+    return triangular_inverses(lower, lower=True).transpose(0, 2, 1)
+
+
+def _not_factored(covariances: np.ndarray, lower: np.ndarray | None) -> int | None:
+    """The first matrix whose Cholesky factor failed or is not finite."""
+    if lower is not None:
+        bad = np.flatnonzero(~np.isfinite(lower).all(axis=(1, 2)))
+        return int(bad[0]) if bad.size else None
+    for k, c in enumerate(covariances):  # find which one failed
+        try:
+            if not np.isfinite(np.linalg.cholesky(c)).all():
+                return k
+        except np.linalg.LinAlgError:
+            return k
+    return None  # pragma: no cover - the batch failed, so one matrix did
+
+
+def triangular_inverses(factors: np.ndarray, lower: bool) -> np.ndarray:
+    """inv(T_k) for a (K, d, d) stack of triangular factors with nonzero
+    diagonals (LAPACK's trtri on each; the other triangle is exactly 0)."""
+    factors = np.asarray(factors, dtype=np.float64)
+    trtri = get_lapack_funcs("trtri", (factors,))
+    out = np.empty_like(factors)
+    for k, t in enumerate(factors):
+        inv, info = trtri(t, lower=int(lower))
+        if info != 0:
+            raise np.linalg.LinAlgError(f"triangular factor {k} is singular")
+        out[k] = np.tril(inv) if lower else np.triu(inv)
+    return out
 
 
 def upper_cholesky_of_matrix(precision: np.ndarray) -> np.ndarray:
@@ -36,9 +77,11 @@ def upper_cholesky_of_matrix(precision: np.ndarray) -> np.ndarray:
 
 
 def inverse_from_upper(prec_chol: np.ndarray) -> np.ndarray:
-    """inv(U U^T) = U^-T U^-1, by one triangular solve."""
-    u_inv = solve_triangular(prec_chol, np.eye(prec_chol.shape[0]), lower=False)
-    return u_inv.T @ u_inv
+    """inv(U U^T) = U^-T U^-1 (one triangular inversion), for one (d, d)
+    factor or a (K, d, d) stack."""
+    stack = np.asarray(prec_chol)
+    u_inv = triangular_inverses(stack.reshape((-1,) + stack.shape[-2:]), lower=False)
+    return (u_inv.transpose(0, 2, 1) @ u_inv).reshape(stack.shape)
 
 
 def check_symmetric_positive_definite(matrix: np.ndarray, name: str, what: str
