@@ -68,18 +68,26 @@ _NEGLIGIBLE_RATIO = math.exp(_NEGLIGIBLE)
 # Where the product of a row's pivots is smaller than this or larger than its
 # inverse, log det L_mm is summed from their logarithms instead.
 _TINY = 1e-290
+_RSQRT_MAGIC = 0x5FE6EB50C7B537A9  # halves the exponent of 1 / sqrt(x)'s bits
+_MANTISSA, _ONE_BITS = (1 << 52) - 1, 0x3FF << 52
+_SQRT2 = math.sqrt(2.0)
+_LN2_HI, _LN2_LO = 0.693145751953125, 1.4286068203094173e-06
+# 2 atanh(s) = 2 s + s^3 sum_j 2 s^(2j) / (2j + 3), Horner's coefficients
+_ATANH = tuple(2.0 / (2 * j + 3) for j in range(10, -1, -1))
 
 
 @_jit
 def _missing_of(X, i, M, XT, r):  # noqa: ANN001, ANN202
     """Row ``X[i]`` into ``XT[:, r]`` and its missing (NaN) columns into
-    ``M[:, r]``; returns their number."""
+    ``M[:, r]``; returns their number. Branch-free (whether an entry is NaN
+    is unpredictable): every column is written at slot q, which only the
+    missing ones advance."""
     q = 0
     for j in range(X.shape[1]):
-        XT[j, r] = X[i, j]
-        if np.isnan(X[i, j]):
-            M[q, r] = j
-            q += 1
+        v = X[i, j]
+        XT[j, r] = v
+        M[q, r] = j
+        q += np.isnan(v)
     return q
 
 
@@ -108,21 +116,50 @@ def _times(det, low, pivot, n):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):  # noqa: ANN001, ANN202
+def _log_det(det, low, n, q, M, P, Lk, diagonal, log_det, scratch):  # noqa: ANN001, ANN202
     """``log det L_mm`` of each lane from the product of its pivots (one
-    logarithm per lane), or from their logarithms where the product left the
-    range of float64; False if a pivot is not positive."""
+    vectorised logarithm per lane, :func:`_logs`), or from their logarithms
+    where the product left the range of float64; False if a pivot is not
+    positive."""
     for r in range(n):
         if not low[r] > 0.0:
             return False
+    _logs(det, n, log_det, scratch)
+    for r in range(n):
         if _TINY < det[r] < 1.0 / _TINY:
-            log_det[r] = math.log(det[r])
             continue
         log_det[r] = 0.0
         for a in range(q):
             log_det[r] += (math.log(P[M[a, r], M[a, r]]) if diagonal
                            else -2.0 * math.log(Lk[a, a, r]))
     return True
+
+
+@_jit
+def _logs(v, n, out, scratch):  # noqa: ANN001, ANN202
+    """``out = log(v)`` on n lanes of positive normal numbers (others give
+    meaningless values): ``v = 2^e m`` with ``m`` in [1/sqrt 2, sqrt 2) from
+    the bits, ``log m = 2 atanh(s)``, ``s = (m - 1) / (m + 1)``
+    (``|s| < 0.172``) by its series to ``s^23`` (remainder below 1e-19 of
+    the sum), and ``e log 2`` with log 2 split in two (Cody and Waite) so
+    that ``e log 2`` is exact. Written as plain arithmetic, the loop
+    vectorises (libm's log does not); within 2 units in the last place of
+    libm's. ``scratch`` is a float64 array of n lanes or more."""
+    bits, mantissa = v.view(np.int64), scratch.view(np.int64)
+    for r in range(n):
+        mantissa[r] = (bits[r] & _MANTISSA) | _ONE_BITS
+    for r in range(n):
+        e = float(((bits[r] >> 52) & 0x7FF) - 1023)
+        m = scratch[r]  # in [1, 2)
+        big = m > _SQRT2
+        m = 0.5 * m if big else m
+        e = e + 1.0 if big else e
+        s = (m - 1.0) / (m + 1.0)
+        s2 = s * s
+        p = _ATANH[0]
+        for c in _ATANH[1:]:
+            p = p * s2 + c
+        out[r] = e * _LN2_HI + (e * _LN2_LO + (2.0 * s + s * s2 * p))
 
 
 @_jit
@@ -137,13 +174,24 @@ def _residuals(XT, n, q, M, mean, Fk):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001, ANN202
-    """Writes the conditional mean offsets into the missing entries of ``Fk``
-    and leaves each lane's Cholesky factor ``C`` of ``L_mm`` in ``Lk`` (q, q,
-    n) with ``1 / C_aa`` on the diagonal; the pivots ``C_aa^2`` go to
-    :func:`_times` (a non-positive pivot leaves NaN or inf behind, and is
-    caught by :func:`_log_det`)."""
+def _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv, maha, scratch):  # noqa: ANN001, ANN202
+    """Writes the conditional mean offsets into the missing entries of ``Fk``,
+    the squared Mahalanobis distances of the observed coordinates into
+    ``maha`` and leaves each lane's Cholesky factor ``C`` of ``L_mm`` in
+    ``Lk`` (q, q, n) with ``1 / C_aa`` on the diagonal; the pivots ``C_aa^2``
+    go to :func:`_times` (a non-positive pivot leaves NaN or inf behind, and
+    is caught by :func:`_log_det`).
+
+    The distance is ``r~^T L r~ - |z|^2`` with ``z = C^-1 (L r~)_m`` (the
+    minimum over the missing values of the full quadratic form, as the
+    filled residual's ``|f U|^2``): ``L r~`` is the tile's one BLAS product
+    and ``z`` the forward substitution's result, so no second product."""
     np.dot(P, Fk, PF)  # L F: one BLAS product for the tile
+    for r in range(n):
+        maha[r] = 0.0
+    for j in range(Fk.shape[0]):  # r~ . (L r~) (r~ is zero at the missing entries)
+        for r in range(n):
+            maha[r] += Fk[j, r] * PF[j, r]
     flat = P.reshape(P.size)  # L_mm gathered through the tile's pairs
     for a in range(q):
         for r in range(n):
@@ -163,7 +211,7 @@ def _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001
             for r in range(n):
                 piv[r] -= Lk[a, c, r] * Lk[a, c, r]
         _times(det, low, piv, n)
-        _inverse_roots(piv, n)
+        _inverse_roots(piv, n, scratch)
         for r in range(n):
             Lk[a, a, r] = piv[r]
     for a in range(q):  # C C^T delta = -(L r~)_m: forward substitution, then back
@@ -172,6 +220,7 @@ def _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001
                 Y[a, r] -= Lk[a, c, r] * Y[c, r]
         for r in range(n):
             Y[a, r] *= Lk[a, a, r]
+            maha[r] -= Y[a, r] * Y[a, r]
     for a in range(q - 1, -1, -1):
         for c in range(a + 1, q):
             for r in range(n):
@@ -182,22 +231,22 @@ def _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001
 
 
 @_jit
-def _inverse_roots(v, n):  # noqa: ANN001, ANN202
-    """``v = 1 / sqrt(v)`` on n lanes (in place, so that the loop vectorises)."""
+def _inverse_roots(v, n, scratch):  # noqa: ANN001, ANN202
+    """``v = 1 / sqrt(v)`` on n lanes (in place) for positive normal ``v``:
+    the exponent-halving first guess on the bits (error below 4%), then
+    four Newton steps ``y (3 - v y^2) / 2``, each squaring the error (to
+    1e-21, below rounding: within 2 units in the last place of the exact
+    value). A square root and a division per lane would cost several times
+    more; ``scratch`` is a float64 array of n lanes or more."""
+    bits, guess = v.view(np.int64), scratch.view(np.int64)
     for r in range(n):
-        v[r] = 1.0 / np.sqrt(v[r])
-
-
-@_jit
-def _distance(Fk, U, n, white, maha):  # noqa: ANN001, ANN202
-    """``maha[r] = |f_r U|^2`` (U upper): ``U^T F`` by one BLAS product into
-    ``white`` (d, n), then the squares summed per lane."""
-    np.dot(U.T, Fk, white)
+        guess[r] = _RSQRT_MAGIC - (bits[r] >> 1)
     for r in range(n):
-        maha[r] = 0.0
-    for c in range(white.shape[0]):
-        for r in range(n):
-            maha[r] += white[c, r] * white[c, r]
+        x, y = v[r], scratch[r]
+        y = y * (1.5 - 0.5 * x * y * y)
+        y = y * (1.5 - 0.5 * x * y * y)
+        y = y * (1.5 - 0.5 * x * y * y)
+        v[r] = y * (1.5 - 0.5 * x * y * y)
 
 
 @_jit
@@ -208,6 +257,7 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, 
     the factors into ``Lt`` (K, q, q, n). Returns a status."""
     K, d = means.shape
     log_det, det, low, piv, maha = work[0], work[1], work[2], work[3], work[4]
+    scratch = work[5]
     for k in range(K):
         Fk, P, Lk = F[k], prec[k], Lt[k]
         _residuals(XT, n, q, M, means[k], Fk)
@@ -225,9 +275,8 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, 
                 for r in range(n):
                     maha[r] += P[j, j] * Fk[j, r] * Fk[j, r]
         else:
-            _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv)
-            _distance(Fk, chol[k], n, PF, maha)  # PF is free again
-        if not _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):
+            _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv, maha, scratch)
+        if not _log_det(det, low, n, q, M, P, Lk, diagonal, log_det, scratch):
             return 2
         for r in range(n):
             sc[k, r] = (const[k] - 0.5 * (d - q) * LOG_2PI
@@ -339,7 +388,7 @@ def _buffers(K, d):  # noqa: ANN001, ANN202
     F, PF = np.empty(K * d * cap), np.empty(d * cap)
     factors = np.empty(max(BUDGET, K * d * d))  # a tile of one row may exceed BUDGET
     pairs = np.empty(max(BUDGET // K, d * d), np.int64)  # (q, q, rows)
-    return M, XT, F, PF, Y, factors, pairs, np.empty((5, cap)), np.empty((K, cap))
+    return M, XT, F, PF, Y, factors, pairs, np.empty((6, cap)), np.empty((K, cap))
 
 
 @_jit
