@@ -76,7 +76,7 @@ class MarginalKernel:
         """Sufficient statistics of one chunk (NaN entries missing at random)."""
         X = to_host(X, X.dtype)
         mask = np.isnan(X)
-        complete = ~mask.any(axis=1)
+        complete = _missing_counts(mask) == 0
         if complete.all():
             return self.base.statistics(X, sample_weight)
         w = None if sample_weight is None else to_host(sample_weight)
@@ -148,7 +148,7 @@ class MarginalKernel:
         X = to_host(X, X.dtype)
         mask = np.isnan(X)
         out = np.empty((len(self.model.means), X.shape[0]))
-        complete = np.flatnonzero(~mask.any(axis=1))
+        complete = np.flatnonzero(_missing_counts(mask) == 0)
         if complete.size:
             scores, row, _, _ = self.base.scores(X[complete])
             scores = to_host(scores)
@@ -229,13 +229,21 @@ class MarginalKernel:
         return True
 
 
+def _missing_counts(mask: np.ndarray) -> np.ndarray:
+    """Missing entries per row of ``mask``, as float32 (exact below 2^24):
+    one BLAS matrix-vector product, some ten times faster than NumPy's
+    reductions along the short axis of a (n, d) array."""
+    return mask.astype(np.float32) @ np.ones(mask.shape[1], np.float32)  # type: ignore[no-any-return]
+
+
 def _by_count(mask: np.ndarray) -> np.ndarray:
     """The incomplete rows of ``mask`` (True where missing) ordered by their
     number of missing entries, as the compiled loops take them. Counts as
-    16-bit integers, which NumPy's stable sort orders by radix (linear time)."""
-    count = mask.sum(axis=1, dtype=np.uint16 if mask.shape[1] < 1 << 16 else np.int64)
-    rows = np.flatnonzero(count)
-    return rows[np.argsort(count[rows], kind="stable")]
+    16-bit integers (or 32-bit), which NumPy's stable sort orders by radix
+    (linear time); complete rows (count 0) come first and are cut off."""
+    count = _missing_counts(mask).astype(np.uint16 if mask.shape[1] < 1 << 16 else np.uint32)
+    order = np.argsort(count, kind="stable")
+    return order[np.count_nonzero(count == 0):]
 
 
 def _each(missing: np.ndarray, resp: np.ndarray) -> np.ndarray:
