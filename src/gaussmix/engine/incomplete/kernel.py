@@ -22,11 +22,13 @@ Cost of the incomplete rows of a chunk, with q missing coordinates per row:
 
 - compiled loops: rows are taken in tiles of up to 128 rows with the same q
   (any patterns), each step vectorised over the tile's rows; per row and
-  component O(d^2) for ``L r~`` and ``|f U|^2`` (as for a complete row),
-  O(q^3) for the Cholesky factor of the q x q block ``L_mm``, its solves and
-  ``L_mm^-1``. Nothing is per pattern, so the number of distinct patterns does
-  not matter: one EM iteration measured 2.8x one on complete data at 30% MCAR,
-  d = 16, K = 8, where nearly every row has its own pattern (BENCHMARKS.md).
+  component O(d^2) for ``L r~`` (one BLAS product, as for a complete row) and
+  for the second moments, O(q^3) for the ``L D L^T`` factors of the q x q
+  block ``L_mm``, its solves and ``L_mm^-1`` (straight-line code per q up to
+  8, every number in registers). Nothing is per pattern, so the number of
+  distinct patterns does not matter: one EM iteration measured about 3-4x
+  one on complete data at 30% MCAR, d = 16, K = 8, where nearly every row has
+  its own pattern (BENCHMARKS.md).
 - NumPy reference: rows grouped by pattern, O(P K q^3) for the factorisations
   of the P patterns of a block (vectorised over patterns and components) plus
   three (K, n, d) x (d, d) products per row; when nearly every row has its

@@ -13,8 +13,11 @@ component at a time, with every step vectorised over the rows of the tile
 - the q x q part, per row: the ``L D L^T`` factors of the block ``L_mm``,
   the conditional mean offset ``delta = L_mm^-1 y`` (written into ``F``,
   which then holds ``E[x | x_o, k] - mu_k``), the marginal distance
-  ``r~^T L r~ - y^T L_mm^-1 y``, ``det L_mm`` (one vectorised logarithm per
-  row, :func:`_logs`) and, for the moments, ``L_mm^-1``. For q up to
+  ``r~^T L r~ - y^T L_mm^-1 y`` (the minimum over the missing values of the
+  full quadratic form, without a second d x d product; a difference, whose
+  rounding error, about 1e-16 of ``r~^T L r~``, grows relative to the result
+  only where the observed coordinates nearly determine the missing ones),
+  ``det L_mm`` (one vectorised logarithm per row, :func:`_logs`) and, for the moments, ``L_mm^-1``. For q up to
   :data:`.lanes.QMAX` this is one straight-line kernel per q
   (:mod:`.lanes`, written by :mod:`.lanes_source`) that keeps every number
   of a row in registers and vectorises over the rows as a whole; beyond it,
