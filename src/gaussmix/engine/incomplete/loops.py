@@ -17,8 +17,9 @@ component at a time, with every step vectorised over the rows of the tile
   full quadratic form, without a second d x d product; a difference, whose
   rounding error, about 1e-16 of ``r~^T L r~``, grows relative to the result
   only where the observed coordinates nearly determine the missing ones),
-  ``det L_mm`` (one vectorised logarithm per row, :func:`_logs`) and, for the moments, ``L_mm^-1``. For q up to
-  :data:`.lanes.QMAX` this is one straight-line kernel per q
+  ``det L_mm`` (one vectorised logarithm per row, :func:`_logs`) and, for
+  the moments, ``L_mm^-1``. For q up to :data:`.lanes.QMAX` this is one
+  straight-line kernel per q
   (:mod:`.lanes`, written by :mod:`.lanes_source`) that keeps every number
   of a row in registers and vectorises over the rows as a whole; beyond it,
   :func:`_lanes_generic` does the same as loops over the rows.
