@@ -202,12 +202,7 @@ def _condition(Fk, M, pairs, n, q, P, Wk, s, PF, cov, work):  # noqa: ANN001, AN
     for j in range(Fk.shape[0]):  # r~ . (L r~) (r~ is zero at the missing entries)
         for r in range(n):
             maha[r] += Fk[j, r] * PF[j, r]
-    flat = P.reshape(P.size)
     for a in range(q):
-        for b in range(a + 1):
-            row = (a * (a + 1) // 2 + b) * s
-            for r in range(n):
-                Wk[row + r] = flat[pairs[a, b, r]]
         for r in range(n):
             Wk[(y_row + a) * s + r] = -PF[M[a, r], r]
     if not (s == LANES and lanes(q, n, Wk, cov)):
@@ -287,8 +282,23 @@ def _lanes_generic(n, q, W, s, cov, work):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _tile_scores(XT, n, q, M, pairs, means, prec, const, diagonal, F, Wt, s, PF, cov, work,
-                 generic, sc):  # noqa: ANN001, ANN202
+def _gather_blocks(pairs, n, q, PT, Wt, s):  # noqa: ANN001, ANN202
+    """Each component's ``L_mm`` entries into its rows of ``Wt`` (stride s):
+    through the precisions transposed, ``PT`` (d * d, K), one lane's pair
+    index fetches the K components' entries side by side."""
+    K = Wt.shape[0]
+    for a in range(q):
+        for b in range(a + 1):
+            row = (a * (a + 1) // 2 + b) * s
+            for r in range(n):
+                p = pairs[a, b, r]
+                for k in range(K):
+                    Wt[k, row + r] = PT[p, k]
+
+
+@_jit
+def _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF, cov,
+                 work, generic, sc):  # noqa: ANN001, ANN202
     """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
     the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, d, n) and
     each component's rows of :func:`.lanes_source.layout` into ``Wt[k]``
@@ -297,6 +307,8 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, const, diagonal, F, Wt, s, PF,
     K, d = means.shape
     _, _, d_row, s_row = layout(q)
     log_det, scratch = work[0], work[5]
+    if not diagonal:
+        _gather_blocks(pairs, n, q, PT, Wt, s)
     for k in range(K):
         Fk, P, Wk = F[k], prec[k], Wt[k]
         _residuals(XT, n, q, M, means[k], Fk)
@@ -453,13 +465,14 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     ``chol`` are (K, d, d)."""
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
+    PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
     S = np.empty((d, d))
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
         F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, const, diagonal, F, Wt, s, PF,
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF,
                               True, work, generic, sc)
         if status:
             return status
@@ -478,11 +491,12 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
     NaN) into ``out`` (K, len(rows))."""
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
+    PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
         F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, const, diagonal, F, Wt, s, PF,
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF,
                               False, work, generic, sc)
         if status:
             return status
@@ -499,13 +513,14 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     place by ``E[x_m | x_o]``."""
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
+    PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
         F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, const, diagonal, F, Wt, s, PF,
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF,
                               False, work, generic, sc)
         if status:
             return status
