@@ -417,6 +417,37 @@ def test_compiled_loops_equal_the_numpy_reference(monkeypatch, cov_type, weighte
 
 
 @needs_numba
+def test_compiled_loops_for_every_number_of_missing_coordinates(monkeypatch):
+    # d = 11: rows missing 1..10 coordinates, each count in its own tiles, so
+    # that every generated per-lane kernel (q <= QMAX) and the loops beyond
+    # them give the reference's statistics and per-row results
+    from gaussmix.engine.incomplete.lanes import QMAX
+
+    rng = np.random.default_rng(11)
+    d = 11
+    X = rng.normal(size=(600, d)) * 2.0 + rng.integers(0, 3, 600)[:, None]
+    count = np.arange(len(X)) % d  # 0 (complete) .. 10
+    for i, q in enumerate(count):
+        X[i, rng.choice(d, q, replace=False)] = np.nan
+    assert count.max() > QMAX
+    ref = _kernel_stats(monkeypatch, "reference", "full", X, None)
+    fast = _kernel_stats(monkeypatch, "fused", "full", X, None)
+    for name in ("nk", "s1", "s2"):
+        np.testing.assert_allclose(getattr(fast[0], name), getattr(ref[0], name),
+                                   rtol=1e-12, atol=1e-12 * np.abs(ref[0].s2).max())
+    assert fast[0].loglik == pytest.approx(ref[0].loglik, rel=1e-12)
+    np.testing.assert_allclose(fast[1], ref[1], rtol=1e-12)
+    np.testing.assert_allclose(fast[2], ref[2], rtol=1e-12, atol=1e-12)
+
+
+def test_generated_lanes_module_is_up_to_date():
+    from gaussmix.engine.incomplete import lanes_source
+
+    assert lanes_source.target().read_text() == lanes_source.module_source(), (
+        "lanes.py is stale: run python -m gaussmix.engine.incomplete.lanes_source")
+
+
+@needs_numba
 @pytest.mark.parametrize("K", [2, 40])
 def test_compiled_loops_with_many_features(monkeypatch, K):
     # d = 40, half missing: tiles limited by the q x q factors' budget (K = 2),

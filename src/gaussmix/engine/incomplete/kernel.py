@@ -22,11 +22,13 @@ Cost of the incomplete rows of a chunk, with q missing coordinates per row:
 
 - compiled loops: rows are taken in tiles of up to 128 rows with the same q
   (any patterns), each step vectorised over the tile's rows; per row and
-  component O(d^2) for ``L r~`` and ``|f U|^2`` (as for a complete row),
-  O(q^3) for the Cholesky factor of the q x q block ``L_mm``, its solves and
-  ``L_mm^-1``. Nothing is per pattern, so the number of distinct patterns does
-  not matter: one EM iteration measured 2.8x one on complete data at 30% MCAR,
-  d = 16, K = 8, where nearly every row has its own pattern (BENCHMARKS.md).
+  component O(d^2) for ``L r~`` (one BLAS product, as for a complete row) and
+  for the second moments, O(q^3) for the ``L D L^T`` factors of the q x q
+  block ``L_mm``, its solves and ``L_mm^-1`` (straight-line code per q up to
+  8, every number in registers). Nothing is per pattern, so the number of
+  distinct patterns does not matter: one EM iteration measured about 3-4x
+  one on complete data at 30% MCAR, d = 16, K = 8, where nearly every row has
+  its own pattern (BENCHMARKS.md).
 - NumPy reference: rows grouped by pattern, O(P K q^3) for the factorisations
   of the P patterns of a block (vectorised over patterns and components) plus
   three (K, n, d) x (d, d) products per row; when nearly every row has its
@@ -76,7 +78,7 @@ class MarginalKernel:
         """Sufficient statistics of one chunk (NaN entries missing at random)."""
         X = to_host(X, X.dtype)
         mask = np.isnan(X)
-        complete = ~mask.any(axis=1)
+        complete = _missing_counts(mask) == 0
         if complete.all():
             return self.base.statistics(X, sample_weight)
         w = None if sample_weight is None else to_host(sample_weight)
@@ -148,7 +150,7 @@ class MarginalKernel:
         X = to_host(X, X.dtype)
         mask = np.isnan(X)
         out = np.empty((len(self.model.means), X.shape[0]))
-        complete = np.flatnonzero(~mask.any(axis=1))
+        complete = np.flatnonzero(_missing_counts(mask) == 0)
         if complete.size:
             scores, row, _, _ = self.base.scores(X[complete])
             scores = to_host(scores)
@@ -229,13 +231,21 @@ class MarginalKernel:
         return True
 
 
+def _missing_counts(mask: np.ndarray) -> np.ndarray:
+    """Missing entries per row of ``mask``, as float32 (exact below 2^24):
+    one BLAS matrix-vector product, some ten times faster than NumPy's
+    reductions along the short axis of a (n, d) array."""
+    return mask.astype(np.float32) @ np.ones(mask.shape[1], np.float32)  # type: ignore[no-any-return]
+
+
 def _by_count(mask: np.ndarray) -> np.ndarray:
     """The incomplete rows of ``mask`` (True where missing) ordered by their
     number of missing entries, as the compiled loops take them. Counts as
-    16-bit integers, which NumPy's stable sort orders by radix (linear time)."""
-    count = mask.sum(axis=1, dtype=np.uint16 if mask.shape[1] < 1 << 16 else np.int64)
-    rows = np.flatnonzero(count)
-    return rows[np.argsort(count[rows], kind="stable")]
+    16-bit integers (or 32-bit), which NumPy's stable sort orders by radix
+    (linear time); complete rows (count 0) come first and are cut off."""
+    count = _missing_counts(mask).astype(np.uint16 if mask.shape[1] < 1 << 16 else np.uint32)
+    order = np.argsort(count, kind="stable")
+    return order[np.count_nonzero(count == 0):]
 
 
 def _each(missing: np.ndarray, resp: np.ndarray) -> np.ndarray:

@@ -2,29 +2,33 @@
 
 The identities of :mod:`.conditional`, computed for a *tile* of rows that
 miss the same number q of coordinates (their patterns may differ), one
-component at a time, with every step vectorised over the rows of the tile:
-arrays are laid out (..., rows), so each step is a loop over up to
-:data:`TILE` lanes, and the per-row q x q chains of dependent operations
-(square roots, divisions, short sums) run side by side. For component k:
+component at a time, with every step vectorised over the rows of the tile
+(arrays laid out (..., rows)). For component k:
 
 - ``F``: the residuals ``x - mu_k`` of the tile, transposed (d, rows), with
   the missing entries zeroed (``r~``);
-- ``(L r~)_m``: the product ``L F`` (d x d per row), read at each row's
-  missing coordinates;
-- the Cholesky factor ``C`` of each row's q x q block ``L_mm`` (gathered per
-  lane), two triangular solves for the conditional mean offset
-  ``-L_mm^-1 (L r~)_m``, written into ``F`` (which then holds
-  ``E[x | x_o, k] - mu_k``);
-- ``|f U|^2`` (d^2/2 per row, as for a complete row) and
-  ``log det L_mm`` from the pivots (one logarithm per row).
+- ``L F``: one BLAS product (d x d per row), whose rows at each row's
+  missing coordinates give ``y = -(L r~)_m`` and whose dot with ``F`` gives
+  ``r~^T L r~``;
+- the q x q part, per row: the ``L D L^T`` factors of the block ``L_mm``,
+  the conditional mean offset ``delta = L_mm^-1 y`` (written into ``F``,
+  which then holds ``E[x | x_o, k] - mu_k``), the marginal distance
+  ``r~^T L r~ - y^T L_mm^-1 y`` (the minimum over the missing values of the
+  full quadratic form, without a second d x d product; a difference, whose
+  rounding error, about 1e-16 of ``r~^T L r~``, grows relative to the result
+  only where the observed coordinates nearly determine the missing ones),
+  ``det L_mm`` (one vectorised logarithm per row, :func:`_logs`) and, for
+  the moments, ``L_mm^-1``. For q up to :data:`.lanes.QMAX` this is one
+  straight-line kernel per q
+  (:mod:`.lanes`, written by :mod:`.lanes_source`) that keeps every number
+  of a row in registers and vectorises over the rows as a whole; beyond it,
+  :func:`_lanes_generic` does the same as loops over the rows.
 
 Then the responsibilities by log-sum-exp over K, and the moments about the
-component means: ``sum g f``, ``sum g f f^T`` (sums over the tile's lanes) and
-``g L_mm^-1`` added at each row's missing rows and columns. The three d x d
-products (``L F``, ``U^T F``, ``G F^T``) are BLAS calls on the tile's
-contiguous (d, rows) arrays; each tile's missing pairs become flat indices
-once, for the gathers of ``L_mm`` and the scatter of ``g L_mm^-1`` of every
-component. Second moments are
+component means: ``sum g f`` and ``sum g f f^T`` (the latter one BLAS product
+``G F^T``) and ``g L_mm^-1`` added at each row's missing rows and columns (a
+scatter). Each tile's missing pairs become flat indices once, for the gathers
+of ``L_mm`` and the scatter of every component. Second moments are
 accumulated in lower triangles (the caller mirrors them). Everything is
 float64.
 
@@ -35,11 +39,13 @@ moments is accumulated.
 
 Rows must come sorted by their number of missing coordinates (the tiles are
 runs of equal q). Every loop returns a status: 0 when all went well, 1 when a
-row's scores have no finite maximum (far beyond every component: the caller
-recomputes the chunk with the NumPy reference, whose behaviour such rows then
-get), and 2 when a component's precision restricted to a row's missing
-coordinates is not positive definite (the reference then raises its error).
+row's scores are not all defined or have no finite maximum (far beyond every
+component: the caller recomputes the chunk with the NumPy reference, whose
+behaviour such rows then get), and 2 when a component's precision restricted
+to a row's missing coordinates is not positive definite (the reference then
+raises its error).
 """
+
 
 from __future__ import annotations
 
@@ -49,6 +55,8 @@ import numpy as np
 from numba import njit
 
 from ..fused.loops import _exp_shifted
+from .lanes import LANES, QMAX, lanes
+from .lanes_source import layout as _layout
 
 _jit = njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 # For sums over a tile's lanes: summed in vector lanes (a plain loop is one
@@ -57,7 +65,8 @@ _lanes_jit = njit(nogil=True, cache=True, error_model="numpy",
                  fastmath={"contract", "reassoc"})
 
 LOG_2PI = math.log(2.0 * math.pi)
-TILE = 128          # rows per tile at most
+layout = _jit(_layout)  # rows of a component's per-lane numbers (lanes_source)
+TILE = LANES        # rows per tile at most (128)
 BUDGET = 1 << 16    # numbers in a tile's factors (K, q, q, rows): bounds the tile
 # A responsibility below exp(_NEGLIGIBLE) = 1e-200 of the row's largest is
 # taken as 0: its terms are far below the rounding of any moment that counts,
@@ -68,18 +77,25 @@ _NEGLIGIBLE_RATIO = math.exp(_NEGLIGIBLE)
 # Where the product of a row's pivots is smaller than this or larger than its
 # inverse, log det L_mm is summed from their logarithms instead.
 _TINY = 1e-290
+_MANTISSA, _ONE_BITS = (1 << 52) - 1, 0x3FF << 52
+_SQRT2 = math.sqrt(2.0)
+_LN2_HI, _LN2_LO = 0.693145751953125, 1.4286068203094173e-06
+# 2 atanh(s) = 2 s + s^3 sum_j 2 s^(2j) / (2j + 3), Horner's coefficients
+_ATANH = tuple(2.0 / (2 * j + 3) for j in range(10, -1, -1))
 
 
 @_jit
 def _missing_of(X, i, M, XT, r):  # noqa: ANN001, ANN202
     """Row ``X[i]`` into ``XT[:, r]`` and its missing (NaN) columns into
-    ``M[:, r]``; returns their number."""
+    ``M[:, r]``; returns their number. Branch-free (whether an entry is NaN
+    is unpredictable): every column is written at slot q, which only the
+    missing ones advance."""
     q = 0
     for j in range(X.shape[1]):
-        XT[j, r] = X[i, j]
-        if np.isnan(X[i, j]):
-            M[q, r] = j
-            q += 1
+        v = X[i, j]
+        XT[j, r] = v
+        M[q, r] = j
+        q += np.isnan(v)
     return q
 
 
@@ -108,21 +124,51 @@ def _times(det, low, pivot, n):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):  # noqa: ANN001, ANN202
+def _log_det(det, low, n, q, M, P, Wk, s, d_row, diagonal, log_det, scratch):  # noqa: ANN001, ANN202
     """``log det L_mm`` of each lane from the product of its pivots (one
-    logarithm per lane), or from their logarithms where the product left the
-    range of float64; False if a pivot is not positive."""
+    vectorised logarithm per lane, :func:`_logs`), or from their logarithms
+    where the product left the range of float64 (the pivots are the
+    diagonal of P when ``diagonal``, else rows ``d_row + a`` of ``Wk``, of
+    stride s); False if a pivot is not positive."""
     for r in range(n):
         if not low[r] > 0.0:
             return False
+    _logs(det, n, log_det, scratch)
+    for r in range(n):
         if _TINY < det[r] < 1.0 / _TINY:
-            log_det[r] = math.log(det[r])
             continue
         log_det[r] = 0.0
         for a in range(q):
-            log_det[r] += (math.log(P[M[a, r], M[a, r]]) if diagonal
-                           else -2.0 * math.log(Lk[a, a, r]))
+            log_det[r] += math.log(P[M[a, r], M[a, r]] if diagonal
+                                   else Wk[(d_row + a) * s + r])
     return True
+
+
+@_jit
+def _logs(v, n, out, scratch):  # noqa: ANN001, ANN202
+    """``out = log(v)`` on n lanes of positive normal numbers (others give
+    meaningless values): ``v = 2^e m`` with ``m`` in [1/sqrt 2, sqrt 2) from
+    the bits, ``log m = 2 atanh(s)``, ``s = (m - 1) / (m + 1)``
+    (``|s| < 0.172``) by its series to ``s^23`` (remainder below 1e-19 of
+    the sum), and ``e log 2`` with log 2 split in two (Cody and Waite) so
+    that ``e log 2`` is exact. Written as plain arithmetic, the loop
+    vectorises (libm's log does not); within 2 units in the last place of
+    libm's. ``scratch`` is a float64 array of n lanes or more."""
+    bits, mantissa = v.view(np.int64), scratch.view(np.int64)
+    for r in range(n):
+        mantissa[r] = (bits[r] & _MANTISSA) | _ONE_BITS
+    for r in range(n):
+        e = float(((bits[r] >> 52) & 0x7FF) - 1023)
+        m = scratch[r]  # in [1, 2)
+        big = m > _SQRT2
+        m = 0.5 * m if big else m
+        e = e + 1.0 if big else e
+        s = (m - 1.0) / (m + 1.0)
+        s2 = s * s
+        p = _ATANH[0]
+        for c in _ATANH[1:]:
+            p = p * s2 + c
+        out[r] = e * _LN2_HI + (e * _LN2_LO + (2.0 * s + s * s2 * p))
 
 
 @_jit
@@ -137,101 +183,163 @@ def _residuals(XT, n, q, M, mean, Fk):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv):  # noqa: ANN001, ANN202
-    """Writes the conditional mean offsets into the missing entries of ``Fk``
-    and leaves each lane's Cholesky factor ``C`` of ``L_mm`` in ``Lk`` (q, q,
-    n) with ``1 / C_aa`` on the diagonal; the pivots ``C_aa^2`` go to
-    :func:`_times` (a non-positive pivot leaves NaN or inf behind, and is
-    caught by :func:`_log_det`)."""
+def _condition(Fk, M, pairs, n, q, P, Wk, s, PF, cov, work):  # noqa: ANN001, ANN202
+    """One component's q x q part for the tile, in ``Wk`` (the rows of
+    :func:`.lanes_source.layout`, stride s): ``L F`` by one BLAS product,
+    ``r~^T L r~`` and the gathers of ``L_mm`` and ``y = -(L r~)_m`` into
+    their rows, then the per-lane kernel of :mod:`.lanes` (or
+    :func:`_lanes_generic` beyond its q), and the conditional mean offsets
+    written into the missing entries of ``Fk``.
+
+    The distance is ``r~^T L r~ - y^T L_mm^-1 y`` (the minimum over the
+    missing values of the full quadratic form, as the filled residual's
+    ``|f U|^2``), so no second product."""
+    _, y_row, _, s_row = layout(q)
     np.dot(P, Fk, PF)  # L F: one BLAS product for the tile
-    flat = P.reshape(P.size)  # L_mm gathered through the tile's pairs
-    for a in range(q):
-        for r in range(n):
-            Y[a, r] = -PF[M[a, r], r]
-    for a in range(q):  # Cholesky factors, row by row
-        for b in range(a):
-            for r in range(n):
-                Lk[a, b, r] = flat[pairs[a, b, r]]
-            for c in range(b):
-                for r in range(n):
-                    Lk[a, b, r] -= Lk[a, c, r] * Lk[b, c, r]
-            for r in range(n):
-                Lk[a, b, r] *= Lk[b, b, r]
-        for r in range(n):
-            piv[r] = flat[pairs[a, a, r]]
-        for c in range(a):
-            for r in range(n):
-                piv[r] -= Lk[a, c, r] * Lk[a, c, r]
-        _times(det, low, piv, n)
-        _inverse_roots(piv, n)
-        for r in range(n):
-            Lk[a, a, r] = piv[r]
-    for a in range(q):  # C C^T delta = -(L r~)_m: forward substitution, then back
-        for c in range(a):
-            for r in range(n):
-                Y[a, r] -= Lk[a, c, r] * Y[c, r]
-        for r in range(n):
-            Y[a, r] *= Lk[a, a, r]
-    for a in range(q - 1, -1, -1):
-        for c in range(a + 1, q):
-            for r in range(n):
-                Y[a, r] -= Lk[c, a, r] * Y[c, r]
-        for r in range(n):
-            Y[a, r] *= Lk[a, a, r]
-            Fk[M[a, r], r] = Y[a, r]
-
-
-@_jit
-def _inverse_roots(v, n):  # noqa: ANN001, ANN202
-    """``v = 1 / sqrt(v)`` on n lanes (in place, so that the loop vectorises)."""
-    for r in range(n):
-        v[r] = 1.0 / np.sqrt(v[r])
-
-
-@_jit
-def _distance(Fk, U, n, white, maha):  # noqa: ANN001, ANN202
-    """``maha[r] = |f_r U|^2`` (U upper): ``U^T F`` by one BLAS product into
-    ``white`` (d, n), then the squares summed per lane."""
-    np.dot(U.T, Fk, white)
+    maha = Wk[s_row * s:s_row * s + n]
     for r in range(n):
         maha[r] = 0.0
-    for c in range(white.shape[0]):
+    for j in range(Fk.shape[0]):  # r~ . (L r~) (r~ is zero at the missing entries)
         for r in range(n):
-            maha[r] += white[c, r] * white[c, r]
+            maha[r] += Fk[j, r] * PF[j, r]
+    for a in range(q):
+        for r in range(n):
+            Wk[(y_row + a) * s + r] = -PF[M[a, r], r]
+    if not (s == LANES and lanes(q, n, Wk, cov)):
+        _lanes_generic(n, q, Wk, s, cov, work)
+    for a in range(q):
+        for r in range(n):
+            Fk[M[a, r], r] = Wk[(y_row + a) * s + r]
 
 
 @_jit
-def _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, PF, Y, work,
-                 sc):  # noqa: ANN001, ANN202
+def _lanes_generic(n, q, W, s, cov, work):  # noqa: ANN001, ANN202
+    """What the kernels of :mod:`.lanes` do, for any q, as loops over the
+    lanes (row stride s); ``work`` holds 2 q^2 n numbers or more."""
+    _, y_row, d_row, s_row = layout(q)
+    w = work[:q * q * n].reshape((q, q, n))       # w_ab = L_ab d_b, later N = L^-1
+    L = work[q * q * n:2 * q * q * n].reshape((q, q, n))  # 1 / d_a on the diagonal
+    for a in range(q):  # L D L^T
+        for b in range(a):
+            row = (a * (a + 1) // 2 + b) * s
+            for r in range(n):
+                w[a, b, r] = W[row + r]
+            for c in range(b):
+                for r in range(n):
+                    w[a, b, r] -= w[a, c, r] * L[b, c, r]
+            for r in range(n):
+                L[a, b, r] = w[a, b, r] * L[b, b, r]
+        dk = (d_row + a) * s
+        row = (a * (a + 1) // 2 + a) * s
+        for r in range(n):
+            W[dk + r] = W[row + r]
+        for c in range(a):
+            for r in range(n):
+                W[dk + r] -= w[a, c, r] * L[a, c, r]
+        for r in range(n):
+            L[a, a, r] = 1.0 / W[dk + r]
+    for r in range(n):
+        W[(s_row + 1) * s + r] = 1.0
+        W[(s_row + 2) * s + r] = np.inf
+    for a in range(q):
+        dk = (d_row + a) * s
+        for r in range(n):
+            W[(s_row + 1) * s + r] *= W[dk + r]
+            W[(s_row + 2) * s + r] = min(W[(s_row + 2) * s + r], W[dk + r])
+    for a in range(q):  # forward: f = L^-1 y, and the distance correction
+        ya = (y_row + a) * s
+        for c in range(a):
+            for r in range(n):
+                W[ya + r] -= L[a, c, r] * W[(y_row + c) * s + r]
+        for r in range(n):
+            W[s_row * s + r] -= W[ya + r] * W[ya + r] * L[a, a, r]
+    for a in range(q - 1, -1, -1):  # back: delta = L^-T D^-1 f
+        ya = (y_row + a) * s
+        for r in range(n):
+            W[ya + r] *= L[a, a, r]
+        for c in range(a + 1, q):
+            for r in range(n):
+                W[ya + r] -= L[c, a, r] * W[(y_row + c) * s + r]
+    if not cov:
+        return
+    for a in range(q):  # N = L^-1 (unit lower), into w
+        for b in range(a):
+            for r in range(n):
+                w[a, b, r] = -L[a, b, r]
+            for c in range(b + 1, a):
+                for r in range(n):
+                    w[a, b, r] -= L[a, c, r] * w[c, b, r]
+        for r in range(n):
+            w[a, a, r] = 1.0
+    for a in range(q):  # (L_mm^-1)_ab = sum_{c >= a} N_ca N_cb / d_c
+        for b in range(a + 1):
+            row = (a * (a + 1) // 2 + b) * s
+            for r in range(n):
+                W[row + r] = 0.0
+            for c in range(a, q):
+                for r in range(n):
+                    W[row + r] += w[c, a, r] * L[c, c, r] * w[c, b, r]
+
+
+@_jit
+def _gather_blocks(pairs, n, q, PT, Wt, s):  # noqa: ANN001, ANN202
+    """Each component's ``L_mm`` entries into its rows of ``Wt`` (stride s):
+    through the precisions transposed, ``PT`` (d * d, K), one lane's pair
+    index fetches the K components' entries side by side."""
+    K = Wt.shape[0]
+    for a in range(q):
+        for b in range(a + 1):
+            row = (a * (a + 1) // 2 + b) * s
+            for r in range(n):
+                p = pairs[a, b, r]
+                for k in range(K):
+                    Wt[k, row + r] = PT[p, k]
+
+
+@_jit
+def _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF, cov,
+                 work, generic, sc):  # noqa: ANN001, ANN202
     """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
     the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, d, n) and
-    the factors into ``Lt`` (K, q, q, n). Returns a status."""
+    each component's rows of :func:`.lanes_source.layout` into ``Wt[k]``
+    (with ``L_mm^-1`` when ``cov``). Returns a status (1 where a score is
+    NaN: a distance of a row far out came as ``inf - inf``)."""
     K, d = means.shape
-    log_det, det, low, piv, maha = work[0], work[1], work[2], work[3], work[4]
+    _, _, d_row, s_row = layout(q)
+    log_det, scratch = work[0], work[5]
+    if not diagonal:
+        _gather_blocks(pairs, n, q, PT, Wt, s)
     for k in range(K):
-        Fk, P, Lk = F[k], prec[k], Lt[k]
+        Fk, P, Wk = F[k], prec[k], Wt[k]
         _residuals(XT, n, q, M, means[k], Fk)
-        for r in range(n):
-            det[r] = 1.0
-            low[r] = np.inf
         if diagonal:
+            det, low, maha = work[1], work[2], work[4]
+            for r in range(n):
+                det[r] = 1.0
+                low[r] = np.inf
             for a in range(q):
                 for r in range(n):
-                    piv[r] = P[M[a, r], M[a, r]]
-                _times(det, low, piv, n)
+                    work[3, r] = P[M[a, r], M[a, r]]
+                _times(det, low, work[3], n)
             for r in range(n):
                 maha[r] = 0.0
             for j in range(d):
                 for r in range(n):
                     maha[r] += P[j, j] * Fk[j, r] * Fk[j, r]
         else:
-            _condition(Fk, M, pairs, n, q, P, Lk, PF, Y, det, low, piv)
-            _distance(Fk, chol[k], n, PF, maha)  # PF is free again
-        if not _log_det(det, low, n, q, M, P, Lk, diagonal, log_det):
+            _condition(Fk, M, pairs, n, q, P, Wk, s, PF, cov, generic)
+            det = Wk[(s_row + 1) * s:(s_row + 1) * s + n]
+            low = Wk[(s_row + 2) * s:(s_row + 2) * s + n]
+            maha = Wk[s_row * s:s_row * s + n]
+        if not _log_det(det, low, n, q, M, P, Wk, s, d_row, diagonal, log_det, scratch):
             return 2
+        undefined = False
         for r in range(n):
             sc[k, r] = (const[k] - 0.5 * (d - q) * LOG_2PI
                         - 0.5 * log_det[r] - 0.5 * maha[r])
+            undefined |= sc[k, r] != sc[k, r]
+        if undefined:  # NaN: inf - inf in the distance of a row far out
+            return 1
     return 0
 
 
@@ -295,36 +403,21 @@ def _add_moments(Fk, g, n, G, S, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _add_conditional(g, n, q, M, pairs, P, Lk, diagonal, inv, tmp, s2k):  # noqa: ANN001, ANN202
-    """``s2k[m, m] += g_r L_mm^-1`` for each lane r (lower triangle):
-    ``L_mm^-1 = C^-T C^-1`` from the factors (``1 / C_aa`` on their diagonal),
-    ``C^-1`` by forward substitution."""
+def _add_conditional(g, n, q, M, pairs, P, Wk, s, diagonal, s2k):  # noqa: ANN001, ANN202
+    """``s2k[m, m] += g_r L_mm^-1`` for each lane r (lower triangle), from
+    the rows of ``L_mm^-1`` in ``Wk`` (stride s), or ``g_r / L_mm`` on the
+    diagonal for diagonal precisions. A scatter: the lanes' targets collide."""
     if diagonal:
         for a in range(q):
             for r in range(n):
                 s2k[M[a, r], M[a, r]] += g[r] / P[M[a, r], M[a, r]]
         return
-    for a in range(q):
-        for r in range(n):
-            inv[a, a, r] = Lk[a, a, r]
-        for b in range(a):
-            for r in range(n):
-                inv[a, b, r] = 0.0
-            for c in range(b, a):
-                for r in range(n):
-                    inv[a, b, r] += Lk[a, c, r] * inv[c, b, r]
-            for r in range(n):
-                inv[a, b, r] *= -inv[a, a, r]
     flat = s2k.reshape(s2k.size)
     for a in range(q):
         for b in range(a + 1):
-            for r in range(n):
-                tmp[r] = 0.0
-            for c in range(a, q):
-                for r in range(n):
-                    tmp[r] += inv[c, a, r] * inv[c, b, r]
+            row = (a * (a + 1) // 2 + b) * s
             for r in range(n):  # no branch on g = 0 (unpredictable, and adds 0)
-                flat[pairs[a, b, r]] += g[r] * tmp[r]
+                flat[pairs[a, b, r]] += g[r] * Wk[row + r]
 
 
 @_jit
@@ -333,72 +426,78 @@ def _buffers(K, d):  # noqa: ANN001, ANN202
     :func:`_next_tile` allows at this K and d."""
     cap = max(1, min(TILE, BUDGET // (K * d)))
     M = np.empty((d, cap), np.int64)  # missing columns, (q, rows) in use
-    XT, Y = np.empty((d, cap)), np.empty((d, cap))
+    XT = np.empty((d, cap))
     # F (K, d, rows) and PF (d, rows) are cut to each tile's rows by
     # _tile_views, so that the BLAS products get contiguous arrays.
     F, PF = np.empty(K * d * cap), np.empty(d * cap)
-    factors = np.empty(max(BUDGET, K * d * d))  # a tile of one row may exceed BUDGET
+    # Each component's rows of lanes_source.layout: stride LANES up to QMAX,
+    # else the tile's rows (at most BUDGET / (K q^2), or one).
+    rows = np.empty(K * max(layout(QMAX)[0] * LANES, BUDGET // K + layout(d)[0]))
     pairs = np.empty(max(BUDGET // K, d * d), np.int64)  # (q, q, rows)
-    return M, XT, F, PF, Y, factors, pairs, np.empty((5, cap)), np.empty((K, cap))
+    generic = np.empty(2 * max(BUDGET // K, d * d))
+    return M, XT, F, PF, rows, pairs, generic, np.empty((6, cap)), np.empty((K, cap))
 
 
 @_jit
-def _tile_views(F, PF, factors, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
+def _tile_views(F, PF, rows, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
     """The flat buffers of :func:`_buffers` as contiguous arrays for a tile of
-    n rows: F (K, d, n), PF (d, n), the factors (K, q, q, n) and the pairs
-    (q, q, n), whose lower triangles get the flat indices ``m_a d + m_b`` of
-    each lane's missing pairs (found once for all K components)."""
+    n rows: F (K, d, n), PF (d, n), each component's rows (K, rows x s) and
+    their stride s, and the pairs (q, q, n), whose lower triangles get the
+    flat indices ``m_a d + m_b`` of each lane's missing pairs (found once
+    for all K components)."""
     P = pairs[:q * q * n].reshape((q, q, n))
     for a in range(q):
         for b in range(a + 1):
             for r in range(n):
                 P[a, b, r] = M[a, r] * d + M[b, r]
+    s = LANES if q <= QMAX and n <= LANES else n
+    size = layout(q)[0] * s
     return (F[:K * d * n].reshape((K, d, n)), PF[:d * n].reshape((d, n)),
-            factors[:K * q * q * n].reshape((K, q, q, n)), P)
+            rows[:K * size].reshape((K, size)), s, P)
 
 
 @_jit
-def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):  # noqa: ANN001, ANN201
+def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):  # noqa: ANN001, ANN201, ARG001
     """Adds the moments of ``X[rows]`` (weights ``w[rows]``; rows sorted by
     their number of NaN) about ``means`` (K, d) to ``nk`` (K,), ``s1``
     (K, d) and the lower triangles of ``s2`` (K, d, d; only the diagonals
     when ``diagonal``), and ``w log p(x_o)`` to ``acc[0]``. ``prec`` and
     ``chol`` are (K, d, d)."""
     K, d = means.shape
-    M, XT, Fb, PFb, Y, factors, pairb, work, sc = _buffers(K, d)
-    inverses, S = np.empty(max(BUDGET // K, d * d)), np.empty((d, d))
+    M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
+    PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
+    S = np.empty((d, d))
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        F, PF, Lt, pairs = _tile_views(Fb, PFb, factors, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, PF,
-                              Y, work, sc)
+        F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF,
+                              True, work, generic, sc)
         if status:
             return status
         if not _responsibilities(sc, n, rows, t0, w, acc, work[0], work[1], bits):
             return 1
-        inv = inverses[:q * q * n].reshape((q, q, n))
         for k in range(K):
             nk[k] += _add_moments(F[k], sc[k], n, PF, S, s1[k], s2[k], diagonal)
-            _add_conditional(sc[k], n, q, M, pairs, prec[k], Lt[k], diagonal, inv,
-                             work[0], s2[k])
+            _add_conditional(sc[k], n, q, M, pairs, prec[k], Wt[k], s, diagonal, s2[k])
         t0 += n
     return 0
 
 
 @_jit
-def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, ANN201
+def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, ANN201, ARG001
     """``log pi_k + log N(x_o | k)`` of ``X[rows]`` (sorted by their number of
     NaN) into ``out`` (K, len(rows))."""
     K, d = means.shape
-    M, XT, Fb, PFb, Y, factors, pairb, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
+    PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        F, PF, Lt, pairs = _tile_views(Fb, PFb, factors, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, PF,
-                              Y, work, sc)
+        F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF,
+                              False, work, generic, sc)
         if status:
             return status
         for k in range(K):
@@ -409,19 +508,20 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
 
 
 @_jit
-def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
+def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201, ARG001
     """Replaces the NaN of ``X[rows]`` (sorted by their number of NaN) in
     place by ``E[x_m | x_o]``."""
     K, d = means.shape
-    M, XT, Fb, PFb, Y, factors, pairb, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
+    PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        F, PF, Lt, pairs = _tile_views(Fb, PFb, factors, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, chol, const, diagonal, F, Lt, PF,
-                              Y, work, sc)
+        F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF,
+                              False, work, generic, sc)
         if status:
             return status
         if not _responsibilities(sc, n, rows, t0, ones, acc, work[0], work[1], bits):
