@@ -92,3 +92,32 @@ def test_centre_groups_keep_every_member_near_its_centre():
     near = centre_groups(means[:2], weights[:2], distances)
     assert len(near) == 1
     np.testing.assert_allclose(near[0].centre, means[:2].mean(axis=0))
+
+
+def test_batched_precision_factors_match_one_by_one_and_name_the_bad_component():
+    from scipy.linalg import solve_triangular
+
+    from gaussmix.engine.covariance.linalg import (
+        inverse_from_upper,
+        triangular_inverses,
+        upper_cholesky_of_inverses,
+    )
+
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(5, 4, 4))
+    cov = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(4)
+    U = upper_cholesky_of_inverses(cov, [f"c{k}" for k in range(5)])
+    for k in range(5):  # U U^T = inv(cov): U^T cov U = I, U upper
+        np.testing.assert_allclose(U[k].T @ cov[k] @ U[k], np.eye(4), atol=1e-10)
+        assert np.all(np.tril(U[k], -1) == 0.0)
+    expected = np.stack([solve_triangular(u, np.eye(4)) for u in U])
+    np.testing.assert_allclose(triangular_inverses(U, lower=False), expected, rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(inverse_from_upper(U), cov, rtol=1e-10)
+    bad = cov.copy()
+    bad[3] = -np.eye(4)
+    with pytest.raises(ValueError, match="c3 has an ill-defined"):
+        upper_cholesky_of_inverses(bad, [f"c{k}" for k in range(5)])
+    bad[1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="c1 has an ill-defined"):
+        upper_cholesky_of_inverses(bad, [f"c{k}" for k in range(5)])

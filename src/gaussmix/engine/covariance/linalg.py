@@ -29,8 +29,9 @@ def upper_cholesky_of_inverses(covariances: np.ndarray, names: Sequence[str]
     (no argument checks per call: a fit's M-step and kernel build do this for
     every component at every iteration). ``names[k]`` names matrix k in the
     error raised when it is not positive definite."""
-    for k in np.flatnonzero(~np.isfinite(covariances).all(axis=(1, 2))):
-        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=names[k]))
+    not_finite = np.flatnonzero(~np.isfinite(covariances).all(axis=(1, 2)))
+    if not_finite.size:
+        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=names[int(not_finite[0])]))
     try:
         lower = np.linalg.cholesky(covariances)
     except np.linalg.LinAlgError:
