@@ -40,7 +40,9 @@ def upper_cholesky_of_inverses(covariances: np.ndarray, names: Sequence[str]
     if bad is not None:
         raise ValueError(ILL_DEFINED_COVARIANCE.format(what=names[bad]))
     assert lower is not None
-    return triangular_inverses(lower, lower=True).transpose(0, 2, 1)
+    # C order, as a loaded model's factors: products such as einsum may sum
+    # in another order for other strides, and predictions must not change.
+    return np.ascontiguousarray(triangular_inverses(lower, lower=True).transpose(0, 2, 1))
 
 
 def _not_factored(covariances: np.ndarray, lower: np.ndarray | None) -> int | None:
