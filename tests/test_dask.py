@@ -47,16 +47,32 @@ def client():
     cluster.close()
 
 
-@pytest.fixture(params=["local", "distributed"])
+@pytest.fixture(params=["local", "graph", "futures"])
 def scheduler(request):
-    """The active scheduler: Dask's threads, or the LocalCluster's client."""
+    """The active scheduler (Dask's threads, or the LocalCluster's client) and
+    how the data are given: ``futures`` persists them on the client (passes on
+    the blocks' futures), the others do not (one graph per pass)."""
     if request.param == "local":
         with dask.config.set(scheduler="threads"):
-            yield None
+            yield None, request.param
     else:
         c = request.getfixturevalue("client")
         with dask.config.set(scheduler=c):
-            yield c
+            yield c, request.param
+
+
+def lazy(client, how, X, w=None):
+    """X and w as Dask arrays of ROWS_PER_BLOCK rows per block: persisted with
+    whole rows for ``how == "futures"``, else with X's columns split in two
+    blocks (which the source re-chunks)."""
+    columns = X.shape[1] if how == "futures" else 2
+    dX = da.from_array(X, chunks=(ROWS_PER_BLOCK, columns))
+    dw = None if w is None else da.from_array(w, chunks=ROWS_PER_BLOCK)
+    if how == "futures":
+        dX = client.persist(dX)
+        with client.as_current():
+            distributed.wait(dX)
+    return dX, dw
 
 
 def starts(X, w, covariance_type):
@@ -92,11 +108,11 @@ def test_fit_equals_in_memory_fit(data, scheduler, covariance_type, weighted):
     w = w if weighted else None
     init = starts(X, w, covariance_type)
     expected = fit(X, w, covariance_type=covariance_type, **init)
-    dX = da.from_array(X, chunks=(ROWS_PER_BLOCK, 2))  # columns split too
-    dw = None if w is None else da.from_array(w, chunks=ROWS_PER_BLOCK)
+    client, how = scheduler
+    dX, dw = lazy(client, how, X, w)
     got = fit(dX, dw, covariance_type=covariance_type, **init)
     assert_same_fit(got, expected)
-    if scheduler is not None:
+    if client is not None:
         return  # predictions run map_blocks, the same on any scheduler (and slower here)
     assert_array_equal(got.predict(dX).compute(), expected.predict(X))
     assert_allclose(got.predict_proba(dX).compute(), expected.predict_proba(X),
@@ -115,8 +131,42 @@ def test_local_and_distributed_fits_are_identical(data, client):
     with dask.config.set(scheduler="threads"):
         local = fit(dX, dw, **init)
     with dask.config.set(scheduler=client):
-        remote = fit(dX, dw, **init)
+        remote = fit(dX, dw, **init)  # one graph per pass
+        persisted = fit(*lazy(client, "futures", X, w), **init)  # on futures
     assert_same_fit(local, remote, rtol=0)  # same additions in the same order
+    assert_same_fit(local, persisted, rtol=0)
+
+
+def test_persisted_rows_pass_on_their_futures(data, client, monkeypatch):
+    X, w = data
+    dX, _ = lazy(client, "futures", X)
+    with dask.config.set(scheduler=client):
+        source = DaskSource(dX, w)  # weights not persisted: persisted once, scaled
+        blocks = source.persisted_blocks(client)
+        assert [x.key for x, _ in blocks] == [k for (k,) in dX.__dask_keys__()]
+        assert [x.key for x, _ in source.persisted_blocks(client)] == \
+            [x.key for x, _ in blocks]
+        assert [w_.key for _, w_ in source.persisted_blocks(client)] == \
+            [w_.key for _, w_ in blocks]  # persisted once
+        weights = client.gather([w_ for _, w_ in blocks])
+        assert_array_equal(np.concatenate(weights), w / 4)  # scaled by 2**-2
+        assert DaskSource(da.from_array(X, chunks=(ROWS_PER_BLOCK, 2))
+                          ).persisted_blocks(client) is None  # re-chunked: a graph
+
+        def no_graph(*args):
+            raise AssertionError("a pass on persisted rows built a graph")
+
+        monkeypatch.setattr(DaskTree, "graph", no_graph)
+        with distributed.get_task_stream(client) as stream:
+            total = next(DaskTree(split_every=2).map(
+                lambda c: np.array([c.X[:, 0] @ c.sample_weight, len(c.X)]), source))
+    assert_allclose(total, [X[:, 0] @ (w / 4), len(X)], rtol=1e-12)
+    ran = {rec["key"]: rec["worker"] for rec in stream.data}
+    held = client.who_has([x for x, _ in blocks])
+    for i, (x, _) in enumerate(blocks):  # each block's task where its rows lie
+        (worker,) = [v for k, v in ran.items() if k.endswith(f"-block-{i}")]
+        assert worker in held[x.key]
+    assert sum("-sum-" in k for k in ran) == 2  # 4 values, 2 a node: 2 nodes, then here
 
 
 def test_default_initialisation_equals_in_memory(data):

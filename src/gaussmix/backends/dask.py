@@ -8,21 +8,28 @@ in (the loop and the fold do not know about Dask):
   optional weights as a 1-D array with the same row blocks, and says what it
   knows (rows, features, dtype). It brings its own reducer.
 - :class:`DaskTree` maps a chunk function over the blocks *on the workers*
-  and adds the results in a tree (``split_every`` values per node), so only
-  the final statistics value (a few K x d x d arrays) reaches the client.
-  Each pass is one graph: the chunk function (holding the parameters) is one
-  task that every block task depends on, so it travels to each worker once
-  per iteration; the blocks never travel to the client. Values are added in a
-  fixed order (block index, then tree level), so a fit does not depend on
-  the scheduler or the number of workers.
+  and adds the results in a tree (``split_every`` values per node), so at
+  most ``split_every`` statistics values (a few K x d x d arrays each) reach
+  the client, which adds them. The chunk function (holding the parameters)
+  is one task that every block task depends on, so it travels to each worker
+  once per iteration; the blocks never travel to the client. Values are
+  added in a fixed order (block index, then tree level), so a fit does not
+  depend on the scheduler or the number of workers.
 
 The passes run on the active scheduler: a ``distributed.Client`` if one
-exists, otherwise Dask's local (threaded) scheduler.
+exists, otherwise Dask's local (threaded) scheduler. On a ``Client``, rows
+persisted on it as they are fitted (whole rows per block, float32/float64)
+are used as they lie: each pass submits its tasks on the blocks' futures
+directly (``Client.map``), without building or optimising a graph, which
+keeps the fixed cost of an iteration to a few scheduler round trips. The
+weights of such rows are persisted once per fit, after scaling (one float
+per row).
 
 Every EM iteration reads every block once. If the collection is not
 persisted, each iteration recomputes its whole graph (reading files again,
-redrawing random data...); call ``X = X.persist()`` (and the same for the
-weights) first when the rows fit in the cluster's memory.
+redrawing random data...) as one Dask graph; call
+``X = X.rechunk({1: -1}).persist()`` first when the rows fit in the
+cluster's memory.
 
 Initialisation draws a uniform random sample of at most
 :data:`gaussmix.engine.init.INIT_SAMPLE_ROWS` rows on the cluster
@@ -125,6 +132,21 @@ class DaskSource:
     def n_chunks(self) -> int:
         return len(self.X.chunks[0])
 
+    def persisted_blocks(self, client: Any) -> list[tuple[Any, Any]] | None:
+        """``(rows, weights)`` futures of every block when the rows are persisted
+        on ``client`` as they are (None otherwise); the scaled weights are then
+        persisted too, once."""
+        xs = _block_futures(self.X, client)
+        if xs is None:
+            return None
+        if self.sample_weight is None:
+            return [(x, None) for x in xs]
+        ws = _block_futures(self.sample_weight, client)
+        if ws is None:
+            self.sample_weight = client.persist(self.sample_weight)
+            ws = _block_futures(self.sample_weight, client)
+        return None if ws is None else list(zip(xs, ws, strict=True))
+
     def reducer(self, local: Reducer | None = None) -> DaskTree:
         """The tree reducer for this source (``local`` for in-memory sources,
         such as the initialisation sample)."""
@@ -203,7 +225,33 @@ class DaskTree:
         if not isinstance(source, DaskSource):
             yield from self.local.map(func, source)
             return
-        yield _dask().compute(self.graph(func, source))[0]
+        client = _active_client(source.X)
+        blocks = None if client is None else source.persisted_blocks(client)
+        if blocks is None:
+            yield _dask().compute(self.graph(func, source))[0]
+        else:
+            yield self.submit(func, source, client, blocks)
+
+    def submit(self, func: Callable[[Any], T], source: DaskSource, client: Any,
+               blocks: list[tuple[Any, Any]]) -> T:
+        """The pass as tasks on persisted blocks' futures: the same tree as
+        :meth:`graph`, its last node added in the client."""
+        name = f"gaussmix-pass-{uuid.uuid4().hex}"
+        bound = _Bound(func)  # in every block task: no transfer between workers
+        keep = [i for i, rows in enumerate(source.X.chunks[0]) if rows]
+        n = len(keep)
+        values = client.map(
+            _apply_block, [bound] * n, [blocks[i][0] for i in keep],
+            [blocks[i][1] for i in keep], [source.n_features] * n,
+            [source.chunk_size] * n, keep, key=[f"{name}-block-{i}" for i in keep],
+            pure=False)
+        level = 0
+        while len(values) > self.split_every:
+            level += 1
+            values = [client.submit(_sum, values[i:i + self.split_every], pure=False,
+                                    key=f"{name}-sum-{level}-{i}")
+                      for i in range(0, len(values), self.split_every)]
+        return _sum(client.gather(values))
 
     def graph(self, func: Callable[[Any], T], source: DaskSource) -> Any:
         """The pass as one delayed value: ``func`` held by one key that every
@@ -216,6 +264,25 @@ class DaskTree:
         values = [apply(bound, X, w, source.n_features, size, i)
                   for i, (X, w) in enumerate(source.blocks) if rows[i]]
         return _tree(values, _sum, self.split_every)
+
+
+def _active_client(X: Any) -> Any:
+    """The ``distributed.Client`` that ``dask.compute`` would run ``X`` on, or None."""
+    get = _dask().base.get_scheduler(collections=[X])
+    client = getattr(get, "__self__", None)
+    distributed = require("distributed", "dask", "fitting Dask arrays")
+    return client if isinstance(client, distributed.Client) else None
+
+
+def _block_futures(array: Any, client: Any) -> list[Any] | None:
+    """The futures on ``client`` of ``array``'s blocks, in order, when its
+    blocks are all persisted as they are; else None."""
+    distributed = require("distributed", "dask", "fitting Dask arrays")
+    futures = {f.key: f for f in distributed.futures_of(array) if f.client is client}
+    keys = list(_dask().core.flatten(array.__dask_keys__()))
+    if not all(key in futures for key in keys):
+        return None
+    return [futures[key] for key in keys]
 
 
 def _tree(values: list[Any], combine: Callable[[list[Any]], Any],
