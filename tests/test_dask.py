@@ -4,6 +4,7 @@ mid-fit changes nothing."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -139,34 +140,38 @@ def test_local_and_distributed_fits_are_identical(data, client):
 
 def test_persisted_rows_pass_on_their_futures(data, client, monkeypatch):
     X, w = data
-    dX, _ = lazy(client, "futures", X)
+    dX = client.persist(da.from_array(X, chunks=(100, 3)))  # 12 blocks
     with dask.config.set(scheduler=client):
-        source = DaskSource(dX, w)  # weights not persisted: persisted once, scaled
+        source = DaskSource(dX, w)  # weights not persisted: computed once, scaled
         blocks = source.persisted_blocks(client)
-        assert [x.key for x, _ in blocks] == [k for (k,) in dX.__dask_keys__()]
-        assert [x.key for x, _ in source.persisted_blocks(client)] == \
-            [x.key for x, _ in blocks]
-        assert [w_.key for _, w_ in source.persisted_blocks(client)] == \
-            [w_.key for _, w_ in blocks]  # persisted once
-        weights = client.gather([w_ for _, w_ in blocks])
-        assert_array_equal(np.concatenate(weights), w / 4)  # scaled by 2**-2
-        assert DaskSource(da.from_array(X, chunks=(ROWS_PER_BLOCK, 2))
+        assert [x.key for x in blocks.rows] == [k for (k,) in dX.__dask_keys__()]
+        assert source.persisted_blocks(client) is blocks
+        assert DaskSource(da.from_array(X, chunks=(100, 2))
                           ).persisted_blocks(client) is None  # re-chunked: a graph
 
-        def no_graph(*args):
-            raise AssertionError("a pass on persisted rows built a graph")
+        def value(c):  # each chunk's value exact: the same bits on any worker
+            return np.array([math.fsum(c.X[:, 0] * c.sample_weight), len(c.X)])
 
-        monkeypatch.setattr(DaskTree, "graph", no_graph)
+        def pass_(split_every):
+            return next(DaskTree(split_every=split_every).map(value, source))
+
+        expected = dask.compute(DaskTree(split_every=2).graph(value, source))[0]
+        monkeypatch.setattr(DaskTree, "graph", None)  # no graph from here on
         with distributed.get_task_stream(client) as stream:
-            total = next(DaskTree(split_every=2).map(
-                lambda c: np.array([c.X[:, 0] @ c.sample_weight, len(c.X)]), source))
-    assert_allclose(total, [X[:, 0] @ (w / 4), len(X)], rtol=1e-12)
-    ran = {rec["key"]: rec["worker"] for rec in stream.data}
-    held = client.who_has([x for x, _ in blocks])
-    for i, (x, _) in enumerate(blocks):  # each block's task where its rows lie
-        (worker,) = [v for k, v in ran.items() if k.endswith(f"-block-{i}")]
-        assert worker in held[x.key]
-    assert sum("-sum-" in k for k in ran) == 2  # 4 values, 2 a node: 2 nodes, then here
+            first = pass_(2)  # checks the blocks, places the weights by the rows
+        assert blocks.checked
+        assert_array_equal(first, expected)  # the same tree: the same additions
+        assert_allclose(first, [X[:, 0] @ (w / 4), len(X)], rtol=1e-12)
+        assert_array_equal(pass_(2), first)
+        assert_allclose(pass_(8), first, rtol=1e-14)  # 2 nodes of 8, added here
+    where = client.who_has(blocks.rows + blocks.weight_futures)
+    for x, w_ in zip(blocks.rows, blocks.weight_futures, strict=True):
+        assert set(where[w_.key]) <= set(where[x.key])  # weights next to their rows
+    parts = [r for r in stream.data if str(r["key"]).startswith("gaussmix-pass")
+             and "-node-" not in r["key"] and "-sum-" not in r["key"]]
+    assert all(ss["action"] == "compute" for r in parts for ss in r["startstops"])
+    nodes = {(i // 2, holder) for i, holder in enumerate(blocks.holders)}
+    assert len(parts) == len(nodes)  # one task per worker and node, no transfer
 
 
 def test_default_initialisation_equals_in_memory(data):
