@@ -167,6 +167,11 @@ def test_persisted_rows_pass_on_their_futures(data, client, monkeypatch):
     where = client.who_has(blocks.rows + blocks.weight_futures)
     for x, w_ in zip(blocks.rows, blocks.weight_futures, strict=True):
         assert set(where[w_.key]) <= set(where[x.key])  # weights next to their rows
+    bad = X.copy()
+    bad[500, 1] = np.nan
+    with dask.config.set(scheduler=client), pytest.raises(ValueError, match="NaN"):
+        GaussianMixture(3, means_init=X[:3]).fit(
+            client.persist(da.from_array(bad, chunks=(100, 3))))  # checked once
     parts = [r for r in stream.data if str(r["key"]).startswith("gaussmix-pass")
              and "-node-" not in r["key"] and "-sum-" not in r["key"]]
     assert all(ss["action"] == "compute" for r in parts for ss in r["startstops"])
