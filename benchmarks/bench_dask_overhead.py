@@ -21,6 +21,7 @@ machine hits every case alike:
   ``callback``: start-up and the final labels pass are left out) in memory
   (``--cores`` threads) and on the cluster by each path, and their ratio.
 
+The blocks are spread evenly over the workers first (as in ``bench_spark.py``).
 Also printed: the pickled size of the chunk function of a pass (what travels
 to the workers each iteration) and how many blocks each worker holds.
 Run ``python benchmarks/bench_dask_overhead.py`` (about two minutes) or
@@ -35,10 +36,10 @@ import platform
 import statistics
 import time
 import warnings
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numpy as np
-from bench_spark import D, K, block_sizes, initial_parameters, make_block
+from bench_spark import D, K, block_sizes, initial_parameters, make_block, spread_evenly
 
 
 def empty_value(chunk) -> np.ndarray:  # noqa: ANN001 - a chunk of rows
@@ -93,7 +94,7 @@ def main() -> None:
 
     import dask
     import dask.array as da
-    from distributed import Client, LocalCluster, wait
+    from distributed import Client, LocalCluster
 
     from gaussmix import GaussianMixture
     from gaussmix.backends.dask import DaskSource
@@ -120,11 +121,8 @@ def main() -> None:
         blocks = [da.from_delayed(dask.delayed(make_block)(i, rows), (rows, D), float)
                   for i, rows in enumerate(sizes)]
         persisted = client.persist(da.concatenate(blocks))  # drawn on the workers
-        wait(persisted)
+        print("blocks per worker:", spread_evenly(client, persisted))
         layered = persisted.map_blocks(same_block, dtype=float)
-        held = client.who_has(persisted)
-        print("blocks per worker:",
-              sorted(Counter(w for ws in held.values() for w in ws).values()))
         paths = {"futures": persisted, "graph": layered}
         sources = {path: DaskSource(data) for path, data in paths.items()}
         assert sources["futures"].persisted_blocks(client) is not None

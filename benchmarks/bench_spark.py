@@ -64,6 +64,20 @@ def initial_parameters(X: np.ndarray, seed: int = 1) -> dict:
                 precisions_init=np.tile(np.eye(D), (K, 1, 1)))
 
 
+def spread_evenly(client, X) -> list[int]:  # noqa: ANN001 - a Client, a Dask array
+    """Waits for X's persisted blocks, moves some so that each worker holds as
+    many (Dask draws them wherever a worker is free first; a pass takes as long
+    as its busiest worker), and returns how many each worker holds."""
+    from collections import Counter
+
+    from distributed import futures_of, wait
+
+    futures = futures_of(X)
+    wait(futures)
+    client.rebalance(futures)
+    return sorted(Counter(w for ws in client.who_has(futures).values() for w in ws).values())
+
+
 def per_iteration(fit) -> tuple[float, object]:  # noqa: ANN001 - fit(max_iter) -> model
     """(t(6) - t(1)) / 5 and the 6-iteration model."""
     t = time.perf_counter()
@@ -125,7 +139,7 @@ def gaussmix_fits(X: np.ndarray, init: dict, cores: int, rounds: int
                   for i, rows in enumerate(sizes)]
         dX = client.persist(da.concatenate(blocks))  # drawn on the workers
         client.wait_for_workers(cores)
-        dX.sum().compute()
+        print(f"blocks per worker: {spread_evenly(client, dX)}", flush=True)
         fits = {
             "gaussmix in memory": lambda max_iter: GaussianMixture(
                 K, max_iter=max_iter, tol=0.0, n_threads=cores, **init).fit(X),
