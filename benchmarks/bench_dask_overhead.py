@@ -39,7 +39,15 @@ import warnings
 from collections import defaultdict
 
 import numpy as np
-from bench_spark import D, K, block_sizes, initial_parameters, make_block, spread_evenly
+from bench_spark import (
+    D,
+    K,
+    block_sizes,
+    blocks_per_worker,
+    drawn_on_workers,
+    initial_parameters,
+    make_block,
+)
 
 
 def empty_value(chunk) -> np.ndarray:  # noqa: ANN001 - a chunk of rows
@@ -92,8 +100,6 @@ def main() -> None:
     os.environ.setdefault("GAUSSMIX_KERNEL", "fused")  # inherited by the workers
     warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed number of iterations
 
-    import dask
-    import dask.array as da
     from distributed import Client, LocalCluster
 
     from gaussmix import GaussianMixture
@@ -118,10 +124,9 @@ def main() -> None:
     with LocalCluster(n_workers=args.cores, threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=40) as cluster, \
             Client(cluster) as client:
-        blocks = [da.from_delayed(dask.delayed(make_block)(i, rows), (rows, D), float)
-                  for i, rows in enumerate(sizes)]
-        persisted = client.persist(da.concatenate(blocks))  # drawn on the workers
-        print("blocks per worker:", spread_evenly(client, persisted))
+        client.wait_for_workers(args.cores)
+        persisted = drawn_on_workers(client, sizes)
+        print("blocks per worker:", blocks_per_worker(client, persisted))
         layered = persisted.map_blocks(same_block, dtype=float)
         paths = {"futures": persisted, "graph": layered}
         sources = {path: DaskSource(data) for path, data in paths.items()}
