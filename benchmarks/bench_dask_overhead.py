@@ -17,6 +17,9 @@ machine hits every case alike:
 - *empty pass*: a pass of a chunk function that returns a small array without
   arithmetic on the rows: what each pass costs besides the E-step (scheduling,
   shipping the function, the row checks, adding the values);
+- *E-step pass*: one pass of the E-step kernel over all rows, in memory
+  (``--cores`` threads) and then on the cluster by each path, in turn, at
+  fixed parameters; the ratio of each pass to the in-memory pass just before;
 - *iteration*: the median time between two EM iterations (the estimator's
   ``callback``: start-up and the final labels pass are left out) in memory
   (``--cores`` threads) and on the cluster by each path, and their ratio.
@@ -67,6 +70,20 @@ def pass_time(source) -> float:  # noqa: ANN001 - a DaskSource
     return time.perf_counter() - t
 
 
+def estep_time(source, reducer, model) -> float:  # noqa: ANN001
+    """Seconds of one E-step pass (kernel built, chunks folded) at ``model``'s
+    parameters, as an EM iteration runs it."""
+    from gaussmix.engine.incomplete import kernel_type
+    from gaussmix.engine.reducers import fold
+    from gaussmix.engine.threads import single_threaded_blas
+
+    t = time.perf_counter()
+    with single_threaded_blas():
+        kernel = kernel_type(source).build(model._piece, model._params, source.spec)
+        fold(lambda c: kernel.statistics(*c), source, reducer)
+    return time.perf_counter() - t
+
+
 def iteration_times(fit, X, iters: int) -> list[float]:  # noqa: ANN001
     """Seconds between consecutive EM iterations of ``fit(X, callback, iters)``."""
     stamps: list[float] = []
@@ -96,6 +113,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=6, help="EM iterations per fit")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--empty", type=int, default=8, help="empty passes per round")
+    parser.add_argument("--passes", type=int, default=4,
+                        help="E-step passes per round and path, in turn with in memory")
     args = parser.parse_args()
     os.environ.setdefault("GAUSSMIX_KERNEL", "fused")  # inherited by the workers
     warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed number of iterations
@@ -103,7 +122,9 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     from gaussmix import GaussianMixture
-    from gaussmix.backends.dask import DaskSource
+    from gaussmix.backends.dask import DaskSource, DaskTree
+    from gaussmix.engine.reducers import ThreadPool
+    from gaussmix.engine.sources import ArraySource
 
     sizes = block_sizes(args.n)
     X = np.concatenate([make_block(i, rows) for i, rows in enumerate(sizes)])
@@ -129,7 +150,10 @@ def main() -> None:
         print("blocks per worker:", blocks_per_worker(client, persisted))
         layered = persisted.map_blocks(same_block, dtype=float)
         paths = {"futures": persisted, "graph": layered}
-        sources = {path: DaskSource(data) for path, data in paths.items()}
+        model = fit_memory(X, None, 1)
+        size = model._chunk_size(D)
+        sources = {path: DaskSource(data, chunk_size=size) for path, data in paths.items()}
+        in_memory = (ArraySource(X, None, size), ThreadPool(args.cores))
         assert sources["futures"].persisted_blocks(client) is not None
         assert sources["graph"].persisted_blocks(client) is None
         for data in [X, *paths.values()]:  # warm imports and compiled kernels
@@ -137,9 +161,14 @@ def main() -> None:
         empty: dict[str, list[float]] = defaultdict(list)
         lapses: dict[str, list[float]] = defaultdict(list)
         ratios: dict[str, list[float]] = defaultdict(list)
+        estep: dict[str, list[float]] = defaultdict(list)  # ratios to in memory
         for _ in range(args.rounds):
             for path, source in sources.items():
                 empty[path] += [pass_time(source) for _ in range(args.empty)]
+            for _ in range(args.passes):
+                memory = estep_time(*in_memory, model)
+                for path, source in sources.items():
+                    estep[path].append(estep_time(source, DaskTree(), model) / memory)
             memory = statistics.median(iteration_times(fit_memory, X, args.iters))
             lapses["in memory"].append(memory)
             for path, data in paths.items():
@@ -149,6 +178,10 @@ def main() -> None:
     for path, times in empty.items():
         print(f"empty pass, {path:8s}: median {statistics.median(times) * 1e3:6.1f} ms, "
               f"best {min(times) * 1e3:6.1f} ms ({len(times)} passes)")
+    for path, r in estep.items():
+        print(f"E-step pass, {path:8s} / in memory: median {statistics.median(r):.2f}x "
+              f"(quartiles {np.percentile(r, 25):.2f}-{np.percentile(r, 75):.2f}x, "
+              f"{len(r)} passes, each timed right after one in memory)")
     for name, times in lapses.items():
         line = (f"iteration, {name:9s}: median {statistics.median(times):.3f} s "
                 f"(round medians {', '.join(f'{t:.3f}' for t in times)})")
