@@ -6,13 +6,20 @@ full covariances, the same cores:
 - Spark: ``pyspark.ml.clustering.GaussianMixture`` on ``local[C]``, the rows
   cached in the JVM; one untimed fit first (warm JVM);
 - gaussmix on a ``distributed.LocalCluster`` of C single-threaded worker
-  processes, the rows persisted on the workers (each block drawn there);
-- gaussmix in memory (C threads), for reference; and gaussmix on Dask again
-  with workers started without Dask's default ``MALLOC_TRIM_THRESHOLD_``
-  (see :func:`gaussmix_dask_fit`).
+  processes (the client and the scheduler share the same cores), the rows
+  persisted on the workers as they are fitted (each block drawn there), so
+  each pass runs on the blocks' futures (:mod:`gaussmix.backends.dask_futures`);
+- gaussmix in memory (C threads), for reference.
+
+The compiled chunk kernel serves every gaussmix process from the first chunk
+(``GAUSSMIX_KERNEL=fused``, inherited by the workers), in memory and on Dask.
 
 Seconds per iteration = (t(maxIter=6) - t(maxIter=1)) / 5, so start-up,
-initialisation and the final pass cancel. Both libraries start from their own
+initialisation and the final pass cancel. gaussmix in memory and on Dask are
+measured in turn ``--rounds`` times with the cluster up (its idle workers take
+a few percent of one core meanwhile), so that load from other jobs on a shared
+machine hits both alike; each round's ratio and the fastest round of each are
+printed. Both libraries start from their own
 initialisation (Spark cannot take initial parameters), so the final mean
 log-likelihoods are shown side by side, not required to match: each is the
 mean log-likelihood at the last iteration's E-step (Spark's
@@ -57,6 +64,31 @@ def initial_parameters(X: np.ndarray, seed: int = 1) -> dict:
                 precisions_init=np.tile(np.eye(D), (K, 1, 1)))
 
 
+def drawn_on_workers(client, sizes: list[int]):  # noqa: ANN001, ANN201 - Client -> dask array
+    """The data as a Dask array persisted on the cluster, block ``i`` drawn on
+    worker ``i mod W`` (an even spread: a pass takes as long as its busiest
+    worker, and Dask alone drew 2 and 6 of 8 blocks on a loaded machine)."""
+    import dask.array as da
+    from distributed import wait
+
+    workers = sorted(client.scheduler_info()["workers"])
+    drawn = [client.submit(make_block, i, rows, workers=[workers[i % len(workers)]],
+                           pure=False) for i, rows in enumerate(sizes)]
+    X = client.persist(da.concatenate([da.from_delayed(block, (rows, D), float)
+                                       for block, rows in zip(drawn, sizes, strict=True)]))
+    wait(X)
+    return X
+
+
+def blocks_per_worker(client, X) -> list[int]:  # noqa: ANN001 - a Client, a Dask array
+    from collections import Counter
+
+    from distributed import futures_of
+
+    held = client.who_has(futures_of(X))
+    return sorted(Counter(w for ws in held.values() for w in ws).values())
+
+
 def per_iteration(fit) -> tuple[float, object]:  # noqa: ANN001 - fit(max_iter) -> model
     """(t(6) - t(1)) / 5 and the 6-iteration model."""
     t = time.perf_counter()
@@ -99,47 +131,35 @@ def spark_fit(X: np.ndarray, cores: int) -> tuple[float, float]:
         spark.stop()
 
 
-def gaussmix_dask_fit(X: np.ndarray, init: dict, cores: int, trim: bool = True
-                      ) -> tuple[float, float]:
-    """``trim=False`` starts the workers without Dask's default
-    MALLOC_TRIM_THRESHOLD_=65536, which makes every large temporary array of
-    the E-step a fresh mmap (page faults on each chunk)."""
-    import dask
-    import dask.array as da
+def gaussmix_fits(X: np.ndarray, init: dict, cores: int, rounds: int
+                  ) -> dict[str, list[tuple[float, float]]]:
+    """Seconds per iteration and final mean log-likelihood of gaussmix in
+    memory and on Dask, measured in turn ``rounds`` times (so that load from
+    other jobs hits both alike)."""
     from distributed import Client, LocalCluster
 
     from gaussmix import GaussianMixture
 
-    key = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
-    with dask.config.set({} if trim else {key: None}), \
-            LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
-                         dashboard_address=None, silence_logs=40) as cluster, \
+    with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=40) as cluster, \
             Client(cluster) as client:
-        sizes = block_sizes(len(X))
-        blocks = [da.from_delayed(dask.delayed(make_block)(i, rows), (rows, D), float)
-                  for i, rows in enumerate(sizes)]
-        dX = client.persist(da.concatenate(blocks))  # drawn on the workers
         client.wait_for_workers(cores)
-        dX.sum().compute()
-
-        def fit(max_iter: int) -> GaussianMixture:
-            return GaussianMixture(K, max_iter=max_iter, tol=0.0, **init).fit(dX)
-
-        fit(1)  # warm the workers' imports (untimed)
-        seconds, model = per_iteration(fit)
-        return seconds, model.lower_bound_
-
-
-def gaussmix_memory_fit(X: np.ndarray, init: dict, cores: int) -> tuple[float, float]:
-    from gaussmix import GaussianMixture
-
-    def fit(max_iter: int) -> GaussianMixture:
-        return GaussianMixture(K, max_iter=max_iter, tol=0.0, n_threads=cores,
-                               **init).fit(X)
-
-    fit(1)
-    seconds, model = per_iteration(fit)
-    return seconds, model.lower_bound_
+        dX = drawn_on_workers(client, block_sizes(len(X)))
+        print(f"blocks per worker: {blocks_per_worker(client, dX)}", flush=True)
+        fits = {
+            "gaussmix in memory": lambda max_iter: GaussianMixture(
+                K, max_iter=max_iter, tol=0.0, n_threads=cores, **init).fit(X),
+            "gaussmix on Dask": lambda max_iter: GaussianMixture(
+                K, max_iter=max_iter, tol=0.0, **init).fit(dX),
+        }
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in fits}
+        for fit in fits.values():
+            fit(1)  # warm imports and compiled kernels (untimed), workers too
+        for _ in range(rounds):
+            for name, fit in fits.items():
+                seconds, model = per_iteration(fit)
+                results[name].append((seconds, model.lower_bound_))
+        return results
 
 
 def main() -> None:
@@ -151,6 +171,9 @@ def main() -> None:
                              "compiled loops from the first chunk, in the client and on "
                              "the workers, which inherit it; 'auto' would switch to them "
                              "only after a few iterations' work, mid-measurement)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="gaussmix in memory and on Dask measured in turn this many "
+                             "times; the fastest of each is reported")
     args = parser.parse_args()
     os.environ["GAUSSMIX_KERNEL"] = args.kernel  # before the workers are spawned
     warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed number of iterations
@@ -159,20 +182,23 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {args.cores} cores, "
           f"n={args.n:,}, d={D}, K={K}, full, float64, load average "
           f"{os.getloadavg()[0]:.1f} before the run, GAUSSMIX_KERNEL={args.kernel}")
-    results = {}
-    for name, run in [("gaussmix in memory", lambda: gaussmix_memory_fit(X, init, args.cores)),
-                      ("gaussmix on Dask", lambda: gaussmix_dask_fit(X, init, args.cores)),
-                      ("  without malloc trim",
-                       lambda: gaussmix_dask_fit(X, init, args.cores, trim=False)),
-                      ("Spark ML", lambda: spark_fit(X, args.cores))]:
-        results[name] = run()
-        seconds, loglik = results[name]
-        print(f"{name:20s} {seconds:8.3f} s/iteration   mean log-likelihood {loglik:.6f}",
+    results = gaussmix_fits(X, init, args.cores, args.rounds)
+    for round_ in range(args.rounds):
+        memory, on_dask = (results[name][round_][0] for name in results)
+        print(f"round {round_ + 1}: gaussmix in memory {memory:.3f} s/iteration, on Dask "
+              f"{on_dask:.3f} s/iteration, Dask / in memory {on_dask / memory:.2f}x",
               flush=True)
-    spark, dask_ = results["Spark ML"][0], results["gaussmix on Dask"][0]
-    print(f"Spark / gaussmix-on-Dask time per iteration: {spark / dask_:.1f}x "
+    best = {name: min(runs) for name, runs in results.items()}  # fastest round of each
+    best["Spark ML"] = spark_fit(X, args.cores)
+    for name, (seconds, loglik) in best.items():
+        print(f"{name:20s} {seconds:8.3f} s/iteration   mean log-likelihood {loglik:.6f}"
+              + ("" if name == "Spark ML" else f"   (best of {args.rounds})"))
+    spark, dask_ = best["Spark ML"][0], best["gaussmix on Dask"][0]
+    ratios = [d[0] / m[0] for m, d in zip(*results.values(), strict=True)]
+    print(f"Spark / gaussmix-on-Dask time per iteration: {spark / dask_:.1f}x; "
+          f"gaussmix on Dask / in memory: {dask_ / best['gaussmix in memory'][0]:.2f}x "
+          f"(best of each), {np.median(ratios):.2f}x (median of rounds) "
           f"(load average {os.getloadavg()[0]:.1f} after the run)")
-
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@ mid-fit changes nothing."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -47,16 +48,32 @@ def client():
     cluster.close()
 
 
-@pytest.fixture(params=["local", "distributed"])
+@pytest.fixture(params=["local", "graph", "futures"])
 def scheduler(request):
-    """The active scheduler: Dask's threads, or the LocalCluster's client."""
+    """The active scheduler (Dask's threads, or the LocalCluster's client) and
+    how the data are given: ``futures`` persists them on the client (passes on
+    the blocks' futures), the others do not (one graph per pass)."""
     if request.param == "local":
         with dask.config.set(scheduler="threads"):
-            yield None
+            yield None, request.param
     else:
         c = request.getfixturevalue("client")
         with dask.config.set(scheduler=c):
-            yield c
+            yield c, request.param
+
+
+def lazy(client, how, X, w=None):
+    """X and w as Dask arrays of ROWS_PER_BLOCK rows per block: persisted with
+    whole rows for ``how == "futures"``, else with X's columns split in two
+    blocks (which the source re-chunks)."""
+    columns = X.shape[1] if how == "futures" else 2
+    dX = da.from_array(X, chunks=(ROWS_PER_BLOCK, columns))
+    dw = None if w is None else da.from_array(w, chunks=ROWS_PER_BLOCK)
+    if how == "futures":
+        dX = client.persist(dX)
+        with client.as_current():
+            distributed.wait(dX)
+    return dX, dw
 
 
 def starts(X, w, covariance_type):
@@ -92,11 +109,11 @@ def test_fit_equals_in_memory_fit(data, scheduler, covariance_type, weighted):
     w = w if weighted else None
     init = starts(X, w, covariance_type)
     expected = fit(X, w, covariance_type=covariance_type, **init)
-    dX = da.from_array(X, chunks=(ROWS_PER_BLOCK, 2))  # columns split too
-    dw = None if w is None else da.from_array(w, chunks=ROWS_PER_BLOCK)
+    client, how = scheduler
+    dX, dw = lazy(client, how, X, w)
     got = fit(dX, dw, covariance_type=covariance_type, **init)
     assert_same_fit(got, expected)
-    if scheduler is not None:
+    if client is not None:
         return  # predictions run map_blocks, the same on any scheduler (and slower here)
     assert_array_equal(got.predict(dX).compute(), expected.predict(X))
     assert_allclose(got.predict_proba(dX).compute(), expected.predict_proba(X),
@@ -115,8 +132,51 @@ def test_local_and_distributed_fits_are_identical(data, client):
     with dask.config.set(scheduler="threads"):
         local = fit(dX, dw, **init)
     with dask.config.set(scheduler=client):
-        remote = fit(dX, dw, **init)
+        remote = fit(dX, dw, **init)  # one graph per pass
+        persisted = fit(*lazy(client, "futures", X, w), **init)  # on futures
     assert_same_fit(local, remote, rtol=0)  # same additions in the same order
+    assert_same_fit(local, persisted, rtol=0)
+
+
+def test_persisted_rows_pass_on_their_futures(data, client, monkeypatch):
+    X, w = data
+    dX = client.persist(da.from_array(X, chunks=(100, 3)))  # 12 blocks
+    with dask.config.set(scheduler=client):
+        source = DaskSource(dX, w)  # weights not persisted: computed once, scaled
+        blocks = source.persisted_blocks(client)
+        assert [x.key for x in blocks.rows] == [k for (k,) in dX.__dask_keys__()]
+        assert source.persisted_blocks(client) is blocks
+        assert DaskSource(da.from_array(X, chunks=(100, 2))
+                          ).persisted_blocks(client) is None  # re-chunked: a graph
+
+        def value(c):  # each chunk's value exact: the same bits on any worker
+            return np.array([math.fsum(c.X[:, 0] * c.sample_weight), len(c.X)])
+
+        def pass_(split_every):
+            return next(DaskTree(split_every=split_every).map(value, source))
+
+        expected = dask.compute(DaskTree(split_every=2).graph(value, source))[0]
+        monkeypatch.setattr(DaskTree, "graph", None)  # no graph from here on
+        with distributed.get_task_stream(client) as stream:
+            first = pass_(2)  # checks the blocks, places the weights by the rows
+        assert blocks.checked
+        assert_array_equal(first, expected)  # the same tree: the same additions
+        assert_allclose(first, [X[:, 0] @ (w / 4), len(X)], rtol=1e-12)
+        assert_array_equal(pass_(2), first)
+        assert_allclose(pass_(8), first, rtol=1e-14)  # 2 nodes of 8, added here
+    where = client.who_has(blocks.rows + blocks.weight_futures)
+    for x, w_ in zip(blocks.rows, blocks.weight_futures, strict=True):
+        assert set(where[w_.key]) <= set(where[x.key])  # weights next to their rows
+    bad = X.copy()
+    bad[500, 1] = np.nan
+    with dask.config.set(scheduler=client), pytest.raises(ValueError, match="NaN"):
+        GaussianMixture(3, means_init=X[:3]).fit(
+            client.persist(da.from_array(bad, chunks=(100, 3))))  # checked once
+    parts = [r for r in stream.data if str(r["key"]).startswith("gaussmix-pass")
+             and "-node-" not in r["key"] and "-sum-" not in r["key"]]
+    assert all(ss["action"] == "compute" for r in parts for ss in r["startstops"])
+    nodes = {(i // 2, holder) for i, holder in enumerate(blocks.holders)}
+    assert len(parts) == len(nodes)  # one task per worker and node, no transfer
 
 
 def test_default_initialisation_equals_in_memory(data):

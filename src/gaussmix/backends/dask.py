@@ -8,21 +8,28 @@ in (the loop and the fold do not know about Dask):
   optional weights as a 1-D array with the same row blocks, and says what it
   knows (rows, features, dtype). It brings its own reducer.
 - :class:`DaskTree` maps a chunk function over the blocks *on the workers*
-  and adds the results in a tree (``split_every`` values per node), so only
-  the final statistics value (a few K x d x d arrays) reaches the client.
-  Each pass is one graph: the chunk function (holding the parameters) is one
-  task that every block task depends on, so it travels to each worker once
-  per iteration; the blocks never travel to the client. Values are added in a
-  fixed order (block index, then tree level), so a fit does not depend on
-  the scheduler or the number of workers.
+  and adds the results in a tree (``split_every`` values per node); the
+  blocks never travel to the client, only a few statistics values (a few
+  K x d x d arrays each) do. Values are added in a fixed order (block index,
+  then tree level), so a fit does not depend on the scheduler, the number of
+  workers or where the blocks lie.
 
 The passes run on the active scheduler: a ``distributed.Client`` if one
-exists, otherwise Dask's local (threaded) scheduler.
+exists, otherwise Dask's local (threaded) scheduler, in one of two ways:
 
-Every EM iteration reads every block once. If the collection is not
-persisted, each iteration recomputes its whole graph (reading files again,
-redrawing random data...); call ``X = X.persist()`` (and the same for the
-weights) first when the rows fit in the cluster's memory.
+- rows **persisted on the client as they are fitted** (whole rows per block,
+  float32 or float64: ``X = X.rechunk({1: -1}).persist()``) are used where
+  they lie: each pass submits one task per worker and tree node on the
+  blocks' futures, with no Dask graph to build (see
+  :mod:`gaussmix.backends.dask_futures`). Their scaled weights are computed
+  once per fit and kept next to the rows (one float per row). This is the
+  fast path: the fixed cost of an iteration is a few scheduler round trips.
+- **any other collection** is fitted with one Dask graph per pass, computed
+  with ``dask.compute`` (the chunk function is one task every block task
+  depends on, so it travels to each worker once per pass). If it is not
+  persisted, each iteration recomputes its whole graph (reading files again,
+  redrawing random data...), with bounded memory; persist it first when the
+  rows fit in the cluster's memory.
 
 Initialisation draws a uniform random sample of at most
 :data:`gaussmix.engine.init.INIT_SAMPLE_ROWS` rows on the cluster
@@ -52,6 +59,7 @@ from ..engine.covariance import ComputeSpec
 from ..engine.reducers import Reducer, Sequential
 from ..engine.sources import Chunk, check_chunk, check_chunk_weights
 from ..engine.xp import array_namespace
+from .dask_futures import PersistedBlocks, active_client, block_futures, submit_pass
 
 T = TypeVar("T")
 
@@ -68,8 +76,12 @@ def is_dask_collection(X: Any) -> bool:
     return hasattr(X, "__dask_graph__") and hasattr(X, "__dask_keys__")
 
 
+def _distributed() -> Any:
+    return require("distributed", "dask", "fitting Dask arrays")
+
+
 def _dask() -> Any:
-    require("distributed", "dask", "fitting Dask arrays")
+    _distributed()
     return require("dask", "dask", "fitting Dask arrays")
 
 
@@ -120,10 +132,25 @@ class DaskSource:
         self.spec = ComputeSpec(array_namespace(np.empty(0, X.dtype)), X.dtype)
         self.sample_weight, self.weight_scale = _aligned_weights(sample_weight, X)
         self.chunk_size = chunk_size
+        self._persisted: PersistedBlocks | None = None
 
     @property
     def n_chunks(self) -> int:
         return len(self.X.chunks[0])
+
+    def persisted_blocks(self, client: Any) -> PersistedBlocks | None:
+        """The blocks' futures when the rows are persisted on ``client`` as they
+        are (None otherwise), kept for the source's later passes."""
+        if self._persisted is not None and self._persisted.client is client:
+            return self._persisted
+        rows = block_futures(self.X, client)
+        if rows is None:
+            return None
+        with client.as_current():
+            _distributed().wait(rows)  # their placement is needed
+        self._persisted = PersistedBlocks(client, rows, self.X.chunks[0],
+                                          self.sample_weight)
+        return self._persisted
 
     def reducer(self, local: Reducer | None = None) -> DaskTree:
         """The tree reducer for this source (``local`` for in-memory sources,
@@ -180,8 +207,8 @@ class DaskSource:
 
 @dataclass(frozen=True)
 class _Bound:
-    """The chunk function, wrapped so that a graph holds it as data: one task
-    that block tasks depend on, sent once to each worker."""
+    """The chunk function, wrapped so that a graph holds it as data (in a
+    graph: one task that block tasks depend on, sent once to each worker)."""
 
     func: Callable[[Any], Any]
 
@@ -191,9 +218,11 @@ class DaskTree:
     """Maps a chunk function over a :class:`DaskSource`'s blocks on the active
     Dask scheduler and adds the values in a tree on the workers.
 
-    :meth:`map` yields one value, the sum (what the engine's ``fold`` adds);
-    sources without Dask blocks (the in-memory initialisation sample) go to
-    ``local``.
+    :meth:`map` yields one value, the sum (what the engine's ``fold`` adds):
+    submitted on the blocks' futures for rows persisted on the active client,
+    else computed as one graph (:meth:`graph`). The chunk function's values may
+    be of any type with ``+``. Sources without Dask blocks (the in-memory
+    initialisation sample) go to ``local``.
     """
 
     split_every: int = SPLIT_EVERY
@@ -203,7 +232,13 @@ class DaskTree:
         if not isinstance(source, DaskSource):
             yield from self.local.map(func, source)
             return
-        yield _dask().compute(self.graph(func, source))[0]
+        client = active_client(source.X)
+        blocks = None if client is None else source.persisted_blocks(client)
+        if blocks is None:
+            yield _dask().compute(self.graph(func, source))[0]
+        else:
+            yield submit_pass(func, blocks, source.n_features, source.chunk_size,
+                              self.split_every)
 
     def graph(self, func: Callable[[Any], T], source: DaskSource) -> Any:
         """The pass as one delayed value: ``func`` held by one key that every
@@ -235,22 +270,30 @@ def _sum(values: Sequence[T]) -> T:
     return total
 
 
-def _split(X: np.ndarray, w: Any, n_features: int, size: int | None
-           ) -> Iterator[Chunk]:
-    """A block's chunks of at most ``size`` rows, checked (finite, shape)."""
-    X = check_chunk(X, n_features, "a block of the Dask array")
-    if w is not None:
-        w = check_chunk_weights(w, X.shape[0])
+def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
+           check: bool = True) -> Iterator[Chunk]:
+    """A block's chunks of at most ``size`` rows, checked (finite, shape)
+    unless ``check`` is False (a block already checked)."""
+    if check:
+        X = check_chunk(X, n_features, "a block of the Dask array")
+        if w is not None:
+            w = check_chunk_weights(w, X.shape[0])
     size = size or DEFAULT_CHUNK_ROWS
     for start in range(0, X.shape[0], size):
         stop = start + size
         yield Chunk(X[start:stop], None if w is None else w[start:stop])
 
 
+def _block_values(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
+                  size: int | None, check: bool = True) -> Any:
+    """The chunk function's values over one block, added in row order."""
+    return _sum([bound.func(chunk) for chunk in _split(X, w, n_features, size, check)])
+
+
 def _apply_block(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
                  size: int | None, index: int) -> Any:
-    """The chunk function's values over one block, added in row order."""
-    return _sum([bound.func(chunk) for chunk in _split(X, w, n_features, size)])
+    """:func:`_block_values` as a graph task (``index`` tells blocks apart)."""
+    return _block_values(bound, X, w, n_features, size)
 
 
 def _rows_of(X: np.ndarray, func: Callable[[Chunk], np.ndarray], n_features: int,
