@@ -66,11 +66,11 @@ def triangular_inverses(factors: np.ndarray, lower: bool) -> np.ndarray:
     trtri = get_lapack_funcs("trtri", (factors,))
     out = np.empty_like(factors)
     for k, t in enumerate(factors):
-        inv, info = trtri(t, lower=int(lower))
+        out[k], info = trtri(t, lower=int(lower))
         if info != 0:
             raise np.linalg.LinAlgError(f"triangular factor {k} is singular")
-        out[k] = np.tril(inv) if lower else np.triu(inv)
-    return out
+    # trtri leaves the other triangle as it found it: zero it for all at once.
+    return np.tril(out) if lower else np.triu(out)
 
 
 def upper_cholesky_of_matrix(precision: np.ndarray) -> np.ndarray:
