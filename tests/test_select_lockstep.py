@@ -202,3 +202,18 @@ def test_invalid_settings_fail_every_candidate_alike(data, shared):
     X, _ = data
     with pytest.raises(ValueError, match="Every candidate failed.*'tol' parameter"):
         select(X, (1, 2), ("diag",), tol=-1.0, shared_passes=shared, **SETTINGS)
+
+
+def test_lockstep_reports_each_shared_pass(data, capsys):
+    """Candidates in lockstep arrive only at the end: verbose output says after
+    every shared pass how many runs still iterate, down to none."""
+    X, _ = data
+    result = select(X, KS, TYPES, shared_passes=True, verbose=1, **SETTINGS)
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("[shared EM pass")]
+    longest = max(c.n_iter for c in result.table)
+    assert len(lines) == longest  # one line per pass, as many as the longest run
+    going = [int(line.split(": ")[1].split()[0]) for line in lines]
+    assert going == sorted(going, reverse=True)  # runs only ever stop
+    assert going[0] <= len(result.table)
+    assert going[-1] == 0 or longest == SETTINGS["max_iter"]

@@ -146,8 +146,12 @@ def run_em(
 
 
 def run_batch(source: DataSource, starts: Sequence[EMStart], settings: EMSettings,
-              *, isolate: bool = True) -> list[EMRun]:
+              *, isolate: bool = True,
+              on_pass: Callable[[int, int], Any] | None = None) -> list[EMRun]:
     """EM from every start in lockstep, one pass per iteration for all runs.
+
+    ``on_pass(n_iter, n_going)`` is called after each pass with the number of
+    runs still iterating (progress of a long batch).
 
     Each run stops on its own (converged, or ``max_iter``) and drops out of
     later passes; its iterations, lower bounds and parameters are those of
@@ -179,6 +183,8 @@ def run_batch(source: DataSource, starts: Sequence[EMStart], settings: EMSetting
                 runs[i].elapsed = t_last - t_start
                 _report_end(settings, runs[i], t_start)
         going = [i for i in going if not (runs[i].converged or runs[i].error)]
+        if on_pass is not None:
+            on_pass(n_iter, len(going))
         if not going:
             break
     return runs

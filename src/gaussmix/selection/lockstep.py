@@ -20,7 +20,7 @@ chunk sums where in-memory chunks differ in size).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ Fitted = tuple[Candidate, GaussianMixture | None, float]
 def fit_in_lockstep(
     X: Any, weights: np.ndarray | None, tasks: Sequence[Task],
     settings: dict[str, Any], threads: int | None,
+    on_pass: Callable[[int, int], Any] | None = None,
 ) -> list[Fitted]:
     """Fit every candidate from each of its starts in shared passes, keep each
     candidate's best start and score it: the rows :func:`~.candidates.fit_task`
@@ -53,7 +54,8 @@ def fit_in_lockstep(
     except RUN_ERRORS as err:
         return [_failed(k, cov, X, err, time.perf_counter() - t0)
                 for k, cov, _ in tasks]
-    runs = fit_runs(source, [m for group in models for m in group], settings, threads)
+    runs = fit_runs(source, [m for group in models for m in group], settings, threads,
+                    on_pass)
     fitted, rows = [], []
     for group in models:
         mine, runs = runs[:len(group)], runs[len(group):]

@@ -216,7 +216,8 @@ def em_source(X: Any, weights: np.ndarray | None, tasks: Sequence[tuple[int, str
 
 
 def fit_runs(source: DataSource, models: list[GaussianMixture],
-             settings: dict[str, Any], threads: int | None
+             settings: dict[str, Any], threads: int | None,
+             on_pass: Callable[[int, int], Any] | None = None
              ) -> list[EMRun | Exception]:
     """The run of every model from its start (or why it could not start),
     all in one batch of the engine's EM loop."""
@@ -235,5 +236,5 @@ def fit_runs(source: DataSource, models: list[GaussianMixture],
                     reg_covar=settings["reg_covar"],
                     reducer=reducer_for(resolve_threads(threads), source))
     with single_threaded_blas():
-        runs = run_batch(source, starts, em)
+        runs = run_batch(source, starts, em, on_pass=on_pass)
     return [runs[o] if isinstance(o, int) else o for o in outcome]

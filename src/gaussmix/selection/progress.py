@@ -43,6 +43,15 @@ class Reporter:
         if self._bar is not None:
             self._bar.advance(self._seed)
 
+    def shared_pass(self, n_iter: int, going: int) -> None:
+        """After a shared EM pass of candidates fitted in lockstep (whose rows
+        all arrive at the end): how many of their runs still iterate."""
+        what = f"shared EM pass {n_iter}: {going} run(s) still iterating"
+        if self._bar is not None:
+            self._bar.update(self._fit, description=f"fitting in lockstep ({what})")
+        if self.verbose:
+            print(f"[{what}]", flush=True)
+
     def fitted(self, row: Candidate) -> None:
         self.done += 1
         if self._bar is not None:

@@ -107,9 +107,12 @@ default='kmeans'
         candidates run in parallel each fit uses one thread, so that the two
         levels of parallelism do not oversubscribe the cores.
     verbose : int, default=0
-        1 prints a line per finished candidate.
+        1 prints a line per finished candidate and, for candidates fitted in
+        lockstep (see ``shared_passes``; they all finish together), a line
+        after each shared EM pass with the number of runs still iterating.
     progress : bool, default=False
-        Show a live progress bar on standard error (rich).
+        Show a live progress bar on standard error (rich); in lockstep its
+        description follows the shared passes.
     callback : callable, default=None
         Called with each :class:`Candidate` as soon as it is fitted (in the
         order they finish), e.g. to log progress.
@@ -183,7 +186,7 @@ default='kmeans'
         if _in_lockstep(shared_passes, X):
             fitted: Iterable[Any] = fit_in_lockstep(
                 X, weights, [(k, cov, starts[k][cov]) for k, cov in order], settings,
-                n_workers if n_workers > 1 else threads)
+                n_workers if n_workers > 1 else threads, report.shared_pass)
         else:
             fitted = run((fit_task, (X, weights, k, cov, starts[k][cov], settings,
                                      threads)) for k, cov in order)
