@@ -83,20 +83,31 @@ def fit_task(
         assert best is not None
         loglik, entropy, n = criteria_totals(best, X, weights, threads)
     except (ValueError, np.linalg.LinAlgError) as err:
-        nan = float("nan")
-        p = criteria.n_parameters(get_covariance_type(cov), k, n_features(X))
-        row = Candidate(k, cov, nan, p, nan, nan, nan, False, 0,
-                        time.perf_counter() - t0, str(err))
-        return row, None, nan
-    p = best._n_parameters()
+        return failed_row(k, cov, X, err, time.perf_counter() - t0), None, float("nan")
+    row = scored_row(k, cov, best, loglik, entropy, n, time.perf_counter() - t0)
+    return row, best, n
+
+
+def scored_row(k: int, cov: str, model: GaussianMixture, loglik: float,
+               entropy: float, n: float, seconds: float) -> Candidate:
+    """A fitted candidate's row: its criteria from the total log-likelihood,
+    classification entropy and total weight ``n`` of the rows."""
+    p = model._n_parameters()
     bic = criteria.bic(loglik, n, p)
-    row = Candidate(
+    return Candidate(
         n_components=k, covariance_type=cov, log_likelihood=loglik,
         n_parameters=p, bic=bic, aic=criteria.aic(loglik, p),
-        icl=bic + 2.0 * entropy, converged=best.converged_, n_iter=best.n_iter_,
-        time=time.perf_counter() - t0,
+        icl=bic + 2.0 * entropy, converged=model.converged_, n_iter=model.n_iter_,
+        time=seconds,
     )
-    return row, best, n
+
+
+def failed_row(k: int, cov: str, X: Any, err: Exception | None, seconds: float
+               ) -> Candidate:
+    """The row of a candidate whose fit failed: NaN criteria, the reason."""
+    nan = float("nan")
+    p = criteria.n_parameters(get_covariance_type(cov), k, n_features(X))
+    return Candidate(k, cov, nan, p, nan, nan, nan, False, 0, seconds, str(err))
 
 
 def n_features(X: Any) -> int:

@@ -25,10 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import criteria
-from ..engine.covariance import get_covariance_type
 from ..mixture import GaussianMixture
-from .candidates import n_features
+from .candidates import failed_row, scored_row
 from .passes import RUN_ERRORS, EMRun, Start, em_source, fit_runs, shared_criteria_totals
 from .result import Candidate
 
@@ -106,20 +104,11 @@ def _scored(tasks: Sequence[Task], models: list[GaussianMixture | None],
             out.append(_failed(k, cov, X, error, time.perf_counter() - t0))
             continue
         loglik, entropy, n = next(totals)
-        p = model._n_parameters()
-        bic = criteria.bic(loglik, n, p)
-        row = Candidate(
-            n_components=k, covariance_type=cov, log_likelihood=loglik,
-            n_parameters=p, bic=bic, aic=criteria.aic(loglik, p),
-            icl=bic + 2.0 * entropy, converged=model.converged_, n_iter=model.n_iter_,
-            time=outcome.elapsed + pass_time,
-        )
+        row = scored_row(k, cov, model, loglik, entropy, n, outcome.elapsed + pass_time)
         out.append((row, model, n))
     return out
 
 
 def _failed(k: int, cov: str, X: Any, err: Exception | None, seconds: float
             ) -> Fitted:
-    nan = float("nan")
-    p = criteria.n_parameters(get_covariance_type(cov), k, n_features(X))
-    return Candidate(k, cov, nan, p, nan, nan, nan, False, 0, seconds, str(err)), None, nan
+    return failed_row(k, cov, X, err, seconds), None, float("nan")
