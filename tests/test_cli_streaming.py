@@ -60,7 +60,7 @@ def _read(path):
     if path.suffix == ".npy":
         return np.load(path)
     if path.suffix == ".csv":
-        return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        return _parse(path.read_text())
     return np.column_stack([c.to_numpy() for c in pq.read_table(path).columns])
 
 
