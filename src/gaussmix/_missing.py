@@ -81,7 +81,7 @@ class MissingValuesMixin:
         if n_draws is not None and not (isinstance(n_draws, (int, np.integer))
                                         and not isinstance(n_draws, bool) and n_draws >= 1):
             raise ValueError(f"n_draws must be None or an int >= 1, got {n_draws!r}.")
-        source = ArraySource(X, None, est._chunk_size(X.shape[1]))
+        source = ArraySource(X, None, est._chunk_size(X.shape[1], X.shape[0]))
         kernel = MarginalKernel.build(est._piece, est._params, source.spec)
         if n_draws is None:
             parts = est._reducer(source).map(lambda c: kernel.impute(c.X), source)

@@ -137,7 +137,7 @@ class PartialFitMixin:
                 "per component. Pass a larger first batch or lower n_components."
             )
         weights = scale_weights(check_sample_weight(sample_weight, len(X)))
-        return est._marked(ArraySource(X, weights, est._chunk_size(X.shape[1])),
+        return est._marked(ArraySource(X, weights, est._chunk_size(X.shape[1], len(X))),
                            fitting=True)
 
 

@@ -134,7 +134,7 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
             "least one sample per component. Lower n_components or add data."
         )
     weights = scale_weights(check_sample_weight(sample_weight, n_samples))
-    return ArraySource(X, weights, est._chunk_size(n_features))
+    return ArraySource(X, weights, est._chunk_size(n_features, n_samples))
 
 
 def check_source(est: Any, source: Any, *, reset: bool) -> None:

@@ -22,6 +22,7 @@ from .engine.loop import Callback, EMRun, EMSettings, best_of_restarts
 from .engine.params import MixtureParams
 from .engine.reducers import Reducer, reducer_for
 from .engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weights
+from .engine.splitting import short_input_chunk
 from .engine.threads import resolve_threads, single_threaded_blas
 from .engine.xp import to_host
 from .inputs import (
@@ -309,10 +310,11 @@ default='kmeans'
     def _continues(self) -> bool:
         return bool(self.warm_start) and hasattr(self, "converged_")
 
-    def _chunk_size(self, n_features: int) -> int:
+    def _chunk_size(self, n_features: int, n_rows: int | None = None) -> int:
         if self.chunk_size is not None:
             return int(self.chunk_size)
-        return auto_chunk_size(self.n_components, n_features, self._piece)
+        rows = auto_chunk_size(self.n_components, n_features, self._piece)
+        return rows if n_rows is None else short_input_chunk(rows, n_rows)
 
     def _initial_params(
         self, source: DataSource, piece: CovarianceType,
@@ -362,7 +364,7 @@ default='kmeans'
         """Per-row results on validated data (an array or a data source):
         log_prob (n,), log_resp (n, K) or label (n,), as NumPy arrays."""
         source = X if is_data_source(X) else self._marked(ArraySource(
-            X, None, self._chunk_size(X.shape[1])), fitting=False)
+            X, None, self._chunk_size(*X.shape[::-1])), fitting=False)
         kernel = kernel_type(source).build(self._piece, self._params, source.spec)
         out = getattr(source, "result", to_host)  # torch: tensors for tensor input
         funcs = {

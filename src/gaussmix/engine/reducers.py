@@ -13,6 +13,8 @@ number of threads.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,16 +47,49 @@ class Sequential:
 class ThreadPool:
     """Chunks in a pool of ``n_threads`` threads, BLAS held to one thread each.
 
-    At most ``2 * n_threads`` chunks are read ahead, so memory stays bounded
-    for sources read from files or streams.
+    The threads are the process's :func:`shared_pool`, started once, not per
+    pass. At most ``2 * n_threads`` chunks are read ahead, so memory stays
+    bounded for sources read from files or streams.
     """
 
     n_threads: int
 
     def map(self, func: Callable[[Any], T], source: ChunkSource) -> Iterator[T]:
-        with single_threaded_blas(), ThreadPoolExecutor(self.n_threads) as pool:
-            yield from _bounded_ordered_map(pool, func, source.chunks(),
-                                            2 * self.n_threads)
+        with single_threaded_blas():
+            yield from _bounded_ordered_map(shared_pool(self.n_threads), func,
+                                            source.chunks(), 2 * self.n_threads)
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def shared_pool(n_threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``n_threads`` worker threads, started on first use.
+
+    Why not a pool per pass: a thread's first call into the compiled loops
+    (numba) costs about 2 ms (measured, 2026-11-28), which a pool started for
+    each pass paid at every EM iteration and every ``partial_fit`` call. Chunk
+    functions never wait on the pool themselves, so callers in several
+    threads may share it. A child process made by ``fork`` starts new pools
+    (the parent's threads do not exist there).
+    """
+    with _pools_lock:
+        pool = _pools.get(n_threads)
+        if pool is None:
+            pool = _pools[n_threads] = ThreadPoolExecutor(
+                n_threads, thread_name_prefix="gaussmix-chunks")
+        return pool
+
+
+def _forget_pools() -> None:
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def reducer_for(n_threads: int, source: ChunkSource | None = None) -> Reducer:

@@ -1,0 +1,106 @@
+"""Short inputs are cut so that threads share them; chunk threads are started once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+from gaussmix import GaussianMixture
+from gaussmix.engine import reducers
+from gaussmix.engine.sources import ArraySource
+from gaussmix.engine.splitting import short_input_chunk
+
+
+@pytest.mark.parametrize("n_rows", [1, 999, 1000, 1999, 2000, 3999, 4000, 4001, 5000,
+                                    12_345, 1_000_000])
+def test_short_input_pieces_cover_the_rows_evenly(n_rows):
+    chunk = short_input_chunk(1000, n_rows)
+    pieces = -(-n_rows // chunk)
+    assert 1 <= chunk <= 1000
+    assert pieces in (1, 2, 4) or chunk == 1000
+    if pieces > 1:  # never a piece below a quarter of a chunk
+        assert n_rows - (pieces - 1) * chunk >= 250 or chunk == 1000
+
+
+def _blobs(n, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 2.0], [0.0, 7.0, -3.0]])
+    return centres[rng.integers(3, size=n)] + rng.standard_normal((n, 3))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied", "spherical"])
+def test_a_cut_batch_streams_as_one_chunk_does(covariance_type):
+    X = _blobs(40_000)
+    start = GaussianMixture(3, covariance_type=covariance_type, random_state=0,
+                            max_iter=2).fit(X)
+    init = dict(weights_init=start.weights_, means_init=start.means_,
+                precisions_init=start.precisions_)
+    cut = GaussianMixture(3, covariance_type=covariance_type, n_threads=2, **init)
+    whole = GaussianMixture(3, covariance_type=covariance_type, chunk_size=len(X),
+                            n_threads=1, **init)
+    assert cut._chunk_size(X.shape[1], len(X)) < len(X)  # the batch is cut
+    for part in np.array_split(X, 3):
+        cut.partial_fit(part)
+        whole.partial_fit(part)
+    np.testing.assert_allclose(cut.means_, whole.means_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cut.covariances_, whole.covariances_, rtol=1e-12)
+    np.testing.assert_allclose(cut.weights_, whole.weights_, rtol=1e-12)
+
+
+def test_fit_on_short_input_does_not_depend_on_threads():
+    X = _blobs(40_000, seed=1)
+    one = GaussianMixture(3, random_state=0, n_threads=1).fit(X)
+    two = GaussianMixture(3, random_state=0, n_threads=2).fit(X)
+    source = ArraySource(X, None, one._chunk_size(X.shape[1], len(X)))
+    assert source.n_chunks > 1  # cut, the same way for both
+    np.testing.assert_array_equal(one.means_, two.means_)
+    np.testing.assert_array_equal(one.covariances_, two.covariances_)
+
+
+def _names_of_threads_used(func):
+    seen = set()
+
+    def record(chunk):
+        seen.add(threading.current_thread().name)
+        return 0
+
+    source = ArraySource(np.zeros((40, 2)), None, 5)
+    for _ in range(3):
+        assert sum(reducers.ThreadPool(2).map(record, source)) == 0
+    return seen
+
+
+def test_chunk_threads_are_started_once_and_shared():
+    seen = _names_of_threads_used(None)
+    assert 1 <= len(seen) <= 2  # three passes, the same (at most two) threads
+    assert all(name.startswith("gaussmix-chunks") for name in seen)
+    assert reducers.shared_pool(2) is reducers.shared_pool(2)
+
+
+def _threaded_fit():
+    # No k-means start: GNU OpenMP, which k-means uses, hangs in a forked child
+    # of a process that used it (scikit-learn's own GaussianMixture too).
+    return GaussianMixture(3, random_state=0, n_threads=2, chunk_size=500,
+                           init_params="random_from_data").fit(_blobs(3000, seed=2))
+
+
+def _fit_in_child(queue):
+    queue.put(float(_threaded_fit().lower_bound_))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                    reason="needs the fork start method")
+def test_a_forked_child_starts_its_own_threads():
+    here = _threaded_fit()  # the parent's chunk threads exist
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_fit_in_child, args=(queue,))
+    child.start()
+    child.join(60)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0  # no hang on the parent's (absent) threads
+    assert queue.get(timeout=5) == pytest.approx(here.lower_bound_, rel=1e-12)
