@@ -11,18 +11,21 @@ import pytest
 from gaussmix import GaussianMixture
 from gaussmix.engine import reducers
 from gaussmix.engine.sources import ArraySource
-from gaussmix.engine.splitting import short_input_chunk
+from gaussmix.engine.splitting import even_chunk_rows
 
 
 @pytest.mark.parametrize("n_rows", [1, 999, 1000, 1999, 2000, 3999, 4000, 4001, 5000,
-                                    12_345, 1_000_000])
-def test_short_input_pieces_cover_the_rows_evenly(n_rows):
-    chunk = short_input_chunk(1000, n_rows)
+                                    12_345, 15_999, 16_001, 1_000_000])
+def test_pieces_are_even_and_not_too_small(n_rows):
+    chunk = even_chunk_rows(1000, n_rows)
     pieces = -(-n_rows // chunk)
-    assert 1 <= chunk <= 1000
-    assert pieces in (1, 2, 4) or chunk == 1000
-    if pieces > 1:  # never a piece below a quarter of a chunk
-        assert n_rows - (pieces - 1) * chunk >= 250 or chunk == 1000
+    sizes = [min(chunk, n_rows - i * chunk) for i in range(pieces)]
+    assert 1 <= chunk <= 1000 and sum(sizes) == n_rows
+    assert max(sizes) - min(sizes) < pieces  # equal but for the rounding
+    if pieces < 16:
+        assert pieces in (1, 2) or pieces % 4 == 0  # even work for 2 or 4 threads
+    if pieces > 1:
+        assert min(sizes) >= 250 - pieces  # at least about a quarter of a chunk
 
 
 def _blobs(n, seed=0):
