@@ -107,3 +107,23 @@ def test_a_forked_child_starts_its_own_threads():
         child.kill()
     assert child.exitcode == 0  # no hang on the parent's (absent) threads
     assert queue.get(timeout=5) == pytest.approx(here.lower_bound_, rel=1e-12)
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_nested_blas_limits_keep_the_outer_one_until_it_ends():
+    from gaussmix.engine.threads import single_threaded
+
+    outside = _blas_threads()
+    with single_threaded(user_api=None):
+        with single_threaded():  # a pass inside a fit: nothing to do
+            assert all(n == 1 for n in _blas_threads())
+        assert all(n == 1 for n in _blas_threads())  # not undone by the inner exit
+    assert _blas_threads() == outside
+    with single_threaded():
+        assert all(n == 1 for n in _blas_threads())
+    assert _blas_threads() == outside

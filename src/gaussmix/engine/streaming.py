@@ -82,10 +82,9 @@ def blend(running: SuffStats | None, batch: SuffStats, rho: float) -> SuffStats:
     """
     if not 0.0 < rho <= 1.0:
         raise ValueError(f"The step size must be in (0, 1], got {rho!r}.")
-    per_row = batch.scaled(1.0 / batch.weight)
     if running is None or rho == 1.0:
-        return per_row
-    return running.scaled(1.0 - rho) + per_row.scaled(rho)
+        return batch.scaled(1.0 / batch.weight)
+    return running.scaled(1.0 - rho) + batch.scaled(rho / batch.weight)
 
 
 def stream_step(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import threading
+from collections.abc import Iterator
 
 
 def resolve_threads(n_threads: int | None) -> int:
@@ -75,7 +78,11 @@ def _controller():  # noqa: ANN202 - a threadpoolctl.ThreadpoolController
     return ThreadpoolController()
 
 
-def single_threaded(user_api: str | None = "blas"):  # noqa: ANN201 - a context
+_held = threading.local()  # which limits this thread is inside, and how deep
+
+
+@contextlib.contextmanager
+def single_threaded(user_api: str | None = "blas") -> Iterator[None]:
     """Context in which BLAS (``user_api="blas"``) or every thread pool
     (``user_api=None``: BLAS and OpenMP, as k-means uses) runs one thread.
 
@@ -83,9 +90,21 @@ def single_threaded(user_api: str | None = "blas"):  # noqa: ANN201 - a context
     selection) instead: the per-chunk products are too small for threaded
     BLAS, and idle BLAS threads spin on the cores the chunk threads need. Hold
     it around a whole fit, not just the E-steps. The libraries are looked up
-    once, on first use; any loaded after that are not limited.
+    once, on first use; any loaded after that are not limited. Entered again
+    inside a limit at least as wide, in the same thread (a pass inside a fit),
+    it does nothing: setting the limits costs 30-80 us a time, which
+    ``partial_fit`` on small batches paid twice per call.
     """
-    return _controller().limit(limits=1, user_api=user_api)
+    depth: dict[str | None, int] = _held.__dict__.setdefault("depth", {})
+    if depth.get(None) or depth.get(user_api):
+        yield
+        return
+    with _controller().limit(limits=1, user_api=user_api):
+        depth[user_api] = depth.get(user_api, 0) + 1
+        try:
+            yield
+        finally:
+            depth[user_api] -= 1
 
 
 #: The engine's name for :func:`single_threaded` with BLAS only (the default).

@@ -62,6 +62,7 @@ def centre_groups(
 
 
 def _weighted_mean(means: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    if weights.sum() > 0:
-        return np.average(means, axis=0, weights=weights)
+    total = weights.sum()
+    if total > 0:  # np.average's checks cost more than the product here
+        return (weights @ means) / total
     return means.mean(axis=0)
