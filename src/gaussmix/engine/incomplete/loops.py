@@ -25,8 +25,10 @@ component at a time, with every step vectorised over the rows of the tile
   :func:`_lanes_generic` does the same as loops over the rows.
 
 Then the responsibilities by log-sum-exp over K, and the moments about the
-component means: ``sum g f`` and ``sum g f f^T`` (the latter one BLAS product
-``G F^T``) and ``g L_mm^-1`` added at each row's missing rows and columns (a
+component means: ``sum g f`` and ``sum g f f^T`` (the latter by the complete
+kernel's 4 x 4-block loops over the lower triangle with the responsibilities
+multiplied in, :func:`..fused.moments.second_moments`, for which ``F`` has
+its rows padded with zeros to a multiple of four) and ``g L_mm^-1`` added at each row's missing rows and columns (a
 scatter). Each tile's missing pairs become flat indices once, for the gathers
 of ``L_mm`` and the scatter of every component. Second moments are
 accumulated in lower triangles (the caller mirrors them). Everything is
@@ -55,6 +57,7 @@ import numpy as np
 from numba import njit
 
 from ..fused.loops import _exp_shifted
+from ..fused.moments import padded, second_moments
 from .lanes import LANES, QMAX, lanes
 from .lanes_source import layout as _layout
 
@@ -297,10 +300,17 @@ def _gather_blocks(pairs, n, q, PT, Wt, s):  # noqa: ANN001, ANN202
 
 
 @_jit
+def _head(Fk, d):  # noqa: ANN001, ANN202
+    """The first d rows of a component's padded residuals (dp, n), as a
+    contiguous array (for the BLAS product of :func:`_condition`)."""
+    return Fk.reshape(Fk.size)[:d * Fk.shape[1]].reshape((d, Fk.shape[1]))
+
+
+@_jit
 def _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF, cov,
                  work, generic, sc):  # noqa: ANN001, ANN202
     """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
-    the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, d, n) and
+    the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, dp, n) and
     each component's rows of :func:`.lanes_source.layout` into ``Wt[k]``
     (with ``L_mm^-1`` when ``cov``). Returns a status (1 where a score is
     NaN: a distance of a row far out came as ``inf - inf``)."""
@@ -310,7 +320,7 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s,
     if not diagonal:
         _gather_blocks(pairs, n, q, PT, Wt, s)
     for k in range(K):
-        Fk, P, Wk = F[k], prec[k], Wt[k]
+        Fk, P, Wk = _head(F[k], d), prec[k], Wt[k]
         _residuals(XT, n, q, M, means[k], Fk)
         if diagonal:
             det, low, maha = work[1], work[2], work[4]
@@ -375,30 +385,25 @@ def _responsibilities(sc, n, rows, t0, w, acc, top, total, bits):  # noqa: ANN00
 
 
 @_lanes_jit
-def _add_moments(Fk, g, n, G, S, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
-    """``s1k += sum_r g_r f_r``, ``s2k += sum_r g_r f_r f_r^T`` (lower
-    triangle, or diagonal; the full case as one BLAS product ``G F^T`` into
-    ``S`` (d, d)); returns ``sum_r g_r``."""
-    d = Fk.shape[0]
+def _add_moments(Fk, g, n, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
+    """``s1k += sum_r g_r f_r`` over the first d rows of ``Fk`` (dp, n), and
+    for diagonal precisions the diagonal of ``sum_r g_r f_r f_r^T`` into
+    ``s2k``; returns ``sum_r g_r``. (The full second moments are
+    :func:`..fused.moments.second_moments`'.)"""
+    d = s1k.shape[0]
     total = 0.0
     for r in range(n):
         total += g[r]
     for a in range(d):
         s = 0.0
         for r in range(n):
-            G[a, r] = g[r] * Fk[a, r]
-            s += G[a, r]
+            s += g[r] * Fk[a, r]
         s1k[a] += s
         if diagonal:
             s = 0.0
             for r in range(n):
-                s += G[a, r] * Fk[a, r]
+                s += g[r] * Fk[a, r] * Fk[a, r]
             s2k[a, a] += s
-    if not diagonal:
-        np.dot(G, Fk.T, S)
-        for a in range(d):
-            for b in range(a + 1):
-                s2k[a, b] += S[a, b]
     return total
 
 
@@ -427,9 +432,9 @@ def _buffers(K, d):  # noqa: ANN001, ANN202
     cap = max(1, min(TILE, BUDGET // (K * d)))
     M = np.empty((d, cap), np.int64)  # missing columns, (q, rows) in use
     XT = np.empty((d, cap))
-    # F (K, d, rows) and PF (d, rows) are cut to each tile's rows by
+    # F (K, dp, rows) and PF (d, rows) are cut to each tile's rows by
     # _tile_views, so that the BLAS products get contiguous arrays.
-    F, PF = np.empty(K * d * cap), np.empty(d * cap)
+    F, PF = np.empty(K * padded(d) * cap), np.empty(d * cap)
     # Each component's rows of lanes_source.layout: stride LANES up to QMAX,
     # else the tile's rows (at most BUDGET / (K q^2), or one).
     rows = np.empty(K * max(layout(QMAX)[0] * LANES, BUDGET // K + layout(d)[0]))
@@ -441,7 +446,8 @@ def _buffers(K, d):  # noqa: ANN001, ANN202
 @_jit
 def _tile_views(F, PF, rows, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
     """The flat buffers of :func:`_buffers` as contiguous arrays for a tile of
-    n rows: F (K, d, n), PF (d, n), each component's rows (K, rows x s) and
+    n rows: F (K, dp, n) with its rows from d on zero (dp = padded(d), for
+    :func:`..fused.moments.second_moments`), PF (d, n), each component's rows (K, rows x s) and
     their stride s, and the pairs (q, q, n), whose lower triangles get the
     flat indices ``m_a d + m_b`` of each lane's missing pairs (found once
     for all K components)."""
@@ -452,7 +458,13 @@ def _tile_views(F, PF, rows, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
                 P[a, b, r] = M[a, r] * d + M[b, r]
     s = LANES if q <= QMAX and n <= LANES else n
     size = layout(q)[0] * s
-    return (F[:K * d * n].reshape((K, d, n)), PF[:d * n].reshape((d, n)),
+    dp = padded(d)
+    F3 = F[:K * dp * n].reshape((K, dp, n))
+    for k in range(K):
+        for j in range(d, dp):
+            for r in range(n):
+                F3[k, j, r] = 0.0
+    return (F3, PF[:d * n].reshape((d, n)),
             rows[:K * size].reshape((K, size)), s, P)
 
 
@@ -466,7 +478,11 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
     PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
-    S = np.empty((d, d))
+    # full second moments in padded lower-triangular blocks, added to s2 at
+    # the end (second_moments also writes above the diagonal in its blocks)
+    dp = padded(d)
+    S2 = np.zeros((K, dp, dp)) if not diagonal else np.zeros((K, 0, 0))
+    scaled = np.empty((4, sc.shape[1]))
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
@@ -479,9 +495,16 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
         if not _responsibilities(sc, n, rows, t0, w, acc, work[0], work[1], bits):
             return 1
         for k in range(K):
-            nk[k] += _add_moments(F[k], sc[k], n, PF, S, s1[k], s2[k], diagonal)
+            nk[k] += _add_moments(F[k], sc[k], n, s1[k], s2[k], diagonal)
+            if not diagonal:
+                second_moments(F[k], sc[k], -np.inf, d, scaled, S2[k])
             _add_conditional(sc[k], n, q, M, pairs, prec[k], Wt[k], s, diagonal, s2[k])
         t0 += n
+    if not diagonal:
+        for k in range(K):
+            for a in range(d):
+                for b in range(a + 1):
+                    s2[k, a, b] += S2[k, a, b]
     return 0
 
 
