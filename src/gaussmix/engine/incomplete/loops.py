@@ -175,14 +175,14 @@ def _logs(v, n, out, scratch):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _residuals(XT, n, q, M, mean, Fk):  # noqa: ANN001, ANN202
-    """``Fk[:, r] = x_r - mean`` with the missing entries zeroed."""
+def _residuals(XT, n, mean, Fk):  # noqa: ANN001, ANN202
+    """``Fk[:, r] = x_r - mean`` with the missing entries zeroed: those of
+    ``XT`` are NaN, and a select on ``v == v`` vectorises where a scatter
+    through ``M`` would not."""
     for j in range(XT.shape[0]):
         for r in range(n):
-            Fk[j, r] = XT[j, r] - mean[j]
-    for a in range(q):
-        for r in range(n):
-            Fk[M[a, r], r] = 0.0
+            v = XT[j, r] - mean[j]
+            Fk[j, r] = v if v == v else 0.0
 
 
 @_jit
@@ -321,7 +321,7 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s,
         _gather_blocks(pairs, n, q, PT, Wt, s)
     for k in range(K):
         Fk, P, Wk = _head(F[k], d), prec[k], Wt[k]
-        _residuals(XT, n, q, M, means[k], Fk)
+        _residuals(XT, n, means[k], Fk)
         if diagonal:
             det, low, maha = work[1], work[2], work[4]
             for r in range(n):
