@@ -28,9 +28,10 @@ Then the responsibilities by log-sum-exp over K, and the moments about the
 component means: ``sum g f`` and ``sum g f f^T`` (the latter by the complete
 kernel's 4 x 4-block loops over the lower triangle with the responsibilities
 multiplied in, :func:`..fused.moments.second_moments`, for which ``F`` has
-its rows padded with zeros to a multiple of four) and ``g L_mm^-1`` added at each row's missing rows and columns (a
-scatter). Each tile's missing pairs become flat indices once, for the gathers
-of ``L_mm`` and the scatter of every component. Second moments are
+its rows padded with zeros to a multiple of four) and ``g L_mm^-1`` added
+at each row's missing rows and columns (a scatter, all K components at once,
+:func:`_add_conditionals`). Each tile's missing pairs become flat indices
+once, for the gathers of ``L_mm`` and the scatter. Second moments are
 accumulated in lower triangles (the caller mirrors them). Everything is
 float64.
 
@@ -408,21 +409,30 @@ def _add_moments(Fk, g, n, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _add_conditional(g, n, q, M, pairs, P, Wk, s, diagonal, s2k):  # noqa: ANN001, ANN202
-    """``s2k[m, m] += g_r L_mm^-1`` for each lane r (lower triangle), from
-    the rows of ``L_mm^-1`` in ``Wk`` (stride s), or ``g_r / L_mm`` on the
-    diagonal for diagonal precisions. A scatter: the lanes' targets collide."""
-    if diagonal:
-        for a in range(q):
-            for r in range(n):
-                s2k[M[a, r], M[a, r]] += g[r] / P[M[a, r], M[a, r]]
-        return
-    flat = s2k.reshape(s2k.size)
+def _add_conditional_diagonal(g, n, q, M, P, s2k):  # noqa: ANN001, ANN202
+    """``s2k[m, m] += g_r / P_mm`` for each lane r: the conditional variances
+    for diagonal precisions."""
+    for a in range(q):
+        for r in range(n):
+            s2k[M[a, r], M[a, r]] += g[r] / P[M[a, r], M[a, r]]
+
+
+@_jit
+def _add_conditionals(sc, n, q, pairs, Wt, s, C):  # noqa: ANN001, ANN202
+    """``C[m_a d + m_b, k] += g_kr (L_mm^-1)_ab`` for each lane r and
+    component k (lower triangle), ``g`` the responsibilities ``sc`` (K, n),
+    ``L_mm^-1`` in the rows of each ``Wt[k]`` (stride s). ``C`` (d * d, K)
+    keeps a pair's K entries side by side: one scatter per lane and pair
+    serves every component (the lanes' targets collide; their chains of
+    dependent additions are K entries wide instead of one)."""
+    K = sc.shape[0]
     for a in range(q):
         for b in range(a + 1):
             row = (a * (a + 1) // 2 + b) * s
             for r in range(n):  # no branch on g = 0 (unpredictable, and adds 0)
-                flat[pairs[a, b, r]] += g[r] * Wk[row + r]
+                Cp = C[pairs[a, b, r]]
+                for k in range(K):
+                    Cp[k] += sc[k, r] * Wt[k, row + r]
 
 
 @_jit
@@ -482,6 +492,7 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     # the end (second_moments also writes above the diagonal in its blocks)
     dp = padded(d)
     S2 = np.zeros((K, dp, dp)) if not diagonal else np.zeros((K, 0, 0))
+    C = np.zeros((d * d, K))  # the conditional covariances, see _add_conditionals
     scaled = np.empty((4, sc.shape[1]))
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
@@ -496,15 +507,18 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
             return 1
         for k in range(K):
             nk[k] += _add_moments(F[k], sc[k], n, s1[k], s2[k], diagonal)
-            if not diagonal:
+            if diagonal:
+                _add_conditional_diagonal(sc[k], n, q, M, prec[k], s2[k])
+            else:
                 second_moments(F[k], sc[k], -np.inf, d, scaled, S2[k])
-            _add_conditional(sc[k], n, q, M, pairs, prec[k], Wt[k], s, diagonal, s2[k])
+        if not diagonal:
+            _add_conditionals(sc, n, q, pairs, Wt, s, C)
         t0 += n
     if not diagonal:
         for k in range(K):
             for a in range(d):
                 for b in range(a + 1):
-                    s2[k, a, b] += S2[k, a, b]
+                    s2[k, a, b] += S2[k, a, b] + C[a * d + b, k]
     return 0
 
 
