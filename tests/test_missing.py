@@ -417,6 +417,30 @@ def test_compiled_loops_equal_the_numpy_reference(monkeypatch, cov_type, weighte
 
 
 @needs_numba
+@pytest.mark.parametrize("complete_share", [0.03, 0.5])
+def test_compiled_chunks_with_few_or_many_complete_rows(monkeypatch, complete_share):
+    # few complete rows go through the compiled loops with the others, many
+    # through the ordinary kernel; both give the reference's statistics
+    from gaussmix.engine.incomplete.kernel import COMPLETE_SHARE_IN_LOOPS
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(500, 4)) * 2.0 + rng.integers(0, 3, 500)[:, None]
+    incomplete = rng.random(len(X)) >= complete_share
+    X[incomplete, rng.integers(0, 4, incomplete.sum())] = np.nan
+    share = 1 - incomplete.mean()
+    assert (share < COMPLETE_SHARE_IN_LOOPS) == (complete_share < COMPLETE_SHARE_IN_LOOPS)
+    sw = rng.uniform(0.1, 3.0, len(X))
+    ref = _kernel_stats(monkeypatch, "reference", "full", X, sw)[0]
+    fast = _kernel_stats(monkeypatch, "fused", "full", X, sw)[0]
+    for name in ("nk", "s1", "s2"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(ref, name),
+                                   rtol=1e-12, atol=1e-12 * np.abs(ref.s2).max())
+    assert fast.loglik == pytest.approx(ref.loglik, rel=1e-12)
+    assert (fast.weight, fast.min_weight) == pytest.approx((ref.weight, ref.min_weight),
+                                                           rel=1e-12)
+
+
+@needs_numba
 def test_compiled_loops_for_every_number_of_missing_coordinates(monkeypatch):
     # d = 11: rows missing 1..10 coordinates, each count in its own tiles, so
     # that every generated per-lane kernel (q <= QMAX) and the loops beyond

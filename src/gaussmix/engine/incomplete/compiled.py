@@ -56,6 +56,15 @@ def loops_for(n_rows: int, n_components: int, n_features: int) -> ModuleType | N
     return _import() if due or _import.cache_info().currsize else None
 
 
+def loaded() -> ModuleType | None:
+    """The compiled loops where they are in use already (``fused``, or
+    ``auto`` once they were loaded), without counting work; else None."""
+    choice = mode()
+    if choice == "reference" or (choice == "auto" and not _import.cache_info().currsize):
+        return None
+    return loops_for(0, 1, 1)
+
+
 @functools.cache
 def _import() -> ModuleType | None:
     """The loops module, None where numba is missing or fails to import."""

@@ -51,12 +51,17 @@ from ..logspace import log_normalise
 from ..params import MixtureParams
 from ..stats import SuffStats
 from ..xp import to_host
-from .compiled import loops_for
+from .compiled import loaded, loops_for
 from .conditional import Conditionals, Marginals, conditionals
 from .patterns import Block, pattern_blocks
 
 # nk (K,), s1 (K, d), full s2 (K, d, d) about the component means, loglik
 Moments = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+# In a float64 chunk with missing values, the complete rows go through the
+# compiled loops with the others while they are fewer than this share of the
+# chunk (the ordinary kernel is faster per row, but has a fixed cost per call).
+COMPLETE_SHARE_IN_LOOPS = 1 / 8
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,11 @@ class MarginalKernel:
     def statistics(self, X: Any, sample_weight: Any = None) -> SuffStats:
         """Sufficient statistics of one chunk (NaN entries missing at random)."""
         X = to_host(X, X.dtype)
+        loops = loaded()
+        if loops is not None:
+            stats = self._loops_statistics(loops, X, sample_weight)
+            if stats is not None:
+                return stats
         mask = np.isnan(X)
         complete = _missing_counts(mask) == 0
         if complete.all():
@@ -88,15 +98,48 @@ class MarginalKernel:
                 X[complete], None if w is None else w[complete]) + stats
         return stats
 
+    def _loops_statistics(self, loops: Any, X: np.ndarray, sample_weight: Any
+                          ) -> SuffStats | None:
+        """:meth:`statistics` when the compiled loops are in use already: the
+        rows sorted by their number of NaN in one compiled pass, and a few
+        complete rows taken with the others (no call of the ordinary kernel
+        for them); None where a row needs the reference's handling."""
+        X64 = np.ascontiguousarray(X, dtype=np.float64)
+        order = np.empty(len(X64), np.intp)
+        n_complete = int(loops.by_count(X64, order))
+        if n_complete == len(X64):
+            return self.base.statistics(X, sample_weight)
+        w = None if sample_weight is None else to_host(sample_weight)
+        # (float32 complete rows stay with the ordinary kernel, which computes
+        # them in float32 as it does in chunks without NaN)
+        alone = (n_complete >= COMPLETE_SHARE_IN_LOOPS * len(X64)
+                 or X.dtype != np.float64)
+        rows = order[n_complete:] if alone else order
+        moments = self._run_loops(loops, X64, rows, w)
+        if moments is None:
+            return None
+        stats = self._stats(moments, rows, w)
+        if alone:
+            complete = order[:n_complete]
+            stats = self.base.statistics(
+                X[complete], None if w is None else w[complete]) + stats
+        return stats
+
     def _incomplete_statistics(self, X: np.ndarray, mask: np.ndarray, rows: np.ndarray,
                                w: np.ndarray | None) -> SuffStats:
         moments = self._compiled_moments(X, mask, w)
-        nk, s1, s2, loglik = moments or self._reference_moments(X, mask, w)
+        return self._stats(moments or self._reference_moments(X, mask, w), rows, w)
+
+    def _stats(self, moments: Moments, rows: np.ndarray, w: np.ndarray | None
+               ) -> SuffStats:
+        """The statistics value of the moments of ``rows`` (a mask or indices)."""
+        nk, s1, s2, loglik = moments
         ww = None if w is None else w[rows]
         stats = SuffStats(
             covariance_type=self.piece.name, nk=nk, s1=s1,
             s2=self.piece.reduce_full_s2(s2), shift=self.model.means, loglik=loglik,
-            weight=float(rows.sum()) if ww is None else float(ww.sum()),
+            weight=float(np.count_nonzero(rows) if rows.dtype == bool else rows.size)
+            if ww is None else float(ww.sum()),
             min_weight=1.0 if ww is None else _min_positive(ww),
         )
         return stats.recentred(self.base.state.shift)
@@ -129,8 +172,15 @@ class MarginalKernel:
         loops = loops_for(len(rows), K, d)
         if loops is None:
             return None
-        X64 = np.ascontiguousarray(X, dtype=np.float64)
-        w64 = np.ones(len(X)) if w is None else np.ascontiguousarray(w, np.float64)
+        return self._run_loops(loops, np.ascontiguousarray(X, dtype=np.float64), rows, w)
+
+    def _run_loops(self, loops: Any, X64: np.ndarray, rows: np.ndarray,
+                   w: np.ndarray | None) -> Moments | None:
+        """The moments of ``X64[rows]`` (rows sorted by their number of NaN)
+        from the compiled loops; None where a row needs the reference."""
+        m = self.model
+        K, d = m.means.shape
+        w64 = np.ones(len(X64)) if w is None else np.ascontiguousarray(w, np.float64)
         nk, s1, s2, acc = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)), np.zeros(1)
         if loops.statistics(X64, rows, w64, *m.arguments(), nk, s1, s2, acc):
             return None

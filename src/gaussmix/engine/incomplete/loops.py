@@ -89,6 +89,28 @@ _ATANH = tuple(2.0 / (2 * j + 3) for j in range(10, -1, -1))
 
 
 @_jit
+def by_count(X, order):  # noqa: ANN001, ANN201
+    """The rows of X ordered by their number of NaN (stable: a counting
+    sort, one pass over X) into ``order`` (n,); returns the number of
+    complete rows, which come first."""
+    n, d = X.shape
+    count = np.empty(n, np.int64)
+    start = np.zeros(d + 2, np.int64)
+    for i in range(n):
+        q = 0
+        for j in range(d):
+            q += np.isnan(X[i, j])
+        count[i] = q
+        start[q + 1] += 1
+    for q in range(d + 1):
+        start[q + 1] += start[q]
+    for i in range(n):
+        order[start[count[i]]] = i
+        start[count[i]] += 1
+    return start[0]
+
+
+@_jit
 def _missing_of(X, i, M, XT, r):  # noqa: ANN001, ANN202
     """Row ``X[i]`` into ``XT[:, r]`` and its missing (NaN) columns into
     ``M[:, r]``; returns their number. Branch-free (whether an entry is NaN
