@@ -96,7 +96,9 @@ def correlated_full_params(d, K=3, seed=2):
     return MixtureParams(np.array([0.5, 0.3, 0.2][:K]), means, covariances, chol)
 
 
-@pytest.mark.parametrize("d", [6, 9])  # padded to 8 and 12 features: several blocks
+# padded to 8 and 12 features: several blocks; 5 to 8 features are whitened
+# by compiled rows (6 reads the row of ones beyond d), others by one product
+@pytest.mark.parametrize("d", [6, 8, 9])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 def test_full_statistics_match_reference_in_more_dimensions(monkeypatch, d, dtype, rtol):
     params = correlated_full_params(d)
@@ -110,6 +112,20 @@ def test_full_statistics_match_reference_in_more_dimensions(monkeypatch, d, dtyp
     if dtype == np.float64:
         assert np.allclose(fast.log_likelihood(X), reference.log_likelihood(X),
                            rtol=1e-12, atol=0)
+
+
+def test_factors_not_triangular_are_whitened_whole(monkeypatch):
+    """The compiled rows for 5 to 8 features take the factors' lower triangle
+    only (the M-step's are triangular); a factor that is not must take the
+    library product and give the reference's statistics."""
+    params = correlated_full_params(6)
+    below = np.tril(np.random.default_rng(4).standard_normal((3, 6, 6)), -1)
+    rotated = MixtureParams(params.weights, params.means, params.covariances,
+                            params.precisions_cholesky + 0.1 * below)
+    X = np.random.default_rng(5).standard_normal((700, 6)) + params.means[0]
+    reference, fast = kernels(monkeypatch, "full", rotated, np.float64)
+    assert_same_stats(reference.statistics(X), fast.statistics(X), 1e-12)
+    assert np.allclose(fast.log_likelihood(X), reference.log_likelihood(X), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("cov", COVARIANCE_TYPES)
