@@ -220,12 +220,13 @@ def _weights(w, n, acc):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _full_scores(X, start, stop, centre, stacked, base, tri, ct, ct64, white, sc):  # noqa: ANN001, ANN202
+def _full_scores(X, start, stop, centre, stacked, base, tri, ct, ct64, white, sc, sq):  # noqa: ANN001, ANN202
     """Scores of one tile (into ``sc``) and its whitened copy (``white``,
     (K*dp, tile): component k's rows from k*dp, its d features first, then
     zero rows up to dp, a multiple of four, from zero rows in ``stacked``,
     see :func:`_padded_stack`). Where ``tri`` holds the factors (see
-    :func:`_eight_factors`), the whitening is :func:`_whiten_eight`."""
+    :func:`_eight_factors`), the whitening is :func:`_whiten_eight` (``sq``:
+    its scratch)."""
     d = X.shape[1]
     K = base.shape[0]
     dp = stacked.shape[0] // K
@@ -235,7 +236,7 @@ def _full_scores(X, start, stop, centre, stacked, base, tri, ct, ct64, white, sc
         ct[d, stop - start:] = 0
     if tri.shape[0] == K:
         for k in range(K):
-            _whiten_eight(ct, d, tri[k], base[k], white[k * dp:(k + 1) * dp], sc[k])
+            _whiten_eight(ct, d, tri[k], base[k], white[k * dp:(k + 1) * dp], sc[k], sq)
         return
     np.dot(stacked, ct, white)
     for k in range(K):
@@ -276,13 +277,14 @@ def _eight_factors(stacked, K, d):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _whiten_eight(ct, d, f, base, white, score):  # noqa: ANN001, ANN202
+def _whiten_eight(ct, d, f, base, white, score, sq):  # noqa: ANN001, ANN202
     """One component's whitened rows ``y = f[:, :8] [x - c] + f[:, 8]``
     (``f`` lower triangular, (8, 9)) into ``white`` (8, tile) and its score
     ``-|y|^2 / 2 + base`` into ``score``, in one pass over the tile: 44
     multiply-adds per row against the 72 of the library product (which
     cannot skip the zeros above the diagonal), and no second pass for the
-    squares. Features beyond d read the row of ones (their factors are 0)."""
+    squares. Features beyond d read the row of ones (their factors are 0);
+    ``sq`` (tile,) is scratch in white's dtype."""
     x0, x1, x2, x3 = ct[0], ct[1], ct[2], ct[3]
     x4, x5, x6, x7 = ct[4], ct[min(5, d)], ct[min(6, d)], ct[min(7, d)]
     y0, y1, y2, y3 = white[0], white[1], white[2], white[3]
@@ -314,7 +316,9 @@ def _whiten_eight(ct, d, f, base, white, score):  # noqa: ANN001, ANN202
         y4[b], y5[b], y6[b], y7[b] = a4, a5, a6, a7
         total = ((a0 * a0 + a1 * a1) + (a2 * a2 + a3 * a3)) + ((a4 * a4 + a5 * a5)
                                                               + (a6 * a6 + a7 * a7))
-        score[b] = -0.5 * total + base
+        sq[b] = total
+    for b in range(score.shape[0]):  # apart: in float32, the loop above vectorises
+        score[b] = -0.5 * sq[b] + base
 
 
 @_jit
@@ -341,6 +345,7 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     dp = padded(d)
     padded_stack = _padded_stack(stacked, K, dp)
     tri = _eight_factors(stacked, K, d)
+    sq = np.empty(tile, X.dtype)
     ct = np.ones((d + 1, tile), X.dtype)
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
@@ -359,7 +364,8 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, padded_stack, base, tri, ct, ct64, white, sc)
+        _full_scores(X, start, stop, centre, padded_stack, base, tri, ct, ct64, white, sc,
+                     sq)
         if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
         np.dot(sc, _wide(ct, ct64).T, mom_t)
@@ -393,11 +399,13 @@ def full_rows(X, centre, stacked, base, offsets, unwhiten, tile, what, out):  # 
     dp = padded(d)
     padded_stack = _padded_stack(stacked, K, dp)
     tri = _eight_factors(stacked, K, d)
+    sq = np.empty(tile, X.dtype)
     white = np.empty((K * dp, tile), X.dtype)
     row = np.zeros(tile)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, padded_stack, base, tri, ct, ct64, white, sc)
+        _full_scores(X, start, stop, centre, padded_stack, base, tri, ct, ct64, white, sc,
+                     sq)
         if not _finish(sc, row, start, stop, what, out, work, bits):
             return 1
     return 0
