@@ -3,11 +3,12 @@
 On a shared machine, fits timed in two processes minutes apart differ by more
 than the change being measured. This script loads the compiled loops of a
 second checkout (``--before path/to/src``: its ``gaussmix/engine/fused/loops.py``
-and the modules of that folder it imports) beside this checkout's, and times one single-threaded chunk pass of
-each, alternated, on the same arrays (this checkout's ``loop_arrays`` and tile
-rows, or ``--before-tile`` rows for the other), as thread CPU time, best of ``--repeat``. It prints both, their
-ratio and each against the single-thread GEMM floor measured in the same run
-(4 n K d^2 flops for full covariances, see ``bench_em.iteration_flops``).
+and the modules of that folder it imports) beside this checkout's, and times
+one single-threaded chunk pass of each, alternated, on the same arrays (this
+checkout's ``loop_arrays`` and tile rows, or ``--before-tile`` rows for the
+other), as thread CPU time, best of ``--repeat``. It prints both, their ratio
+and each against the single-thread GEMM floor measured in the same run (4 n K
+d^2 flops for full covariances, see ``bench_em.iteration_flops``).
 
 Run ``python benchmarks/bench_kernel_ab.py --before /path/to/main/src``.
 """
