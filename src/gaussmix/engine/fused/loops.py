@@ -31,14 +31,6 @@ from .moments import BLOCK, padded, second_moments
 _jit = njit(nogil=True, cache=True, fastmath={"contract"})
 _jit_sum = njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
 
-#: Responsibilities at most this count as zero. Rows far from a component
-#: have responsibilities near the underflow (2e-308), and their products with
-#: the rows' values are subnormal numbers, a hundred times slower: with 7% of
-#: them (d=32, K=16, diag) or 3% (d=64, K=8, full), a pass took 1.35x as
-#: long. Dropping them changes a component's statistics by at most 1e-250
-#: times the rows' values; the M-step adds 2e-15 to every N_k anyway.
-TINY = 1e-250
-
 
 @_jit
 def _centred_tile(X, start, stop, centre, ct, ct64):  # noqa: ANN001, ANN202
@@ -183,9 +175,8 @@ def _column_tops(sc, row, m, top):  # noqa: ANN001, ANN202
 
 @_jit
 def _normalise(sc, row, m, w, start, acc, nk, work, bits):  # noqa: ANN001, ANN202
-    """Log-scores ``sc`` (K, tile) into weighted responsibilities in place
-    (those at most ``TINY`` zero); adds ``w log p(x)`` to ``acc[0]`` and the
-    responsibilities to ``nk``.
+    """Log-scores ``sc`` (K, tile) into weighted responsibilities in place;
+    adds ``w log p(x)`` to ``acc[0]`` and the responsibilities to ``nk``.
     ``row`` (tile,) is the row term (zeros where the type has none); ``work``
     (3, tile) float64 and ``bits`` (tile,) int64 are scratch. Returns False if
     a row has no finite score or row term."""
@@ -216,15 +207,12 @@ def _normalise(sc, row, m, w, start, acc, nk, work, bits):  # noqa: ANN001, ANN2
 
 @_jit_sum
 def _scaled_sum(v, scale):  # noqa: ANN001, ANN202
-    """``v *= scale`` in place, values at most ``TINY`` set to zero; returns
-    the sum of the result (summed in vector lanes: a sum in row order would
-    not vectorise)."""
+    """``v *= scale`` in place; returns the sum of the result (summed in
+    vector lanes: a sum in row order would not vectorise)."""
     total = 0.0
     for b in range(v.shape[0]):
-        x = v[b] * scale[b]
-        x = x if x > TINY else 0.0
-        v[b] = x
-        total += x
+        v[b] *= scale[b]
+        total += v[b]
     return total
 
 
@@ -418,10 +406,10 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     mom = np.zeros((K, d + 1))
     s2w = np.zeros((K, dp, dp))
     row = np.zeros(tile)
-    # Responsibilities below ``floor`` (1e-30 in float32; TINY, as everywhere,
-    # in float64) count as zero: their products would be subnormal numbers, a
-    # hundred times slower, for no visible change.
-    floor = 1e-30 if X.itemsize == 4 else TINY
+    # Responsibilities below ``floor`` (1e-30 in float32) count as zero: their
+    # products would be subnormal numbers, a hundred times slower, for no
+    # visible change.
+    floor = 1e-30 if X.itemsize == 4 else 0.0
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
