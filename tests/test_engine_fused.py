@@ -328,3 +328,14 @@ def test_responsibilities_near_the_underflow_match_reference(monkeypatch, cov):
     log_resp = reference.log_resp(X)
     assert np.any(np.exp(log_resp) < 1e-250) and np.any(np.exp(log_resp) > 1e-300)
     assert_same_stats(reference.statistics(X), fast.statistics(X), 1e-12)
+
+
+def test_statistics_that_overflow_are_reported():
+    from gaussmix.engine.fused.loops import _overflowed
+
+    acc, nk, s1, s2 = np.zeros(3), np.ones(2), np.ones((2, 3)), np.ones((2, 3, 3))
+    assert _overflowed(acc, nk, s1, s2) == 0
+    s2[1, 2, 0] = np.inf
+    assert _overflowed(acc, nk, s1, s2) == 1
+    s2[1, 2, 0], acc[0] = 1.0, np.nan
+    assert _overflowed(acc, nk, s1, s2) == 1

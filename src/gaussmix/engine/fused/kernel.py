@@ -104,11 +104,11 @@ class FusedEStepKernel(EStepKernel):
         args = [a[name] for name in layout.order]
         status = loop(np.ascontiguousarray(X), _weights(sample_weight), *args, self.tile,
                       *buffers, acc)
-        nk, s1, s2 = layout.moments(buffers, d)
-        if status or not np.isfinite(acc[0] + s1.sum() + s2.sum()):
+        if status:
             # a row far beyond every component, or an overflow: the reference
             # rescues such rows (or reports them)
             return super().statistics(X, sample_weight)
+        nk, s1, s2 = layout.moments(buffers, d)
         return SuffStats(
             covariance_type=self.covariance_type, nk=nk, s1=s1, s2=s2,
             shift=self.state.shift, loglik=float(acc[0]), weight=float(acc[1]),
@@ -215,6 +215,7 @@ _LAYOUTS = {
 }
 
 
+@functools.cache
 def _loop(covariance_type: str, kind: str) -> Callable[..., int] | None:
     """The compiled loop, or None where numba is installed but fails to import
     (a NumPy it does not support): the reference kernel then serves."""

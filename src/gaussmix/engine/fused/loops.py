@@ -14,7 +14,8 @@ place.
 
 Every function returns a status: 0 when all went well, 1 when a row's scores
 or row term are not finite (rows far beyond every component: the caller then
-recomputes the chunk with the reference kernel, which rescues such rows).
+recomputes the chunk with the reference kernel, which rescues such rows) or,
+for the statistics, when they overflowed.
 ``acc`` receives ``[loglik, weight, min_weight]``.
 """
 
@@ -269,6 +270,20 @@ def _weights(w, n, acc):  # noqa: ANN001, ANN202
 
 
 @_jit
+def _overflowed(acc, nk, first, second):  # noqa: ANN001, ANN202
+    """1 if the log-likelihood or a statistic is not finite (an overflow:
+    the caller recomputes the chunk with the reference), else 0."""
+    total = acc[0]
+    for k in range(nk.shape[0]):
+        total += nk[k]
+    for v in first.ravel():
+        total += v
+    for v in second.ravel():
+        total += v
+    return 0 if np.isfinite(total) else 1
+
+
+@_jit
 def _full_scores(X, start, stop, centre, stacked, base, tri, ct, ct64, white, sc, sq):  # noqa: ANN001, ANN202
     """Scores of one tile (into ``sc``) and its whitened copy (``white``,
     (K*dp, tile): component k's rows from k*dp, its d features first, then
@@ -431,7 +446,7 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
                 lower[j, i] = s2w[k, i, j]
         np.dot(lower, unwhiten[k], back)
         np.dot(unwhiten[k].T, back, s2[k])
-    return 0
+    return _overflowed(acc, nk, s1, s2)
 
 
 @_jit
@@ -504,7 +519,7 @@ def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noq
             return 1
         np.dot(sc, _wide(feats, feats64).T, sums_t)
         sums += sums_t
-    return 0
+    return _overflowed(acc, nk, sums, sums)
 
 
 @_jit
@@ -576,7 +591,7 @@ def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2
             for b in range(tile):
                 total += sc[k, b] * sq64[b]
             s2[k] += total
-    return 0
+    return _overflowed(acc, nk, s1, s2)
 
 
 @_jit
@@ -654,7 +669,7 @@ def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, a
                 scaled[i, b] = _wide(ct, ct64)[i, b] * total
         np.dot(scaled, _wide(ct, ct64).T, s2_t)
         s2 += s2_t
-    return 0
+    return _overflowed(acc, nk, s1, s2)
 
 
 @_jit
