@@ -2,13 +2,13 @@
 
 On a shared machine, fits timed in two processes minutes apart differ by more
 than the change being measured. This script loads the compiled loops of a
-second checkout (``--before path/to/src``; its ``gaussmix/engine/fused/loops.py``
-must import nothing from its package, as on main before the second-moment
-loops) beside this checkout's, and times one single-threaded chunk pass of
-each, alternated, on the same arrays (this checkout's ``loop_arrays``; tile
-rows by each checkout's rule), as thread CPU time, best of ``--repeat``. It prints both, their
-ratio and each against the single-thread GEMM floor measured in the same run
-(4 n K d^2 flops for full covariances, see ``bench_em.iteration_flops``).
+second checkout (``--before path/to/src``: its ``gaussmix/engine/fused/loops.py``
+and the modules of that folder it imports) beside this checkout's, and times
+one single-threaded chunk pass of each, alternated, on the same arrays (this
+checkout's ``loop_arrays`` and tile rows, or ``--before-tile`` rows for the
+other), as thread CPU time, best of ``--repeat``. It prints both, their ratio
+and each against the single-thread GEMM floor measured in the same run (4 n K
+d^2 flops for full covariances, see ``bench_em.iteration_flops``).
 
 Run ``python benchmarks/bench_kernel_ab.py --before /path/to/main/src``.
 """
@@ -16,11 +16,15 @@ Run ``python benchmarks/bench_kernel_ab.py --before /path/to/main/src``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import os
+import sys
+import tempfile
 import time
+import types
 import warnings
 
+import numba
 import numpy as np
 from bench_em import initial_parameters, iteration_flops, make_data
 from threadpoolctl import threadpool_limits
@@ -39,12 +43,20 @@ CASES = [("full", 200_000, 16, 8, "float64"), ("full", 1_000_000, 8, 16, "float6
 
 
 def load_before(src: str):  # noqa: ANN201 - a module
-    path = os.path.join(src, "gaussmix", "engine", "fused", "loops.py")
-    spec = importlib.util.spec_from_file_location("before_loops", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The other checkout's ``fused/loops.py``, imported as ``before_fused.loops``
+    so that its relative imports (``.moments``) find that checkout's modules."""
+    folder = os.path.join(src, "gaussmix", "engine", "fused")
+    package = types.ModuleType("before_fused")
+    package.__path__ = [folder]
+    sys.modules["before_fused"] = package
+    # Compiled under another module name, its functions must not be cached
+    # beside their sources: that checkout would then load them by this name.
+    saved = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), "gaussmix-bench-before")
+    try:
+        return importlib.import_module("before_fused.loops")
+    finally:
+        numba.config.CACHE_DIR = saved
 
 
 def fused_kernel_for(X: np.ndarray, cov: str, K: int) -> fused_kernel.FusedEStepKernel:
@@ -57,16 +69,6 @@ def fused_kernel_for(X: np.ndarray, cov: str, K: int) -> fused_kernel.FusedEStep
     kernel = EStepKernel.build(get_covariance_type(cov), params, ComputeSpec(np, X.dtype))
     assert isinstance(kernel, fused_kernel.FusedEStepKernel)
     return kernel
-
-
-def share_tile(kernel) -> int:  # noqa: ANN001
-    """Rows per tile by the quarter-of-L2 rule alone (the before checkout's
-    rule: without the ``SHORT_TILE`` minimum)."""
-    K, d = kernel.state.shift.shape
-    whitened = fused_kernel._LAYOUTS[kernel.covariance_type].whitened
-    per_row = 4 * d + 3 * K + (K * d if whitened else 0)
-    rows = int(fused_kernel.TILE_SHARE_OF_L2 * fused_kernel.l2_cache_bytes()) // (8 * per_row)
-    return int(np.clip(rows // 16 * 16, 32, 1024))
 
 
 def one_pass(module, kernel, X: np.ndarray, tile: int) -> tuple[float, float]:  # noqa: ANN001
@@ -101,6 +103,8 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="the other checkout's src/")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--case", type=int, action="append")
+    parser.add_argument("--before-tile", type=int,
+                        help="rows per tile for the other checkout (default: this one's)")
     args = parser.parse_args()
     before = load_before(args.before)
     print("| case | tile rows (before, after) | before ms | after ms | before/after "
@@ -113,7 +117,7 @@ def main() -> None:
             X = make_data(n, d, K, dtype)
             kernel = fused_kernel_for(X, cov, K)
             small = X[:2000]
-            tiles = {before: share_tile(kernel), after_loops: kernel.tile}
+            tiles = {before: args.before_tile or kernel.tile, after_loops: kernel.tile}
             for module, tile in tiles.items():  # compile or load from cache
                 one_pass(module, kernel, small, tile)
             t_before = t_after = np.inf

@@ -96,7 +96,9 @@ def correlated_full_params(d, K=3, seed=2):
     return MixtureParams(np.array([0.5, 0.3, 0.2][:K]), means, covariances, chol)
 
 
-@pytest.mark.parametrize("d", [6, 9])  # padded to 8 and 12 features: several blocks
+# padded to 8 and 12 features: several blocks; 5 to 8 features are whitened
+# by compiled rows (6 reads the row of ones beyond d), others by one product
+@pytest.mark.parametrize("d", [6, 8, 9])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 def test_full_statistics_match_reference_in_more_dimensions(monkeypatch, d, dtype, rtol):
     params = correlated_full_params(d)
@@ -110,6 +112,20 @@ def test_full_statistics_match_reference_in_more_dimensions(monkeypatch, d, dtyp
     if dtype == np.float64:
         assert np.allclose(fast.log_likelihood(X), reference.log_likelihood(X),
                            rtol=1e-12, atol=0)
+
+
+def test_factors_not_triangular_are_whitened_whole(monkeypatch):
+    """The compiled rows for 5 to 8 features take the factors' lower triangle
+    only (the M-step's are triangular); a factor that is not must take the
+    library product and give the reference's statistics."""
+    params = correlated_full_params(6)
+    below = np.tril(np.random.default_rng(4).standard_normal((3, 6, 6)), -1)
+    rotated = MixtureParams(params.weights, params.means, params.covariances,
+                            params.precisions_cholesky + 0.1 * below)
+    X = np.random.default_rng(5).standard_normal((700, 6)) + params.means[0]
+    reference, fast = kernels(monkeypatch, "full", rotated, np.float64)
+    assert_same_stats(reference.statistics(X), fast.statistics(X), 1e-12)
+    assert np.allclose(fast.log_likelihood(X), reference.log_likelihood(X), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("cov", COVARIANCE_TYPES)
@@ -196,7 +212,9 @@ def test_tiles_fit_in_cache_and_are_multiples_of_16():
         for K, d in [(1, 1), (8, 16), (16, 8), (8, 64), (50, 300)]:
             rows = tile_rows(cov, K, d)
             assert rows % 16 == 0 and 32 <= rows <= 1024
-    assert tile_rows("full", 8, 64) < tile_rows("full", 8, 16) < tile_rows("diag", 8, 16)
+    # more numbers per row, fewer rows (down to the short-tile minimum)
+    assert tile_rows("full", 8, 64) <= tile_rows("full", 8, 16) < tile_rows("diag", 8, 16)
+    assert tile_rows("full", 16, 128) < tile_rows("full", 8, 64)
 
 
 def test_cgroup_limits(tmp_path):
@@ -259,3 +277,65 @@ def test_auto_mode_loads_the_loops_once_worth_it(monkeypatch):
     assert 0 < fused_kernel._work_seen[0] < fused_kernel.LOAD_AFTER_FLOPS
     fused_kernel._work_seen[0] = fused_kernel.LOAD_AFTER_FLOPS
     assert EStepKernel.build(piece, params, spec).compiled
+
+
+@pytest.mark.parametrize("d", [3, 5, 8, 12])  # the eight-row loops for 5 to 8 features
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+def test_second_moments_of_a_tile(d, dtype, rtol):
+    """``moments.second_moments`` (also called by the missing-value loops):
+    the lower triangle of ``sum_b r_b y_b y_b^T``, each 4x4 diagonal block
+    whole, responsibilities at most ``floor`` left out."""
+    from gaussmix.engine.fused.moments import padded, second_moments
+
+    rng = np.random.default_rng(6)
+    dp, tile = padded(d), 203
+    white = np.zeros((dp, tile), dtype)
+    white[:d] = rng.standard_normal((d, tile))
+    resp = rng.uniform(0, 1, tile)
+    resp[:9] = 1e-40  # below the floor
+    out = np.zeros((dp, dp))
+    second_moments(white, resp, 1e-30, d, np.empty((4, tile), dtype), out)
+    kept = np.where(resp > 1e-30, resp, 0.0)
+    expected = (white.astype(np.float64) * kept) @ white.T.astype(np.float64)
+    blocks = np.kron(np.eye(dp // 4), np.ones((4, 4))) > 0
+    filled = np.tril(np.ones((dp, dp))) > 0
+    filled |= blocks
+    assert np.allclose(out[filled], expected[filled], rtol=rtol, atol=rtol * np.abs(expected).max())
+    assert np.all(out[~filled] == 0)
+
+
+def test_vectorised_log_agrees_with_libm():
+    from gaussmix.engine.fused.loops import _log_at_least_one
+
+    x = np.concatenate([1.0 + 15.0 * np.random.default_rng(7).uniform(size=5000),
+                        [1.0, 2.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 2), 1e300, 1e-300]])
+    out = np.empty_like(x)
+    _log_at_least_one(x, out, np.empty(len(x), np.int64))
+    assert out[-6] == 0.0  # log(1)
+    assert np.all(np.abs(out - np.log(x)) <= 2 * np.spacing(np.abs(np.log(x))))
+
+
+@pytest.mark.parametrize("cov", COVARIANCE_TYPES)
+def test_responsibilities_near_the_underflow_match_reference(monkeypatch, cov):
+    """Rows far from a component (responsibilities from 1e-250 down to the
+    underflow, whose exponentials and logs the loops compute by their own
+    polynomials) leave the statistics as the reference gives them, to 1e-12."""
+    params = fitted_params(cov)
+    rng = np.random.default_rng(8)
+    X = mixture_data()[:1500].copy()
+    X[:400] += rng.uniform(10.0, 40.0, size=(400, 1)) * np.array([1.0, -1.0, 0.5])
+    reference, fast = kernels(monkeypatch, cov, params, np.float64)
+    log_resp = reference.log_resp(X)
+    assert np.any(np.exp(log_resp) < 1e-250) and np.any(np.exp(log_resp) > 1e-300)
+    assert_same_stats(reference.statistics(X), fast.statistics(X), 1e-12)
+
+
+def test_statistics_that_overflow_are_reported():
+    from gaussmix.engine.fused.loops import _overflowed
+
+    acc, nk, s1, s2 = np.zeros(3), np.ones(2), np.ones((2, 3)), np.ones((2, 3, 3))
+    assert _overflowed(acc, nk, s1, s2) == 0
+    s2[1, 2, 0] = np.inf
+    assert _overflowed(acc, nk, s1, s2) == 1
+    s2[1, 2, 0], acc[0] = 1.0, np.nan
+    assert _overflowed(acc, nk, s1, s2) == 1

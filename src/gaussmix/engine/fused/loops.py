@@ -14,7 +14,8 @@ place.
 
 Every function returns a status: 0 when all went well, 1 when a row's scores
 or row term are not finite (rows far beyond every component: the caller then
-recomputes the chunk with the reference kernel, which rescues such rows).
+recomputes the chunk with the reference kernel, which rescues such rows) or,
+for the statistics, when they overflowed.
 ``acc`` receives ``[loglik, weight, min_weight]``.
 """
 
@@ -110,6 +111,51 @@ def _exp_shifted(v, top, bits):  # noqa: ANN001, ANN202
         v[b] *= scale[b]
 
 
+# log(x) = e log 2 + log(m), x = m 2^e with m in [sqrt(1/2), sqrt(2)), and
+# log(m) = 2 atanh(f) = 2 f (1 + f^2/3 + f^4/5 + ...), f = (m - 1) / (m + 1),
+# |f| <= 0.172: twelve terms leave a remainder below 1e-18. As plain
+# arithmetic the loop vectorises (libm's log does not); it agrees with libm's
+# to 2 units in the last place.
+_SQRT2 = 1.4142135623730951
+_ATANH = tuple(1.0 / (2 * i + 1) for i in range(11, -1, -1))
+_MANTISSA = (1 << 52) - 1
+_ONE_BITS = 1023 << 52
+
+
+@_jit
+def _log_at_least_one(x, out, bits):  # noqa: ANN001, ANN202
+    """``out[b] = log(x[b])`` for normal positive finite ``x`` (the sums of
+    exponentials here, at least 1); ``bits`` is an int64 buffer of x's
+    length."""
+    mantissa = bits.view(np.float64)
+    for b in range(x.shape[0]):
+        mantissa[b] = x[b]
+    for b in range(x.shape[0]):
+        word = bits[b]
+        out[b] = np.float64((word >> 52) - 1023)
+        bits[b] = (word & _MANTISSA) | _ONE_BITS
+    for b in range(x.shape[0]):
+        m, e = mantissa[b], out[b]
+        big = m > _SQRT2
+        m = m * 0.5 if big else m
+        e = e + 1.0 if big else e
+        f = (m - 1.0) / (m + 1.0)
+        f2 = f * f
+        p = _ATANH[0]
+        p = p * f2 + _ATANH[1]
+        p = p * f2 + _ATANH[2]
+        p = p * f2 + _ATANH[3]
+        p = p * f2 + _ATANH[4]
+        p = p * f2 + _ATANH[5]
+        p = p * f2 + _ATANH[6]
+        p = p * f2 + _ATANH[7]
+        p = p * f2 + _ATANH[8]
+        p = p * f2 + _ATANH[9]
+        p = p * f2 + _ATANH[10]
+        p = p * f2 + _ATANH[11]
+        out[b] = e * _LN2_HI + (e * _LN2_LO + 2.0 * f * p)
+
+
 @_jit
 def _column_tops(sc, row, m, top):  # noqa: ANN001, ANN202
     """Column maxima of the scores into ``top``; False if a row among the
@@ -133,7 +179,7 @@ def _normalise(sc, row, m, w, start, acc, nk, work, bits):  # noqa: ANN001, ANN2
     """Log-scores ``sc`` (K, tile) into weighted responsibilities in place;
     adds ``w log p(x)`` to ``acc[0]`` and the responsibilities to ``nk``.
     ``row`` (tile,) is the row term (zeros where the type has none); ``work``
-    (2, tile) float64 and ``bits`` (tile,) int64 are scratch. Returns False if
+    (3, tile) float64 and ``bits`` (tile,) int64 are scratch. Returns False if
     a row has no finite score or row term."""
     K, tile = sc.shape
     top, total = work[0], work[1]
@@ -144,11 +190,15 @@ def _normalise(sc, row, m, w, start, acc, nk, work, bits):  # noqa: ANN001, ANN2
         _exp_shifted(sc[k], top, bits)
         for b in range(tile):
             total[b] += sc[k, b]
+    logs = work[2]
+    _log_at_least_one(total, logs, bits)
     weighted = w.shape[0] > 0
+    loglik = 0.0
     for b in range(m):
         wb = w[start + b] if weighted else 1.0
-        acc[0] += wb * (math.log(total[b]) + top[b] + row[b])
+        loglik += wb * (logs[b] + top[b] + row[b])
         total[b] = wb / total[b]
+    acc[0] += loglik
     for b in range(m, tile):
         total[b] = 0.0
     for k in range(K):
@@ -220,11 +270,27 @@ def _weights(w, n, acc):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc):  # noqa: ANN001, ANN202
+def _overflowed(acc, nk, first, second):  # noqa: ANN001, ANN202
+    """1 if the log-likelihood or a statistic is not finite (an overflow:
+    the caller recomputes the chunk with the reference), else 0."""
+    total = acc[0]
+    for k in range(nk.shape[0]):
+        total += nk[k]
+    for v in first.ravel():
+        total += v
+    for v in second.ravel():
+        total += v
+    return 0 if np.isfinite(total) else 1
+
+
+@_jit
+def _full_scores(X, start, stop, centre, stacked, base, tri, ct, ct64, white, sc, sq):  # noqa: ANN001, ANN202
     """Scores of one tile (into ``sc``) and its whitened copy (``white``,
     (K*dp, tile): component k's rows from k*dp, its d features first, then
     zero rows up to dp, a multiple of four, from zero rows in ``stacked``,
-    see :func:`_padded_stack`)."""
+    see :func:`_padded_stack`). Where ``tri`` holds the factors (see
+    :func:`_eight_factors`), the whitening is :func:`_whiten_eight` (``sq``:
+    its scratch)."""
     d = X.shape[1]
     K = base.shape[0]
     dp = stacked.shape[0] // K
@@ -232,6 +298,10 @@ def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc):  #
     _centred_tile(X, start, stop, centre, ct, ct64)
     if stop - start < tile:
         ct[d, stop - start:] = 0
+    if tri.shape[0] == K:
+        for k in range(K):
+            _whiten_eight(ct, d, tri[k], base[k], white[k * dp:(k + 1) * dp], sc[k], sq)
+        return
     np.dot(stacked, ct, white)
     for k in range(K):
         score = sc[k]
@@ -243,6 +313,76 @@ def _full_scores(X, start, stop, centre, stacked, base, ct, ct64, white, sc):  #
                 score[b] += (w0[b] * w0[b] + w1[b] * w1[b]) + (w2[b] * w2[b] + w3[b] * w3[b])
         for b in range(tile):
             score[b] = -0.5 * score[b] + base[k]
+
+
+#: Features up to which (5 to 8: eight whitened rows per component) full
+#: covariances are whitened by :func:`_whiten_eight`, not one library product.
+EIGHT = 8
+
+
+@_jit
+def _eight_factors(stacked, K, d):  # noqa: ANN001, ANN202
+    """The factors of ``stacked`` (K*d, d+1) as (K, 8, 9) arrays for
+    :func:`_whiten_eight`: rows and columns beyond d zero, the offsets in
+    column 8; (0, 8, 9) where they do not apply (d not 5 to 8, or a factor
+    not lower triangular, as the reference's are)."""
+    if d <= BLOCK or d > EIGHT:
+        return np.zeros((0, EIGHT, EIGHT + 1), stacked.dtype)
+    tri = np.zeros((K, EIGHT, EIGHT + 1), stacked.dtype)
+    for k in range(K):
+        for i in range(d):
+            for j in range(i + 1, d):
+                if stacked[k * d + i, j] != 0:
+                    return np.zeros((0, EIGHT, EIGHT + 1), stacked.dtype)
+            for j in range(i + 1):
+                tri[k, i, j] = stacked[k * d + i, j]
+            tri[k, i, EIGHT] = stacked[k * d + i, d]
+    return tri
+
+
+@_jit
+def _whiten_eight(ct, d, f, base, white, score, sq):  # noqa: ANN001, ANN202
+    """One component's whitened rows ``y = f[:, :8] [x - c] + f[:, 8]``
+    (``f`` lower triangular, (8, 9)) into ``white`` (8, tile) and its score
+    ``-|y|^2 / 2 + base`` into ``score``, in one pass over the tile: 44
+    multiply-adds per row against the 72 of the library product (which
+    cannot skip the zeros above the diagonal), and no second pass for the
+    squares. Features beyond d read the row of ones (their factors are 0);
+    ``sq`` (tile,) is scratch in white's dtype."""
+    x0, x1, x2, x3 = ct[0], ct[1], ct[2], ct[3]
+    x4, x5, x6, x7 = ct[4], ct[min(5, d)], ct[min(6, d)], ct[min(7, d)]
+    y0, y1, y2, y3 = white[0], white[1], white[2], white[3]
+    y4, y5, y6, y7 = white[4], white[5], white[6], white[7]
+    f00 = f[0, 0]
+    f10, f11 = f[1, 0], f[1, 1]
+    f20, f21, f22 = f[2, 0], f[2, 1], f[2, 2]
+    f30, f31, f32, f33 = f[3, 0], f[3, 1], f[3, 2], f[3, 3]
+    f40, f41, f42, f43, f44 = f[4, 0], f[4, 1], f[4, 2], f[4, 3], f[4, 4]
+    f50, f51, f52, f53, f54, f55 = f[5, 0], f[5, 1], f[5, 2], f[5, 3], f[5, 4], f[5, 5]
+    f60, f61, f62, f63, f64, f65, f66 = (f[6, 0], f[6, 1], f[6, 2], f[6, 3], f[6, 4],
+                                         f[6, 5], f[6, 6])
+    f70, f71, f72, f73, f74, f75, f76, f77 = (f[7, 0], f[7, 1], f[7, 2], f[7, 3], f[7, 4],
+                                              f[7, 5], f[7, 6], f[7, 7])
+    o0, o1, o2, o3, o4, o5, o6, o7 = (f[0, 8], f[1, 8], f[2, 8], f[3, 8], f[4, 8], f[5, 8],
+                                      f[6, 8], f[7, 8])
+    for b in range(score.shape[0]):
+        v0, v1, v2, v3, v4, v5, v6, v7 = x0[b], x1[b], x2[b], x3[b], x4[b], x5[b], x6[b], x7[b]
+        a0 = o0 + f00 * v0
+        a1 = o1 + f10 * v0 + f11 * v1
+        a2 = o2 + f20 * v0 + f21 * v1 + f22 * v2
+        a3 = o3 + f30 * v0 + f31 * v1 + f32 * v2 + f33 * v3
+        a4 = o4 + f40 * v0 + f41 * v1 + f42 * v2 + f43 * v3 + f44 * v4
+        a5 = o5 + f50 * v0 + f51 * v1 + f52 * v2 + f53 * v3 + f54 * v4 + f55 * v5
+        a6 = o6 + f60 * v0 + f61 * v1 + f62 * v2 + f63 * v3 + f64 * v4 + f65 * v5 + f66 * v6
+        a7 = (o7 + f70 * v0 + f71 * v1 + f72 * v2 + f73 * v3 + f74 * v4 + f75 * v5
+              + f76 * v6 + f77 * v7)
+        y0[b], y1[b], y2[b], y3[b] = a0, a1, a2, a3
+        y4[b], y5[b], y6[b], y7[b] = a4, a5, a6, a7
+        total = ((a0 * a0 + a1 * a1) + (a2 * a2 + a3 * a3)) + ((a4 * a4 + a5 * a5)
+                                                              + (a6 * a6 + a7 * a7))
+        sq[b] = total
+    for b in range(score.shape[0]):  # apart: in float32, the loop above vectorises
+        score[b] = -0.5 * sq[b] + base
 
 
 @_jit
@@ -268,10 +408,12 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     K = base.shape[0]
     dp = padded(d)
     padded_stack = _padded_stack(stacked, K, dp)
+    tri = _eight_factors(stacked, K, d)
+    sq = np.empty(tile, X.dtype)
     ct = np.ones((d + 1, tile), X.dtype)
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
-    work = np.empty((2, tile))
+    work = np.empty((3, tile))
     bits = np.empty(tile, np.int64)
     white = np.empty((K * dp, tile), X.dtype)
     scaled = np.empty((BLOCK, tile), X.dtype)
@@ -286,7 +428,8 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, padded_stack, base, ct, ct64, white, sc)
+        _full_scores(X, start, stop, centre, padded_stack, base, tri, ct, ct64, white, sc,
+                     sq)
         if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
         np.dot(sc, _wide(ct, ct64).T, mom_t)
@@ -303,7 +446,7 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
                 lower[j, i] = s2w[k, i, j]
         np.dot(lower, unwhiten[k], back)
         np.dot(unwhiten[k].T, back, s2[k])
-    return 0
+    return _overflowed(acc, nk, s1, s2)
 
 
 @_jit
@@ -319,11 +462,14 @@ def full_rows(X, centre, stacked, base, offsets, unwhiten, tile, what, out):  # 
     bits = np.empty(tile, np.int64)
     dp = padded(d)
     padded_stack = _padded_stack(stacked, K, dp)
+    tri = _eight_factors(stacked, K, d)
+    sq = np.empty(tile, X.dtype)
     white = np.empty((K * dp, tile), X.dtype)
     row = np.zeros(tile)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, padded_stack, base, ct, ct64, white, sc)
+        _full_scores(X, start, stop, centre, padded_stack, base, tri, ct, ct64, white, sc,
+                     sq)
         if not _finish(sc, row, start, stop, what, out, work, bits):
             return 1
     return 0
@@ -360,7 +506,7 @@ def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noq
     feats, feats64 = np.empty((2 * d, tile), X.dtype), np.empty((2 * d, tile))
     row = np.zeros(tile)
     sc = np.empty((K, tile))
-    work = np.empty((2, tile))
+    work = np.empty((3, tile))
     bits = np.empty(tile, np.int64)
     maha = np.empty((K, tile), X.dtype)
     sums_t = np.empty((K, 2 * d))
@@ -373,7 +519,7 @@ def diag_chunk(X, w, centre, coef, offset_sq, base, tile, nk, sums, acc):  # noq
             return 1
         np.dot(sc, _wide(feats, feats64).T, sums_t)
         sums += sums_t
-    return 0
+    return _overflowed(acc, nk, sums, sums)
 
 
 @_jit
@@ -427,7 +573,7 @@ def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2
     sq, sq64 = np.empty(tile, X.dtype), np.empty(tile)
     row = np.zeros(tile)
     sc = np.empty((K, tile))
-    work = np.empty((2, tile))
+    work = np.empty((3, tile))
     bits = np.empty(tile, np.int64)
     lin = np.empty((K, tile), X.dtype)
     s1_t = np.empty((K, d))
@@ -445,7 +591,7 @@ def spherical_chunk(X, w, centre, prec, cross, offset_sq, base, tile, nk, s1, s2
             for b in range(tile):
                 total += sc[k, b] * sq64[b]
             s2[k] += total
-    return 0
+    return _overflowed(acc, nk, s1, s2)
 
 
 @_jit
@@ -500,7 +646,7 @@ def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, a
     scaled = np.empty((d, tile))
     row = np.empty(tile)
     sc = np.empty((K, tile))
-    work = np.empty((2, tile))
+    work = np.empty((3, tile))
     bits = np.empty(tile, np.int64)
     white = np.empty((d, tile), X.dtype)
     lin = np.empty((K, tile), X.dtype)
@@ -523,7 +669,7 @@ def tied_chunk(X, w, centre, chol_t, means2, means_sq, base, tile, nk, s1, s2, a
                 scaled[i, b] = _wide(ct, ct64)[i, b] * total
         np.dot(scaled, _wide(ct, ct64).T, s2_t)
         s2 += s2_t
-    return 0
+    return _overflowed(acc, nk, s1, s2)
 
 
 @_jit
