@@ -221,6 +221,36 @@ def test_later_plain_arrays_skip_validation_and_change_nothing(stream, monkeypat
     assert float32.means_.dtype == np.float64
 
 
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied", "spherical"])
+def test_non_finite_values_in_a_large_plain_batch_are_refused_unchanged(
+        stream, bad_value, covariance_type):
+    # A plain batch's values are checked by the pass itself (no extra read):
+    # the error is still the validation's, and the model is left as it was.
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    gm.partial_fit(stream[:400])
+    before = (gm.means_.copy(), gm.covariances_.copy(), gm.n_iter_, gm.lower_bound_)
+    bad = stream[400:1400].copy()
+    bad[777, 1] = bad_value
+    word = "NaN" if np.isnan(bad_value) else "infinity"
+    with pytest.raises(ValueError, match=f"Input X contains {word}"):
+        gm.partial_fit(bad)
+    np.testing.assert_array_equal(gm.means_, before[0])
+    np.testing.assert_array_equal(gm.covariances_, before[1])
+    assert (gm.n_iter_, gm.lower_bound_) == before[2:]
+    gm.partial_fit(stream[400:1400])  # the stream goes on
+    assert gm.n_iter_ == before[2] + 1
+
+
+def test_nan_batches_still_stream_when_missing_values_are_marginalised(stream):
+    gm = GaussianMixture(3, missing="marginalize", random_state=0)
+    gm.partial_fit(stream[:400])
+    holes = stream[400:1400].copy()
+    holes[::7, 0] = np.nan
+    gm.partial_fit(holes)
+    assert gm.n_iter_ == 2 and np.isfinite(gm.means_).all()
+
+
 def test_feature_names_are_checked_on_later_batches(stream):
     pd = pytest.importorskip("pandas")
     gm = GaussianMixture(2, random_state=0).partial_fit(
