@@ -74,7 +74,7 @@ def auto_chunk_size(
         rows = FUSED_CHUNK_FLOPS // (4 * max(1, per_row) * (n_features + 1))
     else:
         rows = TARGET_CHUNK_ELEMENTS // max(1, per_row)
-    return int(np.clip(rows, 4096, 65536))
+    return int(min(max(rows, 4096), 65536))
 
 
 def _fused_kernel_serves() -> bool:
