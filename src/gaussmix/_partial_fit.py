@@ -8,16 +8,13 @@ step. Kept out of :mod:`gaussmix.mixture` so that module stays short.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from sklearn.utils import check_random_state
 
 from .engine.loop import EMRun, EMSettings
-from .engine.reducers import Reducer
-from .engine.sources import ArraySource, ChunkSource, scale_weights
+from .engine.sources import ArraySource, scale_weights
 from .engine.streaming import StepSize, StreamState, stream_step
 from .engine.threads import single_threaded_blas
 from .inputs import is_data_source
@@ -98,7 +95,7 @@ class PartialFitMixin:
         piece = est._piece
         state: StreamState | None = getattr(est, "_stream_", None)
         batch, unchecked = self._batch_source(X, sample_weight, first=not fitted)
-        reducer = _reducer(est, batch)
+        reducer = est._reducer(batch)
         with single_threaded_blas():
             if fitted:
                 params = est._params
@@ -112,9 +109,10 @@ class PartialFitMixin:
             rate = StepSize(est.learning_offset, est.learning_decay)
             # NaN or inf in an unchecked batch flow into its statistics (no
             # warnings on the way) and the pass raises.
-            quiet = np.errstate(invalid="ignore", over="ignore") if unchecked else None
+            quiet = (np.errstate(invalid="ignore", over="ignore") if unchecked
+                     else contextlib.nullcontext())
             try:
-                with quiet or contextlib.nullcontext():
+                with quiet:
                     params, state, lower_bound = stream_step(
                         batch, piece, params, state, rate, est.reg_covar, reducer)
             except (ValueError, ArithmeticError):
@@ -176,24 +174,3 @@ def _plain_batch(est: Any, X: Any) -> np.ndarray | None:
         return X
     with np.errstate(over="ignore", invalid="ignore"):
         return X if np.isfinite(np.sum(X)) else None
-
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class _InCaller:
-    """A batch's chunks in turn in the calling thread, under the one-thread
-    BLAS limit that :meth:`PartialFitMixin.partial_fit` holds (as
-    :class:`~gaussmix.engine.reducers.Sequential` runs them, without entering
-    the limit a second time)."""
-
-    def map(self, func: Callable[[Any], T], source: ChunkSource) -> Iterator[T]:
-        return map(func, source.chunks())
-
-
-def _reducer(est: Any, batch: ArraySource) -> Reducer:
-    """The estimator's reducer; a batch of one chunk (the usual case) runs in
-    the caller, as :func:`~gaussmix.engine.reducers.reducer_for` would run
-    it, without counting the cores or entering the BLAS limit again."""
-    return _InCaller() if batch.n_chunks == 1 else est._reducer(batch)

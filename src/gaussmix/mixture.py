@@ -364,7 +364,7 @@ default='kmeans'
         """Per-row results on validated data (an array or a data source):
         log_prob (n,), log_resp (n, K) or label (n,), as NumPy arrays."""
         source = X if is_data_source(X) else self._marked(ArraySource(
-            X, None, self._chunk_size(*X.shape[::-1])), fitting=False)
+            X, None, self._chunk_size(X.shape[1], X.shape[0])), fitting=False)
         kernel = kernel_type(source).build(self._piece, self._params, source.spec)
         out = getattr(source, "result", to_host)  # torch: tensors for tensor input
         funcs = {
