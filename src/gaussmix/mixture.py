@@ -22,7 +22,6 @@ from .engine.loop import Callback, EMRun, EMSettings, best_of_restarts
 from .engine.params import MixtureParams
 from .engine.reducers import Reducer, reducer_for
 from .engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weights
-from .engine.splitting import even_chunk_rows
 from .engine.threads import resolve_threads, single_threaded_blas
 from .engine.xp import to_host
 from .inputs import (
@@ -313,8 +312,7 @@ default='kmeans'
     def _chunk_size(self, n_features: int, n_rows: int | None = None) -> int:
         if self.chunk_size is not None:
             return int(self.chunk_size)
-        rows = auto_chunk_size(self.n_components, n_features, self._piece)
-        return rows if n_rows is None else even_chunk_rows(rows, n_rows)
+        return auto_chunk_size(self.n_components, n_features, self._piece, n_rows)
 
     def _initial_params(
         self, source: DataSource, piece: CovarianceType,

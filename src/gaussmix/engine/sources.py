@@ -31,6 +31,7 @@ import numpy as np
 from array_api_compat import device as array_device
 
 from .covariance import ComputeSpec, CovarianceType
+from .splitting import even_chunk_rows
 from .xp import array_namespace
 
 # Rows per chunk are chosen so that a chunk's largest work array holds about
@@ -52,7 +53,8 @@ FUSED_CHUNK_FLOPS = 1 << 27
 
 
 def auto_chunk_size(
-    n_components: int, n_features: int, piece: CovarianceType | None = None
+    n_components: int, n_features: int, piece: CovarianceType | None = None,
+    n_rows: int | None = None,
 ) -> int:
     """Rows per chunk for the given problem size and covariance type.
 
@@ -60,7 +62,9 @@ def auto_chunk_size(
     ``TARGET_CHUNK_ELEMENTS`` numbers. The fused kernel needs no work array
     per chunk; its chunks hold about ``FUSED_CHUNK_FLOPS`` of products (about
     ``4 (d + 1)`` flops per number of the reference's work array per row).
-    Both between 4096 and 65536 rows.
+    Both between 4096 and 65536 rows. Given the input's ``n_rows``, the size
+    is evened out so that the threads share the input
+    (:func:`~gaussmix.engine.splitting.even_chunk_rows`).
 
     Examples
     --------
@@ -74,7 +78,8 @@ def auto_chunk_size(
         rows = FUSED_CHUNK_FLOPS // (4 * max(1, per_row) * (n_features + 1))
     else:
         rows = TARGET_CHUNK_ELEMENTS // max(1, per_row)
-    return int(min(max(rows, 4096), 65536))
+    rows = int(min(max(rows, 4096), 65536))
+    return rows if n_rows is None else even_chunk_rows(rows, n_rows)
 
 
 def _fused_kernel_serves() -> bool:
