@@ -70,6 +70,7 @@ def _parse(text):
 
 @pytest.mark.parametrize(("fmt", "extra"), [("npy", []), ("parquet", []),
                                             ("parquet", ["--weights", "w"]),
+                                            ("parquet", ["--weights", "w", "--spill"]),
                                             ("npyw", ["--weights", "3"])])
 def test_streamed_fit_predict_score_equal_in_memory(fmt, extra, files, tmp_path):
     data = files[fmt]
@@ -112,6 +113,29 @@ def test_streamed_fit_predict_score_equal_in_memory(fmt, extra, files, tmp_path)
     np.testing.assert_allclose(numbers[0], numbers[1], rtol=1e-9)
     np.testing.assert_allclose(np.load(tmp_path / "s1.npy"),
                                np.load(tmp_path / "s0.npy"), rtol=1e-12)
+
+
+def test_spill_maps_the_rows_after_the_first_pass_and_leaves_nothing(
+        files, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    made = []
+
+    class Spy(streams.RowSpill):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(streams, "RowSpill", Spy)
+    ok(invoke("fit", files["parquet"], *FIT, "--chunk-size", 64, "--spill",
+              "-o", tmp_path / "s.npz"))
+    ok(invoke("select", files["parquet"], "-k", "2-3", "--seed", "0", "--chunk-size",
+              64, "--spill", "-q"))
+    assert len(made) == 2 and all(spill.ready for spill in made)
+    assert list(scratch.iterdir()) == []
 
 
 def test_files_over_the_threshold_stream_without_reading_whole(files, tmp_path,

@@ -45,12 +45,16 @@ def files(data, tmp_path_factory):
 def _source(kind, files, data, weighted, chunk_size=256):
     _, w = data
     weights = w if weighted else None
+    # "-spilled": rows spilled to a scratch file on the first pass, mapped after
+    kind, cache = kind.removesuffix("-spilled"), kind.endswith("-spilled")
     if kind == "npy":
         return NpySource(files["npy"], chunk_size=chunk_size, sample_weight=weights)
     if kind == "parquet":
         return ParquetSource(files["parquet"], columns=["a", "b", "c"],
-                             weights="w" if weighted else None, chunk_size=chunk_size)
-    return ZarrSource(files["zarr"], chunk_size=chunk_size, sample_weight=weights)
+                             weights="w" if weighted else None, chunk_size=chunk_size,
+                             cache=cache)
+    return ZarrSource(files["zarr"], chunk_size=chunk_size, sample_weight=weights,
+                      cache=cache)
 
 
 def _start(X, ct):
@@ -61,7 +65,8 @@ def _start(X, ct):
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("ct", COVARIANCE_TYPES)
-@pytest.mark.parametrize("kind", ["npy", "parquet", "zarr"])
+@pytest.mark.parametrize("kind", ["npy", "parquet", "zarr", "parquet-spilled",
+                                  "zarr-spilled"])
 def test_file_fits_equal_the_in_memory_fit(kind, ct, weighted, data, files):
     X, w = data
     start = _start(X, ct)

@@ -41,6 +41,7 @@ from .options import (
     em_options,
     missing_option,
     progress_options,
+    spill_option,
 )
 from .progress import EMProgress, choose_mode
 
@@ -200,13 +201,15 @@ Examples:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for EM (default: all cores).")
 @chunk_size_option
+@spill_option
 @missing_option("raise")
 @progress_options
 def fit_command(
     data: str, k: int, output: str, covariance: str, n_init: int, max_iter: int,
     tol: float, reg_covar: float, init_params: str, seed: int | None,
     columns: str | None, weights: str | None, threads: int | None,
-    chunk_size: int | None, missing: str, quiet: bool, force_progress: bool,
+    chunk_size: int | None, spill: bool, missing: str, quiet: bool,
+    force_progress: bool,
 ) -> None:
     """Fit a Gaussian mixture with K components to DATA and save it to MODEL.
 
@@ -215,11 +218,12 @@ def fit_command(
     EM iterations runs on a terminal. Large .npy and Parquet files (over
     64 MiB, or any with --chunk-size) are read chunk by chunk in every EM
     iteration, in bounded memory; initialisation then uses a 50,000-row
-    random sample of the file.
+    random sample of the file. With --spill, a streamed Parquet file is
+    decoded once: its rows go to a scratch file that later passes map.
     """
     target = model_output(output)
     dataset = read_dataset_for_fit(data, columns, weights, chunk_size=chunk_size,
-                                   missing=missing)
+                                   missing=missing, spill=spill)
     estimator = GaussianMixture(
         n_components=k, covariance_type=covariance, tol=tol, reg_covar=reg_covar,
         max_iter=max_iter, n_init=n_init, init_params=init_params,

@@ -100,16 +100,19 @@ def load_model(path: str) -> GaussianMixture:
 
 def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
                          command: str = "fit", chunk_size: int | None = None,
-                         stream: bool = True, missing: str = "raise") -> Data:
+                         stream: bool = True, missing: str = "raise",
+                         spill: bool = False) -> Data:
     """Read DATA for fitting, telling the user about skipped text columns.
 
     Large ``.npy`` and Parquet files (or any, with ``chunk_size``) are opened
-    to be read chunk by chunk (see :func:`gaussmix.files.streams.should_stream`).
+    to be read chunk by chunk (see :func:`gaussmix.files.streams.should_stream`);
+    ``spill`` keeps a streamed Parquet file's rows in a scratch file after the
+    first pass.
     """
     data: Data
     stream = stream and missing != "marginalize"  # NaN rows are fitted in memory
     if stream and should_stream(path, chunk_size):
-        data = open_rows(path, columns, weights, chunk_size)
+        data = open_rows(path, columns, weights, chunk_size, spill)
     else:
         data = select_columns(read_table(path), columns, weights)
     if data.skipped and columns is None:

@@ -63,6 +63,18 @@ def progress_options(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="No progress display.")(f)
 
 
+def spill_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--spill: keep a streamed Parquet file's rows in a scratch file."""
+    return click.option(
+        "--spill", is_flag=True,
+        help="For a streamed Parquet file: write its rows, as they are read in the "
+             "first pass, to a scratch file in the temporary folder ($TMPDIR) and "
+             "map that file in every later pass instead of decoding the Parquet "
+             "file again (faster iterations; needs disk space as large as the rows "
+             "in float64; the file is removed when the command ends).",
+    )(f)
+
+
 def chunk_size_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """--chunk-size: rows per chunk; .npy and Parquet files are then streamed."""
     return click.option(

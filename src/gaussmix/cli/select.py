@@ -22,6 +22,7 @@ from .options import (
     chunk_size_option,
     em_options,
     missing_option,
+    spill_option,
 )
 
 __all__ = ["parse_components", "select_command"]
@@ -115,6 +116,7 @@ reports 2 log L - p log n, that is minus the BIC printed here.""",
               help="Candidates fitted at once (default: all cores; 1: in turn). "
                    "Streamed files are fitted in turn, each fit on all cores.")
 @chunk_size_option
+@spill_option
 @missing_option("raise")
 @click.option("--progress", "force_progress", is_flag=True,
               help="Show progress even when stderr is not a terminal (one line per "
@@ -125,7 +127,8 @@ def select_command(
     output: str | None, figure: str | None, n_init: int, init_params: str,
     max_iter: int, tol: float, reg_covar: float, seed: int | None,
     columns: str | None, weights: str | None, jobs: int | None,
-    chunk_size: int | None, missing: str, force_progress: bool, quiet: bool,
+    chunk_size: int | None, spill: bool, missing: str, force_progress: bool,
+    quiet: bool,
 ) -> None:
     """Fit a mixture for every K and covariance type; keep the best.
 
@@ -135,7 +138,8 @@ def select_command(
     Large .npy and Parquet files (over 64 MiB, or any with --chunk-size) are
     read chunk by chunk, in bounded memory: each K is seeded from a
     50,000-row random sample of the file, and every candidate's EM
-    iterations and criteria read the file again. With ``--missing
+    iterations and criteria read the file again (with --spill, a Parquet
+    file's rows are decoded once and kept in a scratch file). With ``--missing
     marginalize`` empty cells are missing values (exact EM; the file is then
     read whole).
     """
@@ -155,7 +159,8 @@ def select_command(
 
         require("matplotlib", "plot", "plotting")  # fail before the work
     dataset = read_dataset_for_fit(data, columns, weights, command="select",
-                                   chunk_size=chunk_size, missing=missing)
+                                   chunk_size=chunk_size, missing=missing,
+                                   spill=spill)
     rows = n_rows(dataset)
     if ks[-1] > rows:
         raise click.BadParameter(

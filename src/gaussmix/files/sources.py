@@ -29,12 +29,19 @@ from .._optional import require
 from ..engine.covariance import ComputeSpec
 from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk, check_chunk, check_chunk_weights
 from ..engine.xp import array_namespace
+from .spill import RowSpill, spill_folder
 
 __all__ = ["ParquetSource", "ZarrSource"]
 
 
 def _numpy_spec(dtype: np.dtype) -> ComputeSpec:
     return ComputeSpec(array_namespace(np.empty(0, dtype)), dtype)
+
+
+def _spill(cache: bool | str | os.PathLike[str], n_features: int, dtype: np.dtype,
+           n_rows: int) -> RowSpill | None:
+    folder = spill_folder(cache)
+    return None if folder is None else RowSpill(folder, n_features, dtype, n_rows)
 
 
 class ParquetSource:
@@ -51,6 +58,13 @@ class ParquetSource:
         A numeric column of non-negative per-row sample weights (not a feature).
     chunk_size : int, optional
         Rows per chunk; None lets the estimator choose for its problem.
+    cache : bool or str or os.PathLike, default=False
+        Spill the rows of the first full pass to a row-major scratch file
+        (True: in the system's temporary folder; a path: in that folder) and
+        map it in every later pass, instead of decoding the file again: for
+        fits of several iterations, each pass then costs what a ``.npy``
+        file's does (see :mod:`gaussmix.files.spill`). Takes disk space as
+        large as the rows in float64; memory stays bounded.
 
     Examples
     --------
@@ -68,7 +82,8 @@ class ParquetSource:
     in_memory = False
 
     def __init__(self, path: str | os.PathLike[str], columns: Sequence[str] | None = None,
-                 weights: str | None = None, chunk_size: int | None = None) -> None:
+                 weights: str | None = None, chunk_size: int | None = None,
+                 cache: bool | str | os.PathLike[str] = False) -> None:
         pa = require("pyarrow", "io", "reading Parquet files")
         pq = require("pyarrow.parquet", "io", "reading Parquet files")
         self.path = os.fspath(path)
@@ -108,6 +123,7 @@ class ParquetSource:
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.spec = _numpy_spec(self.dtype)
         self._pa = pa
+        self._spill = _spill(cache, self.n_features, self.dtype, self.n_rows)
 
     @property
     def n_chunks(self) -> int | None:
@@ -132,6 +148,11 @@ class ParquetSource:
             yield np.ascontiguousarray(columns.T), w
 
     def chunks(self) -> Iterator[Chunk]:
+        if self._spill is None:
+            return self._read()
+        return self._spill.chunks(self._read, self.chunk_size)
+
+    def _read(self) -> Iterator[Chunk]:
         start = 0
         for X, w in self.batches():
             n = len(X)
@@ -162,6 +183,10 @@ class ZarrSource:
         (at least one Zarr chunk); None lets the estimator choose.
     sample_weight : array-like of shape (n_rows,), optional
         Non-negative per-row weights (one number per row, kept in memory).
+    cache : bool or str or os.PathLike, default=False
+        As for :class:`ParquetSource`: spill the rows of the first pass to a
+        scratch file and map it in later passes (worth it for compressed
+        arrays, whose chunks are decompressed again at every pass).
 
     Examples
     --------
@@ -178,7 +203,8 @@ class ZarrSource:
     in_memory = False
 
     def __init__(self, path_or_array: Any, chunk_size: int | None = None,
-                 sample_weight: Any = None) -> None:
+                 sample_weight: Any = None,
+                 cache: bool | str | os.PathLike[str] = False) -> None:
         if isinstance(path_or_array, (str, os.PathLike)):
             zarr = require("zarr", "zarr", "reading Zarr arrays")
             self.path: str | None = os.fspath(path_or_array)
@@ -196,6 +222,7 @@ class ZarrSource:
         self.sample_weight = (None if sample_weight is None
                               else check_chunk_weights(sample_weight, self.n_rows))
         self.spec = _numpy_spec(self.dtype)
+        self._spill = _spill(cache, self.n_features, self.dtype, self.n_rows)
 
     @property
     def _rows_per_chunk(self) -> int:
@@ -207,6 +234,11 @@ class ZarrSource:
         return -(-self.n_rows // self._rows_per_chunk)
 
     def chunks(self) -> Iterator[Chunk]:
+        if self._spill is None:
+            return self._read()
+        return self._spill.chunks(self._read, self.chunk_size)
+
+    def _read(self) -> Iterator[Chunk]:
         w, size = self.sample_weight, self._rows_per_chunk
         name = repr(self.path) if self.path is not None else "the Zarr array"
         for start in range(0, self.n_rows, size):

@@ -16,6 +16,7 @@ arrays are read whole as before.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from ..engine.xp import array_namespace
 from .formats import DataError, DataFileNotFoundError, PathLike, file_format, first_non_finite
 from .formats import quote as _quote
 from .readers import Table, name_list, position
+from .spill import RowSpill
 
 __all__ = ["STREAM_BYTES", "FileRows", "StreamedData", "file_header", "open_rows",
            "should_stream"]
@@ -110,13 +112,15 @@ class StreamedData:
 
 
 def open_rows(path: PathLike, columns: Sequence[str | int] | str | None = None,
-              weights: str | int | None = None, chunk_size: int | None = None
-              ) -> StreamedData:
-    """The chosen columns of a ``.npy`` or Parquet file as a chunked source."""
+              weights: str | int | None = None, chunk_size: int | None = None,
+              spill: bool = False) -> StreamedData:
+    """The chosen columns of a ``.npy`` or Parquet file as a chunked source;
+    ``spill``: a Parquet file's rows are kept in a scratch file after the
+    first pass (see :mod:`gaussmix.files.spill`)."""
     header = file_header(path)
     chosen, w_pos = _choose(header, columns, weights)
     skipped = [n for i, n in enumerate(header.names) if i not in chosen and i != w_pos]
-    rows = FileRows(header, chosen, w_pos, chunk_size)
+    rows = FileRows(header, chosen, w_pos, chunk_size, spill)
     if rows.n_rows == 0:
         raise DataError(f"{_quote(header.path)} has no data rows")
     return StreamedData(X=rows, names=[header.names[i] for i in chosen],
@@ -164,14 +168,16 @@ class FileRows:
     A data source (see :mod:`gaussmix.engine.sources`): float64 rows, weights
     from the weights column. A NaN, infinite or negative value raises
     :class:`DataError` naming its data row and column; weights that sum to zero
-    raise at the end of the first pass.
+    raise at the end of the first pass. With ``spill``, a Parquet file's
+    checked rows go to a scratch file in the first pass, which later passes
+    map (:mod:`gaussmix.files.spill`).
     """
 
     reiterable = True
     in_memory = False
 
     def __init__(self, header: Table, chosen: list[int], w_pos: int | None,
-                 chunk_size: int | None = None) -> None:
+                 chunk_size: int | None = None, spill: bool = False) -> None:
         self.path, self.header = header.path, header
         self.chosen, self.w_pos = chosen, w_pos
         self.names = [header.names[i] for i in chosen]
@@ -191,6 +197,9 @@ class FileRows:
                 self.path, columns=self.names,
                 weights=None if w_pos is None else header.names[w_pos])
             self.n_rows = self._parquet.n_rows
+        self._spill = (RowSpill(tempfile.gettempdir(), self.n_features, self.dtype,
+                                self.n_rows) if spill and self._parquet is not None
+                       else None)
 
     @property
     def n_chunks(self) -> int | None:
@@ -210,6 +219,11 @@ class FileRows:
             yield X, w
 
     def chunks(self) -> Iterator[Chunk]:
+        if self._spill is None:
+            return self._read()
+        return self._spill.chunks(self._read, self.chunk_size)
+
+    def _read(self) -> Iterator[Chunk]:
         start, total = 0, 0.0
         for X, w in self._raw(self.chunk_size or DEFAULT_CHUNK_ROWS):
             self._check(X, start, [f"column {name!r}" for name in self.names])
