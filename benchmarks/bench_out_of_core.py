@@ -9,8 +9,9 @@ initialisation would run k-means on every row), ``NpySource`` and
 ``ParquetSource`` (default initialisation: k-means on a 50,000-row reservoir
 sample, one extra pass), the latter also with ``cache=True`` ("parquet,
 spilled": the sampling pass writes the rows to a row-major scratch file in the
-temporary folder, which every EM pass then maps; see gaussmix.files.spill). Prints the seconds per EM iteration (between the first
-and last iteration callbacks, so initialisation is left out), the peak
+temporary folder, which every EM pass then maps; see gaussmix.files.spill).
+Prints the seconds per EM iteration (between the first and last iteration
+callbacks, so initialisation is left out), the peak
 *private* memory above the process's start (RssAnon from /proc/self/status,
 sampled every 5 ms; pages of a memory map or of the page cache are not private)
 and the total time. The files are deleted at the end unless --keep is given.

@@ -176,3 +176,41 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README files larger than memory", "exec"), namespace)
     assert namespace["labels"].shape == (20_000,)
+
+
+def test_parquet_row_groups_are_read_in_the_worker_threads(data, files, tmp_path):
+    """A thread pool reads each row group in a worker thread (decoding does
+    not wait on the calling thread), in order, with the rows of a sequential
+    pass; a bad value is reported with its rows."""
+    from gaussmix.engine.reducers import Sequential, ThreadPool
+
+    X, w = data
+    source = _source("parquet", files, data, weighted=True, chunk_size=256)
+    reads = source.chunk_reads()
+    assert len(reads) == 3  # row groups of 700 rows
+    threads, sizes = set(), []
+
+    def look(chunk):
+        import threading
+
+        threads.add(threading.current_thread().name)
+        sizes.append(len(chunk.X))
+        return chunk
+
+    pooled = list(ThreadPool(2).map(look, source))
+    assert all(name.startswith("gaussmix-chunks") for name in threads)
+    assert sorted(sizes) == sorted([256, 256, 188] * 2 + [256, 256, 88])
+    sequential = list(Sequential().map(lambda c: c, source))
+    np.testing.assert_array_equal(np.vstack([c.X for c in pooled]), X)
+    np.testing.assert_array_equal(np.concatenate([c.sample_weight for c in pooled]), w)
+    np.testing.assert_array_equal(np.vstack([c.X for c in sequential]), X)
+
+    bad = X.copy()
+    bad[1500, 1] = np.nan
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"a": bad[:, 0], "b": bad[:, 1], "c": bad[:, 2]}), path,
+                   row_group_size=700)
+    with pytest.raises(ValueError, match=r"rows 1400\.\.1655 of .* NaN"):
+        list(ThreadPool(2).map(len, ParquetSource(path, chunk_size=256)))
+    spilled = ParquetSource(path, cache=True)
+    assert spilled.chunk_reads() is None  # the spilling pass writes rows in order

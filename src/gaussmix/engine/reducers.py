@@ -9,10 +9,18 @@ running statistics (:mod:`gaussmix.engine.streaming`).
 
 Results are always combined in chunk order, so a fit does not depend on the
 number of threads.
+
+A source whose chunks cost work to produce (decoding a Parquet row group) may
+also offer ``chunk_reads()``: independent reads, each a function that returns
+a list of chunks. A thread pool then reads in its worker threads, each read
+followed by the chunk function on its chunks, instead of reading every chunk
+in the calling thread while the workers wait (on many cores, decoding alone
+would bound the pass).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import deque
@@ -56,8 +64,9 @@ class ThreadPool:
 
     def map(self, func: Callable[[Any], T], source: ChunkSource) -> Iterator[T]:
         with single_threaded_blas():
-            yield from _bounded_ordered_map(shared_pool(self.n_threads), func,
-                                            source.chunks(), 2 * self.n_threads)
+            for results in _bounded_ordered_map(shared_pool(self.n_threads),
+                                                _tasks(func, source), 2 * self.n_threads):
+                yield from results
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -120,11 +129,33 @@ def fold(func: Callable[[Any], T], source: ChunkSource, reducer: Reducer) -> T:
     return total
 
 
-def _bounded_ordered_map(pool: ThreadPoolExecutor, func: Callable[[Any], T],
-                         chunks: Iterable[Any], ahead: int) -> Iterator[T]:
+def _tasks(func: Callable[[Any], T], source: ChunkSource
+           ) -> Iterator[Callable[[], list[T]]]:
+    """Work for the pool: the source's reads followed by ``func`` on their
+    chunks, or ``func`` on each chunk read here."""
+    reads = getattr(source, "chunk_reads", None)
+    reads = reads() if callable(reads) else None
+    if reads is None:
+        for chunk in source.chunks():
+            yield functools.partial(_one, func, chunk)
+    else:
+        for read in reads:
+            yield functools.partial(_read_then, func, read)
+
+
+def _one(func: Callable[[Any], T], chunk: Any) -> list[T]:
+    return [func(chunk)]
+
+
+def _read_then(func: Callable[[Any], T], read: Callable[[], Iterable[Any]]) -> list[T]:
+    return [func(chunk) for chunk in read()]
+
+
+def _bounded_ordered_map(pool: ThreadPoolExecutor, tasks: Iterable[Callable[[], T]],
+                         ahead: int) -> Iterator[T]:
     pending: deque[Future[T]] = deque()
-    for chunk in chunks:
-        pending.append(pool.submit(func, chunk))
+    for task in tasks:
+        pending.append(pool.submit(task))
         if len(pending) >= ahead:
             yield pending.popleft().result()
     while pending:

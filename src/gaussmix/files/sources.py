@@ -19,8 +19,9 @@ naming the rows, when the chunk holding it is read.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,19 +123,21 @@ class ParquetSource:
         # None: the estimator's chunk size for its problem (see auto_chunk_size)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.spec = _numpy_spec(self.dtype)
-        self._pa = pa
+        self._pa, self._pq = pa, pq
         self._spill = _spill(cache, self.n_features, self.dtype, self.n_rows)
 
     @property
     def n_chunks(self) -> int | None:
         return None  # batches end at row-group ends too
 
-    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Rows and weights of each record batch, unchecked (nulls are NaN)."""
+    def batches(self, row_groups: Sequence[int] | None = None, file: Any = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Rows and weights of each record batch (of the given row groups, or
+        all), unchecked (nulls are NaN)."""
         size = self.chunk_size or DEFAULT_CHUNK_ROWS
         wanted = self.columns + ([self.weights] if self.weights is not None else [])
-        for batch in self._file.iter_batches(batch_size=size, columns=wanted,
-                                             use_threads=False):
+        for batch in (file or self._file).iter_batches(
+                batch_size=size, row_groups=row_groups, columns=wanted, use_threads=False):
             n = batch.num_rows
             if n == 0:
                 continue
@@ -152,14 +155,38 @@ class ParquetSource:
             return self._read()
         return self._spill.chunks(self._read, self.chunk_size)
 
+    def chunk_reads(self) -> list[Callable[[], Iterator[Chunk]]] | None:
+        """One read per row group, each safe to run in any thread (see
+        :mod:`gaussmix.engine.reducers`); None while rows are spilled (the
+        spilling pass writes them in order; later passes map them)."""
+        if self._spill is not None:
+            return None
+        reads: list[Callable[[], Iterator[Chunk]]] = []
+        start = 0
+        for i in range(self._file.metadata.num_row_groups):
+            reads.append(functools.partial(self._read_group, i, start))
+            start += self._file.metadata.row_group(i).num_rows
+        return reads
+
     def _read(self) -> Iterator[Chunk]:
         start = 0
         for X, w in self.batches():
-            n = len(X)
-            where = f"rows {start}..{start + n - 1} of {self.path!r}"
-            yield Chunk(check_chunk(X, self.n_features, where),
-                        None if w is None else check_chunk_weights(w, n))
-            start += n
+            yield self._checked(X, w, start)
+            start += len(X)
+
+    def _read_group(self, index: int, start: int) -> Iterator[Chunk]:
+        # a file object per read: pyarrow's readers are not shared across threads
+        file = self._pq.ParquetFile(self.path, memory_map=True, pre_buffer=False,
+                                    metadata=self._file.metadata)
+        for X, w in self.batches([index], file):
+            yield self._checked(X, w, start)
+            start += len(X)
+
+    def _checked(self, X: np.ndarray, w: np.ndarray | None, start: int) -> Chunk:
+        n = len(X)
+        where = f"rows {start}..{start + n - 1} of {self.path!r}"
+        return Chunk(check_chunk(X, self.n_features, where),
+                     None if w is None else check_chunk_weights(w, n))
 
     def _values(self, column: Any, dtype: np.dtype) -> np.ndarray:
         pa = self._pa
