@@ -214,3 +214,12 @@ def test_parquet_row_groups_are_read_in_the_worker_threads(data, files, tmp_path
         list(ThreadPool(2).map(len, ParquetSource(path, chunk_size=256)))
     spilled = ParquetSource(path, cache=True)
     assert spilled.chunk_reads() is None  # the spilling pass writes rows in order
+
+
+def test_parquet_fits_do_not_depend_on_the_threads(data, files):
+    X, _ = data
+    start = _start(X, "full")
+    fits = [GaussianMixture(3, n_threads=t, max_iter=5, tol=0, **start).fit(
+        _source("parquet", files, data, weighted=True)) for t in (1, 2)]
+    np.testing.assert_array_equal(fits[0].means_, fits[1].means_)
+    np.testing.assert_array_equal(fits[0].covariances_, fits[1].covariances_)

@@ -159,8 +159,9 @@ class ParquetSource:
         """One read per row group, each safe to run in any thread (see
         :mod:`gaussmix.engine.reducers`); None while rows are spilled (the
         spilling pass writes them in order; later passes map them)."""
-        if self._spill is not None:
-            return None
+        return None if self._spill is not None else self._group_reads()
+
+    def _group_reads(self) -> list[Callable[[], Iterator[Chunk]]]:
         reads: list[Callable[[], Iterator[Chunk]]] = []
         start = 0
         for i in range(self._file.metadata.num_row_groups):
@@ -169,10 +170,9 @@ class ParquetSource:
         return reads
 
     def _read(self) -> Iterator[Chunk]:
-        start = 0
-        for X, w in self.batches():
-            yield self._checked(X, w, start)
-            start += len(X)
+        # the chunks of the reads, so that one thread or several see the same
+        for read in self._group_reads():
+            yield from read()
 
     def _read_group(self, index: int, start: int) -> Iterator[Chunk]:
         # a file object per read: pyarrow's readers are not shared across threads
