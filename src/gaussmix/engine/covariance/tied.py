@@ -113,7 +113,7 @@ class Tied(CovarianceType):
                          axis=0)
 
     def log_det_cholesky(self, prec_chol, n_features):
-        return np.atleast_1d(np.sum(np.log(np.diag(prec_chol))))
+        return np.log(np.diagonal(prec_chol)).sum(keepdims=True)  # (1,)
 
     def check_precisions(self, precisions):
         check_symmetric_positive_definite(precisions, self.name, "precisions_init")
