@@ -12,7 +12,10 @@ per-call work.
 - partial_fit: wall time of a pass over the rows in batches of each size,
   divided by the rows (after a first call that initialises the stream).
 
-Both use the same threads (all cores unless ``--threads``); fits and passes
+Both use the same threads (all cores unless ``--threads``) and the same E-step
+kernel (``--kernel``, default ``fused``: in ``auto`` mode the compiled loops
+load only after some seconds of E-step work, so the fit's first iterations
+would run the reference kernel and flatter the ratio); fits and passes
 repeated ``--repeat`` times (partial_fit: the fastest pass).
 Run ``python benchmarks/bench_partial_fit.py`` or ``--quick``.
 
@@ -85,6 +88,7 @@ def partial_fit_cost(X, cov, K, init, batch, threads, repeat) -> float:
 
 def measure(case: int, args: argparse.Namespace) -> dict:
     """Seconds per row: one full-fit iteration, and partial_fit per batch size."""
+    os.environ["GAUSSMIX_KERNEL"] = args.kernel  # read at each kernel build
     cov, n, d, K = CASES[case]
     n = n // 10 if args.quick else n
     X = make_data(n, d, K, "float64")
@@ -106,6 +110,7 @@ def in_subprocess(case: int, args: argparse.Namespace, src: str | None) -> dict:
         env["PYTHONPATH"] = src
     command = [sys.executable, __file__, "--worker", str(case), "--iters",
                str(args.iters), "--repeat", str(args.repeat),
+               "--kernel", args.kernel,
                *(["--threads", str(args.threads)] if args.threads else []),
                *(["--quick"] if args.quick else [])]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
@@ -141,6 +146,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--kernel", default="fused", choices=("fused", "reference", "auto"),
+                        help="GAUSSMIX_KERNEL for both the fit and partial_fit")
     parser.add_argument("--baseline", default=None, metavar="SRC",
                         help="compare with the gaussmix in this src folder")
     parser.add_argument("--rounds", type=int, default=3,
@@ -151,7 +158,7 @@ def main() -> None:
         print(json.dumps(measure(args.worker, args)))
         return
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numpy {np.__version__}, threads={args.threads or 'all'}")
+          f"numpy {np.__version__}, threads={args.threads or 'all'}, kernel={args.kernel}")
     if args.baseline is not None:
         compare(args)
         return

@@ -212,7 +212,7 @@ class CovarianceType(ABC):
                        work: Any) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore"):
             s1, s2 = self.group_moments(X, resp, group, work)
-        if np.all(np.isfinite(s1)) and np.all(np.isfinite(s2)):
+        if np.isfinite(s1).all() and np.isfinite(s2).all():
             return s1, s2
         # A work array overflowed (rows or a centre beyond 1e154): 0 * inf made
         # NaN. Rows of zero responsibility do not count, as the residual sums

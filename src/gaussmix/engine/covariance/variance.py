@@ -44,8 +44,8 @@ class VarianceType(CovarianceType):
 
     def precisions_cholesky(self, covariances):
         per_component = np.reshape(covariances, (len(covariances), -1))
-        bad = np.flatnonzero(~np.all((per_component > 0.0)
-                                     & np.isfinite(per_component), axis=1))
+        bad = np.flatnonzero(~((per_component > 0.0)
+                                & np.isfinite(per_component)).all(axis=1))
         if bad.size:
             raise ValueError(ILL_DEFINED_COVARIANCE.format(what=f"component {bad[0]}"))
         return 1.0 / np.sqrt(covariances)
