@@ -101,7 +101,7 @@ class PartialFitMixin:
         reducer = est._reducer(batch)
         with single_threaded_blas():
             if fitted:
-                params = est._params
+                params = _fitted_params(est, state)
             else:
                 init = check_initial_parameters(est, piece, batch.n_features)
                 settings = EMSettings(tol=est.tol, max_iter=1,
@@ -152,6 +152,17 @@ class PartialFitMixin:
         weights = scale_weights(check_sample_weight(sample_weight, len(X)))
         source = ArraySource(X, weights, est._chunk_size(X.shape[1], len(X)))
         return est._marked(source, fitting=True), plain is not None
+
+
+def _fitted_params(est: Any, state: StreamState | None) -> Any:
+    """The fitted parameters: the last step's own while the attributes still
+    hold them (the usual case: no conversions), else from the attributes."""
+    last = None if state is None else state.params
+    if last is not None and (est.weights_ is last.weights and est.means_ is last.means
+                             and est.covariances_ is last.covariances
+                             and est.precisions_cholesky_ is last.precisions_cholesky):
+        return last
+    return est._params
 
 
 def _same_rate(last: StepSize | None, rate: StepSize) -> bool:

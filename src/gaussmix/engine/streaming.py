@@ -59,12 +59,14 @@ class StepSize:
 @dataclass(frozen=True)
 class StreamState:
     """Running statistics (per row), the number of steps taken, and the step
-    size of the last step (the estimator validates the step parameters again
-    only when they change)."""
+    size and parameters of the last step (the estimator validates the step
+    parameters again only when they change, and takes the parameters as they
+    are while its attributes still hold them)."""
 
     stats: SuffStats
     n_steps: int
     rate: StepSize | None = None
+    params: MixtureParams | None = None
 
 
 def blend(running: SuffStats | None, batch: SuffStats, rho: float) -> SuffStats:
@@ -146,5 +148,5 @@ def stream_step(
     running = blend(None if state is None else state.stats, stats, rho)
     new = m_step(running, piece, reg_covar,
                  functools.partial(worst_rows, batch, kernel, reducer))
-    return (new, StreamState(running, n_steps + 1, rate),
+    return (new, StreamState(running, n_steps + 1, rate, new),
             stats.loglik / stats.weight)

@@ -3,6 +3,7 @@ per feature and component; spherical: one per component)."""
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from typing import Any
 
@@ -68,7 +69,7 @@ class VarianceType(CovarianceType):
 
     def to_full(self, covariances, n_components, n_features):
         variances = np.reshape(covariances, (n_components, -1))  # (K, d) or (K, 1)
-        return variances[:, :, None] * np.eye(n_features)
+        return variances[:, :, None] * _identity(n_features)
 
     def sample(self, rng, means, covariances, counts):
         # sqrt(c) broadcasts: a vector of variances (diag) or one variance.
@@ -76,3 +77,11 @@ class VarianceType(CovarianceType):
             m + rng.standard_normal(size=(int(n), len(m))) * np.sqrt(c)
             for m, c, n in zip(means, covariances, counts, strict=True)
         ])
+
+
+@functools.cache
+def _identity(n_features: int) -> np.ndarray:
+    """np.eye, built once per width (every kernel build asks for it)."""
+    eye = np.eye(n_features)
+    eye.flags.writeable = False
+    return eye
