@@ -12,7 +12,12 @@ per-call work.
 - partial_fit: wall time of a pass over the rows in batches of each size,
   divided by the rows (after a first call that initialises the stream).
 
-Both use the same threads (all cores unless ``--threads``); fits and passes
+Times are wall-clock, or with ``--clock cpu`` the process's CPU time summed
+over its threads (steadier where other work shares the cores). Both use the
+same threads (all cores unless ``--threads``) and the same E-step
+kernel (``--kernel``, default ``fused``: in ``auto`` mode the compiled loops
+load only after some seconds of E-step work, so the fit's first iterations
+would run the reference kernel and flatter the ratio); fits and passes
 repeated ``--repeat`` times (partial_fit: the fastest pass).
 Run ``python benchmarks/bench_partial_fit.py`` or ``--quick``.
 
@@ -49,13 +54,16 @@ CASES = [  # (covariance_type, n, d, K)
 BATCHES = (1_000, 10_000, 50_000)
 
 
-def fit_cost(X, cov, K, init, iters, threads, repeat) -> float:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def fit_cost(X, cov, K, init, iters, threads, repeat, clock=time.perf_counter) -> float:
     """Seconds per row per EM iteration of a full fit: the median time between
     two iteration callbacks (so validation and the final labels pass are out)."""
     lapses: list[float] = []
 
     def record(info: dict) -> None:
-        now = time.perf_counter()
+        now = clock()
         if info["iteration"] > 1:
             lapses.append(now - record.last)  # type: ignore[attr-defined]
         record.last = now  # type: ignore[attr-defined]
@@ -68,33 +76,36 @@ def fit_cost(X, cov, K, init, iters, threads, repeat) -> float:
     return float(np.median(lapses)) / len(X)
 
 
-def partial_fit_cost(X, cov, K, init, batch, threads, repeat) -> float:
+def partial_fit_cost(X, cov, K, init, batch, threads, repeat,
+                     clock=time.perf_counter) -> float:
     """Seconds per row of a pass of partial_fit over X in batches."""
     starts = range(0, len(X), batch)
 
     def stream():
         gm = GaussianMixture(K, covariance_type=cov, n_threads=threads, **init)
         gm.partial_fit(X[:batch])  # initialises; not timed below
-        start = time.perf_counter()
+        start = clock()
         for i in starts:
             gm.partial_fit(X[i:i + batch])
-        return time.perf_counter() - start
+        return clock() - start
 
     return min(stream() for _ in range(repeat)) / len(X)
 
 
 def measure(case: int, args: argparse.Namespace) -> dict:
     """Seconds per row: one full-fit iteration, and partial_fit per batch size."""
+    os.environ["GAUSSMIX_KERNEL"] = args.kernel  # read at each kernel build
     cov, n, d, K = CASES[case]
     n = n // 10 if args.quick else n
     X = make_data(n, d, K, "float64")
     init = initial_parameters(X, K, cov)
     fit_cost(X[: n // 10], cov, K, init, 2, args.threads, 1)  # warm up
-    out = {"fit": fit_cost(X, cov, K, init, args.iters, args.threads, args.repeat)}
+    clock = CLOCKS[args.clock]
+    out = {"fit": fit_cost(X, cov, K, init, args.iters, args.threads, args.repeat, clock)}
     for batch in BATCHES:
         if batch <= n // 2:
             out[str(batch)] = partial_fit_cost(X, cov, K, init, batch, args.threads,
-                                               args.repeat)
+                                               args.repeat, clock)
     return out
 
 
@@ -106,6 +117,7 @@ def in_subprocess(case: int, args: argparse.Namespace, src: str | None) -> dict:
         env["PYTHONPATH"] = src
     command = [sys.executable, __file__, "--worker", str(case), "--iters",
                str(args.iters), "--repeat", str(args.repeat),
+               "--kernel", args.kernel, "--clock", args.clock,
                *(["--threads", str(args.threads)] if args.threads else []),
                *(["--quick"] if args.quick else [])]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
@@ -141,6 +153,11 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--clock", default="wall", choices=tuple(CLOCKS),
+                        help="wall time, or the process's CPU time (all threads; "
+                             "steadier on a shared machine)")
+    parser.add_argument("--kernel", default="fused", choices=("fused", "reference", "auto"),
+                        help="GAUSSMIX_KERNEL for both the fit and partial_fit")
     parser.add_argument("--baseline", default=None, metavar="SRC",
                         help="compare with the gaussmix in this src folder")
     parser.add_argument("--rounds", type=int, default=3,
@@ -151,7 +168,8 @@ def main() -> None:
         print(json.dumps(measure(args.worker, args)))
         return
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numpy {np.__version__}, threads={args.threads or 'all'}")
+          f"numpy {np.__version__}, threads={args.threads or 'all'}, kernel={args.kernel}, "
+          f"clock={args.clock}")
     if args.baseline is not None:
         compare(args)
         return

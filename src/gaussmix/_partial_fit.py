@@ -89,16 +89,19 @@ class PartialFitMixin:
         """
         est: Any = self
         fitted = hasattr(est, "means_")
-        # As scikit-learn's partial_fit: all parameters on the first call, then
-        # only the step size's (the rest cannot change what a step does).
-        check_parameters(est, None if not fitted else STEP_PARAMETERS)
-        piece = est._piece
         state: StreamState | None = getattr(est, "_stream_", None)
+        rate = StepSize(est.learning_offset, est.learning_decay)
+        # As scikit-learn's partial_fit: all parameters on the first call, then
+        # only the step size's (the rest cannot change what a step does), and
+        # those only when they differ from the last step's.
+        if not fitted or state is None or not _same_rate(state.rate, rate):
+            check_parameters(est, None if not fitted else STEP_PARAMETERS)
+        piece = est._piece
         batch, unchecked = self._batch_source(X, sample_weight, first=not fitted)
         reducer = est._reducer(batch)
         with single_threaded_blas():
             if fitted:
-                params = est._params
+                params = _fitted_params(est, state)
             else:
                 init = check_initial_parameters(est, piece, batch.n_features)
                 settings = EMSettings(tol=est.tol, max_iter=1,
@@ -106,7 +109,6 @@ class PartialFitMixin:
                 params = est._initial_params(batch, piece, init,
                                              check_random_state(est.random_state),
                                              settings)
-            rate = StepSize(est.learning_offset, est.learning_decay)
             # NaN or inf in an unchecked batch flow into its statistics (no
             # warnings on the way) and the pass raises.
             quiet = (np.errstate(invalid="ignore", over="ignore") if unchecked
@@ -150,6 +152,25 @@ class PartialFitMixin:
         weights = scale_weights(check_sample_weight(sample_weight, len(X)))
         source = ArraySource(X, weights, est._chunk_size(X.shape[1], len(X)))
         return est._marked(source, fitting=True), plain is not None
+
+
+def _fitted_params(est: Any, state: StreamState | None) -> Any:
+    """The fitted parameters: the last step's own while the attributes still
+    hold them (the usual case: no conversions), else from the attributes."""
+    last = None if state is None else state.params
+    if last is not None and (est.weights_ is last.weights and est.means_ is last.means
+                             and est.covariances_ is last.covariances
+                             and est.precisions_cholesky_ is last.precisions_cholesky):
+        return last
+    return est._params
+
+
+def _same_rate(last: StepSize | None, rate: StepSize) -> bool:
+    """Whether ``rate`` has the last step's (validated) parameters, of the
+    same types (so that no other value skips the check)."""
+    return last is not None and all(
+        type(a) is type(b) and a == b
+        for a, b in ((last.offset, rate.offset), (last.decay, rate.decay)))
 
 
 def _plain_batch(est: Any, X: Any) -> np.ndarray | None:

@@ -28,13 +28,13 @@ class Diag(VarianceType):
         return n_components * n_features
 
     def distances(self, prec_chol, members, offsets):
-        return np.sum((offsets * prec_chol[members]) ** 2, axis=1)
+        return ((offsets * prec_chol[members]) ** 2).sum(axis=1)
 
     def kernel_arrays(self, precisions, offsets):
         return {
             # sum_j p_kj (x_j - m_kj)^2 = [(x-c)^2, x-c] . [p_k, -2 p_k m_k] + ...
             "coef": np.hstack([precisions, -2.0 * offsets * precisions]),
-            "offset_sq": np.sum(offsets**2 * precisions, axis=1),
+            "offset_sq": (offsets**2 * precisions).sum(axis=1),
         }
 
     def group_log_prob(self, X, group, const):
@@ -68,4 +68,4 @@ class Diag(VarianceType):
         return np.maximum(s2 / nk[:, None] - delta**2, 0.0) + reg_covar
 
     def log_det_cholesky(self, prec_chol, n_features):
-        return np.sum(np.log(prec_chol), axis=1)
+        return np.log(prec_chol).sum(axis=1)

@@ -38,7 +38,7 @@ class Full(CovarianceType):
         return n_components * (n_features + 1)  # the (K, d, n) whitened chunk
 
     def distances(self, prec_chol, members, offsets):
-        return np.sum(np.einsum("kd,kde->ke", offsets, prec_chol[members]) ** 2, axis=1)
+        return (np.einsum("kd,kde->ke", offsets, prec_chol[members]) ** 2).sum(axis=1)
 
     def shift_of(self, means, groups):
         return means.copy()

@@ -44,7 +44,7 @@ def centre_groups(
     """
     everyone = np.arange(len(means))
     centre = _weighted_mean(means, weights)
-    if np.all(distances(everyone, means - centre) <= MAX_SPREAD):
+    if (distances(everyone, means - centre) <= MAX_SPREAD).all():
         return (CentreGroup(everyone, centre),)
     groups = []
     remaining = everyone[np.argsort(-weights, kind="stable")]

@@ -4,6 +4,7 @@ of a covariance: everything goes through triangular factors."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,8 +30,8 @@ def upper_cholesky_of_inverses(covariances: np.ndarray, names: Sequence[str]
     (no argument checks per call: a fit's M-step and kernel build do this for
     every component at every iteration). ``names[k]`` names matrix k in the
     error raised when it is not positive definite."""
-    not_finite = np.flatnonzero(~np.isfinite(covariances).all(axis=(1, 2)))
-    if not_finite.size:
+    if not np.isfinite(covariances).all():
+        not_finite = np.flatnonzero(~np.isfinite(covariances).all(axis=(1, 2)))
         raise ValueError(ILL_DEFINED_COVARIANCE.format(what=names[int(not_finite[0])]))
     try:
         lower = np.linalg.cholesky(covariances)
@@ -48,6 +49,8 @@ def upper_cholesky_of_inverses(covariances: np.ndarray, names: Sequence[str]
 def _not_factored(covariances: np.ndarray, lower: np.ndarray | None) -> int | None:
     """The first matrix whose Cholesky factor failed or is not finite."""
     if lower is not None:
+        if np.isfinite(lower).all():  # the usual case, in one reduction
+            return None
         bad = np.flatnonzero(~np.isfinite(lower).all(axis=(1, 2)))
         return int(bad[0]) if bad.size else None
     for k, c in enumerate(covariances):  # find which one failed
@@ -69,8 +72,17 @@ def triangular_inverses(factors: np.ndarray, lower: bool) -> np.ndarray:
         out[k], info = trtri(t, lower=int(lower))
         if info != 0:
             raise np.linalg.LinAlgError(f"triangular factor {k} is singular")
-    # trtri leaves the other triangle as it found it: zero it for all at once.
-    return np.tril(out) if lower else np.triu(out)
+    # trtri leaves the other triangle as it found it: zero it for all at once
+    # (np.tril's result, from a cached mask: np.tril builds one each call).
+    return np.where(_triangle(out.shape[-1], lower), out, 0.0)
+
+
+@functools.cache
+def _triangle(d: int, lower: bool) -> np.ndarray:
+    """The (d, d) mask of the lower (or upper) triangle, diagonal included."""
+    mask = np.tri(d, dtype=bool)
+    mask.flags.writeable = False
+    return mask if lower else mask.T
 
 
 def upper_cholesky_of_matrix(precision: np.ndarray) -> np.ndarray:

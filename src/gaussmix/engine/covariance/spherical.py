@@ -26,13 +26,13 @@ class Spherical(VarianceType):
         return n_components
 
     def distances(self, prec_chol, members, offsets):
-        return prec_chol[members] ** 2 * np.sum(offsets**2, axis=1)
+        return prec_chol[members] ** 2 * (offsets**2).sum(axis=1)
 
     def kernel_arrays(self, precisions, offsets):
         return {
             "prec": precisions,
             "cross_t": (2.0 * offsets * precisions[:, None]).T,
-            "offset_sq": np.sum(offsets**2, axis=1) * precisions,
+            "offset_sq": (offsets**2).sum(axis=1) * precisions,
         }
 
     def group_log_prob(self, X, group, const):
@@ -60,11 +60,11 @@ class Spherical(VarianceType):
         return np.trace(s2, axis1=1, axis2=2)
 
     def recentre_s2(self, s2, s1, nk, delta):
-        return s2 - 2.0 * np.sum(delta * s1, axis=1) + nk * np.sum(delta**2, axis=1)
+        return s2 - 2.0 * (delta * s1).sum(axis=1) + nk * (delta**2).sum(axis=1)
 
     def covariances(self, nk, delta, s2, reg_covar):
         n_features = delta.shape[1]
-        spread = s2 / nk - np.sum(delta**2, axis=1)
+        spread = s2 / nk - (delta**2).sum(axis=1)
         return np.maximum(spread, 0.0) / n_features + reg_covar
 
     def log_det_cholesky(self, prec_chol, n_features):

@@ -35,7 +35,7 @@ class Tied(CovarianceType):
         return n_features * (n_features + 1) // 2
 
     def distances(self, prec_chol, members, offsets):
-        return np.sum((offsets @ prec_chol) ** 2, axis=1)
+        return ((offsets @ prec_chol) ** 2).sum(axis=1)
 
     def shift_of(self, means, groups):
         return group_centres(means, groups)
@@ -45,7 +45,7 @@ class Tied(CovarianceType):
         return {
             "chol": spec.asarray(prec_chol),
             "white_means_t2": spec.asarray(2.0 * white_means.T),
-            "white_means_sq": spec.asarray(np.sum(white_means**2, axis=1)),
+            "white_means_sq": spec.asarray((white_means**2).sum(axis=1)),
         }
 
     def group_log_prob(self, X, group, const):
@@ -113,7 +113,7 @@ class Tied(CovarianceType):
                          axis=0)
 
     def log_det_cholesky(self, prec_chol, n_features):
-        return np.atleast_1d(np.sum(np.log(np.diag(prec_chol))))
+        return np.log(np.diagonal(prec_chol)).sum(keepdims=True)  # (1,)
 
     def check_precisions(self, precisions):
         check_symmetric_positive_definite(precisions, self.name, "precisions_init")

@@ -3,6 +3,7 @@ per feature and component; spherical: one per component)."""
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from typing import Any
 
@@ -44,8 +45,8 @@ class VarianceType(CovarianceType):
 
     def precisions_cholesky(self, covariances):
         per_component = np.reshape(covariances, (len(covariances), -1))
-        bad = np.flatnonzero(~np.all((per_component > 0.0)
-                                     & np.isfinite(per_component), axis=1))
+        bad = np.flatnonzero(~((per_component > 0.0)
+                                & np.isfinite(per_component)).all(axis=1))
         if bad.size:
             raise ValueError(ILL_DEFINED_COVARIANCE.format(what=f"component {bad[0]}"))
         return 1.0 / np.sqrt(covariances)
@@ -68,7 +69,7 @@ class VarianceType(CovarianceType):
 
     def to_full(self, covariances, n_components, n_features):
         variances = np.reshape(covariances, (n_components, -1))  # (K, d) or (K, 1)
-        return variances[:, :, None] * np.eye(n_features)
+        return variances[:, :, None] * _identity(n_features)
 
     def sample(self, rng, means, covariances, counts):
         # sqrt(c) broadcasts: a vector of variances (diag) or one variance.
@@ -76,3 +77,11 @@ class VarianceType(CovarianceType):
             m + rng.standard_normal(size=(int(n), len(m))) * np.sqrt(c)
             for m, c, n in zip(means, covariances, counts, strict=True)
         ])
+
+
+@functools.cache
+def _identity(n_features: int) -> np.ndarray:
+    """np.eye, built once per width (every kernel build asks for it)."""
+    eye = np.eye(n_features)
+    eye.flags.writeable = False
+    return eye

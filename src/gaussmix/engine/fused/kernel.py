@@ -253,6 +253,7 @@ def loop_arrays(kernel: EStepKernel) -> dict[str, np.ndarray] | None:
     return arrays
 
 
+@functools.cache  # asked at every kernel build (each pass, each partial_fit call)
 def tile_rows(covariance_type: str, n_components: int, n_features: int) -> int:
     """Rows per tile: the tile's work arrays (about ``K*d + 4d + 3K`` numbers
     per row for full covariances, ``4d + 3K`` otherwise) fill a quarter of
