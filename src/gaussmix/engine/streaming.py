@@ -26,9 +26,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import numpy as np
-
-from .covariance import CovarianceType, get_covariance_type
+from .covariance import CovarianceType
 from .loop import data_statistics, worst_rows
 from .mstep import m_step
 from .params import MixtureParams
@@ -91,45 +89,7 @@ def blend(running: SuffStats | None, batch: SuffStats, rho: float) -> SuffStats:
         raise ValueError(f"The step size must be in (0, 1], got {rho!r}.")
     if running is None or rho == 1.0:
         return batch.scaled(1.0 / batch.weight)
-    return weighted_sum(running, 1.0 - rho, batch, rho / batch.weight)
-
-
-def weighted_sum(a: SuffStats, fa: float, b: SuffStats, fb: float) -> SuffStats:
-    """``a.scaled(fa) + b.scaled(fb)``, the same arithmetic without the
-    intermediate values (about half the cost: a ``partial_fit`` call on a
-    small batch pays it once). Both are moved to their merged means first
-    when their centres differ, as :meth:`SuffStats.__add__` does.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> a = SuffStats("spherical", np.array([1.0]), np.array([[0.0]]),
-    ...               np.array([1.0]), np.array([[0.0]]), -1.0, 1.0, 1.0)
-    >>> b = SuffStats("spherical", np.array([1.0]), np.array([[1.0]]),
-    ...               np.array([2.0]), np.array([[2.0]]), -4.0, 1.0, 1.0)
-    >>> weighted_sum(a, 0.5, b, 0.5) == a.scaled(0.5) + b.scaled(0.5)
-    True
-    """
-    if a.covariance_type != b.covariance_type:
-        return a.scaled(fa) + b.scaled(fb)  # the sum's message
-    nk_a, s1_a, s2_a = a.nk * fa, a.s1 * fa, a.s2 * fa
-    nk_b, s1_b, s2_b = b.nk * fb, b.s1 * fb, b.s2 * fb
-    nk = nk_a + nk_b
-    shift = a.shift
-    if a.shift is not b.shift and not np.array_equal(a.shift, b.shift):
-        # merged_means and SuffStats.recentred of the scaled values, inline
-        total = nk_a[:, None] * a.shift + s1_a + nk_b[:, None] * b.shift + s1_b
-        safe = np.where(nk > 0, nk, 1.0)[:, None]
-        shift = np.where(nk[:, None] > 0, total / safe, a.shift)
-        piece = get_covariance_type(a.covariance_type)
-        delta_a, delta_b = shift - a.shift, shift - b.shift
-        s1_a, s2_a = (s1_a - nk_a[:, None] * delta_a,
-                      piece.recentre_s2(s2_a, s1_a, nk_a, delta_a))
-        s1_b, s2_b = (s1_b - nk_b[:, None] * delta_b,
-                      piece.recentre_s2(s2_b, s1_b, nk_b, delta_b))
-    return SuffStats(a.covariance_type, nk, s1_a + s1_b, s2_a + s2_b, shift,
-                     a.loglik * fa + b.loglik * fb, a.weight * fa + b.weight * fb,
-                     min(a.min_weight * fa, b.min_weight * fb))
+    return running.scaled(1.0 - rho) + batch.scaled(rho / batch.weight)
 
 
 def stream_step(
