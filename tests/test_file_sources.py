@@ -216,6 +216,7 @@ def test_parquet_row_groups_are_read_in_the_worker_threads(data, files, tmp_path
     assert spilled.chunk_reads() is None  # the spilling pass writes rows in order
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_parquet_fits_do_not_depend_on_the_threads(data, files):
     X, _ = data
     start = _start(X, "full")
