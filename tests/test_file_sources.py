@@ -224,3 +224,24 @@ def test_parquet_fits_do_not_depend_on_the_threads(data, files):
         _source("parquet", files, data, weighted=True)) for t in (1, 2)]
     np.testing.assert_array_equal(fits[0].means_, fits[1].means_)
     np.testing.assert_array_equal(fits[0].covariances_, fits[1].covariances_)
+
+
+def test_zarr_chunks_are_read_in_the_worker_threads(data, files):
+    from gaussmix.engine.reducers import ThreadPool
+
+    X, w = data
+    source = _source("zarr", files, data, weighted=True, chunk_size=700)
+    assert len(source.chunk_reads()) == source.n_chunks == 4  # 600-row reads
+    seen = []
+
+    def look(chunk):
+        import threading
+
+        seen.append(threading.current_thread().name)
+        return chunk
+
+    chunks = list(ThreadPool(2).map(look, source))
+    assert all(name.startswith("gaussmix-chunks") for name in seen)
+    np.testing.assert_array_equal(np.vstack([c.X for c in chunks]), X)
+    np.testing.assert_array_equal(np.concatenate([c.sample_weight for c in chunks]), w)
+    assert _source("zarr-spilled", files, data, weighted=False).chunk_reads() is None

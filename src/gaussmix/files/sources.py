@@ -276,12 +276,24 @@ class ZarrSource:
             return self._read()
         return self._spill.chunks(self._read, self.chunk_size)
 
+    def chunk_reads(self) -> list[Callable[[], list[Chunk]]] | None:
+        """One read per chunk, safe to run in any thread (decompression then
+        runs in the workers, see :mod:`gaussmix.engine.reducers`); None while
+        rows are spilled, as for :class:`ParquetSource`."""
+        return None if self._spill is not None else self._chunk_reads()
+
+    def _chunk_reads(self) -> list[Callable[[], list[Chunk]]]:
+        size = self._rows_per_chunk
+        return [functools.partial(self._read_rows, start, min(start + size, self.n_rows))
+                for start in range(0, self.n_rows, size)]
+
     def _read(self) -> Iterator[Chunk]:
-        w, size = self.sample_weight, self._rows_per_chunk
+        for read in self._chunk_reads():
+            yield from read()
+
+    def _read_rows(self, start: int, stop: int) -> list[Chunk]:
+        w = self.sample_weight
         name = repr(self.path) if self.path is not None else "the Zarr array"
-        for start in range(0, self.n_rows, size):
-            stop = min(start + size, self.n_rows)
-            X = np.asarray(self._rows[start:stop], dtype=self.dtype)
-            yield Chunk(check_chunk(X, self.n_features, f"rows {start}..{stop - 1} "
-                                    f"of {name}"),
-                        None if w is None else w[start:stop])
+        X = np.asarray(self._rows[start:stop], dtype=self.dtype)
+        return [Chunk(check_chunk(X, self.n_features, f"rows {start}..{stop - 1} of {name}"),
+                      None if w is None else w[start:stop])]
