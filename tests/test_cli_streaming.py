@@ -190,3 +190,30 @@ def test_streamed_predict_holds_a_chunk_not_the_file(tmp_path):
     assert peak < 3_000_000, peak  # the rows alone are 6.4 MB, the labels 1.6 MB
     labels = np.load(tmp_path / "labels.npy")
     np.testing.assert_array_equal(labels, load(tmp_path / "m.npz").predict(X))
+
+
+def test_streamed_parquet_row_groups_are_read_in_the_workers(files, tmp_path):
+    import threading
+
+    from gaussmix.engine.reducers import ThreadPool
+
+    rows = streams.open_rows(files["parquet"], ["a", "b", "c"], chunk_size=50).X
+    reads = rows.chunk_reads()
+    assert len(reads) == 3  # row groups of 128 rows
+    seen = []
+
+    def look(chunk):
+        seen.append(threading.current_thread().name)
+        return chunk
+
+    pooled = np.vstack([c.X for c in ThreadPool(2).map(look, rows)])
+    assert all(name.startswith("gaussmix-chunks") for name in seen)
+    np.testing.assert_array_equal(pooled, np.vstack([c.X for c in rows.chunks()]))
+    assert streams.open_rows(files["parquet"], ["a", "b"], "w").X.chunk_reads() is None
+    X = _read(files["npy"]).copy()
+    X[200, 2] = np.inf
+    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2]}),
+                   tmp_path / "inf.parquet", row_group_size=128)
+    bad = streams.open_rows(tmp_path / "inf.parquet", chunk_size=50).X
+    with pytest.raises(streams.DataError, match=r"data row 201 .*column 'c', is inf"):
+        list(ThreadPool(2).map(len, bad))

@@ -163,13 +163,22 @@ class ParquetSource:
         spilling pass writes them in order; later passes map them)."""
         return None if self._spill is not None else self._group_reads()
 
-    def _group_reads(self) -> list[Callable[[], Iterator[Chunk]]]:
-        reads: list[Callable[[], Iterator[Chunk]]] = []
-        start = 0
+    def row_groups(self) -> list[tuple[int, int]]:
+        """(index, first row) of each row group."""
+        groups, start = [], 0
         for i in range(self._file.metadata.num_row_groups):
-            reads.append(functools.partial(self._read_group, i, start))
+            groups.append((i, start))
             start += self._file.metadata.row_group(i).num_rows
-        return reads
+        return groups
+
+    def group_batches(self, index: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """:meth:`batches` of one row group, with this thread's reader (safe to
+        call from several threads at once)."""
+        return self.batches([index], self._thread_file())
+
+    def _group_reads(self) -> list[Callable[[], Iterator[Chunk]]]:
+        return [functools.partial(self._read_group, i, start)
+                for i, start in self.row_groups()]
 
     def _read(self) -> Iterator[Chunk]:
         # the chunks of the reads, so that one thread or several see the same
@@ -177,7 +186,7 @@ class ParquetSource:
             yield from read()
 
     def _read_group(self, index: int, start: int) -> Iterator[Chunk]:
-        for X, w in self.batches([index], self._thread_file()):
+        for X, w in self.group_batches(index):
             yield self._checked(X, w, start)
             start += len(X)
 

@@ -15,9 +15,10 @@ arrays are read whole as before.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,8 +208,10 @@ class FileRows:
 
     def _raw(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         if self._parquet is not None:
+            # by row groups, the chunks of chunk_reads(): the same for any threads
             self._parquet.chunk_size = size
-            yield from self._parquet.batches()
+            for index, _ in self._parquet.row_groups():
+                yield from self._parquet.group_batches(index)
             return
         for start in range(0, self.n_rows, size):
             block = self._npy[start:start + size]
@@ -222,6 +225,24 @@ class FileRows:
         if self._spill is None:
             return self._read()
         return self._spill.chunks(self._read, self.chunk_size)
+
+    def chunk_reads(self) -> list[Callable[[], Iterator[Chunk]]] | None:
+        """A Parquet file's row groups, read and checked in any thread (see
+        :mod:`gaussmix.engine.reducers`); None for ``.npy`` files (mapped, no
+        decoding), spilled rows, or a weights column (whose all-zero check
+        needs the whole pass in one place)."""
+        if self._parquet is None or self._spill is not None or self.w_pos is not None:
+            return None
+        self._parquet.chunk_size = self.chunk_size or DEFAULT_CHUNK_ROWS
+        return [functools.partial(self._read_group, index, start)
+                for index, start in self._parquet.row_groups()]
+
+    def _read_group(self, index: int, start: int) -> Iterator[Chunk]:
+        labels = [f"column {name!r}" for name in self.names]
+        for X, _ in self._parquet.group_batches(index):
+            self._check(X, start, labels)
+            yield Chunk(X, None)
+            start += len(X)
 
     def _read(self) -> Iterator[Chunk]:
         start, total = 0, 0.0
