@@ -151,3 +151,24 @@ def test_zarr_spills_too_and_bad_folders_are_refused(tmp_path, parquet):
     np.testing.assert_array_equal(_rows(source)[0], X)
     with pytest.raises(ValueError, match="not an existing folder"):
         gaussmix.ParquetSource(parquet[0], cache=tmp_path / "nowhere")
+
+
+def test_mapped_passes_hold_no_copy_of_the_rows(tmp_path):
+    """Later passes hand out views of the mapped scratch file: a whole pass
+    allocates next to nothing (the first pass holds one batch at a time)."""
+    import tracemalloc
+
+    X = np.random.default_rng(0).normal(size=(200_000, 4))
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({f"x{j}": X[:, j] for j in range(4)}), path,
+                   row_group_size=50_000)
+    source = gaussmix.ParquetSource(path, chunk_size=10_000, cache=tmp_path)
+    for _ in source.chunks():
+        pass
+    assert source._spill.ready
+    tracemalloc.start()
+    total = sum(float(c.X[:, 0].sum()) for c in source.chunks())
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert total == pytest.approx(X[:, 0].sum())
+    assert peak < 64 * 1024  # the rows are 6.4 MB; one chunk would be 320 kB
