@@ -124,12 +124,14 @@ def test_spill_maps_the_rows_after_the_first_pass_and_leaves_nothing(
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     made = []
 
-    class Spy(streams.RowSpill):
+    from gaussmix.files import spill as spill_module
+
+    class Spy(spill_module.RowSpill):
         def __init__(self, *args):
             super().__init__(*args)
             made.append(self)
 
-    monkeypatch.setattr(streams, "RowSpill", Spy)
+    monkeypatch.setattr(spill_module, "RowSpill", Spy)
     ok(invoke("fit", files["parquet"], *FIT, "--chunk-size", 64, "--spill",
               "-o", tmp_path / "s.npz"))
     ok(invoke("select", files["parquet"], "-k", "2-3", "--seed", "0", "--chunk-size",

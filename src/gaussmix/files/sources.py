@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from .._optional import require
 from ..engine.covariance import ComputeSpec
 from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk, check_chunk, check_chunk_weights
 from ..engine.xp import array_namespace
-from .spill import RowSpill, spill_folder
+from .spill import SpilledReads, row_spill
 
 __all__ = ["ParquetSource", "ZarrSource"]
 
@@ -40,13 +40,7 @@ def _numpy_spec(dtype: np.dtype) -> ComputeSpec:
     return ComputeSpec(array_namespace(np.empty(0, dtype)), dtype)
 
 
-def _spill(cache: bool | str | os.PathLike[str], n_features: int, dtype: np.dtype,
-           n_rows: int) -> RowSpill | None:
-    folder = spill_folder(cache)
-    return None if folder is None else RowSpill(folder, n_features, dtype, n_rows)
-
-
-class ParquetSource:
+class ParquetSource(SpilledReads):
     """Rows of a Parquet file, read a record batch at a time with pyarrow.
 
     Parameters
@@ -126,7 +120,7 @@ class ParquetSource:
         self.spec = _numpy_spec(self.dtype)
         self._pa, self._pq = pa, pq
         self._readers = threading.local()
-        self._spill = _spill(cache, self.n_features, self.dtype, self.n_rows)
+        self._spill = row_spill(cache, self.n_features, self.dtype, self.n_rows)
 
     @property
     def n_chunks(self) -> int | None:
@@ -152,17 +146,6 @@ class ParquetSource:
                  self._values(batch.column(self.n_features), np.dtype(np.float64)))
             yield np.ascontiguousarray(columns.T), w
 
-    def chunks(self) -> Iterator[Chunk]:
-        if self._spill is None:
-            return self._read()
-        return self._spill.chunks(self._read, self.chunk_size)
-
-    def chunk_reads(self) -> list[Callable[[], Iterator[Chunk]]] | None:
-        """One read per row group, each safe to run in any thread (see
-        :mod:`gaussmix.engine.reducers`); None while rows are spilled (the
-        spilling pass writes them in order; later passes map them)."""
-        return None if self._spill is not None else self._group_reads()
-
     def row_groups(self) -> list[tuple[int, int]]:
         """(index, first row) of each row group."""
         groups, start = [], 0
@@ -176,14 +159,10 @@ class ParquetSource:
         call from several threads at once)."""
         return self.batches([index], self._thread_file())
 
-    def _group_reads(self) -> list[Callable[[], Iterator[Chunk]]]:
+    def _reads(self) -> list[Callable[[], Iterable[Chunk]]]:
+        """One read per row group (:class:`~gaussmix.files.spill.SpilledReads`)."""
         return [functools.partial(self._read_group, i, start)
                 for i, start in self.row_groups()]
-
-    def _read(self) -> Iterator[Chunk]:
-        # the chunks of the reads, so that one thread or several see the same
-        for read in self._group_reads():
-            yield from read()
 
     def _read_group(self, index: int, start: int) -> Iterator[Chunk]:
         for X, w in self.group_batches(index):
@@ -217,7 +196,7 @@ class ParquetSource:
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-class ZarrSource:
+class ZarrSource(SpilledReads):
     """Rows of a 2-D Zarr array, read in whole Zarr chunks of rows.
 
     Parameters
@@ -269,7 +248,7 @@ class ZarrSource:
         self.sample_weight = (None if sample_weight is None
                               else check_chunk_weights(sample_weight, self.n_rows))
         self.spec = _numpy_spec(self.dtype)
-        self._spill = _spill(cache, self.n_features, self.dtype, self.n_rows)
+        self._spill = row_spill(cache, self.n_features, self.dtype, self.n_rows)
 
     @property
     def _rows_per_chunk(self) -> int:
@@ -280,25 +259,12 @@ class ZarrSource:
     def n_chunks(self) -> int:
         return -(-self.n_rows // self._rows_per_chunk)
 
-    def chunks(self) -> Iterator[Chunk]:
-        if self._spill is None:
-            return self._read()
-        return self._spill.chunks(self._read, self.chunk_size)
-
-    def chunk_reads(self) -> list[Callable[[], list[Chunk]]] | None:
-        """One read per chunk, safe to run in any thread (decompression then
-        runs in the workers, see :mod:`gaussmix.engine.reducers`); None while
-        rows are spilled, as for :class:`ParquetSource`."""
-        return None if self._spill is not None else self._chunk_reads()
-
-    def _chunk_reads(self) -> list[Callable[[], list[Chunk]]]:
+    def _reads(self) -> list[Callable[[], Iterable[Chunk]]]:
+        """One read per chunk, decompressed in whichever thread runs it
+        (:class:`~gaussmix.files.spill.SpilledReads`)."""
         size = self._rows_per_chunk
         return [functools.partial(self._read_rows, start, min(start + size, self.n_rows))
                 for start in range(0, self.n_rows, size)]
-
-    def _read(self) -> Iterator[Chunk]:
-        for read in self._chunk_reads():
-            yield from read()
 
     def _read_rows(self, start: int, stop: int) -> list[Chunk]:
         w = self.sample_weight

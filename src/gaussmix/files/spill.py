@@ -28,14 +28,14 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import numpy as np
 
-from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk
+from ..engine.sources import DEFAULT_CHUNK_ROWS, ArraySource, Chunk
 
-__all__ = ["RowSpill", "spill_folder"]
+__all__ = ["RowSpill", "SpilledReads", "row_spill", "spill_folder"]
 
 #: Free space the folder must keep beyond the scratch files (so a fit never
 #: fills a disk to the last byte).
@@ -55,6 +55,43 @@ def spill_folder(cache: bool | str | os.PathLike[str]) -> str | None:
         raise ValueError(f"cache={folder!r} is not an existing folder; pass cache=True "
                          "for the system's temporary folder, or create it.")
     return folder
+
+
+def row_spill(cache: bool | str | os.PathLike[str], n_features: int, dtype: np.dtype,
+              n_rows: int) -> RowSpill | None:
+    """The :class:`RowSpill` a source's ``cache`` argument asks for, or None."""
+    folder = spill_folder(cache)
+    return None if folder is None else RowSpill(folder, n_features, dtype, n_rows)
+
+
+class SpilledReads:
+    """``chunks()`` and ``chunk_reads()`` of a file source from its
+    ``_reads()`` (independent reads, each an iterable of checked chunks) and
+    its ``_spill`` (a :class:`RowSpill` or None): a pass goes through the
+    reads in order, spilling the rows once; thread pools run the reads in
+    their workers unless rows are spilled (the spilling pass writes them in
+    order; later passes map them)."""
+
+    _spill: RowSpill | None
+    chunk_size: int | None
+
+    def _reads(self) -> list[Callable[[], Iterable[Chunk]]]:
+        raise NotImplementedError
+
+    def chunks(self) -> Iterator[Chunk]:
+        if self._spill is None:
+            return self._read()
+        return self._spill.chunks(self._read, self.chunk_size)
+
+    def chunk_reads(self) -> list[Callable[[], Iterable[Chunk]]] | None:
+        """The reads, safe to run in any thread (see
+        :mod:`gaussmix.engine.reducers`); None while rows are spilled."""
+        return None if self._spill is not None else self._reads()
+
+    def _read(self) -> Iterator[Chunk]:
+        # the chunks of the reads, so that one thread or several see the same
+        for read in self._reads():
+            yield from read()
 
 
 class RowSpill:
@@ -154,15 +191,11 @@ class RowSpill:
 
     # -- later passes ---------------------------------------------------------
     def _mapped(self, size: int) -> Iterator[Chunk]:
-        rows, weights = self._rows, self._weights
-        assert rows is not None
-        # plain views (np.memmap slices are a subclass every ufunc result keeps)
-        rows = np.asarray(rows)
-        weights = None if weights is None else np.asarray(weights)
-        for start in range(0, rows.shape[0], size):
-            stop = start + size
-            # checked when spilled; the file is private to this process
-            yield Chunk(rows[start:stop], None if weights is None else weights[start:stop])
+        assert self._rows is not None
+        # views of plain arrays (np.memmap slices are a subclass every ufunc
+        # result keeps); checked when spilled, the file is private to this process
+        return ArraySource(np.asarray(self._rows), None if self._weights is None
+                           else np.asarray(self._weights), size).chunks()
 
 
 def _mapped_file(path: str, dtype: np.dtype, shape: tuple[int, ...]) -> Any:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from ..engine.xp import array_namespace
 from .formats import DataError, DataFileNotFoundError, PathLike, file_format, first_non_finite
 from .formats import quote as _quote
 from .readers import Table, name_list, position
-from .spill import RowSpill
+from .spill import row_spill
 
 __all__ = ["STREAM_BYTES", "FileRows", "StreamedData", "file_header", "open_rows",
            "should_stream"]
@@ -198,9 +197,8 @@ class FileRows:
                 self.path, columns=self.names,
                 weights=None if w_pos is None else header.names[w_pos])
             self.n_rows = self._parquet.n_rows
-        self._spill = (RowSpill(tempfile.gettempdir(), self.n_features, self.dtype,
-                                self.n_rows) if spill and self._parquet is not None
-                       else None)
+        self._spill = row_spill(spill and self._parquet is not None, self.n_features,
+                                self.dtype, self.n_rows)
 
     @property
     def n_chunks(self) -> int | None:
