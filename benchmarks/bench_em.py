@@ -19,9 +19,14 @@ reference array-API kernel (``GAUSSMIX_KERNEL=reference``) beside the default
 (the fused, compiled kernel where numba is installed): that pair is the
 before/after of the fused kernel, measured in one process.
 
-``--threads 1,2,4`` adds a thread-scaling table: gaussmix (both kernels) with
-each number of threads on the selected cases, and the speed-up over one
-thread.
+``--threads 1,2,4`` adds a thread-scaling table: gaussmix (both kernels; the
+default one alone with ``--gaussmix-only``, then with its steady iteration and
+the fraction of the GEMM floor at each thread count, the matrix-product rate
+measured with that many BLAS threads) with each number of threads on the
+selected cases, and the speed-up over one thread. ``--rows N`` sets the
+selected cases' n (the issue's scaling case is ``--case 0 --rows 1000000``);
+``--chunk-sizes 4096,8192`` adds rows for the largest thread count with those
+``chunk_size`` values (the default is chosen from d and K).
 
 Run ``python benchmarks/bench_em.py`` (all cases) or ``--quick`` (small sizes).
 """
@@ -39,8 +44,10 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGMM
+from threadpoolctl import threadpool_limits
 
 from gaussmix import GaussianMixture
+from gaussmix.engine.threads import available_cores
 
 CASES = [  # (covariance_type, n, d, K, dtype)
     ("full", 200_000, 16, 8, "float64"),
@@ -133,12 +140,15 @@ def peak_memory(cls, X, K, cov, init) -> float:
     return peak
 
 
-def matmul_rate(dtype: str = "float64", size: int = 2048, repeat: int = 5) -> float:
-    """The machine's measured matrix-product rate (FLOP/s) with all BLAS threads."""
+def matmul_rate(dtype: str = "float64", size: int = 2048, repeat: int = 5,
+                threads: int | None = None) -> float:
+    """The machine's measured matrix-product rate (FLOP/s) with all BLAS
+    threads, or with ``threads`` of them."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    with threadpool_limits(limits=threads, user_api="blas"):
+        a @ b
+        best = min(_timed(lambda: a @ b) for _ in range(repeat))
     return 2.0 * size**3 / best
 
 
@@ -173,6 +183,9 @@ def main() -> None:
                         help="run only these case indices")
     parser.add_argument("--threads", help="thread-scaling table for these counts, "
                         "e.g. 1,2,4,8,16")
+    parser.add_argument("--rows", type=int, help="n of every selected case")
+    parser.add_argument("--chunk-sizes", help="scaling table: also these chunk_size "
+                        "values at the largest thread count, e.g. 4096,32768")
     parser.add_argument("--gaussmix-only", action="store_true",
                         help="time only gaussmix's default kernel (no scikit-learn, "
                         "reference kernel or memory columns): for before/after runs of "
@@ -186,11 +199,13 @@ def main() -> None:
     print("# measured matrix-product rate: " + ", ".join(
         f"{dt} {r / 1e9:.1f} GFLOP/s" for dt, r in rates.items())
         + " (and again before and after each case: the floor uses the best)")
-    selected = [(i, case) for i, case in enumerate(CASES)
-                if not args.case or i in args.case]
+    selected = [(i, case if args.rows is None else (case[0], args.rows, *case[2:]))
+                for i, case in enumerate(CASES) if not args.case or i in args.case]
     warm_up(selected, args.quick)
     if args.gaussmix_only:
         floor_table(selected, args)
+        if args.threads:
+            default_kernel_scaling(selected, args)
         return
     header = ("case", "sklearn s/it", "reference s/it", "gaussmix s/it", "speed-up",
               "fused/reference", "sklearn loglik", "gaussmix loglik", "sk MiB", "gm MiB",
@@ -286,6 +301,41 @@ def thread_scaling(selected, args) -> None:
             cells = [f"{1e3 * t:.1f} ({times[0] / t:.1f}x)" for t in times]
             print(f"| {cov} n={n} d={d} K={K} {dtype} | {name} | " + " | ".join(cells)
                   + " |", flush=True)
+
+
+def default_kernel_scaling(selected, args) -> None:
+    """The default kernel alone at each thread count: fit s/it, steady s/it,
+    speed-ups over one thread and the fraction of the GEMM floor (the rate
+    measured with as many BLAS threads); then ``--chunk-sizes`` at the
+    largest count."""
+    counts = [int(t) for t in args.threads.split(",")]
+    print()
+    print(f"# thread scaling, default kernel ({os.cpu_count()} cores here, "
+          f"{available_cores()} available; best of {args.repeat} fits of {args.iter} "
+          "iterations)")
+    print("| case | threads | chunk_size | fit s/it | speed-up | steady s/it | speed-up | "
+          "GEMM GFLOP/s | fraction of the GEMM floor |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for _, (cov, n, d, K, dtype) in selected:
+        n = n // 20 if args.quick else n
+        X = make_data(n, d, K, dtype)
+        init = initial_parameters(X, K, cov)
+        runs = [(t, None) for t in counts]
+        if args.chunk_sizes:
+            runs += [(counts[-1], int(c)) for c in args.chunk_sizes.split(",")]
+        first = None
+        for t, chunk in runs:
+            options = {"n_threads": t, "chunk_size": chunk}
+            fit = kernel_fit("auto", X, K, cov, init, args.iter, args.repeat,
+                             **options)[0] / args.iter
+            steady = steady_iteration(X, K, cov, init, args.iter, args.repeat, **options)
+            rate = matmul_rate(dtype, threads=t)
+            first = first or (fit, steady)
+            floor = iteration_flops(cov, n, d, K) / rate
+            print(f"| {cov} n={n} d={d} K={K} {dtype} | {t} | {chunk or 'auto'} | "
+                  f"{fit:.4f} | {first[0] / fit:.1f}x | {steady:.4f} | "
+                  f"{first[1] / steady:.1f}x | {rate / 1e9:.0f} | {floor / steady:.0%} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

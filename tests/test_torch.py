@@ -1,8 +1,13 @@
-"""torch tensors (on the CPU here): the same fit as NumPy from the same start,
-tensors in and out by the documented rule, streamed host rows, clear errors."""
+"""torch tensors: the same fit as NumPy from the same start, tensors in and out
+by the documented rule, streamed host rows, clear errors.
+
+The tensors live on the CPU unless ``GAUSSMIX_TEST_DEVICE`` names another torch
+device: ``GAUSSMIX_TEST_DEVICE=cuda pytest tests/test_torch.py`` runs the same
+checks on a GPU (as done on the lent GPU machine; CI has none)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -20,6 +25,7 @@ torch = pytest.importorskip("torch")
 
 from gaussmix.backends import torch as backend  # noqa: E402 - needs torch
 
+DEVICE = os.environ.get("GAUSSMIX_TEST_DEVICE", "cpu")
 FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
 
 
@@ -47,6 +53,11 @@ def _fit(X, ct, start, w=None, **kw):
         return gm.fit(X, sample_weight=w)
 
 
+def _t(a, **kw):
+    """A tensor of ``a`` on the device under test."""
+    return torch.asarray(a, device=DEVICE, **kw)
+
+
 def _host(a):
     return a.cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
@@ -65,7 +76,7 @@ def test_float64_tensor_fit_equals_numpy(data, ct, weighted):
     w = w if weighted else None
     start = _start(X, ct)
     a = _fit(X, ct, start, w)
-    b = _fit(torch.asarray(X), ct, start, None if w is None else torch.asarray(w))
+    b = _fit(_t(X), ct, start, None if w is None else _t(w))
     _assert_same_fit(a, b, rtol=1e-10, atol=1e-12)
     assert b.n_iter_ == a.n_iter_ == 8
 
@@ -77,7 +88,7 @@ def test_float32_tensor_fit_equals_numpy_float32(data, ct, weighted):
     w = w if weighted else None
     start = _start(X, ct)
     a = _fit(X.astype(np.float32), ct, start, w)
-    b = _fit(torch.asarray(X, dtype=torch.float32), ct, start, w)
+    b = _fit(_t(X, dtype=torch.float32), ct, start, w)
     _assert_same_fit(a, b, rtol=1e-4, atol=1e-5)
     reference = _fit(X, ct, start, w)  # float64: float32 loses no more than that
     _assert_same_fit(reference, b, rtol=1e-4, atol=1e-5)
@@ -90,12 +101,12 @@ def test_streamed_host_rows_equal_numpy(data, ct):
     X, w = data
     start = _start(X, ct)
     a = _fit(X, ct, start, w)
-    streamed = backend.TorchSource(X, w, device="cpu", stream=True, chunk_size=97)
+    streamed = backend.TorchSource(X, w, device=DEVICE, stream=True, chunk_size=97)
     assert streamed.streamed and streamed.n_chunks == 5
     _assert_same_fit(a, _fit(streamed, ct, start), rtol=1e-10, atol=1e-12)
     parts = [(X[i:i + 150], w[i:i + 150]) for i in range(0, len(X), 150)]
     inner = IterableSource(parts, chunk_size=64)
-    from_source = _fit(backend.TorchSource(inner, device="cpu"), ct, start)
+    from_source = _fit(backend.TorchSource(inner, device=DEVICE), ct, start)
     _assert_same_fit(a, from_source, rtol=1e-10, atol=1e-12)
     assert inner.chunk_size == 64  # the caller's source is not changed
 
@@ -113,7 +124,7 @@ def test_device_cpu_on_numpy_keeps_numpy(data):
 
 def test_tensor_in_tensors_out(data, tmp_path):
     X, _ = data
-    T = torch.asarray(X)
+    T = _t(X)
     gm = GaussianMixture(3, random_state=0).fit(T)
     for name in FITTED:
         value = getattr(gm, name)
@@ -124,10 +135,10 @@ def test_tensor_in_tensors_out(data, tmp_path):
 
     labels, proba, dens = gm.predict(T), gm.predict_proba(T), gm.score_samples(T)
     assert all(isinstance(r, torch.Tensor) for r in (labels, proba, dens))
-    np.testing.assert_array_equal(labels.numpy(), reference.predict(X))
-    np.testing.assert_allclose(proba.numpy(), reference.predict_proba(X), atol=1e-10)
-    np.testing.assert_allclose(dens.numpy(), reference.score_samples(X), rtol=1e-10)
-    np.testing.assert_allclose(proba.sum(dim=1).numpy(), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(_host(labels), reference.predict(X))
+    np.testing.assert_allclose(_host(proba), reference.predict_proba(X), atol=1e-10)
+    np.testing.assert_allclose(_host(dens), reference.score_samples(X), rtol=1e-10)
+    np.testing.assert_allclose(_host(proba.sum(dim=1)), 1.0, rtol=1e-12)
     assert gm.score(T) == pytest.approx(reference.score(X), rel=1e-10)
     assert gm.bic(T) == pytest.approx(reference.bic(X), rel=1e-10)
     # NumPy rows on a tensor-fitted model: the NumPy path, NumPy results
@@ -142,11 +153,11 @@ def test_tensor_in_tensors_out(data, tmp_path):
     path = gm.save(tmp_path / "model.npz")
     loaded = load(path)
     assert isinstance(loaded.means_, np.ndarray)
-    np.testing.assert_allclose(loaded.score_samples(X), dens.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(loaded.score_samples(X), _host(dens), rtol=1e-12)
 
     host = backend.as_numpy(gm)
     assert isinstance(host.means_, np.ndarray) and isinstance(gm.means_, torch.Tensor)
-    back = backend.as_tensors(host, "cpu")
+    back = backend.as_tensors(host, DEVICE)
     assert torch.equal(back.means_, gm.means_) and back.labels_.dtype == torch.int64
 
 
@@ -157,15 +168,15 @@ def test_initialisations_on_tensors(data, method, monkeypatch):
     X, w = data
     a = GaussianMixture(3, init_params=method, random_state=0, max_iter=0).fit(X, None, w)
     b = GaussianMixture(3, init_params=method, random_state=0, max_iter=0).fit(
-        torch.asarray(X), None, torch.asarray(w))
+        _t(X), None, _t(w))
     _assert_same_fit(a, b, rtol=1e-10, atol=1e-12)
 
     monkeypatch.setattr(init_module, "INIT_SAMPLE_ROWS", 150)
     kw = {"init_params": method, "random_state": 3, "max_iter": 3}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        one = GaussianMixture(3, covariance_type="diag", **kw).fit(torch.asarray(X))
-        result = gaussmix.select(torch.asarray(X), 3, "diag", **kw)
+        one = GaussianMixture(3, covariance_type="diag", **kw).fit(_t(X))
+        result = gaussmix.select(_t(X), 3, "diag", **kw)
     _assert_same_fit(one, result.best_estimator_, rtol=1e-10, atol=1e-12)
 
 
@@ -173,8 +184,8 @@ def test_select_on_tensors_equals_numpy(data):
     X, w = data
     a = gaussmix.select(X, range(1, 4), ["full", "spherical"], random_state=0,
                         sample_weight=w)
-    b = gaussmix.select(torch.asarray(X), range(1, 4), ["full", "spherical"],
-                        random_state=0, sample_weight=torch.asarray(w))
+    b = gaussmix.select(_t(X), range(1, 4), ["full", "spherical"],
+                        random_state=0, sample_weight=_t(w))
     for x, y in zip(a.table, b.table, strict=True):
         assert y.bic == pytest.approx(x.bic, rel=1e-10)
         assert y.icl == pytest.approx(x.icl, rel=1e-10)
@@ -196,7 +207,7 @@ def test_matmul_precision_is_set_in_the_pass_and_restored():
 
 def test_clear_errors(data, monkeypatch):
     X, w = data
-    T = torch.asarray(X)
+    T = _t(X)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA GPU.*sees none"):
             GaussianMixture(2, device="cuda").fit(X)
@@ -211,9 +222,9 @@ def test_clear_errors(data, monkeypatch):
     with pytest.raises(ValueError, match="2-D tensor"):
         GaussianMixture(2).fit(T[:, 0])
     with pytest.raises(ValueError, match="non-negative"):
-        GaussianMixture(2).fit(T, sample_weight=-torch.asarray(w))
+        GaussianMixture(2).fit(T, sample_weight=-_t(w))
     with pytest.raises(ValueError, match="shape"):
-        GaussianMixture(2).fit(T, sample_weight=torch.ones(3))
+        GaussianMixture(2).fit(T, sample_weight=_t(np.ones(3)))
     gm = GaussianMixture(2, random_state=0).fit(T)
     with pytest.raises(ValueError, match="3 features"):
         gm.predict(T[:, :2])
