@@ -165,12 +165,13 @@ def run_pomegranate(X: torch.Tensor, K: int, init: dict, n_iter: int
         raise Skip(f"pomegranate is not importable ({err})") from None
 
     def fit(iters: int) -> Any:
-        parts = [Normal(means=torch.as_tensor(m, dtype=X.dtype, device=X.device),
-                        covs=torch.eye(X.shape[1], dtype=X.dtype, device=X.device),
+        # built on the host, then moved: pomegranate caches factors at
+        # construction on its own (host) device, and they move with .to()
+        parts = [Normal(means=torch.as_tensor(m, dtype=X.dtype),
+                        covs=torch.eye(X.shape[1], dtype=X.dtype),
                         covariance_type="full") for m in init["means_init"]]
         model = GeneralMixtureModel(
-            parts, priors=torch.as_tensor(init["weights_init"], dtype=X.dtype,
-                                          device=X.device),
+            parts, priors=torch.as_tensor(init["weights_init"], dtype=X.dtype),
             max_iter=iters, tol=-float("inf")).to(X.device)
         return model.fit(X)
 

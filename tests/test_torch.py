@@ -64,7 +64,7 @@ def _host(a):
 
 def _assert_same_fit(a, b, rtol, atol):
     for name in FITTED:
-        np.testing.assert_allclose(_host(getattr(b, name)), getattr(a, name), rtol=rtol,
+        np.testing.assert_allclose(_host(getattr(b, name)), _host(getattr(a, name)), rtol=rtol,
                                    atol=atol, err_msg=name)
     assert b.lower_bound_ == pytest.approx(a.lower_bound_, rel=rtol)
 
@@ -101,12 +101,15 @@ def test_streamed_host_rows_equal_numpy(data, ct):
     X, w = data
     start = _start(X, ct)
     a = _fit(X, ct, start, w)
-    streamed = backend.TorchSource(X, w, device=DEVICE, stream=True, chunk_size=97)
+    # float64 asked for: host rows on a GPU are computed in float32 by default
+    streamed = backend.TorchSource(X, w, device=DEVICE, stream=True, chunk_size=97,
+                                   dtype=torch.float64)
     assert streamed.streamed and streamed.n_chunks == 5
     _assert_same_fit(a, _fit(streamed, ct, start), rtol=1e-10, atol=1e-12)
     parts = [(X[i:i + 150], w[i:i + 150]) for i in range(0, len(X), 150)]
     inner = IterableSource(parts, chunk_size=64)
-    from_source = _fit(backend.TorchSource(inner, device=DEVICE), ct, start)
+    from_source = _fit(backend.TorchSource(inner, device=DEVICE, dtype=torch.float64),
+                       ct, start)
     _assert_same_fit(a, from_source, rtol=1e-10, atol=1e-12)
     assert inner.chunk_size == 64  # the caller's source is not changed
 
@@ -191,6 +194,22 @@ def test_select_on_tensors_equals_numpy(data):
         assert y.icl == pytest.approx(x.icl, rel=1e-10)
     assert isinstance(b.best_estimator_.means_, torch.Tensor)
     assert isinstance(b.best_estimator_.labels_, torch.Tensor)
+
+
+@pytest.mark.parametrize("blocks", [1, 3, 7])
+def test_blocked_weighted_grams_equal_the_batched_product(blocks):
+    """The GPU's spelling of the second moments (rows cut into blocks that
+    become batches, and a remainder) against the plain batched product."""
+    from gaussmix.engine.xp import blocked_weighted_grams, weighted_grams
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 4, 101))
+    w = rng.uniform(0.0, 2.0, size=(3, 101))
+    expected = np.einsum("kdn,kn,ken->kde", a, w, a)
+    plain = weighted_grams(_t(a.copy()), _t(w))
+    blocked = blocked_weighted_grams(_t(a.copy()), _t(w), blocks)
+    np.testing.assert_allclose(_host(plain), expected, rtol=1e-12)
+    np.testing.assert_allclose(_host(blocked), expected, rtol=1e-12)
 
 
 def test_matmul_precision_is_set_in_the_pass_and_restored():

@@ -66,8 +66,9 @@ MATMUL_PRECISIONS = ("highest", "tf32")
 RESIDENT_SHARE = 0.5
 #: Share of the free memory left after that which one chunk's work may take.
 WORK_SHARE = 0.25
-#: Work arrays of a chunk's size alive at once (kernel output and temporaries).
-WORK_COPIES = 3
+#: Work arrays of a chunk's size alive at once (kernel output and temporaries;
+#: with the blocked copy of the scaled whitened chunk, see ``weighted_grams``).
+WORK_COPIES = 4
 FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_",
                  "precisions_cholesky_", "labels_")
 

@@ -41,6 +41,7 @@ __all__ = [
     "is_torch_array",
     "squared_norms",
     "to_host",
+    "weighted_grams",
 ]
 
 
@@ -115,6 +116,70 @@ def squared_norms(a: Any, axis: int) -> Any:
 
         return torch.linalg.vector_norm(a, dim=axis).square_()
     return xp.sum(a * a, axis=axis)
+
+
+def weighted_grams(a: Any, weights: Any) -> Any:
+    """``sum_i w_ki a_k[:, i] a_k[:, i]^T`` for a (K, d, n) stack ``a`` and
+    non-negative (K, n) weights: (K, d, d). ``a`` is overwritten.
+
+    The general spelling scales ``a`` by ``sqrt(w)`` in place and makes one
+    batched product. On a CUDA GPU that product (K long, thin matrices, tiny
+    outputs) keeps only K of the multiprocessors busy (measured on an H200:
+    89 ms for K=32, d=32, n=2.5M, three quarters of an iteration), so there
+    the rows are cut into blocks that become batches of their own
+    (:func:`blocked_weighted_grams`).
+
+    Examples
+    --------
+    >>> a = np.arange(12.0).reshape(2, 2, 3)
+    >>> w = np.ones((2, 3))
+    >>> np.allclose(weighted_grams(a.copy(), w), a @ a.transpose(0, 2, 1))
+    True
+    """
+    xp = array_namespace(a)
+    if is_torch(xp) and a.device.type == "cuda":
+        K, _, n = a.shape
+        return blocked_weighted_grams(a, weights, _row_blocks(a.device, K, n))
+    a *= xp.sqrt(weights)[:, None, :]
+    return a @ xp.permute_dims(a, (0, 2, 1))
+
+
+#: Batches per multiprocessor that a blocked product aims at, and the fewest
+#: rows of a block (shorter ones lose more to their launch and sums than the
+#: extra batches gain).
+BATCHES_PER_MULTIPROCESSOR = 4
+SMALLEST_BLOCK_ROWS = 8192
+
+
+def _row_blocks(device: Any, n_matrices: int, n_rows: int) -> int:
+    import torch
+
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    wanted = -(-BATCHES_PER_MULTIPROCESSOR * sms // n_matrices)
+    return max(1, min(wanted, n_rows // SMALLEST_BLOCK_ROWS))
+
+
+def blocked_weighted_grams(a: Any, weights: Any, blocks: int) -> Any:
+    """:func:`weighted_grams` of torch tensors with the rows cut into
+    ``blocks`` equal blocks (and the remainder): the scaled blocks are
+    written as (K * blocks) matrices in one pass (the scaling's own pass, so
+    no extra traffic) and multiplied as one batch; the blocks' products are
+    summed. Needs room for a copy of ``a``."""
+    import torch
+
+    K, d, n = a.shape
+    rows = n // blocks
+    head = rows * blocks
+    root = torch.sqrt(weights)
+    out = torch.empty((K, blocks, d, rows), dtype=a.dtype, device=a.device)
+    torch.mul(a[:, :, :head].reshape(K, d, blocks, rows).permute(0, 2, 1, 3),
+              root[:, :head].reshape(K, blocks, 1, rows), out=out)
+    flat = out.view(K * blocks, d, rows)
+    grams = torch.matmul(flat, flat.mT).view(K, blocks, d, d).sum(dim=1)
+    if head < n:
+        tail = a[:, :, head:] * root[:, None, head:]
+        grams += tail @ tail.mT
+    return grams
 
 
 def nonnegative(a: Any) -> Any:

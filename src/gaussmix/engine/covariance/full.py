@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..xp import array_namespace, centred_with_ones, squared_norms, to_host
+from ..xp import array_namespace, centred_with_ones, squared_norms, to_host, weighted_grams
 from .base import CovarianceType, log_density
 from .linalg import (
     check_symmetric_positive_definite,
@@ -71,16 +71,13 @@ class Full(CovarianceType):
         return log_density(squared_norms(white, axis=1), const), None, (centred, white)
 
     def group_moments(self, X, resp, group, work):
-        xp = array_namespace(X)
         centred, white = work  # centred has a trailing column of ones
         moments = to_host(resp @ centred)
         nk, s1 = moments[:, -1], moments[:, :-1]
         s1 -= nk[:, None] * group.arrays["offsets"]
         # Second moments about each mean in whitened coordinates (well scaled
-        # whatever the data's units), by one in-place scaling and one batched
-        # symmetric product, then mapped back: x - mu_k = y_k U_k^-1.
-        white *= xp.sqrt(resp)[:, None, :]
-        second = to_host(white @ xp.permute_dims(white, (0, 2, 1)))
+        # whatever the data's units), then mapped back: x - mu_k = y_k U_k^-1.
+        second = to_host(weighted_grams(white, resp))
         back = group.arrays["unwhiten"]
         return s1, np.matmul(back.transpose(0, 2, 1), np.matmul(second, back))
 
