@@ -24,7 +24,10 @@ default one alone with ``--gaussmix-only``, then with its steady iteration and
 the fraction of the GEMM floor at each thread count, the matrix-product rate
 measured with that many BLAS threads) with each number of threads on the
 selected cases, and the speed-up over one thread. ``--rows N`` sets the
-selected cases' n (the issue's scaling case is ``--case 0 --rows 1000000``);
+selected cases' n (the issue's scaling case is ``--case 0 --rows 1000000``).
+The default kernel's table also times the machine's own ceiling: one pass of
+the compiled kernel over the same chunks split statically over plain threads
+that merge nothing (:class:`StaticSplit`);
 ``--chunk-sizes 4096,8192`` adds rows for the largest thread count with those
 ``chunk_size`` values (the default is chosen from d and K).
 
@@ -314,8 +317,8 @@ def default_kernel_scaling(selected, args) -> None:
           f"{available_cores()} available; best of {args.repeat} fits of {args.iter} "
           "iterations)")
     print("| case | threads | chunk_size | fit s/it | speed-up | steady s/it | speed-up | "
-          "GEMM GFLOP/s | fraction of the GEMM floor |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "GEMM GFLOP/s | fraction of the GEMM floor | static split ms | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for _, (cov, n, d, K, dtype) in selected:
         n = n // 20 if args.quick else n
         X = make_data(n, d, K, dtype)
@@ -324,18 +327,75 @@ def default_kernel_scaling(selected, args) -> None:
         if args.chunk_sizes:
             runs += [(counts[-1], int(c)) for c in args.chunk_sizes.split(",")]
         first = None
+        split = StaticSplit(X, K, cov, init)
         for t, chunk in runs:
             options = {"n_threads": t, "chunk_size": chunk}
             fit = kernel_fit("auto", X, K, cov, init, args.iter, args.repeat,
                              **options)[0] / args.iter
             steady = steady_iteration(X, K, cov, init, args.iter, args.repeat, **options)
             rate = matmul_rate(dtype, threads=t)
-            first = first or (fit, steady)
+            alone = split.best(t, args.repeat) if chunk is None else None
+            first = first or (fit, steady, alone)
             floor = iteration_flops(cov, n, d, K) / rate
+            static = ("| |" if alone is None else
+                      f"| {1e3 * alone:.1f} | {first[2] / alone:.1f}x |")
             print(f"| {cov} n={n} d={d} K={K} {dtype} | {t} | {chunk or 'auto'} | "
                   f"{fit:.4f} | {first[0] / fit:.1f}x | {steady:.4f} | "
-                  f"{first[1] / steady:.1f}x | {rate / 1e9:.0f} | {floor / steady:.0%} |",
-                  flush=True)
+                  f"{first[1] / steady:.1f}x | {rate / 1e9:.0f} | {floor / steady:.0%} "
+                  + static, flush=True)
+
+
+class StaticSplit:
+    """The machine's own scaling of the chunk kernel: one E-step pass over the
+    fit's chunks, split statically over ``t`` plain threads that run the
+    compiled kernel on their share and merge nothing (no pool, no statistics
+    sums, no Python between chunks beyond the kernel call). What the engine's
+    pass loses against it is orchestration; what it loses against ``t`` times
+    one thread is the hardware's (clock speed under load, shared caches)."""
+
+    def __init__(self, X, K, cov, init) -> None:  # noqa: ANN001
+        from gaussmix.engine.covariance import get_covariance_type
+        from gaussmix.engine.estep import EStepKernel
+        from gaussmix.engine.params import MixtureParams
+        from gaussmix.engine.sources import ArraySource
+
+        gm = GaussianMixture(K, covariance_type=cov, max_iter=1, tol=0.0, **init).fit(X)
+        params = MixtureParams(gm.weights_, gm.means_, gm.covariances_,
+                               gm.precisions_cholesky_)
+        source = ArraySource(X, None, gm._chunk_size(X.shape[1], X.shape[0]))
+        self.chunks = list(source.chunks())
+        spec = source.spec
+        before = os.environ.get("GAUSSMIX_KERNEL")
+        os.environ["GAUSSMIX_KERNEL"] = "fused"
+        try:
+            self.kernel = EStepKernel.build(get_covariance_type(cov), params, spec)
+        finally:
+            os.environ.pop("GAUSSMIX_KERNEL")
+            if before is not None:
+                os.environ["GAUSSMIX_KERNEL"] = before
+
+    def best(self, threads: int, repeat: int) -> float:
+        self.run(threads)
+        return min(self.run(threads) for _ in range(repeat))
+
+    def run(self, threads: int) -> float:
+        import threading
+
+        from gaussmix.engine.threads import single_threaded
+
+        def work(share) -> None:  # noqa: ANN001
+            with single_threaded():
+                for chunk in share:
+                    self.kernel.statistics(*chunk)
+
+        workers = [threading.Thread(target=work, args=(self.chunks[i::threads],))
+                   for i in range(threads)]
+        t = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return time.perf_counter() - t
 
 
 if __name__ == "__main__":

@@ -186,3 +186,25 @@ def test_fitting_a_file_keeps_no_per_row_labels(data, tmp_path):
     gm.fit(NpySource(path))
     assert not hasattr(gm, "labels_")
     np.testing.assert_array_equal(gm.fit_predict(NpySource(path)), gm.predict(data))
+
+
+@pytest.mark.parametrize("cores", [2, 16])
+def test_inputs_are_cut_into_enough_chunks_for_the_cores(cores, monkeypatch):
+    """Large chunks (cheap per-row work) are cut for many cores: at least about
+    two per core while a chunk keeps 16,384 rows; a 2-core machine keeps them."""
+    from gaussmix.engine import sources
+    from gaussmix.engine.covariance import get_covariance_type
+
+    monkeypatch.setattr(sources, "available_cores", lambda: cores)
+    tied = get_covariance_type("tied")
+    ordinary = sources.auto_chunk_size(8, 16, tied)
+    rows = sources.auto_chunk_size(8, 16, tied, n_rows=500_000)
+    chunks = -(-500_000 // rows)
+    if cores == 2:
+        assert rows == 62_500 and ordinary == 65_536  # 8 even chunks, as before
+    else:
+        assert 2 * cores - 1 <= chunks <= -(-500_000 // 16_384)  # evened out: 31 of 16,130
+    # full covariances' chunks are small already: the cores change nothing
+    full = get_covariance_type("full")
+    assert sources.auto_chunk_size(8, 16, full, n_rows=1_000_000) == \
+        sources.even_chunk_rows(sources.auto_chunk_size(8, 16, full), 1_000_000)
