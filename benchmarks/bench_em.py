@@ -384,18 +384,21 @@ class StaticSplit:
         from gaussmix.engine.threads import single_threaded
 
         def work(share) -> None:  # noqa: ANN001
-            with single_threaded():
-                for chunk in share:
-                    self.kernel.statistics(*chunk)
+            for chunk in share:
+                self.kernel.statistics(*chunk)
 
         workers = [threading.Thread(target=work, args=(self.chunks[i::threads],))
                    for i in range(threads)]
-        t = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        return time.perf_counter() - t
+        # BLAS held to one thread once, around the whole pass: the limit is
+        # process-wide, so a worker restoring it on exit would let the others'
+        # products spawn BLAS threads (as the engine's pool avoids too)
+        with single_threaded():
+            t = time.perf_counter()
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            return time.perf_counter() - t
 
 
 if __name__ == "__main__":
