@@ -190,8 +190,8 @@ def test_fitting_a_file_keeps_no_per_row_labels(data, tmp_path):
 
 @pytest.mark.parametrize("cores", [2, 16])
 def test_inputs_are_cut_into_enough_chunks_for_the_cores(cores, monkeypatch):
-    """Large chunks (cheap per-row work) are cut for many cores: at least about
-    two per core while a chunk keeps 16,384 rows; a 2-core machine keeps them."""
+    """Chunks are cut for many cores: at least about two per core while a
+    chunk keeps a quarter of its work; a 2-core machine keeps them."""
     from gaussmix.engine import sources
     from gaussmix.engine.covariance import get_covariance_type
 
@@ -203,8 +203,10 @@ def test_inputs_are_cut_into_enough_chunks_for_the_cores(cores, monkeypatch):
     if cores == 2:
         assert rows == 62_500 and ordinary == 65_536  # 8 even chunks, as before
     else:
-        assert 2 * cores - 1 <= chunks <= -(-500_000 // 16_384)  # evened out: 31 of 16,130
-    # full covariances' chunks are small already: the cores change nothing
+        assert 2 * cores - 1 <= chunks <= 2 * cores  # evened out: 32 of 15,625
+    # a partial_fit batch keeps two pieces of 5,000 rows, any cores
     full = get_covariance_type("full")
+    assert sources.auto_chunk_size(8, 16, full, n_rows=10_000) == 5_000
+    # full covariances' chunks of 1M rows are small already: the cores change nothing
     assert sources.auto_chunk_size(8, 16, full, n_rows=1_000_000) == \
         sources.even_chunk_rows(sources.auto_chunk_size(8, 16, full), 1_000_000)

@@ -31,7 +31,7 @@ import numpy as np
 from array_api_compat import device as array_device
 
 from .covariance import ComputeSpec, CovarianceType
-from .splitting import even_chunk_rows
+from .splitting import ROUND_BELOW, even_chunk_rows
 from .threads import available_cores
 from .xp import array_namespace
 
@@ -64,7 +64,7 @@ def auto_chunk_size(
     per chunk; its chunks hold about ``FUSED_CHUNK_FLOPS`` of products (about
     ``4 (d + 1)`` flops per number of the reference's work array per row).
     Both between 4096 and 65536 rows. Given the input's ``n_rows``, chunks
-    are made smaller, down to a quarter of that size or 16,384 rows, until the
+    are made smaller, down to a quarter of that size, until the
     input has at least ``PIECES_PER_CORE`` of them per core this process may
     use (:func:`~gaussmix.engine.threads.available_cores`; not ``n_threads``,
     so that results do not change with it), and the size is evened out so
@@ -90,22 +90,30 @@ def auto_chunk_size(
 
 
 #: Chunks per available core that an input is cut into at least (when its
-#: chunks stay large enough): with 16 cores, 500,000 tied rows made 8 chunks of
-#: 65,536 and left half the threads idle (4.3x one thread; measured).
+#: chunks keep a quarter of their work, the smallest piece of
+#: :func:`~gaussmix.engine.splitting.even_chunk_rows` too): with 16 cores,
+#: 500,000 tied rows made 8 chunks of 65,536 and left half the threads idle
+#: (4.3x one thread, 7.2x since; measured).
 PIECES_PER_CORE = 2
 
 
 def _enough_pieces(rows: int, n_rows: int, cores: int) -> int:
     """``rows``, or fewer so that ``n_rows`` make ``PIECES_PER_CORE`` chunks
-    per core, but not below ``max(rows // 4, 16384)``.
+    per core, but not below ``rows // 4``; an input of fewer than
+    ``ROUND_BELOW`` such chunks keeps ``rows`` (``even_chunk_rows`` cuts it).
 
     >>> _enough_pieces(65536, 500_000, 16)   # 31 chunks for 16 cores
     16384
+    >>> _enough_pieces(4096, 100_000, 16)    # d=64: 32 chunks instead of 25
+    3125
     >>> _enough_pieces(65536, 500_000, 2)    # 8 chunks already serve 2 cores
     65536
+    >>> _enough_pieces(14513, 10_000, 16)    # a partial_fit batch: unchanged
+    14513
     """
     wanted = -(-n_rows // (PIECES_PER_CORE * cores))
-    return min(rows, max(wanted, rows // 4, 16384))
+    cut = min(rows, max(wanted, rows // 4))
+    return cut if n_rows >= ROUND_BELOW * cut else rows
 
 
 def _fused_kernel_serves() -> bool:
