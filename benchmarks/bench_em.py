@@ -348,8 +348,8 @@ def default_kernel_scaling(selected, args) -> None:
 class StaticSplit:
     """The machine's own scaling of the chunk kernel: one E-step pass over the
     fit's chunks, split statically over ``t`` plain threads that run the
-    compiled kernel on their share and merge nothing (no pool, no statistics
-    sums, no Python between chunks beyond the kernel call). What the engine's
+    compiled kernel on their share and merge nothing (no statistics sums, no
+    Python between chunks beyond the kernel call). What the engine's
     pass loses against it is orchestration; what it loses against ``t`` times
     one thread is the hardware's (clock speed under load, shared caches)."""
 
@@ -364,6 +364,7 @@ class StaticSplit:
                                gm.precisions_cholesky_)
         source = ArraySource(X, None, gm._chunk_size(X.shape[1], X.shape[0]))
         self.chunks = list(source.chunks())
+        self.pools: dict = {}
         spec = source.spec
         before = os.environ.get("GAUSSMIX_KERNEL")
         os.environ["GAUSSMIX_KERNEL"] = "fused"
@@ -379,7 +380,7 @@ class StaticSplit:
         return min(self.run(threads) for _ in range(repeat))
 
     def run(self, threads: int) -> float:
-        import threading
+        from concurrent.futures import ThreadPoolExecutor
 
         from gaussmix.engine.threads import single_threaded
 
@@ -387,17 +388,16 @@ class StaticSplit:
             for chunk in share:
                 self.kernel.statistics(*chunk)
 
-        workers = [threading.Thread(target=work, args=(self.chunks[i::threads],))
-                   for i in range(threads)]
+        # threads kept across passes (as the engine's pool), one share each;
         # BLAS held to one thread once, around the whole pass: the limit is
         # process-wide, so a worker restoring it on exit would let the others'
-        # products spawn BLAS threads (as the engine's pool avoids too)
+        # products spawn BLAS threads
+        pool = self.pools.setdefault(threads, ThreadPoolExecutor(threads))
         with single_threaded():
             t = time.perf_counter()
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join()
+            for done in [pool.submit(work, self.chunks[i::threads])
+                         for i in range(threads)]:
+                done.result()
             return time.perf_counter() - t
 
 
