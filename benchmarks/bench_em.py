@@ -216,10 +216,7 @@ def main() -> None:
               "fraction of the GEMM floor")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for _, (cov, n, d, K, dtype) in selected:
-        n = n // 20 if args.quick else n
-        X = make_data(n, d, K, dtype)
-        init = initial_parameters(X, K, cov)
+    for cov, n, d, K, dtype, X, init in case_data(selected, args.quick):
         rate = matmul_rate(dtype)  # measured beside each case: the VM's speed moves
         t_sk, sk = timed_fit(SkGMM, X, K, cov, init, args.iter, args.repeat)
         t_ref, t_gm, gm = alternated(X, K, cov, init, args.iter, args.repeat)
@@ -239,15 +236,21 @@ def main() -> None:
         thread_scaling(selected, args)
 
 
+def case_data(selected, quick: bool):  # noqa: ANN201 - a generator of tuples
+    """Each selected case with its data and start: (cov, n, d, K, dtype, X, init);
+    n divided by 20 with ``--quick``."""
+    for _, (cov, n, d, K, dtype) in selected:
+        n = n // 20 if quick else n
+        X = make_data(n, d, K, dtype)
+        yield cov, n, d, K, dtype, X, initial_parameters(X, K, cov)
+
+
 def floor_table(selected, args) -> None:
     """gaussmix (default kernel) against the GEMM floor only."""
     print("| case | gaussmix s/it | GEMM GFLOP/s | GEMM floor s/it | x floor | "
           "steady s/it | steady x floor |")
     print("|---|---|---|---|---|---|---|")
-    for _, (cov, n, d, K, dtype) in selected:
-        n = n // 20 if args.quick else n
-        X = make_data(n, d, K, dtype)
-        init = initial_parameters(X, K, cov)
+    for cov, n, d, K, dtype, X, init in case_data(selected, args.quick):
         rate = matmul_rate(dtype)
         t_gm = steady = np.inf
         for _ in range(args.repeat):  # floor and fit alternated: the VM's speed moves
@@ -293,10 +296,7 @@ def thread_scaling(selected, args) -> None:
     header = ("case", "kernel", *(f"{t} threads" for t in counts))
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for _, (cov, n, d, K, dtype) in selected:
-        n = n // 20 if args.quick else n
-        X = make_data(n, d, K, dtype)
-        init = initial_parameters(X, K, cov)
+    for cov, n, d, K, dtype, X, init in case_data(selected, args.quick):
         pairs = [alternated(X, K, cov, init, args.iter, args.repeat, n_threads=t)
                  for t in counts]
         for name, column in (("reference", 0), ("fused", 1)):
@@ -319,10 +319,7 @@ def default_kernel_scaling(selected, args) -> None:
     print("| case | threads | chunk_size | fit s/it | speed-up | steady s/it | speed-up | "
           "GEMM GFLOP/s | fraction of the GEMM floor | static split ms | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for _, (cov, n, d, K, dtype) in selected:
-        n = n // 20 if args.quick else n
-        X = make_data(n, d, K, dtype)
-        init = initial_parameters(X, K, cov)
+    for cov, n, d, K, dtype, X, init in case_data(selected, args.quick):
         runs = [(t, None) for t in counts]
         if args.chunk_sizes:
             runs += [(counts[-1], int(c)) for c in args.chunk_sizes.split(",")]
