@@ -34,7 +34,12 @@ from .inputs import (
     prediction_input,
     training_source,
 )
-from .validation import check_initial_parameters, check_parameters, check_sample_weight
+from .validation import (
+    check_initial_parameters,
+    check_parameters,
+    check_sample_count,
+    check_sample_weight,
+)
 
 
 class GaussianMixture(MissingValuesMixin, PartialFitMixin, InformationCriteriaMixin,
@@ -440,6 +445,7 @@ default='kmeans'
         Parameters
         ----------
         n_samples : int, default=1
+            Number of samples; a whole float (``1e4``) is taken as an int.
 
         Returns
         -------
@@ -448,11 +454,7 @@ default='kmeans'
             Component of each sample.
         """
         check_is_fitted(self)
-        if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1):
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
-                "requires at least one sample."
-            )
+        n_samples = check_sample_count(n_samples)
         rng, p = check_random_state(self.random_state), self._params
         counts = rng.multinomial(n_samples, p.weights)
         X = self._piece.sample(rng, p.means, p.covariances, counts)
