@@ -96,3 +96,33 @@ def test_warm_start_refit_with_a_far_outlier(distance):
         warnings.simplefilter("ignore", ConvergenceWarning)
         sk, gm = (model.fit(X_TWO).set_params(max_iter=1).fit(X) for model in models)
     np.testing.assert_allclose(gm.covariances_, sk.covariances_, rtol=1e-6)
+
+
+def _hand_built(cls, covariance_type):
+    """A model set up by hand from known parameters, as users port one from
+    elsewhere: weights_, means_ and precisions_cholesky_ only (the attributes
+    scikit-learn's predictions read); full's factor from np.linalg.cholesky
+    (lower triangular, precision = L L^T)."""
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(2, 3, 3))
+    covariances = A @ A.transpose(0, 2, 1) + np.eye(3)
+    factors = {
+        "full": np.linalg.cholesky(np.linalg.inv(covariances)),
+        "tied": np.linalg.cholesky(np.linalg.inv(covariances[0])),
+        "diag": 1 / np.sqrt(np.diagonal(covariances, axis1=1, axis2=2)),
+        "spherical": np.array([0.5, 2.0]),
+    }
+    model = cls(2, covariance_type=covariance_type)
+    model.weights_ = np.array([0.3, 0.7])
+    model.means_ = X_TWO[[0, 40]]
+    model.precisions_cholesky_ = factors[covariance_type]
+    return model
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_hand_built_model_without_covariances_predicts(ct):
+    sk, gm = _hand_built(SkGaussianMixture, ct), _hand_built(GaussianMixture, ct)
+    np.testing.assert_allclose(gm.score_samples(X_TWO), sk.score_samples(X_TWO), rtol=1e-10)
+    np.testing.assert_allclose(gm.predict_proba(X_TWO), sk.predict_proba(X_TWO), atol=1e-12)
+    np.testing.assert_array_equal(gm.predict(X_TWO), sk.predict(X_TWO))
+    assert gm.score(X_TWO) == pytest.approx(sk.score(X_TWO), rel=1e-10)

@@ -356,8 +356,14 @@ default='kmeans'
 
     @property
     def _params(self) -> MixtureParams:
-        return MixtureParams(*map(to_host, (self.weights_, self.means_, self.covariances_,
-                                            self.precisions_cholesky_)))
+        """The fitted (or hand-set) parameters as host arrays. A model given
+        only ``weights_``, ``means_`` and ``precisions_cholesky_`` predicts, as
+        scikit-learn's does: its covariances come from the factors."""
+        chol = to_host(self.precisions_cholesky_)
+        covariances = getattr(self, "covariances_", None)
+        covariances = (self._piece.covariances_from_cholesky(np.asarray(chol, np.float64))
+                       if covariances is None else to_host(covariances))
+        return MixtureParams(to_host(self.weights_), to_host(self.means_), covariances, chol)
 
     def _validated(self, X: Any) -> Any:
         check_is_fitted(self)
