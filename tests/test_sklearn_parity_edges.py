@@ -126,3 +126,20 @@ def test_hand_built_model_without_covariances_predicts(ct):
     np.testing.assert_allclose(gm.predict_proba(X_TWO), sk.predict_proba(X_TWO), atol=1e-12)
     np.testing.assert_array_equal(gm.predict(X_TWO), sk.predict(X_TWO))
     assert gm.score(X_TWO) == pytest.approx(sk.score(X_TWO), rel=1e-10)
+
+
+def test_warm_start_refit_checks_feature_names_against_the_fit():
+    # Intended difference: scikit-learn's fit records X's columns anew, so a
+    # warm start continues silently on reordered columns (the means now
+    # describe other features); gaussmix checks them as partial_fit does.
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(X_TWO, columns=["a", "b", "c"])
+    kw = dict(warm_start=True, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        SkGaussianMixture(2, **kw).fit(X).fit(X[["b", "a", "c"]])
+        model = GaussianMixture(2, **kw).fit(X)
+        with pytest.raises(ValueError, match="same order as they were in fit"):
+            model.fit(X[["b", "a", "c"]])
+        model.set_params(warm_start=False).fit(X[["b", "a", "c"]])  # a fresh fit
+    assert model.feature_names_in_.tolist() == ["b", "a", "c"]
