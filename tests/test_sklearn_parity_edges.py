@@ -143,3 +143,25 @@ def test_warm_start_refit_checks_feature_names_against_the_fit():
             model.fit(X[["b", "a", "c"]])
         model.set_params(warm_start=False).fit(X[["b", "a", "c"]])  # a fresh fit
     assert model.feature_names_in_.tolist() == ["b", "a", "c"]
+
+
+def test_hand_built_model_samples_with_the_default_n_components():
+    # Set up by hand on GaussianMixture() (n_components left at 1): scikit-learn
+    # samples from the fitted weights_' components; so does gaussmix.
+    models = []
+    for cls in (SkGaussianMixture, GaussianMixture):
+        model = _hand_built(cls, "diag")
+        model.set_params(n_components=1, random_state=2)
+        model.covariances_ = 1 / model.precisions_cholesky_**2
+        models.append(model)
+    (sk_X, sk_y), (gm_X, gm_y) = (model.sample(20) for model in models)
+    np.testing.assert_array_equal(gm_y, sk_y)
+    assert set(gm_y) == {0, 1}
+    np.testing.assert_allclose(gm_X, sk_X, rtol=1e-12)
+
+
+def test_hand_built_model_without_covariances_cannot_sample():
+    # As scikit-learn's (AttributeError); NotFittedError is one.
+    model = _hand_built(GaussianMixture, "full")
+    with pytest.raises(AttributeError, match="covariances_"):
+        model.sample(3)

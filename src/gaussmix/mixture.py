@@ -358,7 +358,8 @@ default='kmeans'
     def _params(self) -> MixtureParams:
         """The fitted (or hand-set) parameters as host arrays. A model given
         only ``weights_``, ``means_`` and ``precisions_cholesky_`` predicts, as
-        scikit-learn's does: its covariances come from the factors."""
+        scikit-learn's does (predictions read only those); its covariances
+        here come from the factors, exactly for upper factors as fits store."""
         chol = to_host(self.precisions_cholesky_)
         covariances = getattr(self, "covariances_", None)
         covariances = (self._piece.covariances_from_cholesky(np.asarray(chol, np.float64))
@@ -460,11 +461,14 @@ default='kmeans'
             Component of each sample.
         """
         check_is_fitted(self)
+        if not hasattr(self, "covariances_"):  # a model set up by hand
+            raise AttributeError("sample() draws from covariances_: set them as well "
+                                 "as precisions_cholesky_.")
         n_samples = check_sample_count(n_samples)
         rng, p = check_random_state(self.random_state), self._params
         counts = rng.multinomial(n_samples, p.weights)
         X = self._piece.sample(rng, p.means, p.covariances, counts)
-        y = np.repeat(np.arange(self.n_components), counts)
+        y = np.repeat(np.arange(len(counts)), counts)  # the fitted weights_' count
         return like_fitted(self, X), like_fitted(self, y)  # tensors if fitted on them
 
     # -- persistence ---------------------------------------------------------
