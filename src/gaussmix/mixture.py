@@ -34,7 +34,12 @@ from .inputs import (
     prediction_input,
     training_source,
 )
-from .validation import check_initial_parameters, check_parameters, check_sample_weight
+from .validation import (
+    check_initial_parameters,
+    check_parameters,
+    check_sample_count,
+    check_sample_weight,
+)
 
 
 class GaussianMixture(MissingValuesMixin, PartialFitMixin, InformationCriteriaMixin,
@@ -351,8 +356,15 @@ default='kmeans'
 
     @property
     def _params(self) -> MixtureParams:
-        return MixtureParams(*map(to_host, (self.weights_, self.means_, self.covariances_,
-                                            self.precisions_cholesky_)))
+        """The fitted (or hand-set) parameters as host arrays. A model given
+        only ``weights_``, ``means_`` and ``precisions_cholesky_`` predicts, as
+        scikit-learn's does (predictions read only those); its covariances
+        here come from the factors, exactly for upper factors as fits store."""
+        chol = to_host(self.precisions_cholesky_)
+        covariances = getattr(self, "covariances_", None)
+        covariances = (self._piece.covariances_from_cholesky(np.asarray(chol, np.float64))
+                       if covariances is None else to_host(covariances))
+        return MixtureParams(to_host(self.weights_), to_host(self.means_), covariances, chol)
 
     def _validated(self, X: Any) -> Any:
         check_is_fitted(self)
@@ -440,6 +452,7 @@ default='kmeans'
         Parameters
         ----------
         n_samples : int, default=1
+            Number of samples; a whole float (``1e4``) is taken as an int.
 
         Returns
         -------
@@ -448,15 +461,14 @@ default='kmeans'
             Component of each sample.
         """
         check_is_fitted(self)
-        if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1):
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
-                "requires at least one sample."
-            )
+        if not hasattr(self, "covariances_"):  # a model set up by hand
+            raise AttributeError("sample() draws from covariances_: set them as well "
+                                 "as precisions_cholesky_.")
+        n_samples = check_sample_count(n_samples)
         rng, p = check_random_state(self.random_state), self._params
         counts = rng.multinomial(n_samples, p.weights)
         X = self._piece.sample(rng, p.means, p.covariances, counts)
-        y = np.repeat(np.arange(self.n_components), counts)
+        y = np.repeat(np.arange(len(counts)), counts)  # the fitted weights_' count
         return like_fitted(self, X), like_fitted(self, y)  # tensors if fitted on them
 
     # -- persistence ---------------------------------------------------------

@@ -11,6 +11,7 @@ messages are scikit-learn's exactly.
 from __future__ import annotations
 
 import functools
+import operator
 from numbers import Integral, Real
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "check_finite",
     "check_initial_parameters",
     "check_parameters",
+    "check_sample_count",
     "check_sample_weight",
     "parameter_constraints",
 ]
@@ -198,6 +200,29 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
         raise ValueError("sample_weight sums to zero: at least one row needs a "
                          "positive weight.")
     return w
+
+
+def check_sample_count(n_samples: Any) -> int:
+    """``n_samples`` of :meth:`~gaussmix.GaussianMixture.sample` as an int >= 1.
+
+    An integer, or a whole float (``1e4``, ``np.float64(3.0)``) as
+    scikit-learn takes it; a fractional count raises instead of being
+    truncated.
+
+    >>> check_sample_count(1e3)
+    1000
+    """
+    try:
+        count: int | None = operator.index(n_samples)
+    except TypeError:
+        whole = isinstance(n_samples, Real) and float(n_samples).is_integer()
+        count = int(n_samples) if whole else None
+    if count is None or count < 1:
+        raise ValueError(
+            f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires "
+            "at least one sample."
+        )
+    return count
 
 
 def check_initial_parameters(
