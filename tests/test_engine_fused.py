@@ -339,3 +339,25 @@ def test_statistics_that_overflow_are_reported():
     assert _overflowed(acc, nk, s1, s2) == 1
     s2[1, 2, 0], acc[0] = 1.0, np.nan
     assert _overflowed(acc, nk, s1, s2) == 1
+
+
+@pytest.mark.parametrize("distance", [1e3, 1e8, 1e12])
+def test_far_rows_second_moments_are_exact_in_both_kernels(monkeypatch, distance):
+    """A row far from a component (beyond 100 whitened units) adds about its
+    squared distance to every whitened sum, whose rounding, mapped back, used
+    to swamp the component's other moments (1e-3 relative at 1e8, a wrong
+    covariance at 1e10). Both kernels now sum such rows from their residuals:
+    the moments about each mean equal a direct float64 sum with the same
+    responsibilities (the far row's own entry and every other one)."""
+    X = np.vstack([mixture_data(600), [[100.0 + distance, 100.0, 100.0]]])
+    params = fitted_params("full")
+    for kernel in kernels(monkeypatch, "full", params, np.float64):
+        stats = kernel.statistics(X)
+        resp = np.exp(kernel.log_resp(X))  # (K, n)
+        residuals = X[None, :, :] - params.means[:, None, :]
+        expected = np.einsum("kn,kni,knj->kij", resp, residuals, residuals)
+        moved = stats.recentred(params.means)  # statistics about the means
+        # every entry to 1e-10 of its row's and column's diagonal scale
+        diagonal = np.sqrt(np.einsum("kii->ki", expected))
+        scale = diagonal[:, :, None] * diagonal[:, None, :]
+        assert np.all(np.abs(moved.s2 - expected) <= 1e-10 * scale), type(kernel).__name__

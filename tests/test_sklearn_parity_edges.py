@@ -75,20 +75,16 @@ def test_tied_start_from_single_rows_is_their_exact_m_step(init_params):
     assert np.min(np.diag(sk.covariances_)) > 1  # scikit-learn: all rows counted
 
 
-@pytest.mark.xfail(strict=True, raises=(ValueError, AssertionError), reason=(
-    "full kernels: second moments in the old precision's whitened coordinates "
-    "lose digits for rows far from their component"))
+@pytest.mark.parametrize("kernel", ["reference", "fused"])
 @pytest.mark.parametrize("distance", [1e8, 1e12])
-def test_warm_start_refit_with_a_far_outlier(distance):
+def test_warm_start_refit_with_a_far_outlier(distance, kernel, monkeypatch):
     # A model fitted on clean rows is refitted (warm start) with one more row
     # ``distance`` away; it joins a component, whose variance along that axis
-    # becomes huge: scikit-learn gets it right. gaussmix's full kernels
-    # (reference and fused) take the second moments in the old precision's
-    # whitened coordinates and map them back, cancelling about
-    # eps * (Mahalanobis distance)^2: 1e-3 relative error in the other axes'
-    # covariance at 1e8, a non-positive-definite covariance (ValueError) from
-    # about 1e11. The fix belongs in the E-step kernels
-    # (engine/covariance/full.py group_moments, engine/fused/loops.py full_chunk).
+    # becomes huge: scikit-learn gets it right, and so must both of gaussmix's
+    # full kernels, which sum second moments in the old precision's whitened
+    # coordinates except for rows far from the component (there the rounding,
+    # mapped back, cost 1e-3 relative at 1e8 and a failed fit from about 1e11).
+    monkeypatch.setenv("GAUSSMIX_KERNEL", kernel)
     X = np.r_[X_TWO, [[distance, 0.0, 0.0]]]
     kw = dict(max_iter=5, tol=0, warm_start=True, **_same_start(X_TWO, 2))
     models = SkGaussianMixture(2, **kw), GaussianMixture(2, **kw)

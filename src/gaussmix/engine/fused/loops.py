@@ -425,15 +425,24 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     # products would be subnormal numbers, a hundred times slower, for no
     # visible change.
     floor = 1e-30 if X.itemsize == 4 else 0.0
+    # Rows farther than this (squared, whitened) from a component leave its
+    # whitened sums for their own residual's (as the reference: full.py's
+    # FAR_DISTANCE, whose value this is).
+    far_sq = 1e4
+    far = np.zeros((K, tile))
+    s2far = np.zeros((K, d, d))
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
         _full_scores(X, start, stop, centre, padded_stack, base, tri, ct, ct64, white, sc,
                      sq)
+        n_far = _far_pairs(sc, base, stop - start, far_sq, far)
         if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
         np.dot(sc, _wide(ct, ct64).T, mom_t)
         mom += mom_t
+        if n_far:
+            _far_moments(sc, far, stop - start, _wide(ct, ct64), offsets, far_sq, s2far)
         for k in range(K):
             second_moments(white[k * dp:(k + 1) * dp], sc[k], floor, d, scaled, s2w[k])
     back = np.empty((d, d))
@@ -446,7 +455,50 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
                 lower[j, i] = s2w[k, i, j]
         np.dot(lower, unwhiten[k], back)
         np.dot(unwhiten[k].T, back, s2[k])
+        s2[k] += s2far[k]
     return _overflowed(acc, nk, s1, s2)
+
+
+@_jit
+def _far_pairs(sc, base, m, far_sq, far):  # noqa: ANN001, ANN202
+    """Squared whitened distances ``|y|^2`` (from a tile's scores
+    ``sc = -|y|^2 / 2 + base``) of the (component, row) pairs beyond
+    ``far_sq`` into ``far`` (K, tile), 0 elsewhere; returns how many."""
+    K = sc.shape[0]
+    count = 0
+    for k in range(K):  # usually none: counted first, without writes
+        limit = base[k] - 0.5 * far_sq
+        for b in range(m):
+            count += sc[k, b] < limit
+    if count:
+        for k in range(K):
+            limit = base[k] - 0.5 * far_sq
+            for b in range(m):
+                far[k, b] = 2.0 * (base[k] - sc[k, b]) if sc[k, b] < limit else 0.0
+    return count
+
+
+@_jit
+def _far_moments(resp, far, m, ct, offsets, far_sq, out):  # noqa: ANN001, ANN202
+    """For each pair of :func:`_far_pairs` whose weight in the whitened sums,
+    ``r |y|^2``, exceeds ``far_sq``: adds ``r (x - mu_k)(x - mu_k)^T`` to
+    ``out[k]`` (float64, from the tile's centred rows ``ct`` and ``offsets``
+    = mu - c) and zeroes its responsibility for the whitened sums that
+    follow. (Pairs of negligible responsibility stay: their rounding there is
+    as small as a near row's.)"""
+    K, d = offsets.shape
+    v = np.empty(d)
+    for k in range(K):
+        for b in range(m):
+            r = resp[k, b]
+            if r * far[k, b] <= far_sq:
+                continue
+            resp[k, b] = 0.0
+            for i in range(d):
+                v[i] = ct[i, b] - offsets[k, i]
+            for i in range(d):
+                for j in range(d):
+                    out[k, i, j] += r * v[i] * v[j]
 
 
 @_jit
