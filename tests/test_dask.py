@@ -233,6 +233,12 @@ def test_predictions_are_lazy(data):
         assert_array_equal(results[0].compute(), gm.predict(X))
         assert_allclose(results[2].compute(), gm.score_samples(X), rtol=1e-12)
         assert_allclose(gm.aic(dX), gm.aic(X), rtol=1e-12)
+        # a changed n_components (set_params) does not change the fitted model's
+        # columns, as for in-memory rows
+        gm.set_params(n_components=5)
+        proba = gm.predict_proba(dX)
+        assert proba.shape == (len(X), 3)
+        assert_allclose(proba.compute(), gm.predict_proba(X), rtol=1e-12)
 
 
 def test_dataframe(data):

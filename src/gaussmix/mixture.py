@@ -383,8 +383,9 @@ default='kmeans'
             "label": lambda c: out(kernel.labels(c.X), np.int64),
         }
         if hasattr(source, "map_rows"):  # a Dask array: a lazy Dask array
-            return source.map_rows(funcs[what], self.n_components if what == "log_resp"
-                                   else None, np.int64 if what == "label" else np.float64)
+            fitted = len(self.weights_)  # not n_components, which set_params may change
+            return source.map_rows(funcs[what], fitted if what == "log_resp" else None,
+                                   np.int64 if what == "label" else np.float64)
         parts = list(self._reducer(source).map(funcs[what], source))
         return np.concatenate(parts)
 
