@@ -161,3 +161,10 @@ def test_hand_built_model_without_covariances_cannot_sample():
     model = _hand_built(GaussianMixture, "full")
     with pytest.raises(AttributeError, match="covariances_"):
         model.sample(3)
+
+
+def test_lower_bounds_are_numpy_floats_as_scikit_learns():
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    sk, gm = (cls(2, random_state=0).fit(X) for cls in (SkGaussianMixture, GaussianMixture))
+    assert type(gm.lower_bound_) is type(sk.lower_bound_) is np.float64
+    assert {type(b) for b in gm.lower_bounds_} == {type(b) for b in sk.lower_bounds_}

@@ -345,8 +345,9 @@ default='kmeans'
         self.precisions_ = piece.precisions(p.precisions_cholesky)
         self.converged_ = bool(run.converged)
         self.n_iter_ = int(run.n_iter)
-        self.lower_bound_ = float(run.lower_bound)
-        self.lower_bounds_ = list(run.lower_bounds)
+        # NumPy floats, as scikit-learn's (code may call their NumPy methods)
+        self.lower_bound_ = np.float64(run.lower_bound)
+        self.lower_bounds_ = [np.float64(b) for b in run.lower_bounds]
         self.__dict__.pop("_stream_", None)  # partial_fit's running statistics
 
     # -- fitted model --------------------------------------------------------
