@@ -168,3 +168,14 @@ def test_lower_bounds_are_numpy_floats_as_scikit_learns():
     sk, gm = (cls(2, random_state=0).fit(X) for cls in (SkGaussianMixture, GaussianMixture))
     assert type(gm.lower_bound_) is type(sk.lower_bound_) is np.float64
     assert {type(b) for b in gm.lower_bounds_} == {type(b) for b in sk.lower_bounds_}
+
+
+@pytest.mark.parametrize("change", [{"covariance_type": "diag"}, {"n_components": 3}])
+def test_warm_start_after_changing_the_model_says_what_to_do(change):
+    # scikit-learn fails here with a broadcasting error; gaussmix says why
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    gm = GaussianMixture(2, warm_start=True, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="warm_start=False"):
+        gm.set_params(**change).fit(X)
+    gm.set_params(warm_start=False).fit(X)  # starts afresh
+    assert len(gm.weights_) == gm.n_components

@@ -303,6 +303,7 @@ default='kmeans'
     ) -> EMRun:
         """EM from the last fit (warm start) or from ``n_init`` fresh starts."""
         if self._continues():
+            self._check_continuable(piece)
             return best_of_restarts(lambda _: self._params, 1, source, piece,
                                     settings, lower_bound=self.lower_bound_)
         rng = check_random_state(self.random_state)
@@ -313,6 +314,20 @@ default='kmeans'
 
     def _continues(self) -> bool:
         return bool(self.warm_start) and hasattr(self, "converged_")
+
+    def _check_continuable(self, piece: CovarianceType) -> None:
+        """A warm start continues from the fitted parameters: they must be of
+        the estimator's current n_components and covariance_type."""
+        fitted = len(self.weights_)
+        shape = piece.param_shape(fitted, len(self.means_[0]))
+        if fitted != self.n_components or np.shape(self.covariances_) != shape:
+            raise ValueError(
+                f"warm_start=True continues from the fitted model ({fitted} components, "
+                f"covariances of shape {np.shape(self.covariances_)}), which does not fit "
+                f"n_components={self.n_components}, covariance_type="
+                f"{self.covariance_type!r} set since. Set warm_start=False to start "
+                "afresh, or restore those parameters."
+            )
 
     def _chunk_size(self, n_features: int, n_rows: int | None = None) -> int:
         if self.chunk_size is not None:
