@@ -190,3 +190,18 @@ def test_jump_towards_an_outlier_matches_the_reference(cov_type):
                 "spherical": lambda: np.stack([np.eye(2) * np.trace(c) / 2
                                                for c in ref[2]])}[cov_type]()
     np.testing.assert_allclose(full, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_partial_fit_step_towards_a_far_cluster_matches_the_reference():
+    # The first step (step size 1) is one EM iteration: the same cancellation
+    # as in fit, in the streaming M-step; a later batch blends exactly.
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (20, 2)), 1e6 + 1e-3 * rng.normal(size=(6, 2))])
+    weights, means, covs = np.array([0.5, 0.5]), np.array([[0.0, 0.0], [5.0, 5.0]]), \
+        np.stack([np.eye(2)] * 2)
+    gm = GaussianMixture(2, weights_init=weights, means_init=means, precisions_init=covs)
+    gm.partial_fit(X)
+    ref = _per_row_iteration(X, weights, means, covs)
+    np.testing.assert_allclose(gm.covariances_, ref[2], rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.eigvalsh(gm.covariances_[1]),
+                               np.linalg.eigvalsh(ref[2][1]), rtol=1e-3)

@@ -31,7 +31,7 @@ from .estep import LowestRows
 from .incomplete import Kernel, kernel_type
 from .mstep import m_step
 from .params import MixtureParams
-from .recentre import jumped, moments_about
+from .recentre import m_step_about_new_means, moments_about
 from .reducers import Reducer, Sequential, fold
 from .sources import DataSource
 from .stats import SuffStats
@@ -238,17 +238,10 @@ def _m_step(stats: SuffStats, piece: CovarianceType, reg_covar: float,
             worst: Callable[[int], LowestRows],
             recentre: Callable[[SuffStats], SuffStats] | None) -> MixtureParams:
     """The M-step, again from moments about the new means (``recentre``, one
-    more pass) where a mean jumped so far that the covariance lost digits or
-    failed to factorise (see :mod:`gaussmix.engine.recentre`)."""
-    try:
-        params: MixtureParams | None = m_step(stats, piece, reg_covar, worst)
-    except ValueError:
-        if recentre is None:
-            raise
-        params = None
-    if recentre is not None and (params is None or jumped(stats, params, piece)):
-        params = m_step(recentre(stats), piece, reg_covar, worst)
-    assert params is not None
+    more pass) where a mean jumped far (see :mod:`gaussmix.engine.recentre`)."""
+    params, _ = m_step_about_new_means(
+        stats, lambda s: m_step(s, piece, reg_covar, worst),
+        None if recentre is None else functools.partial(recentre, stats), piece)
     return params
 
 
