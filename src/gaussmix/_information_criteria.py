@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from . import criteria
+from .engine.incomplete import kernel_type
+from .engine.sources import Chunk, is_data_source
+from .engine.xp import to_host
 from .inputs import log_likelihood_totals
 
 
@@ -18,21 +23,45 @@ class InformationCriteriaMixin:
 
     if TYPE_CHECKING:
         def score_samples(self, X: Any) -> Any: ...
+        def _validated(self, X: Any) -> Any: ...
+        def _reducer(self, source: Any) -> Any: ...
+        _params: Any
 
     def _n_parameters(self) -> int:
         """Number of free parameters of the model."""
         return criteria.n_parameters(self._piece, self.n_components, self.means_.shape[1])
 
     def _log_likelihood(self, X: Any, sample_weight: Any) -> tuple[float, float]:
-        """Total (weighted) log-likelihood of X and the number (weight) of rows."""
+        """Total (weighted) log-likelihood of X and the number (weight) of rows.
+
+        A data source (not Dask) without ``sample_weight`` is scored with the
+        weights it carries, as :meth:`fit` uses them."""
+        if sample_weight is None and _streamed(X):
+            return self._source_totals(self._validated(X))
         return log_likelihood_totals(self.score_samples(X), sample_weight)
+
+    def _source_totals(self, source: Any) -> tuple[float, float]:
+        """``(sum_i w_i log p(x_i), sum_i w_i)`` over a source's chunks, with
+        the weights of its chunks (1 for a chunk without), in one pass."""
+        kernel = kernel_type(source).build(self._piece, self._params, source.spec)
+
+        def totals(chunk: Chunk) -> np.ndarray:
+            log_prob = to_host(kernel.log_likelihood(chunk.X))
+            if chunk.sample_weight is None:
+                return np.array([log_prob.sum(), float(len(log_prob))])
+            w = to_host(chunk.sample_weight)
+            return np.array([w @ log_prob, w.sum()])
+
+        total = sum(self._reducer(source).map(totals, source))
+        return float(total[0]), float(total[1])
 
     def bic(self, X: Any, *, sample_weight: Any = None) -> float:
         """Bayesian information criterion on X (lower is better).
 
         ``-2 log L + n_parameters * log(n)`` as in scikit-learn; with
         ``sample_weight`` (a gaussmix extension) ``log L`` is weighted and ``n``
-        is the total weight, so integer weights equal repeated rows.
+        is the total weight, so integer weights equal repeated rows. A data
+        source without ``sample_weight`` is scored with the weights it carries.
 
         Parameters
         ----------
@@ -63,3 +92,9 @@ class InformationCriteriaMixin:
         """
         log_l, _ = self._log_likelihood(X, sample_weight)
         return criteria.aic(log_l, self._n_parameters())
+
+
+def _streamed(X: Any) -> bool:
+    """Whether X is a data source read chunk by chunk here (a Dask array's
+    rows are scored on its scheduler instead)."""
+    return is_data_source(X) and not hasattr(X, "map_rows")

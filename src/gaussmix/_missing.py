@@ -98,10 +98,14 @@ class MissingValuesMixin:
         return tags
 
     # -- hooks for GaussianMixture --------------------------------------------
-    def _marked(self, source: DataSource, *, fitting: bool) -> DataSource:
+    def _marked(self, source: DataSource, *, fitting: bool,
+                columns_needed: bool = True) -> DataSource:
         """The source, marked as holding missing values when ``missing`` is
         'marginalize' and it is an in-memory array with NaN (other sources
-        reject NaN as they read). Fitting rejects rows with nothing observed."""
+        reject NaN as they read). Fitting rejects rows with nothing observed,
+        and columns with nothing observed unless ``columns_needed`` is False
+        (a later batch of :meth:`partial_fit`: the running statistics already
+        hold those columns, so a batch of one row may have a NaN)."""
         est: Any = self
         if getattr(est, "missing", "raise") != "marginalize" or not isinstance(
                 source, ArraySource) or source.missing:
@@ -110,7 +114,7 @@ class MissingValuesMixin:
         if not mask.any():
             return source
         if fitting:
-            _check_observed(mask)
+            _check_observed(mask, columns=columns_needed)
         return dataclasses.replace(source, missing=True)
 
     def _init_source(self, source: DataSource) -> DataSource:
@@ -130,15 +134,24 @@ class MissingValuesMixin:
         return ArraySource(filled, source.sample_weight, source.chunk_size)
 
 
-def _check_observed(mask: np.ndarray) -> None:
-    columns = np.flatnonzero(mask.all(axis=0))
+def _check_observed(mask: np.ndarray, *, columns: bool = True) -> None:
+    """Raise for rows (and, with ``columns``, columns) of ``mask`` (True where
+    missing) that are missing throughout."""
+    empty_columns = np.flatnonzero(mask.all(axis=0)) if columns else np.empty(0, int)
+    _raise_for_empty_columns(empty_columns)
+    _raise_for_empty_rows(np.flatnonzero(mask.all(axis=1)))
+
+
+def _raise_for_empty_columns(columns: np.ndarray) -> None:
     if columns.size:
         raise ValueError(
             f"{columns.size} column(s) of X have no observed value (all NaN); the "
             f"first is column {columns[0]}. Nothing can be learnt about them: drop "
             "them before fitting."
         )
-    empty = np.flatnonzero(mask.all(axis=1))
+
+
+def _raise_for_empty_rows(empty: np.ndarray) -> None:
     if empty.size:
         raise ValueError(
             f"{empty.size} row(s) of X have every feature missing (NaN); the first "

@@ -151,7 +151,9 @@ class PartialFitMixin:
             )
         weights = scale_weights(check_sample_weight(sample_weight, len(X)))
         source = ArraySource(X, weights, est._chunk_size(X.shape[1], len(X)))
-        return est._marked(source, fitting=True), plain is not None
+        # Only the first batch needs every column observed (it initialises).
+        return (est._marked(source, fitting=True, columns_needed=first),
+                plain is not None)
 
 
 def _fitted_params(est: Any, state: StreamState | None) -> Any:

@@ -423,14 +423,18 @@ default='kmeans'
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features) or data source
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
+            Row weights; None for a data source scores it with the weights it
+            carries (as :meth:`fit` uses them).
 
         Returns
         -------
         log_likelihood : float
         """
+        if sample_weight is None and is_data_source(X):  # its own weights, if any
+            return float(np.divide(*self._log_likelihood(X, None)))
         log_prob = self.score_samples(X)
         if not isinstance(log_prob, np.ndarray):  # Dask (on its scheduler), torch
             return float(np.divide(*log_likelihood_totals(log_prob, sample_weight)))

@@ -30,6 +30,7 @@ from .covariance import CovarianceType
 from .loop import data_statistics, worst_rows
 from .mstep import m_step
 from .params import MixtureParams
+from .recentre import m_step_about_new_means, moments_about
 from .reducers import Reducer
 from .sources import DataSource
 from .stats import SuffStats
@@ -105,8 +106,16 @@ def stream_step(
     stats, kernel = data_statistics(batch, piece, params, reducer)
     n_steps = 0 if state is None else state.n_steps
     rho = 1.0 if state is None else rate(n_steps)
-    running = blend(None if state is None else state.stats, stats, rho)
-    new = m_step(running, piece, reg_covar,
-                 functools.partial(worst_rows, batch, kernel, reducer))
+    previous = None if state is None else state.stats
+    worst = functools.partial(worst_rows, batch, kernel, reducer)
+
+    def recentred() -> SuffStats:
+        # the batch's moments about its own means, blended exactly
+        return blend(previous, moments_about(batch, kernel, piece, stats,
+                                             reducer=reducer), rho)
+
+    new, running = m_step_about_new_means(
+        blend(previous, stats, rho), lambda s: m_step(s, piece, reg_covar, worst),
+        None if getattr(batch, "missing", False) else recentred, piece, passed=stats)
     return (new, StreamState(running, n_steps + 1, rate, new),
             stats.loglik / stats.weight)

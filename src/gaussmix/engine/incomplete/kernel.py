@@ -127,7 +127,7 @@ class MarginalKernel:
         if moments is None:
             return None
         stats = self._stats(moments, rows, w)
-        if alone:
+        if alone and n_complete:  # (a chunk of float32 rows may have none complete)
             complete = order[:n_complete]
             stats = self.base.statistics(
                 X[complete], None if w is None else w[complete]) + stats

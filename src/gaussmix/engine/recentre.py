@@ -1,0 +1,100 @@
+"""A second pass for components whose mean jumped far in one iteration.
+
+The E-step takes each component's moments about its current mean ``c``; the
+M-step's covariance is then ``s2/N - delta delta^T`` with ``delta`` the move
+of the mean. Both terms are about ``|delta|^2``: when the mean jumps by many
+standard deviations (a component that takes a far cluster or an outlier), the
+difference keeps only ``eps * |delta|^2 / lambda_min`` of relative accuracy
+in the covariance's smallest direction, and can lose all of it.
+
+:func:`jumped` tells when that loss passes :data:`JUMP_LIMIT`;
+:func:`moments_about` then takes the same responsibilities' moments about the
+new means in one more pass (each row's own residual, no cancellation). Rare:
+ordinary iterations move the means by a fraction of a standard deviation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .covariance import CovarianceType
+from .params import MixtureParams
+from .reducers import Reducer, fold
+from .sources import Chunk, DataSource
+from .stats import SuffStats
+from .xp import array_namespace, to_host
+
+# |delta|^2 * trace(inverse covariance) past which the covariance would keep
+# fewer than about 10 of float64's 16 digits.
+JUMP_LIMIT = 1e6
+
+
+def m_step_about_new_means(
+    stats: SuffStats, step: Callable[[SuffStats], MixtureParams],
+    recentre: Callable[[], SuffStats] | None, piece: CovarianceType,
+    passed: SuffStats | None = None,
+) -> tuple[MixtureParams, SuffStats]:
+    """``step(stats)`` (an M-step), or ``step(recentre())`` where a mean of
+    the pass's statistics ``passed`` (default ``stats``) jumped so far that
+    the covariance lost digits or failed to factorise; ``recentre`` gives the
+    statistics again about the new means (None: no second pass is possible,
+    rows with missing values). Returns the parameters and the statistics
+    they come from."""
+    passed = stats if passed is None else passed
+    try:
+        params = step(stats)
+    except ValueError:
+        if recentre is None:
+            raise
+        stats = recentre()
+        return step(stats), stats
+    if recentre is not None and jumped(passed, params, piece):
+        stats = recentre()
+        params = step(stats)
+    return params, stats
+
+
+def jumped(stats: SuffStats, params: MixtureParams, piece: CovarianceType) -> bool:
+    """Whether some component's mean moved so far from ``stats.shift`` that
+    its covariance from those moments lost digits.
+
+    ``|delta|^2 * trace(Sigma^-1)`` bounds the relative error's growth in the
+    covariance's smallest direction (``trace(Sigma^-1) >= 1 / lambda_min``).
+    Empty components (reseeded by the M-step) do not count.
+    """
+    K, d = stats.shift.shape
+    occupied = stats.nk > 0
+    delta = np.where(occupied[:, None],
+                     stats.s1 / np.where(occupied, stats.nk, 1.0)[:, None], 0.0)
+    factors = piece.to_full(params.precisions_cholesky, K, d)
+    trace_precision = np.sum(factors ** 2, axis=(1, 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = np.sum(delta ** 2, axis=1) * trace_precision
+    return bool(np.any(loss > JUMP_LIMIT))
+
+
+def moments_about(source: DataSource, kernel: Any, piece: CovarianceType,
+                  stats: SuffStats, reducer: Reducer) -> SuffStats:
+    """``stats`` taken again about the components' new means: the kernel's
+    responsibilities (those of ``stats``) and each row's residual from the
+    new mean, in one pass. Log-likelihood and weights are ``stats``'s."""
+    nk = stats.nk
+    occupied = (nk > 0)[:, None]
+    centres = stats.shift + np.where(occupied, stats.s1 / np.where(occupied, nk[:, None], 1.0),
+                                     0.0)
+
+    def chunk(c: Chunk) -> SuffStats:
+        xp = array_namespace(c.X)
+        resp = xp.exp(kernel.log_resp(c.X))
+        if c.sample_weight is not None:
+            resp = resp * xp.astype(c.sample_weight, resp.dtype)[None, :]
+        s1, s2 = piece.direct_moments(c.X, resp, centres)
+        weights = to_host(xp.sum(xp.astype(resp, xp.float64), axis=1))
+        return SuffStats(piece.name, weights, s1, s2, centres, 0.0, 0.0, np.inf)
+
+    moved = fold(chunk, source, reducer)
+    return SuffStats(piece.name, moved.nk, moved.s1, moved.s2, centres, stats.loglik,
+                     stats.weight, stats.min_weight)
