@@ -69,11 +69,24 @@ def jumped(stats: SuffStats, params: MixtureParams, piece: CovarianceType) -> bo
     occupied = stats.nk > 0
     delta = np.where(occupied[:, None],
                      stats.s1 / np.where(occupied, stats.nk, 1.0)[:, None], 0.0)
-    factors = piece.to_full(params.precisions_cholesky, K, d)
-    trace_precision = np.sum(factors ** 2, axis=(1, 2))
+    trace_precision = _precision_traces(piece.name, params.precisions_cholesky, K, d)
     with np.errstate(over="ignore", invalid="ignore"):
         loss = np.sum(delta ** 2, axis=1) * trace_precision
     return bool(np.any(loss > JUMP_LIMIT))
+
+
+def _precision_traces(name: str, prec_chol: np.ndarray, K: int, d: int) -> np.ndarray:
+    """``trace(Sigma_k^-1)``, the squared Frobenius norm of each precision
+    factor, read from the type's own shape (no (K, d, d) copies: this runs
+    at every iteration and every ``partial_fit`` call)."""
+    squares = np.square(prec_chol)
+    if name == "full":
+        return squares.sum(axis=(1, 2))
+    if name == "tied":
+        return np.full(K, squares.sum())
+    if name == "diag":
+        return squares.sum(axis=1)
+    return d * squares  # spherical
 
 
 def moments_about(source: DataSource, kernel: Any, piece: CovarianceType,
