@@ -341,6 +341,13 @@ def test_statistics_that_overflow_are_reported():
     assert _overflowed(acc, nk, s1, s2) == 1
 
 
+def test_both_kernels_take_rows_far_at_the_same_distance():
+    from gaussmix.engine.covariance import full
+    from gaussmix.engine.fused import loops
+
+    assert loops.FAR_DISTANCE == full.FAR_DISTANCE
+
+
 @pytest.mark.parametrize("distance", [1e3, 1e8, 1e12])
 def test_far_rows_second_moments_are_exact_in_both_kernels(monkeypatch, distance):
     """A row far from a component (beyond 100 whitened units) adds about its

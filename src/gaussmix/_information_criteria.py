@@ -46,11 +46,8 @@ class InformationCriteriaMixin:
         kernel = kernel_type(source).build(self._piece, self._params, source.spec)
 
         def totals(chunk: Chunk) -> np.ndarray:
-            log_prob = to_host(kernel.log_likelihood(chunk.X))
-            if chunk.sample_weight is None:
-                return np.array([log_prob.sum(), float(len(log_prob))])
-            w = to_host(chunk.sample_weight)
-            return np.array([w @ log_prob, w.sum()])
+            return np.array(log_likelihood_totals(
+                to_host(kernel.log_likelihood(chunk.X)), chunk.sample_weight))
 
         total = sum(self._reducer(source).map(totals, source))
         return float(total[0]), float(total[1])

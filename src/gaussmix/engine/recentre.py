@@ -65,28 +65,21 @@ def jumped(stats: SuffStats, params: MixtureParams, piece: CovarianceType) -> bo
     covariance's smallest direction (``trace(Sigma^-1) >= 1 / lambda_min``).
     Empty components (reseeded by the M-step) do not count.
     """
-    K, d = stats.shift.shape
-    occupied = stats.nk > 0
-    delta = np.where(occupied[:, None],
-                     stats.s1 / np.where(occupied, stats.nk, 1.0)[:, None], 0.0)
-    trace_precision = _precision_traces(piece.name, params.precisions_cholesky, K, d)
+    delta = _moves(stats)
+    # (from the type's own factor shape: no (K, d, d) copies at every
+    # iteration and every partial_fit call)
+    trace_precision = piece.precision_traces(params.precisions_cholesky,
+                                             stats.shift.shape[1])
     with np.errstate(over="ignore", invalid="ignore"):
         loss = np.sum(delta ** 2, axis=1) * trace_precision
     return bool(np.any(loss > JUMP_LIMIT))
 
 
-def _precision_traces(name: str, prec_chol: np.ndarray, K: int, d: int) -> np.ndarray:
-    """``trace(Sigma_k^-1)``, the squared Frobenius norm of each precision
-    factor, read from the type's own shape (no (K, d, d) copies: this runs
-    at every iteration and every ``partial_fit`` call)."""
-    squares = np.square(prec_chol)
-    if name == "full":
-        return squares.sum(axis=(1, 2))
-    if name == "tied":
-        return np.full(K, squares.sum())
-    if name == "diag":
-        return squares.sum(axis=1)
-    return d * squares  # spherical
+def _moves(stats: SuffStats) -> np.ndarray:
+    """Each component's new mean minus ``stats.shift`` (``s1 / N_k``; 0 for
+    an empty component), shape (K, d)."""
+    occupied = (stats.nk > 0)[:, None]
+    return np.where(occupied, stats.s1 / np.where(occupied, stats.nk[:, None], 1.0), 0.0)
 
 
 def moments_about(source: DataSource, kernel: Any, piece: CovarianceType,
@@ -94,10 +87,7 @@ def moments_about(source: DataSource, kernel: Any, piece: CovarianceType,
     """``stats`` taken again about the components' new means: the kernel's
     responsibilities (those of ``stats``) and each row's residual from the
     new mean, in one pass. Log-likelihood and weights are ``stats``'s."""
-    nk = stats.nk
-    occupied = (nk > 0)[:, None]
-    centres = stats.shift + np.where(occupied, stats.s1 / np.where(occupied, nk[:, None], 1.0),
-                                     0.0)
+    centres = stats.shift + _moves(stats)
 
     def chunk(c: Chunk) -> SuffStats:
         xp = array_namespace(c.X)

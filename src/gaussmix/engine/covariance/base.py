@@ -281,6 +281,11 @@ class CovarianceType(ABC):
         """log det of each precision Cholesky factor, shape (K,)."""
 
     @abstractmethod
+    def precision_traces(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
+        """``trace(Sigma_k^-1)``, the squared Frobenius norm of each precision
+        Cholesky factor, shape (K,) (tied: (1,)), from the type's own shape."""
+
+    @abstractmethod
     def check_precisions(self, precisions: np.ndarray) -> None:
         """Raise ValueError unless ``precisions`` are valid (positive definite)."""
 

@@ -69,3 +69,6 @@ class Diag(VarianceType):
 
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(prec_chol).sum(axis=1)
+
+    def precision_traces(self, prec_chol, n_features):
+        return np.square(prec_chol).sum(axis=1)

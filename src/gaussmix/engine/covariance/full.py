@@ -111,7 +111,9 @@ class Full(CovarianceType):
     def _far_moments(self, centred: Any, resp: Any, far: Any, offsets: np.ndarray
                      ) -> np.ndarray:
         """``sum r (x - mu_k)(x - mu_k)^T`` over each component's far rows, from
-        their residuals in float64 on the host (few rows: outliers)."""
+        their residuals in float64 on the host (few rows: outliers). As
+        :meth:`direct_moments`, but over the marked rows only and from the
+        chunk's centred rows and the offsets (the means are not at hand here)."""
         xp = array_namespace(centred)
         K, d = offsets.shape
         out = np.zeros((K, d, d))
@@ -120,6 +122,7 @@ class Full(CovarianceType):
             residuals = to_host(xp.take(centred, rows, axis=0))[:, :d] - offsets[k]
             out[k] = self.residual_s2(residuals, to_host(xp.take(resp[k, :], rows)))
         return out
+
     def residual_s2(self, residuals: Any, weights: Any) -> np.ndarray:
         xp = array_namespace(residuals)
         r = xp.astype(residuals, xp.float64, copy=False)
@@ -166,6 +169,9 @@ class Full(CovarianceType):
 
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+
+    def precision_traces(self, prec_chol, n_features):
+        return np.square(prec_chol).sum(axis=(1, 2))
 
     def check_precisions(self, precisions):
         for k, p in enumerate(precisions):

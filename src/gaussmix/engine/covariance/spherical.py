@@ -69,3 +69,6 @@ class Spherical(VarianceType):
 
     def log_det_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
+
+    def precision_traces(self, prec_chol, n_features):
+        return n_features * np.square(prec_chol)

@@ -115,6 +115,9 @@ class Tied(CovarianceType):
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(np.diagonal(prec_chol)).sum(keepdims=True)  # (1,)
 
+    def precision_traces(self, prec_chol, n_features):
+        return np.square(prec_chol).sum().reshape(1)  # one for all components
+
     def check_precisions(self, precisions):
         check_symmetric_positive_definite(precisions, self.name, "precisions_init")
 

@@ -425,10 +425,7 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     # products would be subnormal numbers, a hundred times slower, for no
     # visible change.
     floor = 1e-30 if X.itemsize == 4 else 0.0
-    # Rows farther than this (squared, whitened) from a component leave its
-    # whitened sums for their own residual's (as the reference: full.py's
-    # FAR_DISTANCE, whose value this is).
-    far_sq = 1e4
+    far_sq = FAR_DISTANCE
     far = np.zeros((K, tile))
     s2far = np.zeros((K, d, d))
     _weights(w, n, acc)
@@ -457,6 +454,13 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
         np.dot(unwhiten[k].T, back, s2[k])
         s2[k] += s2far[k]
     return _overflowed(acc, nk, s1, s2)
+
+
+#: Squared whitened distance beyond which a row leaves a component's whitened
+#: sums for its own residual's: the reference's ``covariance.full.FAR_DISTANCE``
+#: (a test keeps them equal; a constant of this module, so that numba's cache
+#: of these loops sees a change of it).
+FAR_DISTANCE = 1e4
 
 
 @_jit
