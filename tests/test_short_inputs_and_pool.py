@@ -78,10 +78,68 @@ def _names_of_threads_used(func):
 
 def test_chunk_threads_are_started_once_and_shared():
     seen = _names_of_threads_used(None)
-    assert 1 <= len(seen) <= 2  # three passes, the same (at most two) threads
-    assert all(name.startswith("gaussmix-chunks") for name in seen)
-    assert reducers.shared_pool(2) is reducers.shared_pool(2)
+    # three passes on two threads: the caller and the one worker of the
+    # shared pool (the same worker every pass)
+    workers = {name for name in seen if name.startswith("gaussmix-chunks")}
+    assert len(workers) <= 1
+    assert seen - workers <= {threading.current_thread().name}
+    assert reducers.shared_pool(1) is reducers.shared_pool(1)
 
+
+class _HeldFirstChunk:
+    """Four chunks of 5 rows; the first is handed to a worker and held there
+    until ``release`` is set, the others are read only once it started."""
+
+    n_chunks = 4
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def chunks(self):
+        rows = ArraySource(np.arange(20.0)[:, None], None, 5)
+        for i, chunk in enumerate(rows.chunks()):
+            if i == 1:
+                assert self.started.wait(10)
+            yield chunk
+
+    def hold(self, chunk) -> None:
+        if chunk.X[0, 0] == 0:
+            self.started.set()
+            assert self.release.wait(10)
+
+
+def test_caller_takes_over_queued_chunks_in_order():
+    # While the worker holds the first chunk, the caller runs the three
+    # others queued after it; the results still come in chunk order.
+    source, ran_by = _HeldFirstChunk(), {}
+
+    def work(chunk):
+        source.hold(chunk)
+        ran_by[int(chunk.X[0, 0])] = threading.current_thread().name
+        if len(ran_by) == 3:
+            source.release.set()
+        return int(chunk.X[0, 0])
+
+    assert list(reducers.ThreadPool(2).map(work, source)) == [0, 5, 10, 15]
+    caller = threading.current_thread().name
+    assert ran_by[0] != caller
+    assert [ran_by[start] for start in (5, 10, 15)] == [caller] * 3
+
+
+def test_an_error_in_a_chunk_run_by_the_caller_comes_at_its_turn():
+    source = _HeldFirstChunk()
+
+    def work(chunk):
+        source.hold(chunk)
+        if chunk.X[0, 0] == 5:  # run by the caller while the worker holds chunk 0
+            source.release.set()
+            raise ArithmeticError("chunk 5")
+        return int(chunk.X[0, 0])
+
+    results = reducers.ThreadPool(2).map(work, source)
+    assert next(results) == 0  # the first chunk's result before the error
+    with pytest.raises(ArithmeticError, match="chunk 5"):
+        next(results)
 
 def _threaded_fit():
     # No k-means start: GNU OpenMP, which k-means uses, hangs in a forked child
