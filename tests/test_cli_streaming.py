@@ -11,6 +11,7 @@ import tracemalloc
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from pool_threads import only_caller_and_workers, recording_threads
 
 from gaussmix import load
 from gaussmix.cli import inputs as cli_inputs
@@ -195,21 +196,15 @@ def test_streamed_predict_holds_a_chunk_not_the_file(tmp_path):
 
 
 def test_streamed_parquet_row_groups_are_read_in_the_workers(files, tmp_path):
-    import threading
 
     from gaussmix.engine.reducers import ThreadPool
 
     rows = streams.open_rows(files["parquet"], ["a", "b", "c"], chunk_size=50).X
     reads = rows.chunk_reads()
     assert len(reads) == 3  # row groups of 128 rows
-    seen = []
-
-    def look(chunk):
-        seen.append(threading.current_thread().name)
-        return chunk
-
+    look, seen = recording_threads()
     pooled = np.vstack([c.X for c in ThreadPool(2).map(look, rows)])
-    assert all(name.startswith("gaussmix-chunks") for name in seen)
+    assert only_caller_and_workers(seen)
     np.testing.assert_array_equal(pooled, np.vstack([c.X for c in rows.chunks()]))
     assert streams.open_rows(files["parquet"], ["a", "b"], "w").X.chunk_reads() is None
     X = _read(files["npy"]).copy()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import COVARIANCE_TYPES, draw_mixture
+from pool_threads import only_caller_and_workers, recording_threads
 
 import gaussmix
 from gaussmix import GaussianMixture, NpySource, _optional
@@ -188,17 +189,10 @@ def test_parquet_row_groups_are_read_in_the_worker_threads(data, files, tmp_path
     source = _source("parquet", files, data, weighted=True, chunk_size=256)
     reads = source.chunk_reads()
     assert len(reads) == 3  # row groups of 700 rows
-    threads, sizes = set(), []
-
-    def look(chunk):
-        import threading
-
-        threads.add(threading.current_thread().name)
-        sizes.append(len(chunk.X))
-        return chunk
-
+    look, threads = recording_threads()
     pooled = list(ThreadPool(2).map(look, source))
-    assert all(name.startswith("gaussmix-chunks") for name in threads)
+    assert only_caller_and_workers(threads)
+    sizes = [len(c.X) for c in pooled]
     assert sorted(sizes) == sorted([256, 256, 188] * 2 + [256, 256, 88])
     sequential = list(Sequential().map(lambda c: c, source))
     np.testing.assert_array_equal(np.vstack([c.X for c in pooled]), X)
@@ -232,16 +226,9 @@ def test_zarr_chunks_are_read_in_the_worker_threads(data, files):
     X, w = data
     source = _source("zarr", files, data, weighted=True, chunk_size=700)
     assert len(source.chunk_reads()) == source.n_chunks == 4  # 600-row reads
-    seen = []
-
-    def look(chunk):
-        import threading
-
-        seen.append(threading.current_thread().name)
-        return chunk
-
+    look, seen = recording_threads()
     chunks = list(ThreadPool(2).map(look, source))
-    assert all(name.startswith("gaussmix-chunks") for name in seen)
+    assert only_caller_and_workers(seen)
     np.testing.assert_array_equal(np.vstack([c.X for c in chunks]), X)
     np.testing.assert_array_equal(np.concatenate([c.sample_weight for c in chunks]), w)
     assert _source("zarr-spilled", files, data, weighted=False).chunk_reads() is None

@@ -12,10 +12,10 @@ number of threads.
 
 A source whose chunks cost work to produce (decoding a Parquet row group) may
 also offer ``chunk_reads()``: independent reads, each a function that returns
-a list of chunks. A thread pool then reads in its worker threads, each read
-followed by the chunk function on its chunks, instead of reading every chunk
-in the calling thread while the workers wait (on many cores, decoding alone
-would bound the pass).
+a list of chunks. A thread pool then runs each read followed by the chunk
+function on its chunks as one task, in whichever of its threads takes it,
+instead of reading every chunk in the calling thread while the workers wait
+(on many cores, decoding alone would bound the pass).
 """
 
 from __future__ import annotations
