@@ -23,9 +23,8 @@ import numpy as np
 from .covariance import CovarianceType
 from .params import MixtureParams
 from .reducers import Reducer, fold
-from .sources import Chunk, DataSource
+from .sources import DataSource
 from .stats import SuffStats
-from .xp import array_namespace, to_host
 
 # |delta|^2 * trace(inverse covariance) past which the covariance would keep
 # fewer than about 10 of float64's 16 digits.
@@ -86,18 +85,11 @@ def moments_about(source: DataSource, kernel: Any, piece: CovarianceType,
                   stats: SuffStats, reducer: Reducer) -> SuffStats:
     """``stats`` taken again about the components' new means: the kernel's
     responsibilities (those of ``stats``) and each row's residual from the
-    new mean, in one pass. Log-likelihood and weights are ``stats``'s."""
+    new mean (for rows with missing values, from their conditional
+    expectations at the kernel's parameters), in one pass through
+    ``kernel.moments_about``. Log-likelihood and weights are ``stats``'s."""
     centres = stats.shift + _moves(stats)
-
-    def chunk(c: Chunk) -> SuffStats:
-        xp = array_namespace(c.X)
-        resp = xp.exp(kernel.log_resp(c.X))
-        if c.sample_weight is not None:
-            resp = resp * xp.astype(c.sample_weight, resp.dtype)[None, :]
-        s1, s2 = piece.direct_moments(c.X, resp, centres)
-        weights = to_host(xp.sum(xp.astype(resp, xp.float64), axis=1))
-        return SuffStats(piece.name, weights, s1, s2, centres, 0.0, 0.0, np.inf)
-
-    moved = fold(chunk, source, reducer)
+    moved = fold(lambda c: kernel.moments_about(c.X, c.sample_weight, centres),
+                 source, reducer)
     return SuffStats(piece.name, moved.nk, moved.s1, moved.s2, centres, stats.loglik,
                      stats.weight, stats.min_weight)
