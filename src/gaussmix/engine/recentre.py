@@ -33,24 +33,21 @@ JUMP_LIMIT = 1e6
 
 def m_step_about_new_means(
     stats: SuffStats, step: Callable[[SuffStats], MixtureParams],
-    recentre: Callable[[], SuffStats] | None, piece: CovarianceType,
+    recentre: Callable[[], SuffStats], piece: CovarianceType,
     passed: SuffStats | None = None,
 ) -> tuple[MixtureParams, SuffStats]:
     """``step(stats)`` (an M-step), or ``step(recentre())`` where a mean of
     the pass's statistics ``passed`` (default ``stats``) jumped so far that
     the covariance lost digits or failed to factorise; ``recentre`` gives the
-    statistics again about the new means (None: no second pass is possible,
-    rows with missing values). Returns the parameters and the statistics
-    they come from."""
+    statistics again about the new means. Returns the parameters and the
+    statistics they come from."""
     passed = stats if passed is None else passed
     try:
         params = step(stats)
     except ValueError:
-        if recentre is None:
-            raise
         stats = recentre()
         return step(stats), stats
-    if recentre is not None and jumped(passed, params, piece):
+    if jumped(passed, params, piece):
         stats = recentre()
         params = step(stats)
     return params, stats
