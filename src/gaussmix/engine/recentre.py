@@ -9,18 +9,21 @@ in the covariance's smallest direction, and can lose all of it.
 
 :func:`jumped` tells when that loss passes :data:`JUMP_LIMIT`;
 :func:`moments_about` then takes the same responsibilities' moments about the
-new means in one more pass (each row's own residual, no cancellation). Rare:
-ordinary iterations move the means by a fraction of a standard deviation.
+new means in one more pass (each row's own residual, no cancellation), through
+the chunk kernel's ``moments_about``: the ordinary kernel's, or for rows with
+missing values the residuals of their conditional expectations, with the
+conditional covariances added as in the E-step. Rare: ordinary iterations
+move the means by a fraction of a standard deviation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from .covariance import CovarianceType
+from .incomplete import Kernel
 from .params import MixtureParams
 from .reducers import Reducer, fold
 from .sources import DataSource
@@ -78,7 +81,7 @@ def _moves(stats: SuffStats) -> np.ndarray:
     return np.where(occupied, stats.s1 / np.where(occupied, stats.nk[:, None], 1.0), 0.0)
 
 
-def moments_about(source: DataSource, kernel: Any, piece: CovarianceType,
+def moments_about(source: DataSource, kernel: Kernel, piece: CovarianceType,
                   stats: SuffStats, reducer: Reducer) -> SuffStats:
     """``stats`` taken again about the components' new means: the kernel's
     responsibilities (those of ``stats``) and each row's residual from the
