@@ -110,6 +110,20 @@ class EStepKernel:
             min_weight=min_weight,
         )
 
+    def moments_about(self, X: Any, sample_weight: Any, centres: np.ndarray
+                      ) -> SuffStats:
+        """The chunk's weights and moments about per-component ``centres``
+        (K, d), with the responsibilities of :meth:`statistics`, from each
+        row's own residual (:mod:`~gaussmix.engine.recentre`'s second pass;
+        log-likelihood and weight 0)."""
+        xp = array_namespace(X)
+        resp = xp.exp(self.log_resp(X))
+        if sample_weight is not None:
+            resp = resp * xp.astype(sample_weight, resp.dtype)[None, :]
+        s1, s2 = self.piece.direct_moments(X, resp, centres)
+        nk = to_host(xp.sum(xp.astype(resp, xp.float64), axis=1))
+        return SuffStats(self.covariance_type, nk, s1, s2, centres, 0.0, 0.0, np.inf)
+
     def lowest_rows(self, X: Any, sample_weight: Any, count: int) -> LowestRows:
         """The ``count`` rows of the chunk with the lowest log-likelihood
         (rows of zero weight excluded), for reseeding empty components."""

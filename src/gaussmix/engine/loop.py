@@ -173,8 +173,9 @@ def run_batch(source: DataSource, starts: Sequence[EMStart], settings: EMSetting
                 change = _step(runs[i], starts[i].piece, stats, settings.reg_covar,
                                functools.partial(worst_rows, source, kernel,
                                                  settings.reducer),
-                               _recentring(source, kernel, starts[i].piece,
-                                           settings.reducer))
+                               functools.partial(moments_about, source, kernel,
+                                                 starts[i].piece,
+                                                 reducer=settings.reducer))
                 runs[i].converged = abs(change) < settings.tol
                 now = time.perf_counter()
                 _report_iteration(settings, starts[i].init_index, n_iter,
@@ -224,7 +225,7 @@ def _failing(runs: list[EMRun], isolate: bool) -> Iterator[None]:
 
 def _step(run: EMRun, piece: CovarianceType, stats: SuffStats, reg_covar: float,
           worst: Callable[[int], LowestRows],
-          recentre: Callable[[SuffStats], SuffStats] | None = None) -> float:
+          recentre: Callable[[SuffStats], SuffStats]) -> float:
     """One run's M-step and convergence test after its E-step pass; returns
     the change of its lower bound."""
     run.params = _m_step(stats, piece, reg_covar, worst, recentre)
@@ -236,22 +237,13 @@ def _step(run: EMRun, piece: CovarianceType, stats: SuffStats, reg_covar: float,
 
 def _m_step(stats: SuffStats, piece: CovarianceType, reg_covar: float,
             worst: Callable[[int], LowestRows],
-            recentre: Callable[[SuffStats], SuffStats] | None) -> MixtureParams:
+            recentre: Callable[[SuffStats], SuffStats]) -> MixtureParams:
     """The M-step, again from moments about the new means (``recentre``, one
     more pass) where a mean jumped far (see :mod:`gaussmix.engine.recentre`)."""
     params, _ = m_step_about_new_means(
         stats, lambda s: m_step(s, piece, reg_covar, worst),
-        None if recentre is None else functools.partial(recentre, stats), piece)
+        functools.partial(recentre, stats), piece)
     return params
-
-
-def _recentring(source: DataSource, kernel: Kernel, piece: CovarianceType,
-                reducer: Reducer) -> Callable[[SuffStats], SuffStats] | None:
-    """:func:`~gaussmix.engine.recentre.moments_about` over ``source``; None
-    for rows with missing values (their moments are conditional ones)."""
-    if getattr(source, "missing", False):
-        return None
-    return functools.partial(moments_about, source, kernel, piece, reducer=reducer)
 
 
 def _report_end(settings: EMSettings, run: EMRun, t_start: float) -> None:

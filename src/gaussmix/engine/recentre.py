@@ -9,23 +9,25 @@ in the covariance's smallest direction, and can lose all of it.
 
 :func:`jumped` tells when that loss passes :data:`JUMP_LIMIT`;
 :func:`moments_about` then takes the same responsibilities' moments about the
-new means in one more pass (each row's own residual, no cancellation). Rare:
-ordinary iterations move the means by a fraction of a standard deviation.
+new means in one more pass (each row's own residual, no cancellation), through
+the chunk kernel's ``moments_about``: the ordinary kernel's, or for rows with
+missing values the residuals of their conditional expectations, with the
+conditional covariances added as in the E-step. Rare: ordinary iterations
+move the means by a fraction of a standard deviation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from .covariance import CovarianceType
+from .incomplete import Kernel
 from .params import MixtureParams
 from .reducers import Reducer, fold
-from .sources import Chunk, DataSource
+from .sources import DataSource
 from .stats import SuffStats
-from .xp import array_namespace, to_host
 
 # |delta|^2 * trace(inverse covariance) past which the covariance would keep
 # fewer than about 10 of float64's 16 digits.
@@ -34,24 +36,21 @@ JUMP_LIMIT = 1e6
 
 def m_step_about_new_means(
     stats: SuffStats, step: Callable[[SuffStats], MixtureParams],
-    recentre: Callable[[], SuffStats] | None, piece: CovarianceType,
+    recentre: Callable[[], SuffStats], piece: CovarianceType,
     passed: SuffStats | None = None,
 ) -> tuple[MixtureParams, SuffStats]:
     """``step(stats)`` (an M-step), or ``step(recentre())`` where a mean of
     the pass's statistics ``passed`` (default ``stats``) jumped so far that
     the covariance lost digits or failed to factorise; ``recentre`` gives the
-    statistics again about the new means (None: no second pass is possible,
-    rows with missing values). Returns the parameters and the statistics
-    they come from."""
+    statistics again about the new means. Returns the parameters and the
+    statistics they come from."""
     passed = stats if passed is None else passed
     try:
         params = step(stats)
     except ValueError:
-        if recentre is None:
-            raise
         stats = recentre()
         return step(stats), stats
-    if recentre is not None and jumped(passed, params, piece):
+    if jumped(passed, params, piece):
         stats = recentre()
         params = step(stats)
     return params, stats
@@ -82,22 +81,15 @@ def _moves(stats: SuffStats) -> np.ndarray:
     return np.where(occupied, stats.s1 / np.where(occupied, stats.nk[:, None], 1.0), 0.0)
 
 
-def moments_about(source: DataSource, kernel: Any, piece: CovarianceType,
+def moments_about(source: DataSource, kernel: Kernel, piece: CovarianceType,
                   stats: SuffStats, reducer: Reducer) -> SuffStats:
     """``stats`` taken again about the components' new means: the kernel's
     responsibilities (those of ``stats``) and each row's residual from the
-    new mean, in one pass. Log-likelihood and weights are ``stats``'s."""
+    new mean (for rows with missing values, from their conditional
+    expectations at the kernel's parameters), in one pass through
+    ``kernel.moments_about``. Log-likelihood and weights are ``stats``'s."""
     centres = stats.shift + _moves(stats)
-
-    def chunk(c: Chunk) -> SuffStats:
-        xp = array_namespace(c.X)
-        resp = xp.exp(kernel.log_resp(c.X))
-        if c.sample_weight is not None:
-            resp = resp * xp.astype(c.sample_weight, resp.dtype)[None, :]
-        s1, s2 = piece.direct_moments(c.X, resp, centres)
-        weights = to_host(xp.sum(xp.astype(resp, xp.float64), axis=1))
-        return SuffStats(piece.name, weights, s1, s2, centres, 0.0, 0.0, np.inf)
-
-    moved = fold(chunk, source, reducer)
+    moved = fold(lambda c: kernel.moments_about(c.X, c.sample_weight, centres),
+                 source, reducer)
     return SuffStats(piece.name, moved.nk, moved.s1, moved.s2, centres, stats.loglik,
                      stats.weight, stats.min_weight)

@@ -116,6 +116,6 @@ def stream_step(
 
     new, running = m_step_about_new_means(
         blend(previous, stats, rho), lambda s: m_step(s, piece, reg_covar, worst),
-        None if getattr(batch, "missing", False) else recentred, piece, passed=stats)
+        recentred, piece, passed=stats)
     return (new, StreamState(running, n_steps + 1, rate, new),
             stats.loglik / stats.weight)

@@ -152,8 +152,11 @@ class MarginalKernel:
         )
         return stats.recentred(self.base.state.shift)
 
-    def _reference_moments(self, X: np.ndarray, mask: np.ndarray, w: np.ndarray | None
-                           ) -> Moments:
+    def _reference_moments(self, X: np.ndarray, mask: np.ndarray, w: np.ndarray | None,
+                           centres: np.ndarray | None = None) -> Moments:
+        """The moments of the incomplete rows about the component means, or
+        about ``centres`` (K, d) where given (conditional expectations and
+        covariances at the kernel's parameters all the same)."""
         K, d = self.model.means.shape
         nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
         loglik = 0.0
@@ -164,11 +167,49 @@ class MarginalKernel:
             if bw is not None:
                 g *= bw[None, :]
             loglik += float(log_norm.sum() if bw is None else bw @ log_norm)
+            filled = cond.filled if centres is None else self._residuals(
+                X[block.rows], block, cond, centres)
             nk += g.sum(axis=1)
-            s1 += np.einsum("kn,knd->kd", g, cond.filled)
-            s2 += np.matmul((cond.filled * g[:, :, None]).transpose(0, 2, 1), cond.filled)
+            s1 += np.einsum("kn,knd->kd", g, filled)
+            s2 += np.matmul((filled * g[:, :, None]).transpose(0, 2, 1), filled)
             s2 += _conditional_scatter(g, block, cond, d)
         return nk, s1, s2, loglik
+
+    def _residuals(self, X: np.ndarray, block: Block, cond: Conditionals,
+                   centres: np.ndarray) -> np.ndarray:
+        """``E[x | x_o, k] - c_k`` (K, n_b, d) of a block's rows: ``x_o - c_k``
+        from the rows themselves (one rounding, however far ``c_k`` is from
+        ``mu_k``) and, at the missing coordinates, the conditional offset
+        from ``mu_k`` plus ``mu_k - c_k``."""
+        at = (np.arange(len(block.rows))[:, None], block.missing)
+        out = X.astype(np.float64, copy=False)[None, :, :] - centres[:, None, :]
+        out[:, at[0], at[1]] = (cond.filled[:, at[0], at[1]]
+                                + (self.model.means - centres)[:, block.missing])
+        return out
+
+    def moments_about(self, X: Any, sample_weight: Any, centres: np.ndarray
+                      ) -> SuffStats:
+        """:meth:`EStepKernel.moments_about <gaussmix.engine.estep.EStepKernel.
+        moments_about>` for rows with missing values: the weights and moments
+        of :meth:`statistics` (the same responsibilities, conditional
+        expectations and covariances, at the kernel's parameters) taken about
+        ``centres`` (K, d) instead of the component means; log-likelihood and
+        weight 0. The incomplete rows always take the NumPy reference: the
+        compiled loops accumulate about the means only, and this pass is rare
+        (a mean that jumps far, :mod:`~gaussmix.engine.recentre`)."""
+        X = to_host(X, X.dtype)
+        mask = np.isnan(X)
+        complete = _missing_counts(mask) == 0
+        if complete.all():
+            return self.base.moments_about(X, sample_weight, centres)
+        w = None if sample_weight is None else to_host(sample_weight)
+        nk, s1, s2, _ = self._reference_moments(X, mask, w, centres)
+        stats = SuffStats(self.piece.name, nk, s1, self.piece.reduce_full_s2(s2),
+                          centres, 0.0, 0.0, np.inf)
+        if complete.any():
+            stats = self.base.moments_about(
+                X[complete], None if w is None else w[complete], centres) + stats
+        return stats
 
     def _compiled_moments(self, X: np.ndarray, mask: np.ndarray, w: np.ndarray | None
                           ) -> Moments | None:
