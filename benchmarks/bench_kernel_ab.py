@@ -2,8 +2,9 @@
 
 On a shared machine, fits timed in two processes minutes apart differ by more
 than the change being measured. This script loads the compiled loops of a
-second checkout (``--before path/to/src``: its ``gaussmix/engine/fused/loops.py``
-and the modules of that folder it imports) beside this checkout's, and times
+second checkout (``--before path/to/src``: its ``gaussmix/engine/fused/<type>_loops.py``,
+or ``loops.py`` in checkouts from before those were split, and the modules of
+that folder they import) beside this checkout's, and times
 one single-threaded chunk pass of each, alternated, on the same arrays (this
 checkout's ``loop_arrays`` and tile rows, or ``--before-tile`` rows for the
 other), as thread CPU time, best of ``--repeat``. It prints both, their ratio
@@ -23,6 +24,7 @@ import tempfile
 import time
 import types
 import warnings
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -33,7 +35,6 @@ from gaussmix import GaussianMixture
 from gaussmix.engine.covariance import ComputeSpec, get_covariance_type
 from gaussmix.engine.estep import EStepKernel
 from gaussmix.engine.fused import kernel as fused_kernel
-from gaussmix.engine.fused import loops as after_loops
 from gaussmix.engine.params import MixtureParams
 
 CASES = [("full", 200_000, 16, 8, "float64"), ("full", 1_000_000, 8, 16, "float64"),
@@ -42,21 +43,36 @@ CASES = [("full", 200_000, 16, 8, "float64"), ("full", 1_000_000, 8, 16, "float6
          ("full", 200_000, 16, 8, "float32")]
 
 
-def load_before(src: str):  # noqa: ANN201 - a module
-    """The other checkout's ``fused/loops.py``, imported as ``before_fused.loops``
-    so that its relative imports (``.moments``) find that checkout's modules."""
+def after_loop(cov: str) -> Callable[..., int]:
+    """This checkout's chunk loop for covariance type ``cov``."""
+    module = importlib.import_module(f"gaussmix.engine.fused.{cov}_loops")
+    return getattr(module, f"{cov}_chunk")
+
+
+def load_before(src: str) -> Callable[[str], Callable[..., int]]:
+    """The other checkout's chunk loop for a covariance type, from its
+    ``fused/<type>_loops.py`` (or ``fused/loops.py`` before the split),
+    imported in a package ``before_fused`` so that its relative imports
+    (``.moments``, ``.tile_steps``) find that checkout's modules."""
     folder = os.path.join(src, "gaussmix", "engine", "fused")
     package = types.ModuleType("before_fused")
     package.__path__ = [folder]
     sys.modules["before_fused"] = package
-    # Compiled under another module name, its functions must not be cached
-    # beside their sources: that checkout would then load them by this name.
-    saved = numba.config.CACHE_DIR
-    numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), "gaussmix-bench-before")
-    try:
-        return importlib.import_module("before_fused.loops")
-    finally:
-        numba.config.CACHE_DIR = saved
+
+    def loop(cov: str) -> Callable[..., int]:
+        split = os.path.exists(os.path.join(folder, f"{cov}_loops.py"))
+        # Compiled under another module name, its functions must not be cached
+        # beside their sources: that checkout would then load them by this name.
+        saved = numba.config.CACHE_DIR
+        numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), "gaussmix-bench-before")
+        try:
+            module = importlib.import_module(f"before_fused.{cov}_loops" if split
+                                             else "before_fused.loops")
+        finally:
+            numba.config.CACHE_DIR = saved
+        return getattr(module, f"{cov}_chunk")
+
+    return loop
 
 
 def fused_kernel_for(X: np.ndarray, cov: str, K: int) -> fused_kernel.FusedEStepKernel:
@@ -71,14 +87,13 @@ def fused_kernel_for(X: np.ndarray, cov: str, K: int) -> fused_kernel.FusedEStep
     return kernel
 
 
-def one_pass(module, kernel, X: np.ndarray, tile: int) -> tuple[float, float]:  # noqa: ANN001
-    """Thread CPU seconds of one pass over X, and its log-likelihood."""
-    cov = kernel.covariance_type
-    layout = fused_kernel._LAYOUTS[cov]
+def one_pass(loop, kernel, X: np.ndarray, tile: int) -> tuple[float, float]:  # noqa: ANN001
+    """Thread CPU seconds of one pass over X by the chunk loop ``loop``, and
+    its log-likelihood."""
+    layout = fused_kernel._LAYOUTS[kernel.covariance_type]
     K, d = kernel.state.shift.shape
     buffers, acc = layout.buffers(K, d), np.zeros(3)
     args = [kernel.fused[name] for name in layout.order]
-    loop = getattr(module, f"{cov}_chunk")
     t = time.thread_time()
     status = loop(X, np.empty(0), *args, tile, *buffers, acc)
     elapsed = time.thread_time() - t
@@ -106,7 +121,7 @@ def main() -> None:
     parser.add_argument("--before-tile", type=int,
                         help="rows per tile for the other checkout (default: this one's)")
     args = parser.parse_args()
-    before = load_before(args.before)
+    before_loop = load_before(args.before)
     print("| case | tile rows (before, after) | before ms | after ms | before/after "
           "| GEMM GFLOP/s (1 thread) | before x floor | after x floor | log-lik rel. diff |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -117,14 +132,15 @@ def main() -> None:
             X = make_data(n, d, K, dtype)
             kernel = fused_kernel_for(X, cov, K)
             small = X[:2000]
-            tiles = {before: args.before_tile or kernel.tile, after_loops: kernel.tile}
-            for module, tile in tiles.items():  # compile or load from cache
-                one_pass(module, kernel, small, tile)
+            before, after = before_loop(cov), after_loop(cov)
+            tiles = {before: args.before_tile or kernel.tile, after: kernel.tile}
+            for loop, tile in tiles.items():  # compile or load from cache
+                one_pass(loop, kernel, small, tile)
             t_before = t_after = np.inf
             rate = 0.0
             for _ in range(args.repeat):  # alternated: a slow spell hits both
                 tb, ll_b = one_pass(before, kernel, X, tiles[before])
-                ta, ll_a = one_pass(after_loops, kernel, X, tiles[after_loops])
+                ta, ll_a = one_pass(after, kernel, X, tiles[after])
                 t_before, t_after = min(t_before, tb), min(t_after, ta)
                 rate = max(rate, gemm_rate(dtype))
             floor = iteration_flops(cov, n, d, K) / rate

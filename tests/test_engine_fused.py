@@ -305,7 +305,7 @@ def test_second_moments_of_a_tile(d, dtype, rtol):
 
 
 def test_vectorised_log_agrees_with_libm():
-    from gaussmix.engine.fused.loops import _log_at_least_one
+    from gaussmix.engine.fused.tile_steps import _log_at_least_one
 
     x = np.concatenate([1.0 + 15.0 * np.random.default_rng(7).uniform(size=5000),
                         [1.0, 2.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 2), 1e300, 1e-300]])
@@ -331,7 +331,7 @@ def test_responsibilities_near_the_underflow_match_reference(monkeypatch, cov):
 
 
 def test_statistics_that_overflow_are_reported():
-    from gaussmix.engine.fused.loops import _overflowed
+    from gaussmix.engine.fused.tile_steps import _overflowed
 
     acc, nk, s1, s2 = np.zeros(3), np.ones(2), np.ones((2, 3)), np.ones((2, 3, 3))
     assert _overflowed(acc, nk, s1, s2) == 0
@@ -343,9 +343,9 @@ def test_statistics_that_overflow_are_reported():
 
 def test_both_kernels_take_rows_far_at_the_same_distance():
     from gaussmix.engine.covariance import full
-    from gaussmix.engine.fused import loops
+    from gaussmix.engine.fused import full_loops
 
-    assert loops.FAR_DISTANCE == full.FAR_DISTANCE
+    assert full_loops.FAR_DISTANCE == full.FAR_DISTANCE
 
 
 @pytest.mark.parametrize("distance", [1e3, 1e8, 1e12])

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._information_criteria import InformationCriteriaMixin
 from ._missing import MissingValuesMixin
 from ._partial_fit import PartialFitMixin
+from ._sampling import SamplingMixin
 from .engine.covariance import CovarianceType, get_covariance_type
 from .engine.incomplete import kernel_type
 from .engine.init import initial_params
@@ -27,7 +28,6 @@ from .engine.xp import to_host
 from .inputs import (
     exp,
     is_data_source,
-    like_fitted,
     log_likelihood_totals,
     on_host,
     place_attributes,
@@ -37,13 +37,12 @@ from .inputs import (
 from .validation import (
     check_initial_parameters,
     check_parameters,
-    check_sample_count,
     check_sample_weight,
 )
 
 
 class GaussianMixture(MissingValuesMixin, PartialFitMixin, InformationCriteriaMixin,
-                      DensityMixin, BaseEstimator):
+                      SamplingMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -466,31 +465,6 @@ default='kmeans'
         resp : ndarray of shape (n_samples, n_components)
         """
         return exp(self._per_row(self._validated(X), "log_resp"))
-
-    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Draw samples from the fitted mixture.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples; a whole float (``1e4``) is taken as an int.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            Component of each sample.
-        """
-        check_is_fitted(self)
-        if not hasattr(self, "covariances_"):  # a model set up by hand
-            raise AttributeError("sample() draws from covariances_: set them as well "
-                                 "as precisions_cholesky_.")
-        n_samples = check_sample_count(n_samples)
-        rng, p = check_random_state(self.random_state), self._params
-        counts = rng.multinomial(n_samples, p.weights)
-        X = self._piece.sample(rng, p.means, p.covariances, counts)
-        y = np.repeat(np.arange(len(counts)), counts)  # the fitted weights_' count
-        return like_fitted(self, X), like_fitted(self, y)  # tensors if fitted on them
 
     # -- persistence ---------------------------------------------------------
     def save(self, path: Any) -> Any:

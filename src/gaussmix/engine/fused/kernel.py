@@ -3,7 +3,8 @@
 :class:`FusedEStepKernel` is the reference kernel bound to the same parameters
 and the same precomputed arrays; only its statistics and per-row results
 (``log_likelihood``, ``log_resp``, ``labels``) come from the tile loops of
-:mod:`.loops` (numba, GIL released) on chunks of NumPy float32/float64 rows.
+:mod:`.full_loops` and its siblings (numba, GIL released; the steps they share
+in :mod:`.tile_steps`) on chunks of NumPy float32/float64 rows.
 A chunk falls back to the reference when it is small, not NumPy, or when one
 of its rows has no finite score (the reference rescues such rows) or its
 statistics overflow.
@@ -20,6 +21,7 @@ path). ``GAUSSMIX_KERNEL=fused`` loads them at once.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 import threading
@@ -48,8 +50,9 @@ _work_lock = threading.Lock()
 
 
 def loops_loaded() -> bool:
-    """Whether the compiled loops are imported in this process."""
-    return f"{__package__}.loops" in sys.modules
+    """Whether the compiled loops are imported in this process (every set of
+    them imports :mod:`.tile_steps`, the incomplete rows' too)."""
+    return f"{__package__}.tile_steps" in sys.modules
 
 
 def load_loops_if_worth_it() -> bool:
@@ -219,8 +222,8 @@ _LAYOUTS = {
 def _loop(covariance_type: str, kind: str) -> Callable[..., int] | None:
     """The compiled loop, or None where numba is installed but fails to import
     (a NumPy it does not support): the reference kernel then serves."""
-    try:
-        from . import loops  # imports numba: only once a chunk is big enough
+    try:  # imports numba: only once a chunk is big enough
+        loops = importlib.import_module(f".{covariance_type}_loops", __package__)
     except ImportError:
         return None
     return getattr(loops, f"{covariance_type}_{kind}")  # type: ignore[no-any-return]

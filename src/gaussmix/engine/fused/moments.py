@@ -63,7 +63,7 @@ def second_moments(white, resp, floor, d, scaled, out):  # noqa: ANN001, ANN201
     the lower triangle ``j <= i < d``, in 4x4 blocks (``out`` is (dp, dp);
     entries above the diagonal within a diagonal block get their values
     too, copied from below it). Responsibilities at most ``floor`` count as
-    zero (see ``loops.full_chunk``); ``scaled`` (4, tile) is scratch in
+    zero (see ``full_loops.full_chunk``); ``scaled`` (4, tile) is scratch in
     white's dtype. Eight padded features take :func:`_eight_moments`."""
     tile = white.shape[1]
     if BLOCK < d <= 2 * BLOCK:

@@ -57,8 +57,8 @@ import math
 import numpy as np
 from numba import njit
 
-from ..fused.loops import _exp_shifted
 from ..fused.moments import padded, second_moments
+from ..fused.tile_steps import _exp_shifted
 from .lanes import LANES, QMAX, lanes
 from .lanes_source import layout as _layout
 
