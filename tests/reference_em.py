@@ -185,3 +185,37 @@ def one_hot(labels: np.ndarray, K: int) -> np.ndarray:
     out = np.zeros((len(labels), K))
     out[np.arange(len(labels)), labels] = 1.0
     return out
+
+
+def marginal_moments(X: np.ndarray, w: np.ndarray, weights: np.ndarray, means: np.ndarray,
+                     covs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each component's weight, mean and scatter about that mean after one
+    E-step at (weights, means, full covs); NaN marginalised, row by row."""
+    n, d = X.shape
+    K = len(weights)
+    g = np.zeros((n, K))
+    dev = np.zeros((n, K, d))         # E[x | x_o, k] - mean_k
+    extra = np.zeros((n, K, d, d))    # Cov[x | x_o, k] (zero on observed rows/cols)
+    for i in range(n):
+        o = ~np.isnan(X[i])
+        m = ~o
+        logp = np.empty(K)
+        for k in range(K):
+            S = covs[k]
+            r = X[i, o] - means[k, o]
+            Soo = S[np.ix_(o, o)]
+            _, logdet = np.linalg.slogdet(Soo)
+            logp[k] = np.log(weights[k]) - 0.5 * (
+                o.sum() * np.log(2 * np.pi) + logdet + r @ np.linalg.solve(Soo, r))
+            dev[i, k, o] = r
+            if m.any():
+                gain = np.linalg.solve(Soo, S[np.ix_(o, m)]).T
+                dev[i, k, m] = gain @ r
+                extra[i, k][np.ix_(m, m)] = S[np.ix_(m, m)] - gain @ S[np.ix_(o, m)]
+        g[i] = w[i] * np.exp(logp - np.logaddexp.reduce(logp))
+    nk = g.sum(axis=0)
+    shift = np.einsum("nk,nkd->kd", g, dev) / nk[:, None]
+    centred = dev - shift[None]
+    scatter = (np.einsum("nk,nki,nkj->kij", g, centred, centred)
+               + np.einsum("nk,nkij->kij", g, extra))
+    return nk, means + shift, scatter

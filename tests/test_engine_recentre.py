@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+import reference_em as ref
 from sklearn.exceptions import ConvergenceWarning
 
 from gaussmix import GaussianMixture
@@ -25,39 +26,6 @@ TYPES = ["full", "tied", "diag", "spherical"]
 REG = 1e-6
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
                                  reason="numba not installed")
-
-
-def _per_row_moments(X, w, weights, means, covs):
-    """Each component's weight, mean and scatter about that mean after one
-    E-step at (weights, means, full covs); NaN marginalised, row by row."""
-    n, d = X.shape
-    K = len(weights)
-    g = np.zeros((n, K))
-    dev = np.zeros((n, K, d))         # E[x | x_o, k] - mean_k
-    extra = np.zeros((n, K, d, d))    # Cov[x | x_o, k] (zero on observed rows/cols)
-    for i in range(n):
-        o = ~np.isnan(X[i])
-        m = ~o
-        logp = np.empty(K)
-        for k in range(K):
-            S = covs[k]
-            r = X[i, o] - means[k, o]
-            Soo = S[np.ix_(o, o)]
-            _, logdet = np.linalg.slogdet(Soo)
-            logp[k] = np.log(weights[k]) - 0.5 * (
-                o.sum() * np.log(2 * np.pi) + logdet + r @ np.linalg.solve(Soo, r))
-            dev[i, k, o] = r
-            if m.any():
-                gain = np.linalg.solve(Soo, S[np.ix_(o, m)]).T
-                dev[i, k, m] = gain @ r
-                extra[i, k][np.ix_(m, m)] = S[np.ix_(m, m)] - gain @ S[np.ix_(o, m)]
-        g[i] = w[i] * np.exp(logp - np.logaddexp.reduce(logp))
-    nk = g.sum(axis=0)
-    shift = np.einsum("nk,nkd->kd", g, dev) / nk[:, None]
-    centred = dev - shift[None]
-    scatter = (np.einsum("nk,nki,nkj->kij", g, centred, centred)
-               + np.einsum("nk,nkij->kij", g, extra))
-    return nk, means + shift, scatter
 
 
 def _typed_covariances(cov_type, nk, scatter):
@@ -138,7 +106,7 @@ def test_fit_iteration_with_a_jump_and_nan_matches_the_reference(cov_type):
     w = np.random.default_rng(1).uniform(0.5, 2.0, len(X))
     kw, start = _start(cov_type)
     gm = _fitted_once(GaussianMixture(2, max_iter=1, chunk_size=11, **kw), X, w)
-    nk, means, scatter = _per_row_moments(X, w, *start)
+    nk, means, scatter = ref.marginal_moments(X, w, *start)
     np.testing.assert_allclose(gm.weights_, nk / nk.sum(), rtol=1e-12)
     np.testing.assert_allclose(gm.means_, means, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gm.covariances_, _typed_covariances(cov_type, nk, scatter),
@@ -151,7 +119,7 @@ def test_partial_fit_step_with_a_jump_and_nan_matches_the_reference(cov_type):
     X = _jumping_rows(seed=2, far_nan=cov_type != "spherical")
     kw, start = _start(cov_type)
     gm = GaussianMixture(2, **kw).partial_fit(X)
-    nk, means, scatter = _per_row_moments(X, np.ones(len(X)), *start)
+    nk, means, scatter = ref.marginal_moments(X, np.ones(len(X)), *start)
     np.testing.assert_allclose(gm.means_, means, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gm.covariances_, _typed_covariances(cov_type, nk, scatter),
                                rtol=1e-12)
@@ -173,8 +141,8 @@ def test_later_partial_fit_step_with_a_jump_blends_the_reference(monkeypatch):
     counter = _Counted(monkeypatch)
     gm.partial_fit(b)
     assert counter.calls == 1
-    nk_a, mean_a, scatter_a = _per_row_moments(a, np.ones(len(a)), *start)
-    nk_b, mean_b, scatter_b = _per_row_moments(b, np.ones(len(b)), *theta)
+    nk_a, mean_a, scatter_a = ref.marginal_moments(a, np.ones(len(a)), *start)
+    nk_b, mean_b, scatter_b = ref.marginal_moments(b, np.ones(len(b)), *theta)
     rho = 0.5
     wa, wb = (1 - rho) * nk_a / len(a), rho * nk_b / len(b)
     nk = wa + wb

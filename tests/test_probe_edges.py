@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+import reference_em as ref
 from sklearn.exceptions import ConvergenceWarning
 
 from gaussmix import GaussianMixture
@@ -24,34 +25,9 @@ needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
 
 def _per_row_iteration(X, weights, means, covs, reg_covar=1e-6):
     """One EM iteration, full covariances, NaN marginalised; row by row."""
-    n, d = X.shape
-    K = len(weights)
-    resp = np.zeros((n, K))
-    dev = np.zeros((n, K, d))         # E[x | x_o, k] - mean_k
-    extra = np.zeros((n, K, d, d))    # Cov[x | x_o, k] (zero on observed rows/cols)
-    for i in range(n):
-        o = ~np.isnan(X[i])
-        m = ~o
-        logp = np.empty(K)
-        for k in range(K):
-            S = covs[k]
-            r = X[i, o] - means[k, o]
-            Soo = S[np.ix_(o, o)]
-            _, logdet = np.linalg.slogdet(Soo)
-            logp[k] = np.log(weights[k]) - 0.5 * (
-                o.sum() * np.log(2 * np.pi) + logdet + r @ np.linalg.solve(Soo, r))
-            dev[i, k, o] = r
-            if m.any():
-                gain = np.linalg.solve(Soo, S[np.ix_(o, m)]).T
-                dev[i, k, m] = gain @ r
-                extra[i, k][np.ix_(m, m)] = S[np.ix_(m, m)] - gain @ S[np.ix_(o, m)]
-        resp[i] = np.exp(logp - np.logaddexp.reduce(logp))
-    nk = resp.sum(axis=0)
-    shift = np.einsum("nk,nkd->kd", resp, dev) / nk[:, None]
-    centred = dev - shift[None]
-    covs_new = (np.einsum("nk,nki,nkj->kij", resp, centred, centred)
-                + np.einsum("nk,nkij->kij", resp, extra)) / nk[:, None, None]
-    return nk / n, means + shift, covs_new + reg_covar * np.eye(d)
+    nk, new_means, scatter = ref.marginal_moments(X, np.ones(len(X)), weights, means, covs)
+    return (nk / len(X), new_means,
+            scatter / nk[:, None, None] + reg_covar * np.eye(X.shape[1]))
 
 
 def _as_full(covariances, cov_type):
