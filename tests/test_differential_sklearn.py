@@ -135,6 +135,7 @@ def test_sweep_same_start_same_fit(seed):
     assert gm.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-7, abs=1e-7)
     assert (gm.n_iter_, gm.converged_) == (sk.n_iter_, sk.converged_)
     assert type(gm.lower_bound_) is type(sk.lower_bound_)
+    np.testing.assert_allclose(gm.lower_bounds_, sk.lower_bounds_, rtol=1e-7, atol=1e-7)
 
     log_p = gm.score_samples(data)
     expected = reference_em.score_samples(X, gm.weights_, gm.means_,
@@ -187,3 +188,70 @@ def test_sweep_weights_chunks_and_fit_predict(seed):
         warnings.filterwarnings("ignore", "covariance is not symmetric", RuntimeWarning)
         rows, components = chunked.sample(5)
     assert rows.shape == (5, X.shape[1]) and components.shape == (5,)
+
+
+# ------------------------------------------- found: integer and boolean rows
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, bool])
+def test_integer_and_boolean_rows_predict_as_floats(ct, dtype):
+    # scikit-learn 1.9's full and tied kernels write log-densities into an
+    # array of X's dtype, so on integer or boolean X its predictions are
+    # truncated; gaussmix's equal those on the same rows as floats, which
+    # equal scikit-learn's on floats.
+    rows = np.round(X_THREE * 2).astype(dtype)
+    as_float = rows.astype(np.float64)
+    sk = SkGaussianMixture(3, covariance_type=ct, random_state=0).fit(as_float)
+    gm = GaussianMixture(3, covariance_type=ct, random_state=0, max_iter=0,
+                         weights_init=sk.weights_, means_init=sk.means_,
+                         precisions_init=sk.precisions_).fit(rows)
+    np.testing.assert_allclose(gm.score_samples(rows), sk.score_samples(as_float),
+                               rtol=1e-10)
+    np.testing.assert_allclose(gm.predict_proba(rows), sk.predict_proba(as_float),
+                               atol=1e-10)
+    np.testing.assert_array_equal(gm.predict(rows), gm.predict(as_float))
+    assert gm.score(rows) == pytest.approx(sk.score(as_float), rel=1e-12)
+
+
+# ------------------------------------------------------ intended differences
+@pytest.mark.parametrize("ct", ["tied", "diag", "spherical"])
+def test_zero_reg_covar_single_row_start_raises_with_advice(ct):
+    # k-means++ starts each component at one row: covariance reg_covar * I,
+    # singular for reg_covar=0. scikit-learn's start is positive there by
+    # construction (N_k + 10 eps gives a seed a variance of ~10 eps x^2;
+    # tied counts every row) and it fits; gaussmix says what to change
+    # (scikit-learn raises too for 'full').
+    kw = dict(covariance_type=ct, init_params="k-means++", reg_covar=0.0,
+              random_state=0, max_iter=3)
+    _quiet(SkGaussianMixture(3, **kw).fit, X_THREE)
+    with pytest.raises(ValueError, match="increase reg_covar"):
+        GaussianMixture(3, **kw).fit(X_THREE)
+
+
+def test_max_iter_zero_keeps_the_best_start():
+    # scikit-learn's lower bounds are all -inf without an iteration, so it
+    # keeps the last start; gaussmix knows each start's log-likelihood.
+    kw = dict(init_params="random", max_iter=0, random_state=3)
+    best = GaussianMixture(3, n_init=4, **kw).fit(X_THREE)
+    rng = np.random.RandomState(3)  # the four starts drawn in turn, as fit does
+    bounds = [GaussianMixture(3, **dict(kw, random_state=rng)).fit(X_THREE).lower_bound_
+              for _ in range(4)]
+    assert len(set(bounds)) == 4
+    assert best.lower_bound_ == max(bounds)
+    sk = SkGaussianMixture(3, n_init=4, **kw).fit(X_THREE)
+    assert sk.lower_bound_ == -np.inf
+
+
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_float32_rows_give_float64_results(ct):
+    # scikit-learn returns float32 attributes, responsibilities and
+    # log-densities for float32 X; gaussmix computes the E-step in float32
+    # and returns float64 (its statistics and M-step are float64).
+    rows = X_THREE.astype(np.float32)
+    gm = GaussianMixture(3, covariance_type=ct, random_state=0).fit(rows)
+    sk = SkGaussianMixture(3, covariance_type=ct, random_state=0).fit(rows)
+    assert sk.predict_proba(rows).dtype == np.float32  # the difference pinned
+    for out in (gm.means_, gm.covariances_, gm.predict_proba(rows),
+                gm.score_samples(rows)):
+        assert out.dtype == np.float64
+    np.testing.assert_allclose(gm.score_samples(rows), sk.score_samples(rows),
+                               rtol=1e-4)
