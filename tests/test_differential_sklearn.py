@@ -255,3 +255,31 @@ def test_float32_rows_give_float64_results(ct):
         assert out.dtype == np.float64
     np.testing.assert_allclose(gm.score_samples(rows), sk.score_samples(rows),
                                rtol=1e-4)
+
+
+# ------------------------------------------------- found: subnormal weights
+@pytest.mark.parametrize("exponent", [-1030, -1070])
+def test_subnormal_sample_weights_fit_as_their_scaled_values(exponent):
+    # Weights are scaled by a power of two before the fit; a largest weight
+    # below 2**-1022 (subnormal) made that power overflow (OverflowError).
+    # Integer counts times 2**exponent are exact, so the fit is the same.
+    counts = np.random.default_rng(3).integers(1, 4, len(X_THREE)).astype(float)
+    kw = dict(random_state=0, max_iter=5, tol=0)
+    plain = _quiet(GaussianMixture(3, **kw).fit, X_THREE, sample_weight=counts)
+    tiny = _quiet(GaussianMixture(3, **kw).fit, X_THREE,
+                  sample_weight=np.ldexp(counts, exponent))
+    for name in FITTED:
+        np.testing.assert_allclose(getattr(tiny, name), getattr(plain, name),
+                                   rtol=1e-12, atol=0)
+    assert tiny.lower_bound_ == plain.lower_bound_
+
+
+def test_subnormal_sample_weights_on_dask_say_what_to_do():
+    # A Dask fit keeps the weights' scale factor (to undo totals), which for a
+    # subnormal largest weight is not a float: a clear error, not OverflowError.
+    da = pytest.importorskip("dask.array")
+    counts = np.ones(len(X_THREE))
+    with pytest.raises(ValueError, match="subnormal"):
+        GaussianMixture(3, random_state=0).fit(
+            da.from_array(X_THREE, chunks=40),
+            sample_weight=da.from_array(np.ldexp(counts, -1070), chunks=40))
