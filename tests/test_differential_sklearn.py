@@ -65,9 +65,10 @@ def test_given_precisions_replace_a_singular_start_with_zero_reg_covar(ct, init_
 
 # ------------------------------------------------ a seeded differential sweep
 def _configuration(seed):
-    """A small random problem and estimator settings (well posed: reg_covar > 0,
-    no offsets far beyond the spread, where scikit-learn's raw moments lose
-    digits and the centred reference of test_trustworthy_numbers judges)."""
+    """A small random problem and estimator settings, well posed: reg_covar > 0
+    relative to the data's variance, and an offset (1e3) only for a spread of
+    one or more (scikit-learn's raw moments cannot fit a spread of 1e-8 at
+    1e3; test_trustworthy_numbers covers offsets against the reference)."""
     rng = np.random.default_rng(seed)
     n, d = int(rng.integers(8, 200)), int(rng.integers(1, 7))
     K = int(rng.integers(1, min(n // 4, 5) + 1))
