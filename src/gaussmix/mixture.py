@@ -338,16 +338,20 @@ default='kmeans'
         init: dict[str, np.ndarray | None], rng: np.random.RandomState,
         settings: EMSettings,
     ) -> MixtureParams:
+        chol = (None if init["precisions"] is None else
+                piece.precisions_cholesky_from_precisions(init["precisions"]))
         if any(v is None for v in init.values()):
+            # Given precisions replace the drawn start's covariances, which are
+            # then never factored (as in scikit-learn: they may be singular).
             params = initial_params(self._init_source(source), piece, self.n_components,
-                                    self.init_params, rng, self.reg_covar, settings.reducer)
+                                    self.init_params, rng, self.reg_covar, settings.reducer,
+                                    precisions_cholesky=chol)
         weights = init["weights"] if init["weights"] is not None else params.weights
         means = init["means"] if init["means"] is not None else params.means
-        if init["precisions"] is not None:
-            chol = piece.precisions_cholesky_from_precisions(init["precisions"])
-            covariances = piece.covariances_from_cholesky(chol)
-        else:
+        if chol is None:
             chol, covariances = params.precisions_cholesky, params.covariances
+        else:
+            covariances = piece.covariances_from_cholesky(chol)
         return MixtureParams(weights, means, covariances, chol)
 
     def _set_fitted(self, run: EMRun, piece: CovarianceType) -> None:

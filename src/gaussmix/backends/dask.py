@@ -385,7 +385,12 @@ def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True
     if not high > 0:
         raise ValueError("sample_weight sums to zero: at least one row needs a "
                          "positive weight.")
-    factor = 2.0 ** -math.frexp(float(high))[1] if scale else 1.0
+    exponent = math.frexp(float(high))[1]
+    if scale and exponent < -1000:  # its factor, 2.0 ** 1074, would overflow
+        raise ValueError(f"sample_weight's largest value, {float(high)!r}, is subnormal: "
+                         "multiply all weights by one constant (the fit does not "
+                         "change).")
+    factor = 2.0 ** -exponent if scale else 1.0
     return (w * factor if scale else w), factor
 
 

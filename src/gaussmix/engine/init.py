@@ -38,10 +38,14 @@ RespFn = Callable[[int, int], np.ndarray]
 def initial_params(
     source: DataSource, piece: CovarianceType, n_components: int, method: str,
     rng: np.random.RandomState, reg_covar: float, reducer: Reducer,
+    precisions_cholesky: np.ndarray | None = None,
 ) -> MixtureParams:
-    """Starting parameters by ``method`` (see scikit-learn's ``init_params``)."""
+    """Starting parameters by ``method`` (see scikit-learn's ``init_params``);
+    given ``precisions_cholesky`` (from ``precisions_init``) are kept as they
+    are, and only weights and means come from the drawn responsibilities."""
     rows, resp = drawn_responsibilities(source, n_components, method, rng, piece)
-    return params_from_responsibilities(rows, resp, piece, reg_covar, reducer)
+    return params_from_responsibilities(rows, resp, piece, reg_covar, reducer,
+                                        precisions_cholesky)
 
 
 def drawn_responsibilities(
@@ -116,14 +120,15 @@ def _seeded_rows(indices: np.ndarray, n_samples: int) -> RespFn:
 
 def params_from_responsibilities(
     source: ArraySource, resp_fn: RespFn, piece: CovarianceType, reg_covar: float,
-    reducer: Reducer,
+    reducer: Reducer, precisions_cholesky: np.ndarray | None = None,
 ) -> MixtureParams:
-    """One M-step from given responsibilities, in two passes (see above)."""
+    """One M-step from given responsibilities, in two passes (see above);
+    ``precisions_cholesky``, if given, replace its covariances."""
     with_resp = _WithResponsibilities(source, resp_fn)
     first = fold(_first_moments, with_resp, reducer)
     means = first.means()
     stats = fold(lambda c: _moments_about(piece, means, c), with_resp, reducer)
-    return m_step(stats, piece, reg_covar)
+    return m_step(stats, piece, reg_covar, precisions_cholesky=precisions_cholesky)
 
 
 class _WithResponsibilities:

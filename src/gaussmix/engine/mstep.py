@@ -29,11 +29,14 @@ WorstRows = Callable[[int], LowestRows]
 
 
 def m_step(stats: SuffStats, piece: CovarianceType, reg_covar: float,
-           worst_rows: WorstRows | None = None) -> MixtureParams:
+           worst_rows: WorstRows | None = None,
+           precisions_cholesky: np.ndarray | None = None) -> MixtureParams:
     """Maximum-likelihood parameters for the given statistics.
 
     ``worst_rows(count)`` finds rows to reseed empty components at; without
-    it (at initialisation) their means stay where they are.
+    it (at initialisation) their means stay where they are. Given
+    ``precisions_cholesky`` (a start from ``precisions_init``) replace the
+    covariances' M-step, which is then never factored: it may be singular.
     """
     floor = NK_FLOOR * row_scale(stats)
     nk = stats.nk + floor
@@ -45,11 +48,15 @@ def m_step(stats: SuffStats, piece: CovarianceType, reg_covar: float,
         means, covariances, nk = _reseed(piece, means, covariances, nk, empty,
                                          worst_rows)
     weights = nk / nk.sum()
+    if precisions_cholesky is None:
+        precisions_cholesky = piece.precisions_cholesky(covariances)
+    else:
+        covariances = piece.covariances_from_cholesky(precisions_cholesky)
     return MixtureParams(
         weights=weights,
         means=means,
         covariances=covariances,
-        precisions_cholesky=piece.precisions_cholesky(covariances),
+        precisions_cholesky=precisions_cholesky,
     )
 
 

@@ -185,7 +185,10 @@ def scale_weights(sample_weight: Any) -> Any:
     if not (largest > 0 and math.isfinite(largest)):
         return sample_weight
     _, exponent = math.frexp(largest)
-    return sample_weight * (2.0 ** -exponent)
+    if exponent > -1000:
+        return sample_weight * (2.0 ** -exponent)
+    # A subnormal largest weight: 2.0 ** 1074 overflows, so two exact factors.
+    return sample_weight * (2.0 ** 1000) * (2.0 ** (-exponent - 1000))
 
 
 @dataclass(frozen=True)
