@@ -210,7 +210,8 @@ def test_integer_and_boolean_rows_predict_as_floats(ct, dtype):
     np.testing.assert_allclose(gm.predict_proba(rows), sk.predict_proba(as_float),
                                atol=1e-10)
     np.testing.assert_array_equal(gm.predict(rows), gm.predict(as_float))
-    assert gm.score(rows) == pytest.approx(sk.score(as_float), rel=1e-12)
+    # (rel 1e-10: the compiled kernel, once loaded, sums in another order)
+    assert gm.score(rows) == pytest.approx(sk.score(as_float), rel=1e-10)
 
 
 # ------------------------------------------------------ intended differences

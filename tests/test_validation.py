@@ -362,3 +362,30 @@ def test_parameters_are_checked_under_a_subclass_name():
 def test_invalid_sample_weight(weights, match):
     with pytest.raises(ValueError, match=match):
         GaussianMixture(2).fit(X_OK, sample_weight=weights)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_fewer_weighted_rows_than_components_is_a_clear_error(init_params):
+    # Rows of weight zero count as absent, as repeated rows count for an
+    # integer weight: two weighted rows cannot seed three components
+    # (scikit-learn refuses two rows for three components the same way).
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    w = np.zeros(10)
+    w[:2] = 1.0
+    gm = GaussianMixture(3, init_params=init_params, random_state=0)
+    with pytest.raises(ValueError, match="only 2 row.*positive sample_weight"):
+        gm.fit(X, sample_weight=w)
+    with pytest.raises(ValueError, match="only 2 row.*positive sample_weight"):
+        GaussianMixture(3, init_params=init_params).partial_fit(X, sample_weight=w)
+    w[2] = 0.5  # three weighted rows: fits
+    assert GaussianMixture(3, init_params=init_params, random_state=0).fit(
+        X, sample_weight=w).weights_.shape == (3,)
+
+
+def test_fewer_weighted_rows_than_components_on_torch():
+    torch = pytest.importorskip("torch")
+    X = torch.from_numpy(np.random.default_rng(0).normal(size=(10, 2)))
+    w = torch.zeros(10, dtype=torch.float64)
+    w[:2] = 1.0
+    with pytest.raises(ValueError, match="only 2 row.*positive sample_weight"):
+        GaussianMixture(3, random_state=0).fit(X, sample_weight=w)

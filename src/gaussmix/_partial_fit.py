@@ -24,6 +24,7 @@ from .validation import (
     check_initial_parameters,
     check_parameters,
     check_sample_weight,
+    check_weighted_rows,
 )
 
 
@@ -150,6 +151,8 @@ class PartialFitMixin:
                 "per component. Pass a larger first batch or lower n_components."
             )
         weights = scale_weights(check_sample_weight(sample_weight, len(X)))
+        if first and weights is not None:
+            check_weighted_rows(int(np.count_nonzero(weights)), est.n_components)
         source = ArraySource(X, weights, est._chunk_size(X.shape[1], len(X)))
         # Only the first batch needs every column observed (it initialises).
         return (est._marked(source, fitting=True, columns_needed=first),

@@ -14,7 +14,7 @@ import numpy as np
 from .engine.sources import ArraySource, DataSource, is_data_source, scale_weights
 from .engine.xp import is_torch_array as is_torch  # never imports torch
 from .engine.xp import to_host
-from .validation import check_data, check_sample_weight
+from .validation import check_data, check_sample_weight, check_weighted_rows
 
 
 def is_dask(X: Any) -> bool:
@@ -112,6 +112,9 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
         if source.n_rows is not None and source.n_rows < est.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got "
                              f"{source.n_rows} rows for {est.n_components} components.")
+        weights = getattr(source, "sample_weight", None)
+        if weights is not None:
+            check_weighted_rows(int((weights > 0).sum()), est.n_components)
         return source
     if is_dask(X):
         source = dask_source(est, X, sample_weight, reset=reset)
@@ -134,6 +137,8 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
             "least one sample per component. Lower n_components or add data."
         )
     weights = scale_weights(check_sample_weight(sample_weight, n_samples))
+    if weights is not None:
+        check_weighted_rows(int(np.count_nonzero(weights)), est.n_components)
     return ArraySource(X, weights, est._chunk_size(n_features, n_samples))
 
 
