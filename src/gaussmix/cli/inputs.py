@@ -31,8 +31,8 @@ from ..files.tables import (
 from ..mixture import GaussianMixture
 
 __all__ = [
-    "Data", "load_model", "model_data", "model_output", "n_rows", "quiet_feature_names",
-    "read_dataset_for_fit", "stderr", "stdout", "warn",
+    "Data", "check_not_input", "load_model", "model_data", "model_output", "n_rows",
+    "quiet_feature_names", "read_dataset_for_fit", "stderr", "stdout", "warn",
 ]
 
 #: What the commands read: a whole table in memory, or a file read chunk by chunk.
@@ -82,6 +82,18 @@ def model_output(path: str) -> Path:
             "a file name with -o"
         )
     return target
+
+
+def check_not_input(output: str | None, data: str) -> None:
+    """Refuse an output that is the data file itself: writing it would replace
+    the user's data with labels or log densities."""
+    if output is None or not (os.path.exists(output) and os.path.exists(data)):
+        return
+    if os.path.samefile(output, data):
+        raise DataError(
+            f"output {output!r} is the data file {data!r}; writing it would replace "
+            "the data: choose another file with -o"
+        )
 
 
 def load_model(path: str) -> GaussianMixture:

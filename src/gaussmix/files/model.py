@@ -154,7 +154,9 @@ SUFFIX = ".npz"
 # of a single .npy array, as numpy.load tells them apart.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
-# Errors numpy/zipfile raise on archives that are truncated or corrupt.
+# Errors numpy/zipfile raise on archives that are truncated or corrupt: a
+# corrupt directory can also set the encryption flag (RuntimeError) or point
+# a seek before the start of the file (OSError EINVAL).
 _READ_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
@@ -163,6 +165,8 @@ _READ_ERRORS = (
     struct.error,
     NotImplementedError,
     KeyError,
+    RuntimeError,
+    OSError,
 )
 
 

@@ -200,7 +200,9 @@ def _decode_metadata(raw: np.ndarray | None) -> dict[str, Any]:
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise ValueError(f"expected a 1-D uint8 array, got {raw.dtype} {raw.shape}")
         metadata = json.loads(raw.tobytes().decode("utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; arrays nested
+    # thousands deep exhaust the decoder's recursion
+    except (ValueError, RecursionError) as exc:
         raise RecordError(f"has an unreadable metadata entry ({exc})", SAVE_HINT) from exc
     _check_format(metadata)
     checks.check_header(metadata)

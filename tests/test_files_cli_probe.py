@@ -1,0 +1,107 @@
+"""Regression tests from probing the model files and the command line with
+damaged files and awkward inputs: each case once gave a traceback, an unclear
+message, a wrong number or lost data."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from gaussmix import GaussianMixture
+from gaussmix.cli import main
+from gaussmix.files.model import ModelFileError, load_model, save_model
+
+
+@pytest.fixture(scope="module")
+def X() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.vstack([rng.normal(-2.0, 1.0, size=(40, 3)),
+                      rng.normal(2.0, 0.5, size=(40, 3))])
+
+
+@pytest.fixture
+def saved(X, tmp_path) -> Path:
+    model = GaussianMixture(n_components=2, random_state=0).fit(X)
+    return save_model(model, tmp_path / "model.npz")
+
+
+def refused(path: Path, pattern: str) -> None:
+    with pytest.raises(ModelFileError, match=pattern) as info:
+        load_model(path)
+    assert path.name in str(info.value) and "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------ model files
+
+
+def _end_of_directory(data: bytes) -> int:
+    return data.rindex(b"PK\x05\x06")
+
+
+def test_zip_directory_pointing_past_its_start_is_refused(saved):
+    # The zip's end record says where the central directory starts; moved
+    # back, zipfile seeks before the file's start (OSError EINVAL, whose
+    # message names no file: "[Errno 22] Invalid argument").
+    data = bytearray(saved.read_bytes())
+    end = _end_of_directory(data)
+    (offset,) = struct.unpack_from("<I", data, end + 16)
+    struct.pack_into("<I", data, end + 16, offset + 128)
+    saved.write_bytes(bytes(data))
+    refused(saved, r"truncated or corrupt")
+
+
+def test_zip_member_flagged_as_encrypted_is_refused(saved):
+    # A flipped bit in the central directory marks members as encrypted:
+    # zipfile raised a bare RuntimeError (a traceback on the command line).
+    data = bytearray(saved.read_bytes())
+    start = data.index(b"PK\x01\x02")
+    data[start + 8] |= 0x01  # general-purpose flag bit 0: encrypted
+    saved.write_bytes(bytes(data))
+    refused(saved, r"truncated or corrupt .*encrypted")
+
+
+def test_metadata_nested_too_deeply_is_refused(saved):
+    with np.load(saved, allow_pickle=False) as f:
+        members = {key: f[key] for key in f.files}
+    text = '{"format": "gaussmix-model", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    members["metadata"] = np.frombuffer(text.encode("utf-8"), np.uint8)
+    np.savez(saved, **members)
+    refused(saved, r"unreadable metadata entry")
+
+
+# ------------------------------------------------------------ command line
+
+
+def invoke(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result: Result, command: str, pattern: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"gaussmix {command}: error: "), lines[0]
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("command", ["predict", "score"])
+@pytest.mark.parametrize("suffix, extra", [(".csv", []), (".npy", ["--chunk-size", "7"])])
+def test_output_that_is_the_data_file_is_refused(saved, X, tmp_path, command, suffix,
+                                                 extra):
+    # 'gaussmix predict model.npz data.csv -o data.csv' replaced the data
+    # with the labels, silently.
+    data = tmp_path / f"data{suffix}"
+    if suffix == ".npy":
+        np.save(data, X)
+    else:
+        data.write_text("\n".join(",".join(map(repr, row)) for row in X.tolist()) + "\n")
+    before = data.read_bytes()
+    same = tmp_path / "." / data.name  # another spelling of the same file
+    result = invoke(command, saved, data, "-o", same, *extra)
+    assert_one_line_error(result, command, r"is the data file .*choose another file")
+    assert data.read_bytes() == before
