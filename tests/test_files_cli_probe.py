@@ -105,3 +105,21 @@ def test_output_that_is_the_data_file_is_refused(saved, X, tmp_path, command, su
     result = invoke(command, saved, data, "-o", same, *extra)
     assert_one_line_error(result, command, r"is the data file .*choose another file")
     assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize("extra", [[], ["--chunk-size", "5"]])
+def test_parquet_integers_beyond_2_53_are_read_as_floats(saved, X, tmp_path, extra):
+    # pyarrow's safe cast refused int64 values that float64 cannot hold
+    # exactly ("Integer value ... not in range"), a message naming no file or
+    # column; .npy files of such integers were read (rounded) all along.
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    big = np.arange(len(X), dtype=np.int64) + 2**62 + 1
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"a": big, "b": X[:, 1], "c": X[:, 2]}), path,
+                   row_group_size=16)
+    result = invoke("score", saved, path, "-o", tmp_path / "s.npy", *extra)
+    assert result.exit_code == 0, result.output
+    expected = load_model(saved).score_samples(np.column_stack([big.astype(np.float64),
+                                                                X[:, 1:]]))
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), expected, rtol=1e-12)

@@ -347,7 +347,8 @@ def _read_parquet(path: PathLike) -> Table:
             pa.types.is_boolean,
         ))
         if numeric:
-            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            # safe=False: integers beyond 2**53 round, as for .npy files
+            values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
             table.columns.append(np.asarray(values, dtype=np.float64))
         else:
             table.columns.append(np.asarray(column.to_pylist(), dtype=object))

@@ -191,7 +191,9 @@ class ParquetSource(SpilledReads):
         pa = self._pa
         target = pa.float32() if dtype == np.float32 else pa.float64()
         if column.type != target:
-            column = column.cast(target)
+            # safe=False: integers beyond 2**53 round to the nearest float, as
+            # numpy's astype does for .npy files (pyarrow's safe cast refuses them)
+            column = column.cast(target, safe=False)
         # nulls become NaN, which check_chunk reports
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
