@@ -123,3 +123,25 @@ def test_parquet_integers_beyond_2_53_are_read_as_floats(saved, X, tmp_path, ext
     expected = load_model(saved).score_samples(np.column_stack([big.astype(np.float64),
                                                                 X[:, 1:]]))
     np.testing.assert_allclose(np.load(tmp_path / "s.npy"), expected, rtol=1e-12)
+
+
+def test_row_of_empty_fields_is_a_row_of_missing_values(X, tmp_path):
+    # ",," (what pandas writes for a row of NaN) was skipped like a blank
+    # line: labels and log densities came out one row short, each written
+    # against the wrong row of the file.
+    model = GaussianMixture(n_components=2, random_state=0,
+                            missing="marginalize").fit(X)
+    path = save_model(model, tmp_path / "model.npz")
+    data = tmp_path / "data.csv"
+    rows = [",".join(map(repr, row)) for row in X[:6].tolist()]
+    rows[2] = ",,"
+    data.write_text("a,b,c\n" + "\n".join(rows) + "\n\n")  # a blank line at the end
+    result = invoke("score", path, data, "-o", tmp_path / "s.npy")
+    assert result.exit_code == 0, result.output
+    expected = X[:6].copy()
+    expected[2] = np.nan
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), model.score_samples(expected),
+                               rtol=1e-12, atol=1e-12)
+    assert "(6 rows)" in result.stdout
+    fit = invoke("fit", data, "-k", 2, "-q", "-o", tmp_path / "m2.npz")
+    assert_one_line_error(fit, "fit", r"line 4 of .*data\.csv', column 'a', is missing")

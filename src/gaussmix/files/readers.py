@@ -170,7 +170,7 @@ def _read_csv(path: PathLike) -> Table:
     delimiter = _delimiter(text, file_format(path))
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
-        numbered = [(reader.line_num, r) for r in reader if any(f.strip() for f in r)]
+        numbered = [(reader.line_num, r) for r in reader if not _is_blank(r)]
     except csv.Error as exc:
         raise DataError(f"{_quote(path)} is not valid CSV: {exc}") from None
     if not numbered:
@@ -196,6 +196,12 @@ def _read_csv(path: PathLike) -> Table:
         if problem is not None:
             table.problems[i] = problem
     return table
+
+
+def _is_blank(row: list[str]) -> bool:
+    """A blank line; a line of delimiters only (",,") is a row of missing values,
+    kept so that outputs stay row-aligned with the file."""
+    return len(row) <= 1 and not "".join(row).strip()
 
 
 def _fields(n: int) -> str:
