@@ -145,3 +145,20 @@ def test_row_of_empty_fields_is_a_row_of_missing_values(X, tmp_path):
     assert "(6 rows)" in result.stdout
     fit = invoke("fit", data, "-k", 2, "-q", "-o", tmp_path / "m2.npz")
     assert_one_line_error(fit, "fit", r"line 4 of .*data\.csv', column 'a', is missing")
+
+
+@pytest.mark.parametrize("command", ["predict", "score", "sample"])
+def test_model_saved_for_a_gpu_is_applied_with_numpy(X, tmp_path, command):
+    # A model saved from Python with device="cuda" failed on a machine without
+    # a GPU with advice to pass device=None, which the command line cannot.
+    model = GaussianMixture(n_components=2, random_state=0).fit(X)
+    model.set_params(device="cuda")
+    path = save_model(model, tmp_path / "model.npz")
+    np.save(tmp_path / "x.npy", X)
+    args = ["-n", 5] if command == "sample" else [tmp_path / "x.npy"]
+    result = invoke(command, path, *args, "-o", tmp_path / "out.npy")
+    assert result.exit_code == 0, result.output
+    if command == "score":
+        model.set_params(device=None)
+        np.testing.assert_array_equal(np.load(tmp_path / "out.npy"),
+                                      model.score_samples(X))

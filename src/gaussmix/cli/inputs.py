@@ -97,7 +97,12 @@ def check_not_input(output: str | None, data: str) -> None:
 
 
 def load_model(path: str) -> GaussianMixture:
-    """Load a model file; ``model`` also finds ``model.npz``."""
+    """Load a model file; ``model`` also finds ``model.npz``.
+
+    The commands compute with NumPy in float64 (they have no ``--device``), so
+    a model saved with ``device="cuda"`` is used without it: on a machine
+    without a GPU it would fail, and on one it would compute in float32.
+    """
     from ..files.model import load_model as _load
 
     if not os.path.exists(path) and model_file_path(path).exists():
@@ -107,7 +112,9 @@ def load_model(path: str) -> GaussianMixture:
             f"model file {path!r} does not exist; create one with "
             f"'gaussmix fit DATA -k K -o {path}'"
         )
-    return _load(path)
+    model = _load(path)
+    model.set_params(device=None)
+    return model
 
 
 def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
