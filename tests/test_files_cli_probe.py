@@ -162,3 +162,31 @@ def test_model_saved_for_a_gpu_is_applied_with_numpy(X, tmp_path, command):
         model.set_params(device=None)
         np.testing.assert_array_equal(np.load(tmp_path / "out.npy"),
                                       model.score_samples(X))
+
+
+@pytest.mark.parametrize("command", ["fit", "select", "sample"])
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_seed_out_of_range_is_a_usage_error(saved, X, tmp_path, command, seed):
+    # numpy refused it after the data was read: "Seed must be between 0 and
+    # 2**32 - 1" (sample), naming no option.
+    np.save(tmp_path / "x.npy", X)
+    first = [saved, "-n", 5] if command == "sample" else [tmp_path / "x.npy", "-k", 2]
+    out = tmp_path / ("s.csv" if command == "sample" else "m.npz")
+    result = invoke(command, *first, "--seed", seed, "-o", out)
+    assert result.exit_code == 2
+    assert "Invalid value for '--seed'" in result.stderr
+    assert not out.exists()
+
+
+def test_tol_is_named_as_its_option(X, tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    result = invoke("fit", tmp_path / "x.npy", "-k", 2, "--tol", "inf", "-o",
+                    tmp_path / "m.npz")
+    assert_one_line_error(result, "fit", r"The --tol parameter")
+
+
+def test_option_names_already_in_a_message_are_kept():
+    from gaussmix.cli.errors import translate
+
+    assert translate("raise --tol or the 'tol' parameter") == (
+        "raise --tol or the --tol parameter")

@@ -32,6 +32,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 _OPTIONS = {
     "reg_covar": "--reg-covar",
     "max_iter": "--max-iter",
+    "tol": "--tol",
     "n_init": "--n-init",
     "n_components": "-k",
     "covariance_type": "--covariance",
@@ -41,7 +42,8 @@ _OPTIONS = {
     "sample_weight": "the --weights column",
     "n_samples": "the number of rows",
 }
-_OPTION_NAMES = re.compile(r"'?\b(" + "|".join(_OPTIONS) + r")\b'?")
+# not after '-': a message may already name an option ("--tol")
+_OPTION_NAMES = re.compile(r"'?(?<![-\w])(" + "|".join(_OPTIONS) + r")\b'?")
 _PHRASES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # scikit-learn's advice for arrays, for rows of a file instead
     (re.compile(r"\s*\w+ does not accept missing values encoded as NaN natively\..*?"
