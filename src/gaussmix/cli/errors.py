@@ -67,6 +67,7 @@ def translate(text: str) -> str:
     'Try to lower -k, increase --reg-covar.'
     >>> print(translate("the first is at row 2, column 0. Remove or impute them "
     ...                 "(e.g. sklearn.impute.SimpleImputer) before fitting."))
+    ... # doctest: +NORMALIZE_WHITESPACE
     the first is at data row 3, column 1 (counting from 1). Fill in or remove those
     rows in the file.
     """
