@@ -65,6 +65,26 @@ def test_zip_member_flagged_as_encrypted_is_refused(saved):
     refused(saved, r"truncated or corrupt .*encrypted")
 
 
+@pytest.mark.parametrize("shape", [(10**12,), (2**40, 3)])
+def test_member_declaring_a_huge_shape_is_refused_before_allocating(saved, shape):
+    # numpy allocates the declared shape before it reads the member's bytes:
+    # a corrupt header asked for terabytes (MemoryError).
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(saved) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    members["means_.npy"] = header.getvalue() + np.zeros(6).tobytes()
+    with zipfile.ZipFile(saved, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    refused(saved, r"truncated or corrupt \(its member 'means_\.npy' declares an array "
+                   r"of shape .* but holds 176 bytes\)")
+
+
 def test_metadata_nested_too_deeply_is_refused(saved):
     with np.load(saved, allow_pickle=False) as f:
         members = {key: f[key] for key in f.files}

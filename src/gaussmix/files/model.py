@@ -154,6 +154,8 @@ SUFFIX = ".npz"
 # of a single .npy array, as numpy.load tells them apart.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
+RESAVE_ADVICE = ("Re-save the model with gaussmix.files.model.save_model() or restore "
+                 "the file from a good copy.")
 # Errors numpy/zipfile raise on archives that are truncated or corrupt: a
 # corrupt directory can also set the encryption flag (RuntimeError) or point
 # a seek before the start of the file (OSError EINVAL).
@@ -410,9 +412,7 @@ def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise ModelFileError(
             path,
             f"is not a readable gaussmix model file: it is truncated or corrupt "
-            f"({type(exc).__name__}: {detail})",
-            "Re-save the model with gaussmix.files.model.save_model() or restore the file "
-            "from a good copy.",
+            f"({type(exc).__name__}: {detail})", RESAVE_ADVICE,
         ) from exc
     # Members that are not .npy files come from a later minor version: ignored.
     return {key: value for key, value in members.items() if value is not None}
@@ -435,8 +435,33 @@ def _check_magic(path: str | os.PathLike[str]) -> None:
         )
 
 
+def _check_declared_size(path: str | os.PathLike[str], archive: zipfile.ZipFile,
+                         name: str) -> None:
+    """Refuse a ``.npy`` member whose header declares more bytes than the member
+    holds, before numpy allocates them (a corrupt shape asked for terabytes:
+    MemoryError)."""
+    if name not in archive.namelist():
+        return  # not a .npy member
+    size = archive.getinfo(name).file_size
+    readers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    with archive.open(name) as fh:
+        read = readers.get(np.lib.format.read_magic(fh))
+        if read is None:
+            return  # a version numpy reads (or refuses) itself
+        shape, _, dtype = read(fh)
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if declared > size:
+            raise ModelFileError(
+                path, f"is not a readable gaussmix model file: it is truncated or "
+                f"corrupt (its member {name!r} declares an array of shape {shape}, "
+                f"{declared} bytes, but holds {size} bytes)", RESAVE_ADVICE,
+            )
+
+
 def _member(path: str | os.PathLike[str], loaded: Any, key: str) -> np.ndarray | None:
     """The array ``key``; None for a member that is not a ``.npy`` file."""
+    _check_declared_size(path, loaded.zip, key + ".npy")
     try:
         value = loaded[key]
     except ValueError as exc:
