@@ -39,6 +39,15 @@ def refused(path: Path, pattern: str) -> None:
 # ------------------------------------------------------------ model files
 
 
+def test_save_onto_a_directory_names_it_not_the_temporary_file(X, tmp_path):
+    (tmp_path / "model.npz").mkdir()
+    model = GaussianMixture(n_components=2, random_state=0).fit(X)
+    with pytest.raises(IsADirectoryError, match=r"choose another name") as info:
+        save_model(model, tmp_path / "model.npz")
+    assert ".tmp" not in str(info.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
 def _end_of_directory(data: bytes) -> int:
     return data.rindex(b"PK\x05\x06")
 

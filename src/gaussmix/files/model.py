@@ -301,6 +301,11 @@ def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
         raise FileNotFoundError(
             errno.ENOENT, "Directory for the model file does not exist", str(target)
         )
+    if target.is_dir():  # else the rename fails, naming the temporary file
+        raise IsADirectoryError(
+            errno.EISDIR, "A directory has the model file's name; choose another name",
+            str(target),
+        )
     with atomic_output(target) as tmp, open(tmp, "xb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stub quirk
         fh.flush()
