@@ -219,3 +219,22 @@ def test_option_names_already_in_a_message_are_kept():
 
     assert translate("raise --tol or the 'tol' parameter") == (
         "raise --tol or the --tol parameter")
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_delimiter_ending_every_line_adds_no_column(X, tmp_path, header):
+    # "a,b,c," / "1,2,3,": the empty last field made a column 'unnamed_3' of
+    # NaN, and fit failed ("is missing (NaN); 80 such values").
+    from gaussmix.files.tables import read_data
+
+    rows = [",".join(map(repr, row)) + "," for row in X.tolist()]
+    path = tmp_path / "data.csv"
+    path.write_text(("a,b,c,\n" if header else "") + "\n".join(rows) + "\n")
+    values, names, _ = read_data(path)
+    np.testing.assert_array_equal(values, X)
+    assert names == (["a", "b", "c"] if header else ["x0", "x1", "x2"])
+    result = invoke("fit", path, "-k", 2, "--seed", 0, "-q", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 0, result.output
+    expected = GaussianMixture(n_components=2, random_state=0).fit(X)
+    np.testing.assert_allclose(load_model(tmp_path / "m.npz").means_, expected.means_,
+                               rtol=1e-12)

@@ -183,6 +183,9 @@ def _read_csv(path: PathLike) -> Table:
                 f"line {line} of {_quote(path)} has {_fields(len(row))} but the "
                 f"first row has {width}; every row needs the same number of fields"
             )
+    if width > 1 and all(not row[-1].strip() for row in rows):
+        # every line ends with a delimiter (as some spreadsheets write): no column
+        rows, width = [row[:-1] for row in rows], width - 1
     named = _has_header(rows)
     names = _header_names(path, rows[0]) if named else [f"x{i}" for i in range(width)]
     body, body_lines = (rows[1:], lines[1:]) if named else (rows, lines)
