@@ -238,3 +238,16 @@ def test_delimiter_ending_every_line_adds_no_column(X, tmp_path, header):
     expected = GaussianMixture(n_components=2, random_state=0).fit(X)
     np.testing.assert_allclose(load_model(tmp_path / "m.npz").means_, expected.means_,
                                rtol=1e-12)
+
+
+def test_skipped_column_warning_says_where_its_text_is(X, tmp_path):
+    # One typo turned a numeric column into text, and the warning named only
+    # the column: the model silently had one feature fewer.
+    rows = [",".join(map(repr, row)) for row in X.tolist()]
+    rows[6] = "1.5.2," + rows[6].split(",", 1)[1]
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,c\n" + "\n".join(rows) + "\n")
+    result = invoke("fit", path, "-k", 2, "-q", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 0, result.output
+    assert ("warning: ignoring non-numeric column(s) a (line 8 holds '1.5.2')"
+            in result.stderr)

@@ -129,16 +129,26 @@ def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
     first pass.
     """
     data: Data
+    table: Table | None = None
     stream = stream and missing != "marginalize"  # NaN rows are fitted in memory
     if stream and should_stream(path, chunk_size):
         data = open_rows(path, columns, weights, chunk_size, spill)
     else:
-        data = select_columns(read_table(path), columns, weights)
+        table = read_table(path)
+        data = select_columns(table, columns, weights)
     if data.skipped and columns is None:
-        warn(command, f"ignoring non-numeric column(s) {', '.join(data.skipped)}")
+        warn(command, f"ignoring non-numeric column(s) {_skipped(data.skipped, table)}")
     if isinstance(data, Dataset):
         check_numbers(data, allow_missing=missing == "marginalize")
     return data
+
+
+def _skipped(names: list[str], table: Table | None) -> str:
+    """The skipped columns, each with its first non-number when known, so that
+    a typo that drops a numeric column can be found: ``b (line 9 holds '1,5')``."""
+    problems = {} if table is None else {
+        table.names[i]: problem for i, problem in table.problems.items()}
+    return ", ".join(f"{n} ({problems[n]})" if n in problems else n for n in names)
 
 
 def model_data(model: Any, path: str, columns: str | None = None,
