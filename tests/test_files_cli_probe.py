@@ -251,3 +251,34 @@ def test_skipped_column_warning_says_where_its_text_is(X, tmp_path):
     assert result.exit_code == 0, result.output
     assert ("warning: ignoring non-numeric column(s) a (line 8 holds '1.5.2')"
             in result.stderr)
+
+
+@pytest.mark.parametrize("extra", [[], ["--chunk-size", "7"]])
+def test_model_columns_with_commas_or_spaces_in_their_names(X, tmp_path, extra):
+    # The model's column names were joined with commas and split again: a
+    # name holding a comma was not found, and one with a space (' a') was
+    # stripped and matched another column ('a'), which was used silently.
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"x,y": X[:, 0], " a": X[:, 1], "a": X[:, 2] * 100}), path)
+    model = GaussianMixture(n_components=2, random_state=0).fit(X[:, :2])
+    model.feature_names_in_ = np.asarray(["x,y", " a"], dtype=object)
+    saved = save_model(model, tmp_path / "model.npz")
+    result = invoke("score", saved, path, "-o", tmp_path / "s.npy", *extra)
+    assert result.exit_code == 0, result.output
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        expected = model.score_samples(X[:, :2])
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), expected, rtol=1e-12)
+
+
+def test_columns_option_takes_a_name_with_spaces_exactly(X, tmp_path):
+    from gaussmix.files.tables import read_data
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({" a": X[:, 0], "a": X[:, 1]}), path)
+    assert read_data(path, columns=" a")[1] == [" a"]
+    assert read_data(path, columns=[" a"])[1] == [" a"]
+    assert read_data(path, columns="a")[1] == ["a"]

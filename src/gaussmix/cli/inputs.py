@@ -172,10 +172,10 @@ def model_data(model: Any, path: str, columns: str | None = None,
     table = file_header(path) if streamed else read_table(path)
     fitted_names = getattr(model, "feature_names_in_", None)
     expected = int(model.n_features_in_)
-    if columns is None:
-        columns = _columns_by_name(table, fitted_names, expected)
-    data: Data = (open_rows(path, columns, weights, chunk_size) if streamed
-                  else select_columns(table, columns, weights))
+    chosen = (_columns_by_name(table, fitted_names, expected) if columns is None
+              else columns)
+    data: Data = (open_rows(path, chosen, weights, chunk_size) if streamed
+                  else select_columns(table, chosen, weights))
     if len(data.names) != expected:
         fitted = (f" ({', '.join(map(str, fitted_names))})"
                   if fitted_names is not None else "")
@@ -189,7 +189,7 @@ def model_data(model: Any, path: str, columns: str | None = None,
     return data
 
 
-def _columns_by_name(table: Table, fitted_names: Any, expected: int) -> str | None:
+def _columns_by_name(table: Table, fitted_names: Any, expected: int) -> list[str] | None:
     """The model's columns in the file, by name; None for 'numeric columns in order'."""
     wanted = ([str(n) for n in fitted_names] if fitted_names is not None
               else [f"x{i}" for i in range(expected)])
@@ -197,7 +197,7 @@ def _columns_by_name(table: Table, fitted_names: Any, expected: int) -> str | No
         return None
     missing = [n for n in wanted if n not in table.names]
     if not missing:
-        return ",".join(wanted)
+        return wanted  # a list: names may hold commas
     if fitted_names is None:
         return None
     raise DataError(

@@ -74,6 +74,8 @@ class Table:
 
     def index(self, column: str | int, role: str = "column") -> int:
         """Position of a column given by name or by 0-based position."""
+        if column in self.names:  # exact first: Parquet names may hold spaces
+            return self.names.index(str(column))
         key = str(column).strip()
         if key in self.names:
             return self.names.index(key)
