@@ -48,6 +48,17 @@ def test_save_onto_a_directory_names_it_not_the_temporary_file(X, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
 
 
+def test_save_of_a_hand_built_model_names_the_missing_attributes(X, tmp_path):
+    # means_ alone passed the fitted check; save then failed inside with
+    # "AttributeError: 'GaussianMixture' object has no attribute 'weights_'".
+    model = GaussianMixture(n_components=2).fit(X)
+    del model.weights_, model.lower_bound_
+    with pytest.raises(ValueError, match=r"lacks the fitted attribute\(s\) weights_, "
+                                         r"lower_bound_; fit it, or set"):
+        save_model(model, tmp_path / "model.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _end_of_directory(data: bytes) -> int:
     return data.rindex(b"PK\x05\x06")
 

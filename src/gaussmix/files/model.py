@@ -277,6 +277,14 @@ def _check_fitted(model: Any) -> None:
             f"This {type(model).__name__} instance is not fitted yet, so there is "
             "nothing to save. Call 'fit' with appropriate data before save_model()."
         )
+    required = (*checks.FITTED_ARRAYS, *checks.FITTED_SCALARS)
+    missing = [name for name in required if not hasattr(model, name)]
+    if missing:  # a model built by hand
+        raise ValueError(
+            f"Cannot save this {type(model).__name__}: it lacks the fitted "
+            f"attribute(s) {', '.join(missing)}; fit it, or set every one of "
+            f"{', '.join(required)}."
+        )
 
 
 def write_model_record(record: ModelRecord, path: str | os.PathLike[str]) -> Path:
