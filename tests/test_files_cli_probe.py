@@ -293,3 +293,18 @@ def test_columns_option_takes_a_name_with_spaces_exactly(X, tmp_path):
     assert read_data(path, columns=" a")[1] == [" a"]
     assert read_data(path, columns=[" a"])[1] == [" a"]
     assert read_data(path, columns="a")[1] == ["a"]
+
+
+def test_csv_with_carriage_return_line_ends(X, tmp_path):
+    # Lines ended by a lone '\r' (classic Mac / "CSV (Macintosh)" exports)
+    # failed: "new-line character seen in unquoted field - do you need to
+    # open the file in universal-newline mode?"
+    from gaussmix.files.tables import read_table
+
+    rows = [";".join(map(repr, row)) for row in X[:5].tolist()]
+    path = tmp_path / "mac.csv"
+    path.write_bytes(("a;b;c\r" + "\r".join(rows) + "\r").encode())
+    table = read_table(path)
+    assert table.names == ["a", "b", "c"]
+    np.testing.assert_array_equal(np.column_stack(table.columns), X[:5])
+    assert table.lines.tolist() == [2, 3, 4, 5, 6]

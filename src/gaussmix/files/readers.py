@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -170,7 +171,8 @@ def _read_csv(path: PathLike) -> Table:
     if "\x00" in text:
         raise DataError(f"{_quote(path)} is a binary file, not a text CSV file")
     delimiter = _delimiter(text, file_format(path))
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    # newline="": lines end at \r\n, \n or a lone \r (old Mac exports)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         numbered = [(reader.line_num, r) for r in reader if not _is_blank(r)]
     except csv.Error as exc:
@@ -216,7 +218,7 @@ def _fields(n: int) -> str:
 def _delimiter(text: str, fmt: str) -> str:
     if fmt == "tsv":
         return "\t"
-    first = text.split("\n", 1)[0]
+    first = re.split(r"\r\n?|\n", text, maxsplit=1)[0]
     if "," in first:
         return ","
     return next((d for d in (";", "\t") if d in first), ",")
