@@ -59,6 +59,14 @@ def test_save_of_a_hand_built_model_names_the_missing_attributes(X, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_load_without_the_suffix_save_appended_says_so(X, tmp_path):
+    model = GaussianMixture(n_components=2, random_state=0).fit(X)
+    written = save_model(model, tmp_path / "model")
+    with pytest.raises(FileNotFoundError, match=r"appended \.npz: load '.*model\.npz'"):
+        load_model(tmp_path / "model")
+    assert load_model(written).n_components == 2
+
+
 def _end_of_directory(data: bytes) -> int:
     return data.rindex(b"PK\x05\x06")
 

@@ -413,7 +413,10 @@ def read_model_record(path: str | os.PathLike[str]) -> ModelRecord:
 def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read every member of the archive into memory, closing the file."""
     if not os.path.exists(path):
-        raise FileNotFoundError(2, "No such gaussmix model file", os.fspath(path))
+        hint = ""
+        if model_file_path(path).exists():  # save_model("m") wrote "m.npz"
+            hint = f" (save_model appended .npz: load {os.fspath(model_file_path(path))!r})"
+        raise FileNotFoundError(2, "No such gaussmix model file" + hint, os.fspath(path))
     _check_magic(path)
     try:
         with np.load(path, allow_pickle=False) as loaded:
