@@ -316,3 +316,28 @@ def test_csv_with_carriage_return_line_ends(X, tmp_path):
     assert table.names == ["a", "b", "c"]
     np.testing.assert_array_equal(np.column_stack(table.columns), X[:5])
     assert table.lines.tolist() == [2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("extra", [[], ["--chunk-size", "10"]])
+def test_parquet_with_duplicate_column_names(X, tmp_path, extra):
+    # Read whole: "is not a readable Parquet file (Multiple matches for
+    # FieldRef...); check that it was written completely"; streamed: a
+    # KeyError traceback.
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "dupe.parquet"
+    pq.write_table(pa.table([X[:, 0], X[:, 1], X[:, 2]], names=["a", "a", "b"]), path)
+    result = invoke("fit", path, "-k", 2, "-q", "-o", tmp_path / "m.npz", *extra)
+    assert_one_line_error(result, "fit", r"'.*dupe\.parquet' has duplicate column "
+                                         r"name\(s\) a; rename them$")
+
+
+def test_parquet_source_with_duplicate_column_names(X, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from gaussmix import ParquetSource
+
+    path = tmp_path / "dupe.parquet"
+    pq.write_table(pa.table([X[:, 0], X[:, 1]], names=["a", "a"]), path)
+    with pytest.raises(ValueError, match=r"duplicate column name\(s\) a; rename them"):
+        ParquetSource(path)

@@ -27,7 +27,7 @@ from .formats import (
 )
 from .formats import quote as _quote
 
-__all__ = ["Table", "name_list", "position", "read_table"]
+__all__ = ["Table", "check_unique_names", "name_list", "position", "read_table"]
 
 _MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
@@ -253,13 +253,19 @@ def _has_header(rows: list[list[str]]) -> bool:
 
 def _header_names(path: PathLike, header: list[str]) -> list[str]:
     names = [n.strip() or f"unnamed_{i}" for i, n in enumerate(header)]
+    check_unique_names(path, names, "in its header")
+    return names
+
+
+def check_unique_names(path: PathLike, names: Sequence[str], where: str = "") -> None:
+    """Raise :class:`DataError` when two columns share a name (a column is
+    chosen by its name, and a model finds its columns by name)."""
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise DataError(
-            f"{_quote(path)} has duplicate column name(s) {', '.join(duplicates)} "
-            "in its header; rename them"
+            f"{_quote(path)} has duplicate column name(s) {', '.join(duplicates)}"
+            f"{' ' + where if where else ''}; rename them"
         )
-    return names
 
 
 def _parse_column(
@@ -343,6 +349,8 @@ def _read_parquet(path: PathLike) -> Table:
     pq = require("pyarrow.parquet", "io", "reading Parquet files")
     pa = require("pyarrow", "io", "reading Parquet files")
     try:
+        # pyarrow's own message for duplicate names reads like a corrupt file
+        check_unique_names(path, pq.ParquetFile(os.fspath(path)).schema_arrow.names)
         arrow = pq.read_table(os.fspath(path))
     except (pa.ArrowException, OSError) as exc:
         if isinstance(exc, PermissionError):

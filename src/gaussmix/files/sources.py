@@ -31,6 +31,7 @@ from .._optional import require
 from ..engine.covariance import ComputeSpec
 from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk, check_chunk, check_chunk_weights
 from ..engine.xp import array_namespace
+from .readers import check_unique_names
 from .spill import SpilledReads, row_spill
 
 __all__ = ["ParquetSource", "ZarrSource"]
@@ -88,6 +89,7 @@ class ParquetSource(SpilledReads):
         self._file = pq.ParquetFile(self.path, memory_map=True, pre_buffer=False)
         schema = self._file.schema_arrow
         names = list(schema.names)
+        check_unique_names(self.path, names)  # else pyarrow's KeyError when read
 
         def numeric(name: str) -> bool:
             kind = schema.field(name).type
