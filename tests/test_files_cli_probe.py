@@ -67,6 +67,37 @@ def test_load_without_the_suffix_save_appended_says_so(X, tmp_path):
     assert load_model(written).n_components == 2
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_sklearn_model_fitted_on_float32_saves_and_loads_exactly(X, tmp_path,
+                                                                 covariance_type):
+    # scikit-learn keeps float32 attributes after a float32 fit; save_model
+    # refused them ("weights_ that sum to 1.0000000596, not 1"): its checks
+    # allowed only for float64 rounding.
+    from sklearn.mixture import GaussianMixture as SklearnMixture
+
+    X32 = (X * [1.0, 10.0, 100.0]).astype(np.float32)
+    model = SklearnMixture(n_components=3, covariance_type=covariance_type,
+                           random_state=0).fit(X32)
+    assert model.weights_.dtype == np.float32
+    loaded = load_model(save_model(model, tmp_path / "model.npz"))
+    for name in ("weights_", "means_", "covariances_", "precisions_",
+                 "precisions_cholesky_"):
+        assert getattr(loaded, name).dtype == np.float64
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+    np.testing.assert_array_equal(loaded.predict(X32), model.predict(X32))
+    np.testing.assert_allclose(loaded.score_samples(X32), model.score_samples(X32),
+                               rtol=1e-5)
+
+
+def test_float32_edit_beyond_its_rounding_is_still_refused(X, tmp_path):
+    from sklearn.mixture import GaussianMixture as SklearnMixture
+
+    model = SklearnMixture(n_components=2, random_state=0).fit(X.astype(np.float32))
+    model.weights_ = (model.weights_ * np.float32(1.001)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"weights_ that sum to 1\.00"):
+        save_model(model, tmp_path / "model.npz")
+
+
 def _end_of_directory(data: bytes) -> int:
     return data.rindex(b"PK\x05\x06")
 

@@ -19,7 +19,10 @@ Archive members (format version 1)
 Each key below is the zip member ``<key>.npy``. ``K`` is ``n_components`` and
 ``d`` is ``n_features_in_``. Numeric arrays are IEEE ``float64`` in the byte
 order given in each ``.npy`` header (``<f8``, little-endian, on all common
-platforms), stored bit for bit, so a round trip is exact.
+platforms), stored bit for bit, so a round trip is exact. The five fitted
+parameter arrays are ``float32`` instead when the saved model held them in
+float32 (a scikit-learn model fitted on float32 data); they load as float64,
+exactly, and the checks below allow for float32 rounding.
 
 ===========================  =======  ========================================
 key                          dtype    shape
@@ -73,12 +76,13 @@ could not have produced, and :func:`save_model` refuses to write one:
 - every array and every float in ``"fitted"`` is finite; ``n_features_in_``
   is an integer >= 1, ``n_iter_`` an integer >= 0 and ``converged_`` a JSON
   boolean;
-- ``weights_`` are >= 0 and sum to one (to a relative ``1e-8``);
+- ``weights_`` are >= 0 and sum to one (to ``1e-8`` plus rounding);
 - ``precisions_cholesky_`` are upper-triangular with a strictly positive
   diagonal (``"diag"`` and ``"spherical"``: strictly positive values);
 - ``precisions_cholesky_`` is the reference: ``precisions_`` and
   ``covariances_`` must equal the values derived from it (``U @ U.T`` and its
-  inverse) to a relative ``1e-8``, measured in units of each entry's scale
+  inverse) to a relative ``1e-8`` (plus rounding in the arrays' precision),
+  measured in units of each entry's scale
   ``sqrt(a_ii * a_jj)`` and widened by rounding for nearly singular
   covariances. They are stored too, so that readers need no linear algebra;
 - every constructor parameter passes the validation that ``fit`` runs
