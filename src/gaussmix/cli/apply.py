@@ -17,7 +17,7 @@ from ..files.streams import StreamedData
 from ..files.tables import check_output_path, open_table_writer, write_table
 from ..plotting import FIGURE_FORMATS
 from .fit import criteria_of, information_criteria
-from .inputs import load_model, model_data, n_rows, quiet_feature_names
+from .inputs import check_not_input, load_model, model_data, n_rows, quiet_feature_names
 from .options import TABLE_FORMATS, chunk_size_option, columns_option, missing_option
 
 __all__ = ["plot_command", "predict_command", "score_command"]
@@ -51,6 +51,7 @@ def predict_command(model_path: str, data: str, output: str | None, proba: bool,
     """
     if output is not None:
         check_output_path(output, TABLE_FORMATS)
+    check_not_input(output, data)
     model = _loaded(model_path, chunk_size, missing)
     dataset = model_data(model, data, columns, chunk_size=chunk_size, stream=True)
 
@@ -98,6 +99,7 @@ def score_command(model_path: str, data: str, output: str | None,
     """
     if output is not None:
         check_output_path(output, TABLE_FORMATS)
+    check_not_input(output, data)
     model = _loaded(model_path, chunk_size, missing)
     dataset = model_data(model, data, columns, weights, chunk_size=chunk_size,
                          stream=True)

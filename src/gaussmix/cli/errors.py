@@ -32,6 +32,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 _OPTIONS = {
     "reg_covar": "--reg-covar",
     "max_iter": "--max-iter",
+    "tol": "--tol",
     "n_init": "--n-init",
     "n_components": "-k",
     "covariance_type": "--covariance",
@@ -41,7 +42,8 @@ _OPTIONS = {
     "sample_weight": "the --weights column",
     "n_samples": "the number of rows",
 }
-_OPTION_NAMES = re.compile(r"'?\b(" + "|".join(_OPTIONS) + r")\b'?")
+# not after '-': a message may already name an option ("--tol")
+_OPTION_NAMES = re.compile(r"'?(?<![-\w])(" + "|".join(_OPTIONS) + r")\b'?")
 _PHRASES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # scikit-learn's advice for arrays, for rows of a file instead
     (re.compile(r"\s*\w+ does not accept missing values encoded as NaN natively\..*?"
@@ -65,6 +67,7 @@ def translate(text: str) -> str:
     'Try to lower -k, increase --reg-covar.'
     >>> print(translate("the first is at row 2, column 0. Remove or impute them "
     ...                 "(e.g. sklearn.impute.SimpleImputer) before fitting."))
+    ... # doctest: +NORMALIZE_WHITESPACE
     the first is at data row 3, column 1 (counting from 1). Fill in or remove those
     rows in the file.
     """

@@ -36,6 +36,7 @@ from .inputs import (
 from .options import (
     COVARIANCE_TYPES,
     INIT_METHODS,
+    SEED,
     chunk_size_option,
     columns_option,
     em_options,
@@ -193,7 +194,7 @@ Examples:
 @em_options
 @click.option("--init", "init_params", type=click.Choice(INIT_METHODS),
               default="kmeans", show_default=True, help="Initialisation method.")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=SEED, default=None,
               help="Random seed, for reproducible fits (stored in the model).")
 @columns_option
 @click.option("--weights", metavar="COLUMN", default=None,
@@ -246,7 +247,7 @@ Examples:
 @click.option("-o", "--output", default="gaussmix-example.png", show_default=True,
               metavar="FIGURE", help="Figure to write (.png, .svg or .pdf).")
 @click.option("--no-plot", is_flag=True, help="Fit and print only; no figure.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")
 @progress_options
 def example_command(output: str, no_plot: bool, seed: int, quiet: bool,
                     force_progress: bool) -> None:

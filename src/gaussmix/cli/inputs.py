@@ -31,8 +31,8 @@ from ..files.tables import (
 from ..mixture import GaussianMixture
 
 __all__ = [
-    "Data", "load_model", "model_data", "model_output", "n_rows", "quiet_feature_names",
-    "read_dataset_for_fit", "stderr", "stdout", "warn",
+    "Data", "check_not_input", "load_model", "model_data", "model_output", "n_rows",
+    "quiet_feature_names", "read_dataset_for_fit", "stderr", "stdout", "warn",
 ]
 
 #: What the commands read: a whole table in memory, or a file read chunk by chunk.
@@ -84,8 +84,25 @@ def model_output(path: str) -> Path:
     return target
 
 
+def check_not_input(output: str | None, data: str) -> None:
+    """Refuse an output that is the data file itself: writing it would replace
+    the user's data with labels or log densities."""
+    if output is None or not (os.path.exists(output) and os.path.exists(data)):
+        return
+    if os.path.samefile(output, data):
+        raise DataError(
+            f"output {output!r} is the data file {data!r}; writing it would replace "
+            "the data: choose another file with -o"
+        )
+
+
 def load_model(path: str) -> GaussianMixture:
-    """Load a model file; ``model`` also finds ``model.npz``."""
+    """Load a model file; ``model`` also finds ``model.npz``.
+
+    The commands compute with NumPy in float64 (they have no ``--device``), so
+    a model saved with ``device="cuda"`` is used without it: on a machine
+    without a GPU it would fail, and on one it would compute in float32.
+    """
     from ..files.model import load_model as _load
 
     if not os.path.exists(path) and model_file_path(path).exists():
@@ -95,7 +112,9 @@ def load_model(path: str) -> GaussianMixture:
             f"model file {path!r} does not exist; create one with "
             f"'gaussmix fit DATA -k K -o {path}'"
         )
-    return _load(path)
+    model = _load(path)
+    model.set_params(device=None)
+    return model
 
 
 def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
@@ -110,16 +129,26 @@ def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
     first pass.
     """
     data: Data
+    table: Table | None = None
     stream = stream and missing != "marginalize"  # NaN rows are fitted in memory
     if stream and should_stream(path, chunk_size):
         data = open_rows(path, columns, weights, chunk_size, spill)
     else:
-        data = select_columns(read_table(path), columns, weights)
+        table = read_table(path)
+        data = select_columns(table, columns, weights)
     if data.skipped and columns is None:
-        warn(command, f"ignoring non-numeric column(s) {', '.join(data.skipped)}")
+        warn(command, f"ignoring non-numeric column(s) {_skipped(data.skipped, table)}")
     if isinstance(data, Dataset):
         check_numbers(data, allow_missing=missing == "marginalize")
     return data
+
+
+def _skipped(names: list[str], table: Table | None) -> str:
+    """The skipped columns, each with its first non-number when known, so that
+    a typo that drops a numeric column can be found: ``b (line 9 holds '1,5')``."""
+    problems = {} if table is None else {
+        table.names[i]: problem for i, problem in table.problems.items()}
+    return ", ".join(f"{n} ({problems[n]})" if n in problems else n for n in names)
 
 
 def model_data(model: Any, path: str, columns: str | None = None,
@@ -143,10 +172,10 @@ def model_data(model: Any, path: str, columns: str | None = None,
     table = file_header(path) if streamed else read_table(path)
     fitted_names = getattr(model, "feature_names_in_", None)
     expected = int(model.n_features_in_)
-    if columns is None:
-        columns = _columns_by_name(table, fitted_names, expected)
-    data: Data = (open_rows(path, columns, weights, chunk_size) if streamed
-                  else select_columns(table, columns, weights))
+    chosen = (_columns_by_name(table, fitted_names, expected) if columns is None
+              else columns)
+    data: Data = (open_rows(path, chosen, weights, chunk_size) if streamed
+                  else select_columns(table, chosen, weights))
     if len(data.names) != expected:
         fitted = (f" ({', '.join(map(str, fitted_names))})"
                   if fitted_names is not None else "")
@@ -160,7 +189,7 @@ def model_data(model: Any, path: str, columns: str | None = None,
     return data
 
 
-def _columns_by_name(table: Table, fitted_names: Any, expected: int) -> str | None:
+def _columns_by_name(table: Table, fitted_names: Any, expected: int) -> list[str] | None:
     """The model's columns in the file, by name; None for 'numeric columns in order'."""
     wanted = ([str(n) for n in fitted_names] if fitted_names is not None
               else [f"x{i}" for i in range(expected)])
@@ -168,7 +197,7 @@ def _columns_by_name(table: Table, fitted_names: Any, expected: int) -> str | No
         return None
     missing = [n for n in wanted if n not in table.names]
     if not missing:
-        return ",".join(wanted)
+        return wanted  # a list: names may hold commas
     if fitted_names is None:
         return None
     raise DataError(

@@ -11,11 +11,14 @@ from ..engine.covariance import COVARIANCE_TYPES as _REGISTRY
 from ..validation import INIT_METHODS
 
 COVARIANCE_TYPES = tuple(_REGISTRY)
+#: Seeds numpy's RandomState takes (a negative or larger one failed after the
+#: data was read, with a message that named no option).
+SEED = click.IntRange(0, 2**32 - 1)
 #: Output formats of tables (labels, responsibilities, log densities, samples).
 TABLE_FORMATS = ("csv", "tsv", "npy", "parquet")
 
 __all__ = [
-    "COVARIANCE_TYPES", "INIT_METHODS", "TABLE_FORMATS", "chunk_size_option",
+    "COVARIANCE_TYPES", "INIT_METHODS", "SEED", "TABLE_FORMATS", "chunk_size_option",
     "columns_option", "em_options", "missing_option", "progress_options",
 ]
 

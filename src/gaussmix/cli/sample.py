@@ -27,7 +27,7 @@ from ..files.tables import (
 )
 from ..files.writers import check_free_space, estimated_size
 from .inputs import load_model
-from .options import TABLE_FORMATS
+from .options import SEED, TABLE_FORMATS
 
 __all__ = ["draw_chunks", "parse_count", "sample_command"]
 
@@ -109,7 +109,7 @@ Examples:
               help="Number of rows to draw (1000, 1e6, 10_000).")
 @click.option("-o", "--output", required=True, metavar="OUT",
               help="File to write (.csv, .tsv, .npy or .parquet).")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=SEED, default=None,
               help="Random seed (default: the model's stored seed, so repeated "
                    "calls give the same rows).")
 def sample_command(model_path: str, n_samples: str, output: str,

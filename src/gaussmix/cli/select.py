@@ -19,6 +19,7 @@ from .errors import translate
 from .options import (
     COVARIANCE_TYPES,
     INIT_METHODS,
+    SEED,
     chunk_size_option,
     em_options,
     missing_option,
@@ -105,7 +106,7 @@ reports 2 log L - p log n, that is minus the BIC printed here.""",
               default="kmeans", show_default=True,
               help="Initialisation, shared by the covariance types of each K.")
 @em_options
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=SEED, default=None,
               help="Random seed, for a reproducible selection.")
 @click.option("--columns", metavar="A,B,C", default=None,
               help="Comma-separated feature columns, by name or 0-based position. "

@@ -19,7 +19,10 @@ Archive members (format version 1)
 Each key below is the zip member ``<key>.npy``. ``K`` is ``n_components`` and
 ``d`` is ``n_features_in_``. Numeric arrays are IEEE ``float64`` in the byte
 order given in each ``.npy`` header (``<f8``, little-endian, on all common
-platforms), stored bit for bit, so a round trip is exact.
+platforms), stored bit for bit, so a round trip is exact. The five fitted
+parameter arrays are ``float32`` instead when the saved model held them in
+float32 (a scikit-learn model fitted on float32 data); they load as float64,
+exactly, and the checks below allow for float32 rounding.
 
 ===========================  =======  ========================================
 key                          dtype    shape
@@ -73,12 +76,13 @@ could not have produced, and :func:`save_model` refuses to write one:
 - every array and every float in ``"fitted"`` is finite; ``n_features_in_``
   is an integer >= 1, ``n_iter_`` an integer >= 0 and ``converged_`` a JSON
   boolean;
-- ``weights_`` are >= 0 and sum to one (to a relative ``1e-8``);
+- ``weights_`` are >= 0 and sum to one (to ``1e-8`` plus rounding);
 - ``precisions_cholesky_`` are upper-triangular with a strictly positive
   diagonal (``"diag"`` and ``"spherical"``: strictly positive values);
 - ``precisions_cholesky_`` is the reference: ``precisions_`` and
   ``covariances_`` must equal the values derived from it (``U @ U.T`` and its
-  inverse) to a relative ``1e-8``, measured in units of each entry's scale
+  inverse) to a relative ``1e-8`` (plus rounding in the arrays' precision),
+  measured in units of each entry's scale
   ``sqrt(a_ii * a_jj)`` and widened by rounding for nearly singular
   covariances. They are stored too, so that readers need no linear algebra;
 - every constructor parameter passes the validation that ``fit`` runs
@@ -154,7 +158,11 @@ SUFFIX = ".npz"
 # of a single .npy array, as numpy.load tells them apart.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
-# Errors numpy/zipfile raise on archives that are truncated or corrupt.
+RESAVE_ADVICE = ("Re-save the model with gaussmix.files.model.save_model() or restore "
+                 "the file from a good copy.")
+# Errors numpy/zipfile raise on archives that are truncated or corrupt: a
+# corrupt directory can also set the encryption flag (RuntimeError) or point
+# a seek before the start of the file (OSError EINVAL).
 _READ_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
@@ -163,6 +171,8 @@ _READ_ERRORS = (
     struct.error,
     NotImplementedError,
     KeyError,
+    RuntimeError,
+    OSError,
 )
 
 
@@ -271,6 +281,14 @@ def _check_fitted(model: Any) -> None:
             f"This {type(model).__name__} instance is not fitted yet, so there is "
             "nothing to save. Call 'fit' with appropriate data before save_model()."
         )
+    required = (*checks.FITTED_ARRAYS, *checks.FITTED_SCALARS)
+    missing = [name for name in required if not hasattr(model, name)]
+    if missing:  # a model built by hand
+        raise ValueError(
+            f"Cannot save this {type(model).__name__}: it lacks the fitted "
+            f"attribute(s) {', '.join(missing)}; fit it, or set every one of "
+            f"{', '.join(required)}."
+        )
 
 
 def write_model_record(record: ModelRecord, path: str | os.PathLike[str]) -> Path:
@@ -294,6 +312,11 @@ def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
     if not target.parent.is_dir():
         raise FileNotFoundError(
             errno.ENOENT, "Directory for the model file does not exist", str(target)
+        )
+    if target.is_dir():  # else the rename fails, naming the temporary file
+        raise IsADirectoryError(
+            errno.EISDIR, "A directory has the model file's name; choose another name",
+            str(target),
         )
     with atomic_output(target) as tmp, open(tmp, "xb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stub quirk
@@ -394,7 +417,10 @@ def read_model_record(path: str | os.PathLike[str]) -> ModelRecord:
 def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read every member of the archive into memory, closing the file."""
     if not os.path.exists(path):
-        raise FileNotFoundError(2, "No such gaussmix model file", os.fspath(path))
+        hint = ""
+        if model_file_path(path).exists():  # save_model("m") wrote "m.npz"
+            hint = f" (save_model appended .npz: load {os.fspath(model_file_path(path))!r})"
+        raise FileNotFoundError(2, "No such gaussmix model file" + hint, os.fspath(path))
     _check_magic(path)
     try:
         with np.load(path, allow_pickle=False) as loaded:
@@ -406,9 +432,7 @@ def _read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise ModelFileError(
             path,
             f"is not a readable gaussmix model file: it is truncated or corrupt "
-            f"({type(exc).__name__}: {detail})",
-            "Re-save the model with gaussmix.files.model.save_model() or restore the file "
-            "from a good copy.",
+            f"({type(exc).__name__}: {detail})", RESAVE_ADVICE,
         ) from exc
     # Members that are not .npy files come from a later minor version: ignored.
     return {key: value for key, value in members.items() if value is not None}
@@ -431,8 +455,33 @@ def _check_magic(path: str | os.PathLike[str]) -> None:
         )
 
 
+def _check_declared_size(path: str | os.PathLike[str], archive: zipfile.ZipFile,
+                         name: str) -> None:
+    """Refuse a ``.npy`` member whose header declares more bytes than the member
+    holds, before numpy allocates them (a corrupt shape asked for terabytes:
+    MemoryError)."""
+    if name not in archive.namelist():
+        return  # not a .npy member
+    size = archive.getinfo(name).file_size
+    readers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    with archive.open(name) as fh:
+        read = readers.get(np.lib.format.read_magic(fh))
+        if read is None:
+            return  # a version numpy reads (or refuses) itself
+        shape, _, dtype = read(fh)
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if declared > size:
+            raise ModelFileError(
+                path, f"is not a readable gaussmix model file: it is truncated or "
+                f"corrupt (its member {name!r} declares an array of shape {shape}, "
+                f"{declared} bytes, but holds {size} bytes)", RESAVE_ADVICE,
+            )
+
+
 def _member(path: str | os.PathLike[str], loaded: Any, key: str) -> np.ndarray | None:
     """The array ``key``; None for a member that is not a ``.npy`` file."""
+    _check_declared_size(path, loaded.zip, key + ".npy")
     try:
         value = loaded[key]
     except ValueError as exc:

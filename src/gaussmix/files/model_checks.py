@@ -46,7 +46,6 @@ WEIGHTS_RTOL = 1e-8
 # Stored precisions and covariances must equal those derived from the Cholesky
 # factors to this relative tolerance, plus rounding that grows with conditioning.
 AGREEMENT_RTOL = 1e-8
-_EPS = float(np.finfo(np.float64).eps)
 
 
 class RecordError(ValueError):
@@ -170,7 +169,7 @@ def check_record(record: ModelRecord) -> None:
             f"{len(record.feature_names_in_)})"
         )
     _check_shapes(record, piece, k, d)
-    check_weights(record.arrays["weights_"])
+    check_weights(record.arrays["weights_"], k)
     check_cholesky(record.arrays["precisions_cholesky_"], piece)
     check_agreement(record.arrays, piece)
 
@@ -237,8 +236,9 @@ def check_array(
 # ------------------------------------------------------------ fitted values
 
 
-def check_weights(weights: np.ndarray) -> None:
-    """Mixture weights are non-negative and sum to one."""
+def check_weights(weights: np.ndarray, k: int = 1) -> None:
+    """Mixture weights are non-negative and sum to one (to rounding in their
+    own precision: float32 for a scikit-learn model fitted on float32 data)."""
     negative = np.flatnonzero(weights < 0)
     if negative.size:
         i = int(negative[0])
@@ -246,7 +246,7 @@ def check_weights(weights: np.ndarray) -> None:
             f"has negative mixture weights: weights_[{i}] = {float(weights[i])!r}"
         )
     total = float(np.sum(weights))
-    if not abs(total - 1.0) <= WEIGHTS_RTOL:
+    if not abs(total - 1.0) <= WEIGHTS_RTOL + 4 * k * _eps(weights):
         raise RecordError(f"has mixture weights_ that sum to {total:.12g}, not 1")
 
 
@@ -290,7 +290,8 @@ def check_agreement(arrays: dict[str, np.ndarray], piece: CovarianceType) -> Non
     derived covariances grows with the condition number, which widens the
     tolerance for nearly singular components.
     """
-    chol = arrays["precisions_cholesky_"]
+    chol = arrays["precisions_cholesky_"].astype(np.float64)
+    eps = max(_eps(arrays[name]) for name in FITTED_ARRAYS)
     with np.errstate(all="ignore"):
         precisions = piece.precisions(chol)
         covariances = piece.covariances_from_cholesky(chol)
@@ -302,8 +303,10 @@ def check_agreement(arrays: dict[str, np.ndarray], piece: CovarianceType) -> Non
                 "covariances they define overflow or underflow float64"
             )
     kappa = _condition(precisions, covariances, piece)
-    _compare("precisions_", arrays["precisions_"], precisions, piece, 0.0)
-    _compare("covariances_", arrays["covariances_"], covariances, piece, kappa)
+    size = chol.shape[-1] if holds_matrices(piece) else 1
+    _compare("precisions_", arrays["precisions_"], precisions, piece, 16 * eps * size)
+    _compare("covariances_", arrays["covariances_"], covariances, piece,
+             16 * eps * (kappa + size))
 
 
 def _diagonal(values: np.ndarray, piece: CovarianceType) -> np.ndarray:
@@ -332,13 +335,19 @@ def _condition(
     return (norm * inverse_norm)[..., None, None]
 
 
+def _eps(values: np.ndarray) -> float:
+    """Rounding unit of an array's floats (float64's for integers)."""
+    kind = values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)
+    return float(np.finfo(kind).eps)
+
+
 def _compare(
     name: str, stored: np.ndarray, derived: np.ndarray, piece: CovarianceType,
-    kappa: np.ndarray | float,
+    rounding: np.ndarray | float,
 ) -> None:
     with np.errstate(all="ignore"):
         error = np.abs(stored - derived) / _scale(derived, piece)
-    tolerance = AGREEMENT_RTOL + 16 * _EPS * np.asarray(kappa)
+    tolerance = AGREEMENT_RTOL + np.asarray(rounding)
     bad = ~(error <= tolerance)
     if np.any(bad):
         where = tuple(int(i) for i in np.argwhere(bad)[0])

@@ -79,8 +79,7 @@ def record_from_estimator(model: Any) -> ModelRecord:
         else:  # RandomState, Generator, callables, ...
             params[name] = None
             unserialised.append(name)
-    arrays = {name: np.asarray(getattr(model, name), dtype=np.float64)
-              for name in FITTED_ARRAYS}
+    arrays = {name: _float_array(getattr(model, name)) for name in FITTED_ARRAYS}
     if getattr(model, "lower_bounds_", None) is not None:
         arrays["lower_bounds_"] = np.asarray(model.lower_bounds_, np.float64).reshape(-1)
     fitted = {"n_features_in_": int(model.n_features_in_), "n_iter_": int(model.n_iter_),
@@ -90,6 +89,15 @@ def record_from_estimator(model: Any) -> ModelRecord:
     return ModelRecord(params, arrays, fitted,
                        None if names is None else [str(n) for n in names],
                        tuple(unserialised))
+
+
+def _float_array(value: Any) -> np.ndarray:
+    """float64, or float32 as it is: scikit-learn keeps float32 attributes
+    after a float32 fit, and checks allow for their rounding (see
+    :func:`~gaussmix.files.model_checks.check_record`)."""
+    array = np.asarray(value)
+    return array.astype(np.float32 if array.dtype == np.float32 else np.float64,
+                        copy=False)
 
 
 def _is_json_scalar(value: Any) -> bool:
@@ -112,7 +120,9 @@ def estimator_from_record(cls: Any, record: ModelRecord) -> Any:
     parameters ``cls`` does not know are left out (the loader warns about them)."""
     known = cls().get_params(deep=False)
     model = cls(**{k: v for k, v in record.params.items() if k in known})
-    for name, value in {**record.arrays, **record.fitted}.items():
+    for name, value in record.arrays.items():  # float32 values are exact in float64
+        setattr(model, name, value.astype(np.float64))
+    for name, value in record.fitted.items():
         setattr(model, name, value)
     if "lower_bounds_" in record.arrays:
         model.lower_bounds_ = record.arrays["lower_bounds_"].tolist()
@@ -200,7 +210,9 @@ def _decode_metadata(raw: np.ndarray | None) -> dict[str, Any]:
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise ValueError(f"expected a 1-D uint8 array, got {raw.dtype} {raw.shape}")
         metadata = json.loads(raw.tobytes().decode("utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; arrays nested
+    # thousands deep exhaust the decoder's recursion
+    except (ValueError, RecursionError) as exc:
         raise RecordError(f"has an unreadable metadata entry ({exc})", SAVE_HINT) from exc
     _check_format(metadata)
     checks.check_header(metadata)
@@ -228,6 +240,7 @@ def _check_format(metadata: Any) -> None:
 
 
 def _as_float(name: str, value: np.ndarray) -> np.ndarray:
+    """float64, or float32 kept so that the checks allow for its rounding."""
     if value.dtype.kind not in "fiu":
         raise RecordError(f"has array {name!r} of non-numeric dtype {value.dtype}")
-    return value.astype(np.float64, copy=False)
+    return _float_array(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +27,7 @@ from .formats import (
 )
 from .formats import quote as _quote
 
-__all__ = ["Table", "name_list", "position", "read_table"]
+__all__ = ["Table", "check_unique_names", "name_list", "position", "read_table"]
 
 _MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
@@ -74,6 +75,8 @@ class Table:
 
     def index(self, column: str | int, role: str = "column") -> int:
         """Position of a column given by name or by 0-based position."""
+        if column in self.names:  # exact first: Parquet names may hold spaces
+            return self.names.index(str(column))
         key = str(column).strip()
         if key in self.names:
             return self.names.index(key)
@@ -168,9 +171,10 @@ def _read_csv(path: PathLike) -> Table:
     if "\x00" in text:
         raise DataError(f"{_quote(path)} is a binary file, not a text CSV file")
     delimiter = _delimiter(text, file_format(path))
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    # newline="": lines end at \r\n, \n or a lone \r (old Mac exports)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        numbered = [(reader.line_num, r) for r in reader if any(f.strip() for f in r)]
+        numbered = [(reader.line_num, r) for r in reader if not _is_blank(r)]
     except csv.Error as exc:
         raise DataError(f"{_quote(path)} is not valid CSV: {exc}") from None
     if not numbered:
@@ -183,6 +187,9 @@ def _read_csv(path: PathLike) -> Table:
                 f"line {line} of {_quote(path)} has {_fields(len(row))} but the "
                 f"first row has {width}; every row needs the same number of fields"
             )
+    if width > 1 and all(not row[-1].strip() for row in rows):
+        # every line ends with a delimiter (as some spreadsheets write): no column
+        rows, width = [row[:-1] for row in rows], width - 1
     named = _has_header(rows)
     names = _header_names(path, rows[0]) if named else [f"x{i}" for i in range(width)]
     body, body_lines = (rows[1:], lines[1:]) if named else (rows, lines)
@@ -198,6 +205,12 @@ def _read_csv(path: PathLike) -> Table:
     return table
 
 
+def _is_blank(row: list[str]) -> bool:
+    """A blank line; a line of delimiters only (",,") is a row of missing values,
+    kept so that outputs stay row-aligned with the file."""
+    return len(row) <= 1 and not "".join(row).strip()
+
+
 def _fields(n: int) -> str:
     return f"{n} field" + ("" if n == 1 else "s")
 
@@ -205,7 +218,7 @@ def _fields(n: int) -> str:
 def _delimiter(text: str, fmt: str) -> str:
     if fmt == "tsv":
         return "\t"
-    first = text.split("\n", 1)[0]
+    first = re.split(r"\r\n?|\n", text, maxsplit=1)[0]
     if "," in first:
         return ","
     return next((d for d in (";", "\t") if d in first), ",")
@@ -240,13 +253,19 @@ def _has_header(rows: list[list[str]]) -> bool:
 
 def _header_names(path: PathLike, header: list[str]) -> list[str]:
     names = [n.strip() or f"unnamed_{i}" for i, n in enumerate(header)]
+    check_unique_names(path, names, "in its header")
+    return names
+
+
+def check_unique_names(path: PathLike, names: Sequence[str], where: str = "") -> None:
+    """Raise :class:`DataError` when two columns share a name (a column is
+    chosen by its name, and a model finds its columns by name)."""
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise DataError(
-            f"{_quote(path)} has duplicate column name(s) {', '.join(duplicates)} "
-            "in its header; rename them"
+            f"{_quote(path)} has duplicate column name(s) {', '.join(duplicates)}"
+            f"{' ' + where if where else ''}; rename them"
         )
-    return names
 
 
 def _parse_column(
@@ -330,6 +349,8 @@ def _read_parquet(path: PathLike) -> Table:
     pq = require("pyarrow.parquet", "io", "reading Parquet files")
     pa = require("pyarrow", "io", "reading Parquet files")
     try:
+        # pyarrow's own message for duplicate names reads like a corrupt file
+        check_unique_names(path, pq.ParquetFile(os.fspath(path)).schema_arrow.names)
         arrow = pq.read_table(os.fspath(path))
     except (pa.ArrowException, OSError) as exc:
         if isinstance(exc, PermissionError):
@@ -347,7 +368,8 @@ def _read_parquet(path: PathLike) -> Table:
             pa.types.is_boolean,
         ))
         if numeric:
-            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            # safe=False: integers beyond 2**53 round, as for .npy files
+            values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
             table.columns.append(np.asarray(values, dtype=np.float64))
         else:
             table.columns.append(np.asarray(column.to_pylist(), dtype=object))

@@ -31,6 +31,7 @@ from .._optional import require
 from ..engine.covariance import ComputeSpec
 from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk, check_chunk, check_chunk_weights
 from ..engine.xp import array_namespace
+from .readers import check_unique_names
 from .spill import SpilledReads, row_spill
 
 __all__ = ["ParquetSource", "ZarrSource"]
@@ -88,6 +89,7 @@ class ParquetSource(SpilledReads):
         self._file = pq.ParquetFile(self.path, memory_map=True, pre_buffer=False)
         schema = self._file.schema_arrow
         names = list(schema.names)
+        check_unique_names(self.path, names)  # else pyarrow's KeyError when read
 
         def numeric(name: str) -> bool:
             kind = schema.field(name).type
@@ -191,7 +193,9 @@ class ParquetSource(SpilledReads):
         pa = self._pa
         target = pa.float32() if dtype == np.float32 else pa.float64()
         if column.type != target:
-            column = column.cast(target)
+            # safe=False: integers beyond 2**53 round to the nearest float, as
+            # numpy's astype does for .npy files (pyarrow's safe cast refuses them)
+            column = column.cast(target, safe=False)
         # nulls become NaN, which check_chunk reports
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 

@@ -28,7 +28,7 @@ from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk
 from ..engine.xp import array_namespace
 from .formats import DataError, DataFileNotFoundError, PathLike, file_format, first_non_finite
 from .formats import quote as _quote
-from .readers import Table, name_list, position
+from .readers import Table, check_unique_names, name_list, position
 from .spill import row_spill
 
 __all__ = ["STREAM_BYTES", "FileRows", "StreamedData", "file_header", "open_rows",
@@ -85,6 +85,7 @@ def file_header(path: PathLike) -> Table:
         pa.types.is_boolean)) for f in schema]
     problems = {i: f"its type is {f.type}" for i, f in enumerate(schema)
                 if not numeric[i]}
+    check_unique_names(path, schema.names)
     return Table(path=path, names=list(schema.names), columns=[], numeric=numeric,
                  named=True, problems=problems)
 

@@ -14,7 +14,9 @@ Formats, chosen by the file name's suffix:
   (tab): UTF-8 text. A first row is taken as a header when every field in it is
   text, or when some column holds text in the first row and a number in the
   second; otherwise columns are named ``x0, x1, ...``. Empty fields and ``NA``,
-  ``N/A``, ``null``, ``None``, ``nan`` are missing values (NaN).
+  ``N/A``, ``null``, ``None``, ``nan`` are missing values (NaN); blank lines are
+  skipped, but a line of delimiters only (``,,``) is a row of missing values;
+  a delimiter that ends every line (header included) adds no column.
 - ``.npy``: a 1-D or 2-D numeric array (columns ``x0, x1, ...``) or a
   structured array (columns named by its fields). Read without pickle.
 - ``.parquet`` / ``.pq``: through pyarrow (``pip install 'gaussmix[io]'``);
