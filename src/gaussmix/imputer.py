@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from .mixture import GaussianMixture
-from .validation import check_data, parameter_constraints
+from .validation import check_data, check_sample_weight, parameter_constraints
 
 #: Mixture parameters passed through to :class:`~gaussmix.GaussianMixture`.
 MIXTURE_PARAMETERS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
@@ -23,8 +23,10 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     """Impute missing values (NaN) with a Gaussian mixture fitted by exact EM.
 
     ``fit`` fits ``GaussianMixture(missing="marginalize")`` to the incomplete
-    rows (rows with nothing observed are an error); ``transform`` replaces each
-    NaN by its conditional expectation given the row's observed values,
+    rows (rows with nothing observed are skipped: they carry no information
+    about the mixture; a column with nothing observed is an error);
+    ``transform`` replaces each NaN by its conditional expectation given the
+    row's observed values,
     ``E[x_m | x_o] = sum_k p(k | x_o) E[x_m | x_o, k]``, or, with
     ``sample_posterior=True``, by a draw from the conditional mixture (for
     multiple imputation, as :class:`sklearn.impute.IterativeImputer` offers).
@@ -97,6 +99,7 @@ init_params, random_state, n_threads
              "sample_posterior": ["boolean"]},
             self.get_params(deep=False), caller_name=type(self).__name__)
         X = check_data(self, X, reset=True, min_samples=2, allow_nan=True)
+        X, sample_weight = _observed_rows(X, check_sample_weight(sample_weight, len(X)))
         self.mixture_ = GaussianMixture(
             **{name: getattr(self, name) for name in MIXTURE_PARAMETERS},
             missing="marginalize").fit(X, sample_weight=sample_weight)
@@ -125,3 +128,18 @@ init_params, random_state, n_threads
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _observed_rows(X: np.ndarray, sample_weight: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """X and its weights without the rows that have nothing observed: their
+    likelihood under any mixture is 1, so they do not change the fit (as
+    scikit-learn's imputers, fit accepts them; transform fills them with the
+    mixture's mean)."""
+    keep = ~np.isnan(X).all(axis=1)
+    if keep.all():
+        return X, sample_weight
+    if not keep.any():
+        raise ValueError("Every row of X is missing (all NaN): there is nothing to fit "
+                         "the mixture to.")
+    return X[keep], None if sample_weight is None else sample_weight[keep]
