@@ -79,7 +79,9 @@ def test_fit_skips_rows_with_nothing_observed():
     column = np.r_[np.arange(8.0), [np.nan, np.nan]][:, None]
     filled = GaussianMixtureImputer(random_state=0).fit_transform(column)
     np.testing.assert_allclose(filled[8:, 0], 3.5, rtol=1e-12)
-    with pytest.raises(ValueError, match="Every row of X is missing"):
+    with pytest.raises(ValueError, match="4 of the 4 rows of X are missing.*0 row"):
         GaussianMixtureImputer().fit(np.full((4, 2), np.nan))
+    with pytest.raises(ValueError, match="2 of the 3 rows.*1 row.*at least 2"):
+        GaussianMixtureImputer().fit([[1.0, 2.0], [np.nan, np.nan], [np.nan, np.nan]])
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(13,\)"):
         GaussianMixtureImputer().fit(with_empty[:13], sample_weight=np.ones(3))

@@ -139,7 +139,9 @@ def _observed_rows(X: np.ndarray, sample_weight: np.ndarray | None
     keep = ~np.isnan(X).all(axis=1)
     if keep.all():
         return X, sample_weight
-    if not keep.any():
-        raise ValueError("Every row of X is missing (all NaN): there is nothing to fit "
-                         "the mixture to.")
+    if keep.sum() < 2:
+        raise ValueError(
+            f"{len(X) - keep.sum()} of the {len(X)} rows of X are missing throughout "
+            f"(all NaN), which leaves {keep.sum()} row(s) to fit the mixture to; at "
+            "least 2 are needed.")
     return X[keep], None if sample_weight is None else sample_weight[keep]
