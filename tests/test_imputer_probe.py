@@ -85,3 +85,21 @@ def test_fit_skips_rows_with_nothing_observed():
         GaussianMixtureImputer().fit([[1.0, 2.0], [np.nan, np.nan], [np.nan, np.nan]])
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(13,\)"):
         GaussianMixtureImputer().fit(with_empty[:13], sample_weight=np.ones(3))
+
+
+@pytest.mark.parametrize("mode", ["reference", "fused"])
+def test_rows_with_zero_density_under_every_component_are_an_error(monkeypatch, mode):
+    # A finite row far enough out that its log-density is -inf under every
+    # component has undefined responsibilities: impute used to return NaN in
+    # its place (and a junk draw), silently.
+    if mode == "fused":
+        pytest.importorskip("numba")
+    monkeypatch.setenv("GAUSSMIX_KERNEL", mode)
+    X = _incomplete(seed=2)
+    imputer = GaussianMixtureImputer(2, random_state=0).fit(X)
+    far = np.r_[X[:50], [[1e200, np.nan, 1.0, 0.0]]]
+    with pytest.raises(ValueError, match=r"1 row\(s\) of X lie too far.*1\.e\+200"):
+        imputer.transform(far)
+    with pytest.raises(ValueError, match="lie too far"):
+        imputer.mixture_.impute(far, n_draws=2, random_state=0)
+    assert not np.isnan(imputer.transform(far[:50])).any()

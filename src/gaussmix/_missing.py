@@ -62,6 +62,12 @@ class MissingValuesMixin:
             (n_draws, n_samples, n_features) when ``n_draws`` is an int.
             Observed entries are returned unchanged.
 
+        Raises
+        ------
+        ValueError
+            For an incomplete row so far from every component that its
+            density underflows to 0 (its responsibilities are undefined).
+
         Examples
         --------
         >>> import numpy as np
@@ -84,11 +90,13 @@ class MissingValuesMixin:
         source = ArraySource(X, None, est._chunk_size(X.shape[1], X.shape[0]))
         kernel = MarginalKernel.build(est._piece, est._params, source.spec)
         if n_draws is None:
-            parts = est._reducer(source).map(lambda c: kernel.impute(c.X), source)
+            parts = est._reducer(source).map(
+                lambda c: kernel.impute(c.X, check_density=True), source)
             return np.concatenate(list(parts)).astype(X.dtype, copy=False)
         rng = check_random_state(random_state)
         return np.stack([
-            np.concatenate([kernel.impute(c.X, rng) for c in source.chunks()])
+            np.concatenate([kernel.impute(c.X, rng, check_density=True)
+                            for c in source.chunks()])
             for _ in range(n_draws)
         ]).astype(X.dtype, copy=False)
 

@@ -161,7 +161,8 @@ class MarginalKernel:
         nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
         loglik = 0.0
         for block, cond in self._conditionals(X, mask):
-            log_resp, log_norm = log_normalise(cond.scores, axis=0)
+            with np.errstate(invalid="ignore"):  # rows of density 0: checked next
+                log_resp, log_norm = log_normalise(cond.scores, axis=0)
             g = np.exp(log_resp)
             bw = None if w is None else w[block.rows]
             if bw is not None:
@@ -295,15 +296,21 @@ class MarginalKernel:
         return LowestRows(ll[idx], self.impute(to_host(X, X.dtype)[idx]), count)
 
     # -- imputation ----------------------------------------------------------
-    def impute(self, X: np.ndarray, rng: np.random.RandomState | None = None
-               ) -> np.ndarray:
+    def impute(self, X: np.ndarray, rng: np.random.RandomState | None = None, *,
+               check_density: bool = False) -> np.ndarray:
         """X with each NaN replaced by ``E[x_m | x_o]`` (``rng`` None) or by a
-        draw from the conditional mixture ``p(x_m | x_o)`` (float64 copy)."""
+        draw from the conditional mixture ``p(x_m | x_o)`` (float64 copy).
+        ``check_density``: raise for an incomplete row whose density is 0
+        under every component (else its NaN stay NaN, or its draw is junk,
+        which the statistics of a fit tolerate)."""
         out = np.array(X, dtype=np.float64)
         if rng is None and self._compiled_impute(out):
             return out
         for block, cond in self._conditionals(out, np.isnan(out)):
-            log_resp, _ = log_normalise(cond.scores, axis=0)
+            with np.errstate(invalid="ignore"):  # rows of density 0: checked next
+                log_resp, log_norm = log_normalise(cond.scores, axis=0)
+            if check_density:
+                _check_density(log_norm, out[block.rows])
             resp = np.exp(log_resp)                            # (K, n_b)
             values = (np.take_along_axis(cond.filled, _each(block.missing, resp), axis=2)
                       + self.model.means[:, block.missing])  # (K, n_b, q)
@@ -328,6 +335,18 @@ class MarginalKernel:
             return False
         out[rows] = filled[rows]
         return True
+
+
+def _check_density(log_norm: np.ndarray, rows: np.ndarray) -> None:
+    """Raise for rows whose density is 0 (log -inf) under every component:
+    their responsibilities, so their imputation, are undefined (NaN)."""
+    bad = np.flatnonzero(~np.isfinite(log_norm))
+    if bad.size:
+        raise ValueError(
+            f"{bad.size} row(s) of X lie too far from every component for their "
+            "density to be represented (it underflows to 0), so their missing values "
+            f"cannot be imputed; the first is {rows[bad[0]]}. Check these values, or "
+            "rescale X before fitting.")
 
 
 def _missing_counts(mask: np.ndarray) -> np.ndarray:
