@@ -145,8 +145,8 @@ class MissingValuesMixin:
 def _check_observed(mask: np.ndarray, *, columns: bool = True) -> None:
     """Raise for rows (and, with ``columns``, columns) of ``mask`` (True where
     missing) that are missing throughout."""
-    empty_columns = np.flatnonzero(mask.all(axis=0)) if columns else np.empty(0, int)
-    _raise_for_empty_columns(empty_columns)
+    if columns:
+        _raise_for_empty_columns(np.flatnonzero(mask.all(axis=0)))
     _raise_for_empty_rows(np.flatnonzero(mask.all(axis=1)))
 
 

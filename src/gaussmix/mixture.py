@@ -338,21 +338,21 @@ default='kmeans'
         init: dict[str, np.ndarray | None], rng: np.random.RandomState,
         settings: EMSettings,
     ) -> MixtureParams:
-        chol = (None if init["precisions"] is None else
-                piece.precisions_cholesky_from_precisions(init["precisions"]))
-        if any(v is None for v in init.values()):
-            # Given precisions replace the drawn start's covariances, which are
-            # then never factored (as in scikit-learn: they may be singular).
-            params = initial_params(self._init_source(source), piece, self.n_components,
-                                    self.init_params, rng, self.reg_covar, settings.reducer,
-                                    precisions_cholesky=chol)
-        weights = init["weights"] if init["weights"] is not None else params.weights
-        means = init["means"] if init["means"] is not None else params.means
-        if chol is None:
-            chol, covariances = params.precisions_cholesky, params.covariances
-        else:
-            covariances = piece.covariances_from_cholesky(chol)
-        return MixtureParams(weights, means, covariances, chol)
+        weights, means, precisions = init["weights"], init["means"], init["precisions"]
+        chol = (None if precisions is None else
+                piece.precisions_cholesky_from_precisions(precisions))
+        if weights is not None and means is not None and chol is not None:
+            return MixtureParams(weights, means, piece.covariances_from_cholesky(chol),
+                                 chol)  # nothing to draw
+        # Given precisions replace the drawn start's covariances, which are then
+        # never factored (as in scikit-learn: they may be singular); the start's
+        # covariances and factors are then those of the given precisions.
+        params = initial_params(self._init_source(source), piece, self.n_components,
+                                self.init_params, rng, self.reg_covar, settings.reducer,
+                                precisions_cholesky=chol)
+        return MixtureParams(params.weights if weights is None else weights,
+                             params.means if means is None else means,
+                             params.covariances, params.precisions_cholesky)
 
     def _set_fitted(self, run: EMRun, piece: CovarianceType) -> None:
         p = run.params

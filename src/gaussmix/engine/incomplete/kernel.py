@@ -161,7 +161,9 @@ class MarginalKernel:
         nk, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
         loglik = 0.0
         for block, cond in self._conditionals(X, mask):
-            with np.errstate(invalid="ignore"):  # rows of density 0: checked next
+            # rows of density 0 give a log-likelihood of -inf, which the pass
+            # reports (loop._check_finite)
+            with np.errstate(invalid="ignore"):
                 log_resp, log_norm = log_normalise(cond.scores, axis=0)
             g = np.exp(log_resp)
             bw = None if w is None else w[block.rows]
