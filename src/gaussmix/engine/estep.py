@@ -8,9 +8,10 @@ standard, so chunks may be NumPy arrays, torch tensors or any namespace that
 ``array-api-compat`` knows.
 
 Rows whose log-densities overflow for every component (a finite row at 1e160,
-or means at 1e200) are recomputed from residuals scaled by their own size: the
-log-density is then ``-inf`` at worst, never NaN, and the responsibilities
-still sum to one, all of them on the components nearest in Mahalanobis terms.
+or means at 1e200) are recomputed from the row and the means scaled by a power
+of two (:mod:`.far_rows`): the log-density is then ``-inf`` at worst, never
+NaN, and the responsibilities still sum to one, all of them on the component
+nearest in Mahalanobis terms (exact ties share by weight and normaliser).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .covariance import ComputeSpec, CovarianceType, KernelState
+from .far_rows import far_scores, power_of_two_scale
 from .logspace import log_normalise, normalise_in_place
 from .params import MixtureParams
 from .stats import SuffStats
@@ -138,33 +140,23 @@ class EStepKernel:
     # -- rows that overflow --------------------------------------------------
     def _rescue(self, X: Any, scores: Any, row: Any, overflowed: Any
                 ) -> tuple[Any, Any]:
-        """Scores of overflowed rows from residuals scaled by their size.
-
-        With ``r_k = x - mu_k`` and ``s = max |r|``, the squared Mahalanobis
-        distance is ``s^2 q_k`` with ``q_k = |(r_k / s) U_k|^2`` finite. The
-        row term takes ``-s^2 min(q) / 2`` (``-inf`` when it overflows) and
-        each score the finite remainder, so responsibilities stay exact.
-        """
+        """Scores and row term of the ``overflowed`` rows recomputed without
+        overflow (:func:`~gaussmix.engine.far_rows.far_scores`: exact gaps
+        between the components, the row term ``-inf`` where it overflows)."""
         xp = array_namespace(X)
         n, K = X.shape[0], scores.shape[0]
         rows = xp.astype(X[overflowed], xp.float64, copy=False)
-        residual = rows[:, None, :] - self.state.means[None, :, :]  # (m, K, d)
-        size = xp.max(xp.abs(residual), axis=(1, 2))
-        size = xp.where(size > 0, size, xp.ones_like(size))
-        scaled = residual / size[:, None, None]
-        white = xp.matmul(scaled[:, :, None, :], self.state.chol_full[None, ...])
-        q = xp.sum(white[:, :, 0, :] ** 2, axis=-1)  # (m, K)
-        log_w = xp.astype(self.state.const + self.log_weights, xp.float64, copy=False)
-        q = xp.where(xp.isfinite(log_w)[None, :], q, xp.full_like(q, xp.inf))
-        q_min = xp.min(q, axis=1)
-        excess = q - q_min[:, None]
-        square = size * size
-        penalty = xp.where(excess > 0, square[:, None] * excess, xp.zeros_like(excess))
-        rescued = log_w[None, :] - 0.5 * penalty  # (m, K)
-        rescued_row = xp.where(q_min > 0, -0.5 * square * q_min, xp.zeros_like(q_min))
+        means, chol = self.state.means, self.state.chol_full
+        scale = power_of_two_scale(rows, means)
+        a = xp.matmul((rows / scale[:, None])[None, :, :], chol)  # (K, m, d)
+        b = xp.matmul(means[:, None, :] / scale[None, :, None], chol)
+        base = xp.astype(self.state.const + self.log_weights, xp.float64, copy=False)
+        base = xp.broadcast_to(base[:, None], (K, rows.shape[0]))
+        rescued, rescued_row = far_scores(a, b, base, scale)
         on = device(scores)
         by_row = xp.zeros((n, K), dtype=scores.dtype, device=on)
-        by_row[overflowed] = xp.astype(rescued, scores.dtype, copy=False)
+        by_row[overflowed] = xp.astype(xp.permute_dims(rescued, (1, 0)), scores.dtype,
+                                       copy=False)
         scores = xp.where(overflowed[None, :], xp.permute_dims(by_row, (1, 0)), scores)
         new_row = xp.zeros((n,), dtype=scores.dtype, device=on)
         new_row[overflowed] = xp.astype(rescued_row, scores.dtype, copy=False)
