@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .xp import array_namespace, device
 
 
@@ -41,6 +43,13 @@ def power_of_two_scale(rows: Any, means: Any) -> Any:
     xp = array_namespace(rows)
     observed = xp.where(xp.isnan(rows), xp.zeros_like(rows), rows)
     size = xp.maximum(xp.max(xp.abs(observed), axis=1), xp.max(xp.abs(means)))
+    return _power_of_two(size)
+
+
+def _power_of_two(size: Any) -> Any:
+    """The power of two at or below each (finite, non-negative) ``size``; 1
+    for 0."""
+    xp = array_namespace(size)
     size = xp.where(size > 0, size, xp.ones_like(size))
     return xp.pow(xp.full_like(size, 2.0), xp.floor(xp.log2(size)))
 
@@ -54,6 +63,11 @@ def far_scores(a: Any, b: Any, base: Any, scale: Any) -> tuple[Any, Any]:
     ``base`` (K, m): log weight plus log normaliser (``-inf`` for a
     component of weight 0, which never counts).
     """
+    with np.errstate(over="ignore"):  # s^2 |y|^2 / 2 overflows: that is the point
+        return _far_scores(a, b, base, scale)
+
+
+def _far_scores(a: Any, b: Any, base: Any, scale: Any) -> tuple[Any, Any]:
     xp = array_namespace(a)
     K = a.shape[0]
     counts = xp.isfinite(base)
@@ -69,8 +83,11 @@ def far_scores(a: Any, b: Any, base: Any, scale: Any) -> tuple[Any, Any]:
             break
         best = better
     gap = xp.where(gap > 0, xp.zeros_like(gap), gap)  # (only after K passes)
-    q_best = _picked(q, pick)
-    row = -xp.where(q_best > 0, q_best * (0.5 * scale) * scale, xp.zeros_like(q_best))
+    y_best = _picked(y, pick)
+    size = _power_of_two(xp.max(xp.abs(y_best), axis=-1))  # |y| may underflow: scaled
+    half_q = 0.5 * xp.sum((y_best / size[:, None]) ** 2, axis=-1)
+    wide = size * scale
+    row = -xp.where(half_q > 0, (half_q * wide) * wide, xp.zeros_like(half_q))
     return _picked(base, pick)[None, :] + gap, row
 
 
@@ -79,10 +96,15 @@ def _gaps(a: Any, b: Any, y: Any, base: Any, scale: Any, pick: Any) -> Any:
     0 for j itself, ``-inf`` for components that never count."""
     xp = array_namespace(a)
     w = (a - _picked(a, pick)) - (b - _picked(b, pick))  # y_k - y_j
-    delta = xp.sum(w * (y + _picked(y, pick)), axis=-1)  # (q_k - q_j) / s^2
-    zero = xp.zeros_like(delta)
-    # s^2 delta / 2 in two steps (s^2 alone may overflow); inf where it does
-    penalty = xp.where(delta == 0, zero, delta * (0.5 * scale) * scale)
+    v = y + _picked(y, pick)
+    # (q_k - q_j) / 2 = s^2 (w . v) / 2 with w and v scaled by powers of two
+    # of their own size (w . v alone may underflow: w ~ 1e-300 where the means
+    # decide) and s^2 taken in steps (inf where the gap overflows)
+    tw = _power_of_two(xp.max(xp.abs(w), axis=-1))
+    tv = _power_of_two(xp.max(xp.abs(v), axis=-1))
+    dot = xp.sum((w / tw[:, :, None]) * (v / tv[:, :, None]), axis=-1)
+    zero = xp.zeros_like(dot)
+    penalty = xp.where(dot == 0, zero, ((0.5 * dot) * (tw * scale)) * (tv * scale))
     counts = xp.isfinite(base)
     finite_base = xp.where(counts, base, zero)
     gap = finite_base - _picked(finite_base, pick)[None, :] - penalty

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..covariance import CovarianceType
 from ..covariance.linalg import ILL_DEFINED_COVARIANCE
+from ..far_rows import far_scores, power_of_two_scale
 from ..params import MixtureParams
 from .patterns import Block
 
@@ -96,25 +97,56 @@ class Conditionals:
 def conditionals(model: Marginals, X: np.ndarray, block: Block) -> Conditionals:
     """Marginal scores and conditional moments of the rows ``X`` (n_b, d; NaN
     where missing) of ``block``."""
+    covariance, scores = _pattern_factors(model, block)
+    filled = X[None, :, :] - model.means[:, None, :]
+    white = _fill(model, filled, block, covariance)
+    maha = np.einsum("knd,knd->kn", white, white)
+    scores -= 0.5 * maha
+    return Conditionals(scores, filled, covariance)
+
+
+def far_scores_of_block(model: Marginals, X: np.ndarray, block: Block
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (K, n_b) and row term (n_b,) of rows of ``block`` whose
+    distances overflow under every component, as
+    :func:`~gaussmix.engine.far_rows.far_scores` gives them (their sum is
+    ``log pi_k + log N(x_o | k)``): the whitening maps are the filled
+    residual's, ``r_o -> (r~ + delta) U``, linear in ``r_o``."""
     K, d = model.means.shape
-    n, q = block.missing.shape
+    covariance, base = _pattern_factors(model, block)
+    scale = power_of_two_scale(X, model.means)
+    rows = np.broadcast_to(X / scale[:, None], (K, *X.shape))
+    a = _fill(model, rows.copy(), block, covariance)
+    b = _fill(model, model.means[:, None, :] / scale[None, :, None], block, covariance)
+    return far_scores(a, b, base, scale)
+
+
+def _pattern_factors(model: Marginals, block: Block) -> tuple[np.ndarray, np.ndarray]:
+    """The conditional covariances (q, q, P, K) of the block's patterns and
+    each row's score before its distance, ``log pi_k + log N(x_o | k) +
+    |f U|^2 / 2`` (K, n_b)."""
+    K, d = model.means.shape
+    q = block.missing.shape[1]
     pm = block.patterns.T                                   # (q, P)
     flat = model.precisions.reshape(K, d * d).T             # (d * d, K)
     lower = _cholesky(np.take(flat, pm[:, None, :] * d + pm[None, :, :], axis=0))
     covariance = _inverse_from_cholesky(lower)              # (q, q, P, K)
     log_det = 2.0 * np.log(np.diagonal(lower)).sum(axis=-1)  # (P, K)
-    at = (np.arange(n)[:, None], block.missing)
-    filled = X[None, :, :] - model.means[:, None, :]
+    base = (model.log_weights + model.log_det_chol)[:, None] - 0.5 * log_det[block.pattern].T
+    base -= 0.5 * (d - q) * LOG_2PI
+    return covariance, base
+
+
+def _fill(model: Marginals, filled: np.ndarray, block: Block, covariance: np.ndarray
+          ) -> np.ndarray:
+    """Residuals ``filled`` (K, n_b, d; anything at the missing entries) in
+    place into ``r~ + delta``; returns them whitened, ``(r~ + delta) U``."""
+    at = (np.arange(block.missing.shape[0])[:, None], block.missing)
     filled[:, at[0], at[1]] = 0.0                           # r~ (K, n, d)
     pulled = (filled @ model.precisions)[:, at[0], at[1]]   # (L r~)_m, (K, n, q)
     delta = -np.einsum("ijnk,knj->kni", covariance[:, :, block.pattern], pulled)
     filled[:, at[0], at[1]] = delta
-    white = filled @ model.chol
-    maha = np.einsum("knd,knd->kn", white, white)
-    scores = (model.log_weights + model.log_det_chol)[:, None] - 0.5 * log_det[block.pattern].T
-    scores -= 0.5 * (d - q) * LOG_2PI
-    scores -= 0.5 * maha
-    return Conditionals(scores, filled, covariance)
+    return filled @ model.chol  # type: ignore[no-any-return]
 
 
 # Small SPD algebra on stacks with the batch axes last, (q, q, ...): one NumPy

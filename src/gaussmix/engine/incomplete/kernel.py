@@ -60,7 +60,7 @@ from ..params import MixtureParams
 from ..stats import SuffStats
 from ..xp import to_host
 from .compiled import loaded, loops_for
-from .conditional import Conditionals, Marginals, conditionals
+from .conditional import Conditionals, Marginals, conditionals, far_scores_of_block
 from .patterns import Block, pattern_blocks
 
 # nk (K,), s1 (K, d), full s2 (K, d, d) about the component means, loglik
@@ -246,21 +246,46 @@ class MarginalKernel:
             yield block, conditionals(self.model, X64[block.rows], block)
 
     # -- per-row results -----------------------------------------------------
-    def scores(self, X: Any) -> tuple[np.ndarray, None, np.ndarray, None]:
-        """``log(pi_k) + log N(x_o | k)`` (K, n) with the row term folded in;
-        the same tuple as :meth:`EStepKernel.scores` (row term None)."""
+    def scores(self, X: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, None]:
+        """``log(pi_k) + log N(x_o | k)`` (K, n) with the row term folded in,
+        except for rows whose distances overflow under every component (their
+        row term apart, see :mod:`~gaussmix.engine.far_rows`); the same tuple
+        as :meth:`EStepKernel.scores` (row term None where no row overflows)."""
         X = to_host(X, X.dtype)
         mask = np.isnan(X)
         out = np.empty((len(self.model.means), X.shape[0]))
+        far_row = np.zeros(X.shape[0])
         complete = np.flatnonzero(_missing_counts(mask) == 0)
         if complete.size:
             scores, row, _, _ = self.base.scores(X[complete])
             scores = to_host(scores)
-            out[:, complete] = scores if row is None else scores + to_host(row)[None, :]
+            if row is None:
+                out[:, complete] = scores
+            else:
+                row = to_host(row)
+                kept = np.isfinite(row)  # (-inf: a rescued row)
+                out[:, complete] = np.where(kept, scores + row[None, :], scores)
+                far_row[complete] = np.where(kept, 0.0, row)
         if not self._compiled_scores(X, mask, out):
             for block, cond in self._conditionals(X, mask):
                 out[:, block.rows] = cond.scores
-        return out, None, out.max(axis=0), None
+        top = out.max(axis=0)
+        far = np.flatnonzero(~np.isfinite(top))  # (complete ones came rescued)
+        if far.size:
+            self._far_scores(X[far], mask[far], far, out, far_row)
+            top = out.max(axis=0)
+        return out, far_row if far_row.any() else None, top, None
+
+    def _far_scores(self, X: np.ndarray, mask: np.ndarray, at: np.ndarray,
+                    out: np.ndarray, row: np.ndarray) -> None:
+        """Scores and row terms of incomplete rows ``X`` (chunk positions
+        ``at``) whose distances overflow under every component, into ``out``
+        and ``row``."""
+        X64 = X.astype(np.float64, copy=False)
+        for block in pattern_blocks(mask, len(self.model.means)):
+            scores, far_row = far_scores_of_block(self.model, X64[block.rows], block)
+            out[:, at[block.rows]] = scores
+            row[at[block.rows]] = far_row
 
     def _compiled_scores(self, X: np.ndarray, mask: np.ndarray, out: np.ndarray) -> bool:
         m = self.model
@@ -277,7 +302,9 @@ class MarginalKernel:
 
     def log_likelihood(self, X: Any) -> np.ndarray:
         """``log p(x_o)`` of each row, shape (n,) (0 for a row with nothing observed)."""
-        return log_normalise(self.scores(X)[0], axis=0)[1]
+        scores, row, _, _ = self.scores(X)
+        log_norm = log_normalise(scores, axis=0)[1]
+        return log_norm if row is None else log_norm + row
 
     def log_resp(self, X: Any) -> np.ndarray:
         """Log-responsibilities ``log p(k | x_o)``, shape (K, n)."""
