@@ -112,7 +112,7 @@ def far_scores_of_block(model: Marginals, X: np.ndarray, block: Block
     :func:`~gaussmix.engine.far_rows.far_scores` gives them (their sum is
     ``log pi_k + log N(x_o | k)``): the whitening maps are the filled
     residual's, ``r_o -> (r~ + delta) U``, linear in ``r_o``."""
-    K, d = model.means.shape
+    K = len(model.means)
     covariance, base = _pattern_factors(model, block)
     scale = power_of_two_scale(X, model.means)
     rows = np.broadcast_to(X / scale[:, None], (K, *X.shape))
