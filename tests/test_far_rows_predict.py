@@ -214,6 +214,35 @@ def test_exact_ties_split_by_the_weights(monkeypatch, ct):
         np.testing.assert_array_equal(gm.predict(batch)[:3], [1, 1, 1])
 
 
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_finite_gaps_give_the_exact_softmax(monkeypatch, ct):
+    # At x = (t, 1e200, 0) the distances overflow but differ by exactly 4t:
+    # the log-odds of the second component are 2t, whatever the 1e200.
+    gm = _two_components(ct, [0.5, 0.5])
+    t = np.array([0.25, -0.5, 1.0, 3.0])
+    far = np.c_[t, np.full(4, 1e200), np.zeros(4)]
+    for kernel in KERNELS:
+        monkeypatch.setenv("GAUSSMIX_KERNEL", kernel)
+        proba = gm.predict_proba(np.vstack([far, np.zeros((70, 3))]))[:4]
+        np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-2 * t)), rtol=1e-12)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-15)
+
+
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_array_api_strict_gives_the_same(models, ct):
+    xps = pytest.importorskip("array_api_strict")
+    from gaussmix.engine.estep import EStepKernel
+    from gaussmix.engine.sources import spec_of
+    from gaussmix.engine.xp import to_host
+
+    model = models[ct]
+    far = far_rows(np.float64)
+    strict = xps.asarray(far)
+    kernel = EStepKernel.build(model._piece, model._params, spec_of(strict))
+    np.testing.assert_array_equal(np.exp(to_host(kernel.log_resp(strict))).T,
+                                  model.predict_proba(far))
+
+
 @pytest.mark.parametrize("ct", ["full", "diag", "spherical"])
 def test_where_some_distances_stay_finite_those_components_win(monkeypatch, ct):
     # Component 1 is 1e300 times wider: at 1e200 only component 0's distance
