@@ -15,6 +15,9 @@ a product, with no cancellation of the large ``|y|^2``. Where j and k whiten
 alike (tied covariances) ``a_k - a_j`` is exactly 0 and the difference comes
 from the means alone, however far out the row. (``q_k - q_j`` from the two
 rounded ``|y|^2`` would be rounding noise then, as large as ``s^2 |y|^2 eps``.)
+The dot product is taken of the two factors scaled by powers of two of their
+own size, and ``s^2`` applied last, in steps, so that nothing underflows on
+the way (``y_k - y_j`` is about ``1 / s`` where the means decide).
 
 The scores are taken relative to the nearest component j (the smallest
 ``|y_k|``, refined by the exact differences): ``base_k - base_j - (q_k - q_j)
@@ -39,7 +42,16 @@ from .xp import array_namespace, device
 
 def power_of_two_scale(rows: Any, means: Any) -> Any:
     """Per row (m,), a power of two ``s`` with ``|x| / s < 2`` and
-    ``|mu_k| / s < 2`` for every entry (NaN entries ignored), float64."""
+    ``|mu_k| / s < 2`` for every entry (NaN entries ignored), float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = power_of_two_scale(np.array([[3e200, np.nan], [0.5, 1.0]]),
+    ...                        np.array([[1.0, -6.0]]))
+    >>> np.log2(s).tolist()
+    [665.0, 2.0]
+    """
     xp = array_namespace(rows)
     observed = xp.where(xp.isnan(rows), xp.zeros_like(rows), rows)
     size = xp.maximum(xp.max(xp.abs(observed), axis=1), xp.max(xp.abs(means)))
