@@ -91,3 +91,101 @@ def test_valid_changes_mid_stream_take_effect(rows):
     np.testing.assert_allclose(gm.covariances_, reference.covariances_, rtol=1e-12)
     # every variance carries the new reg_covar
     assert np.all(np.diagonal(gm.covariances_, axis1=1, axis2=2) > 0.5)
+
+
+# -- select ----------------------------------------------------------------------
+def _incomplete(rows, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rows[:200].copy()
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 1.0  # every row observes something
+    return X, rng.random(len(X)) * 3
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_select_with_missing_values_and_weights_starts_where_fit_starts(rows, shared):
+    # Was: the starts were drawn from NaN filled with unweighted column means,
+    # fit fills weighted ones: candidates (and best_estimator_) differed from
+    # GaussianMixture(...).fit(X, sample_weight=w) by up to 0.7 in the means.
+    from gaussmix import select
+
+    X, w = _incomplete(rows)
+    result = select(X, [1, 2, 3], ["full", "diag"], missing="marginalize",
+                    sample_weight=w, random_state=0, shared_passes=shared)
+    for (k, cov), model in result.estimators_.items():
+        direct = GaussianMixture(k, covariance_type=cov, random_state=0,
+                                 missing="marginalize").fit(X, sample_weight=w)
+        np.testing.assert_allclose(model.means_, direct.means_, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(model.covariances_, direct.covariances_, rtol=1e-12,
+                                   atol=1e-12)
+
+
+@pytest.mark.parametrize("where", ["row", "column"])
+def test_select_refuses_what_fit_refuses_with_fits_message(rows, where):
+    # Was: a row with nothing observed failed every candidate ("Every candidate
+    # failed ... Increase reg_covar"); a column with nothing observed reached
+    # k-means ("KMeans does not accept missing values").
+    from gaussmix import select
+
+    X, _ = _incomplete(rows)
+    if where == "row":
+        X[5] = np.nan
+    else:
+        X[:, 1] = np.nan
+    with pytest.raises(ValueError) as from_fit:
+        GaussianMixture(2, missing="marginalize").fit(X)
+    with pytest.raises(ValueError) as from_select:
+        select(X, [1, 2], "diag", missing="marginalize", random_state=0)
+    assert str(from_select.value) == str(from_fit.value)
+    assert "have no observed value" in str(from_fit.value) or "every feature missing" in str(
+        from_fit.value)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("tol", -1.0), ("reg_covar", -1.0), ("max_iter", -1), ("missing", "bogus"),
+    ("random_state", np.random.default_rng(0))])
+def test_select_checks_shared_settings_before_fitting(rows, name, value):
+    # Was: "Every candidate failed to fit (...). Increase reg_covar or scale
+    # the data.", a covariance error for reg_covar=-1, or numpy's message for a
+    # Generator.
+    from gaussmix import select
+
+    with pytest.raises(InvalidParameterError, match=f"The '{name}' parameter"):
+        select(rows[:100], [1, 2], "diag", **{name: value})
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_select_a_start_that_cannot_be_made_fails_its_candidate_alone(shared):
+    # Was: with reg_covar=0 the seeding's singular covariance of one K raised
+    # out of select, losing the candidates that fit.
+    from gaussmix import select
+
+    X = np.repeat([[0.0, 0.0], [1.0, 1.0]], 25, axis=0)  # two points on a line
+    result = select(X, [1, 2], ["full", "diag"], reg_covar=0.0, random_state=0,
+                    shared_passes=shared)
+    for row in result.table:
+        try:
+            direct = GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                     reg_covar=0.0, random_state=0).fit(X)
+        except ValueError as err:
+            assert row.error == str(err) and np.isnan(row.bic)
+        else:
+            assert row.error is None and row.bic == pytest.approx(direct.bic(X), rel=1e-12)
+    assert (result.best_n_components_, result.best_covariance_type_) == (1, "diag")
+    assert result.table[0].error is not None  # K=1 full: singular
+
+
+def test_select_ties_go_to_fewer_parameters_then_to_the_first_listed(rows):
+    from gaussmix import select
+
+    for order in (["full", "tied"], ["tied", "full"]):  # K=1: the same model
+        result = select(rows[:200], 1, order, random_state=0)
+        assert result.table[0].bic == result.table[1].bic
+        assert result.best_covariance_type_ == order[0]
+    # an exact tie between models of different sizes: the smaller wins
+    from gaussmix.selection import Candidate
+    from gaussmix.selection.search import _choose
+
+    big = Candidate(2, "full", -10.0, 11, 5.0, 5.0, 5.0, True, 3, 0.0)
+    small = Candidate(2, "diag", -10.0, 9, 5.0, 5.0, 5.0, True, 3, 0.0)
+    assert _choose([big, small], "bic") is small

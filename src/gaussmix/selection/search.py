@@ -13,10 +13,11 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..engine.covariance import COVARIANCE_TYPES
+from ..engine.sources import ArraySource, scale_weights
 from ..engine.threads import single_threaded
 from ..inputs import adopted, dask_source, is_dask, is_data_source, selection_data
 from ..mixture import GaussianMixture
-from ..validation import INIT_METHODS
+from ..validation import INIT_METHODS, check_parameters
 from .candidates import fit_task, quiet_convergence, seed_task, seeds
 from .lockstep import fit_in_lockstep
 from .progress import Reporter
@@ -82,7 +83,7 @@ or Dask array
         Covariance types to try.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Criterion that chooses the model (lowest wins; ties go to the model
-        with fewer parameters).
+        with fewer parameters, then to the first in the table).
     n_init : int, default=1
         Initialisations per candidate; the best (highest likelihood) is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
@@ -153,11 +154,13 @@ default='kmeans'
     ks = _check_components(n_components)
     types = _check_covariance_types(covariance_types)
     _check_options(n_init, init_params)
-    # records X's features; sizes a source's chunks
-    holder = GaussianMixture(ks[-1], missing=missing)
+    # records X's features; sizes a source's chunks; checks the shared settings
+    # once (as fit would: a bad one is the caller's, not a candidate's, failure)
+    holder = GaussianMixture(ks[-1], tol=tol, reg_covar=reg_covar, max_iter=max_iter,
+                             random_state=random_state, missing=missing)
+    check_parameters(holder)
     X, weights = _training_rows(holder, X, sample_weight)
-    X_seed = (np.where(np.isnan(X), np.nanmean(X, axis=0), X)
-              if missing != "raise" and isinstance(X, np.ndarray) else X)
+    X_seed = _seeding_rows(holder, X, weights)
     rows = _n_rows(X)
     if rows is not None and ks[-1] > rows:
         raise ValueError(
@@ -324,6 +327,19 @@ def _training_rows(holder: GaussianMixture, X: Any, sample_weight: Any
                              "), not as sample_weight, when X is a data source.")
         return adopted(holder, X, reset=True), None
     return selection_data(holder, X, sample_weight)
+
+
+def _seeding_rows(holder: GaussianMixture, X: Any, weights: np.ndarray | None) -> Any:
+    """The rows the starts are drawn from, as ``fit`` draws them: with
+    ``missing='marginalize'``, NaN filled with the weighted column means (and
+    rows or columns with nothing observed refused, as ``fit`` refuses them)."""
+    if holder.missing == "raise" or not isinstance(X, np.ndarray):
+        return X
+    source = holder._marked(ArraySource(X, scale_weights(weights), max(len(X), 1)),
+                            fitting=True)
+    filled = holder._init_source(source)
+    assert isinstance(filled, ArraySource)
+    return filled.X
 
 
 def _n_rows(X: Any) -> int | None:
