@@ -54,7 +54,9 @@ class PartialFitMixin:
         counts from 1 again. ``n_components`` and ``covariance_type`` cannot
         change once fitted (ValueError); the other parameters a step reads
         (``reg_covar``, the step size's, ``missing``, ``chunk_size``,
-        ``n_threads``) may change between calls.
+        ``n_threads``) may change between calls. ``n_init``, ``tol``,
+        ``max_iter``, ``warm_start``, ``verbose`` and ``callback`` are not
+        used (one start, one step per call).
 
         Prefer it to :meth:`fit` for data that arrive over time or that can be
         read only once; when the data can be read again, :meth:`fit` over a
