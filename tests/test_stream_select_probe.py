@@ -189,3 +189,26 @@ def test_select_ties_go_to_fewer_parameters_then_to_the_first_listed(rows):
     big = Candidate(2, "full", -10.0, 11, 5.0, 5.0, 5.0, True, 3, 0.0)
     small = Candidate(2, "diag", -10.0, 9, 5.0, 5.0, 5.0, True, 3, 0.0)
     assert _choose([big, small], "bic") is small
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"covariance_types": None}, "covariance_types must be"),
+    ({"covariance_types": 5}, "covariance_types must be"),
+    ({"covariance_types": [["full"]]}, "covariance_types must be"),
+    ({"n_components": None}, "n_components must be"),
+])
+def test_select_non_iterable_choices_get_the_usual_message(rows, kwargs, match):
+    # Was: a bare TypeError ("'NoneType' object is not iterable", "unhashable").
+    from gaussmix import select
+
+    with pytest.raises(ValueError, match=match):
+        select(rows[:50], **{"n_components": [1, 2], **kwargs})
+
+
+def test_select_covariance_types_from_a_numpy_array_are_plain_strings(rows):
+    from gaussmix import select
+
+    result = select(rows[:100], [1, 2], np.array(["full", "diag", "full"]),
+                    random_state=0)
+    assert result.covariance_types == ["full", "diag"]
+    assert all(type(c.covariance_type) is str for c in result.table)

@@ -350,7 +350,7 @@ def _n_rows(X: Any) -> int | None:
 # -------------------------------------------------------------------- checks
 def _check_components(n_components: Any) -> list[int]:
     values: list[Any] = (
-        [n_components] if np.isscalar(n_components) else list(n_components)
+        [n_components] if np.isscalar(n_components) else _listed(n_components)
     )
     if not values or not all(
         isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
@@ -364,14 +364,23 @@ def _check_components(n_components: Any) -> list[int]:
 
 
 def _check_covariance_types(types: Any) -> list[str]:
-    values = [types] if isinstance(types, str) else list(types)
-    bad = [t for t in values if t not in COVARIANCE_TYPES]
+    values = [types] if isinstance(types, str) else _listed(types)
+    bad = [t for t in values if not isinstance(t, str) or t not in COVARIANCE_TYPES]
     if not values or bad:
         raise ValueError(
             f"covariance_types must be a non-empty subset of {list(ALL_COVARIANCE_TYPES)}"
             f", got {types!r}."
         )
-    return list(dict.fromkeys(values))
+    return list(dict.fromkeys(str(t) for t in values))  # plain str, not np.str_
+
+
+def _listed(values: Any) -> list[Any]:
+    """The items of an iterable; [] (refused by the callers' checks) for
+    anything else, such as None."""
+    try:
+        return list(values)
+    except TypeError:
+        return []
 
 
 def _check_options(n_init: Any, init_params: Any) -> None:
