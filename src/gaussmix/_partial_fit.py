@@ -55,8 +55,8 @@ class PartialFitMixin:
         change once fitted (ValueError); the other parameters a step reads
         (``reg_covar``, the step size's, ``missing``, ``chunk_size``,
         ``n_threads``) may change between calls. ``n_init``, ``tol``,
-        ``max_iter``, ``warm_start``, ``verbose`` and ``callback`` are not
-        used (one start, one step per call).
+        ``max_iter``, ``warm_start``, ``verbose``, ``callback`` and
+        ``device`` are not used (one start, one step per call, on the host).
 
         Prefer it to :meth:`fit` for data that arrive over time or that can be
         read only once; when the data can be read again, :meth:`fit` over a
