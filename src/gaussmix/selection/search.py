@@ -26,6 +26,9 @@ from .result import Candidate, SelectionResult, check_criterion
 # Every registered covariance type, from the most parameters to the fewest.
 ALL_COVARIANCE_TYPES = tuple(COVARIANCE_TYPES)
 
+# Criteria within this relative distance of the lowest tie (rounding, not data).
+TIE_TOLERANCE = 1e-9
+
 # Below this many numbers in X, candidates are so quick that starting worker
 # processes costs more than it saves: n_jobs=None then fits them in turn.
 SMALL_DATA = 50_000
@@ -82,8 +85,9 @@ or Dask array
 'spherical')
         Covariance types to try.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
-        Criterion that chooses the model (lowest wins; ties go to the model
-        with fewer parameters, then to the first in the table).
+        Criterion that chooses the model (lowest wins; values within 1e-9
+        relative of the lowest tie, and ties go to the model with fewer
+        parameters, then to the first in the table).
     n_init : int, default=1
         Initialisations per candidate; the best (highest likelihood) is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
@@ -291,7 +295,12 @@ def _choose(table: list[Candidate], criterion: str) -> Candidate:
             f"Every candidate failed to fit ({reasons}). Increase reg_covar or "
             "scale the data."
         )
-    return min(ok, key=lambda c: (c.criterion(criterion), c.n_parameters))
+    # Values equal to rounding tie (K=1 full and tied are the same model, whose
+    # criteria may differ in the last bits): fewer parameters, then the first.
+    lowest = min(c.criterion(criterion) for c in ok)
+    tied = [c for c in ok
+            if c.criterion(criterion) - lowest <= TIE_TOLERANCE * max(abs(lowest), 1.0)]
+    return min(tied, key=lambda c: c.n_parameters)
 
 
 def _finish_best(
