@@ -69,6 +69,21 @@ def test_n_components_changed_after_fitting_is_refused_clearly(rows, k, after):
     assert len(clone(gm).partial_fit(rows[:300]).weights_) == k
 
 
+def test_a_hand_made_model_without_covariances_still_streams(rows):
+    # Such a model predicts (scikit-learn reads only these three); partial_fit
+    # starts from it, as before the shape check was added.
+    gm = GaussianMixture(2)
+    gm.weights_ = np.array([0.5, 0.5])
+    gm.means_ = np.array([[0.0, 0.0, 0.0], [8.0, 8.0, 8.0]])
+    gm.precisions_cholesky_ = np.array([np.eye(3)] * 2)
+    gm.n_features_in_ = 3
+    gm.partial_fit(rows[:200])
+    assert gm.n_iter_ == 1 and gm.covariances_.shape == (2, 3, 3)
+    gm.set_params(covariance_type="diag")
+    with pytest.raises(ValueError, match="covariances of shape \\(2, 3, 3\\)"):
+        gm.partial_fit(rows[200:300])
+
+
 @pytest.mark.parametrize(("name", "value"), [
     ("reg_covar", -1.0), ("reg_covar", float("nan")), ("chunk_size", 0),
     ("n_threads", 0), ("missing", "bogus"), ("n_components", True)])

@@ -321,10 +321,12 @@ default='kmeans'
         they must be of the estimator's current n_components and covariance_type."""
         fitted = len(self.weights_)
         shape = piece.param_shape(fitted, len(self.means_[0]))
-        if fitted != self.n_components or np.shape(self.covariances_) != shape:
+        # the factors' shape is the covariances' (a hand-made model may lack those)
+        now = tuple(np.shape(self.precisions_cholesky_))
+        if fitted != self.n_components or now != shape:
             raise ValueError(
                 f"{what} continues from the fitted model ({fitted} components, "
-                f"covariances of shape {np.shape(self.covariances_)}), which does not fit "
+                f"covariances of shape {now}), which does not fit "
                 f"n_components={self.n_components}, covariance_type="
                 f"{self.covariance_type!r} set since. {afresh}, or restore those "
                 "parameters."
