@@ -76,9 +76,10 @@ def test_a_hand_made_model_without_covariances_still_streams(rows):
     gm.weights_ = np.array([0.5, 0.5])
     gm.means_ = np.array([[0.0, 0.0, 0.0], [8.0, 8.0, 8.0]])
     gm.precisions_cholesky_ = np.array([np.eye(3)] * 2)
+    gm.partial_fit(rows[:100])  # without n_features_in_ (was: AttributeError)
     gm.n_features_in_ = 3
-    gm.partial_fit(rows[:200])
-    assert gm.n_iter_ == 1 and gm.covariances_.shape == (2, 3, 3)
+    gm.partial_fit(rows[100:200])
+    assert gm.n_iter_ == 2 and gm.covariances_.shape == (2, 3, 3)
     gm.set_params(covariance_type="diag")
     with pytest.raises(ValueError, match="covariances of shape \\(2, 3, 3\\)"):
         gm.partial_fit(rows[200:300])

@@ -205,7 +205,7 @@ def _plain_batch(est: Any, X: Any) -> np.ndarray | None:
     """
     if not (type(X) is np.ndarray and X.dtype in (np.float32, np.float64)
             and X.ndim == 2 and X.shape[0] >= 1
-            and X.shape[1] == est.n_features_in_
+            and X.shape[1] == getattr(est, "n_features_in_", None)
             and not hasattr(est, "feature_names_in_")):
         return None
     if getattr(est, "missing", "raise") != "marginalize":
