@@ -8,6 +8,7 @@ step. Kept out of :mod:`gaussmix.mixture` so that module stays short.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -46,8 +47,16 @@ class PartialFitMixin:
         batch as :meth:`fit` does (``init_params``, ``weights_init``,
         ``means_init``, ``precisions_init``, ``random_state``) and takes the
         batch's statistics as the running statistics. On a model fitted by
-        :meth:`fit` or loaded from a file, the stream starts from its
-        parameters (running statistics are not saved in model files).
+        :meth:`fit` or loaded from a file, a new stream starts from its
+        parameters: running statistics are neither kept by :meth:`fit` nor
+        saved in model files, so the first batch's step has step size 1 (the
+        model becomes one EM iteration on that batch alone) and ``n_iter_``
+        counts from 1 again. ``n_components`` and ``covariance_type`` cannot
+        change once fitted (ValueError); the other parameters a step reads
+        (``reg_covar``, the step size's, ``missing``, ``chunk_size``,
+        ``n_threads``) may change between calls. ``n_init``, ``tol``,
+        ``max_iter``, ``warm_start``, ``verbose``, ``callback`` and
+        ``device`` are not used (one start, one step per call, on the host).
 
         Prefer it to :meth:`fit` for data that arrive over time or that can be
         read only once; when the data can be read again, :meth:`fit` over a
@@ -92,11 +101,16 @@ class PartialFitMixin:
         fitted = hasattr(est, "means_")
         state: StreamState | None = getattr(est, "_stream_", None)
         rate = StepSize(est.learning_offset, est.learning_decay)
-        # As scikit-learn's partial_fit: all parameters on the first call, then
-        # only the step size's (the rest cannot change what a step does), and
-        # those only when they differ from the last step's.
-        if not fitted or state is None or not _same_rate(state.rate, rate):
+        step_settings = _step_settings(est)
+        # All parameters on the first call; later, those a step reads, and only
+        # when they differ from the last step's (validation is a good part of
+        # a small batch's fixed cost).
+        if not fitted or state is None or state.settings != step_settings:
             check_parameters(est, None if not fitted else STEP_PARAMETERS)
+            if fitted:  # a stream continues from the fitted parameters
+                est._check_continuable(
+                    est._piece, "partial_fit",
+                    "Call fit, or partial_fit on clone(estimator), to start afresh")
         piece = est._piece
         batch, unchecked = self._batch_source(X, sample_weight, first=not fitted)
         reducer = est._reducer(batch)
@@ -124,7 +138,7 @@ class PartialFitMixin:
                 raise
         est._set_fitted(EMRun(params, lower_bound, [lower_bound], state.n_steps),
                         piece)
-        est._stream_ = state
+        est._stream_ = dataclasses.replace(state, settings=step_settings)
         est.__dict__.pop("labels_", None)  # labels of an earlier fit's rows
         return est
 
@@ -170,12 +184,10 @@ def _fitted_params(est: Any, state: StreamState | None) -> Any:
     return est._params
 
 
-def _same_rate(last: StepSize | None, rate: StepSize) -> bool:
-    """Whether ``rate`` has the last step's (validated) parameters, of the
-    same types (so that no other value skips the check)."""
-    return last is not None and all(
-        type(a) is type(b) and a == b
-        for a, b in ((last.offset, rate.offset), (last.decay, rate.decay)))
+def _step_settings(est: Any) -> tuple[Any, ...]:
+    """The parameters a later step reads, with their types (so that a value
+    of another type, ``True`` for ``1``, does not skip the check)."""
+    return tuple((type(v), v) for v in (getattr(est, name) for name in STEP_PARAMETERS))
 
 
 def _plain_batch(est: Any, X: Any) -> np.ndarray | None:
@@ -193,7 +205,7 @@ def _plain_batch(est: Any, X: Any) -> np.ndarray | None:
     """
     if not (type(X) is np.ndarray and X.dtype in (np.float32, np.float64)
             and X.ndim == 2 and X.shape[0] >= 1
-            and X.shape[1] == est.n_features_in_
+            and X.shape[1] == getattr(est, "n_features_in_", None)
             and not hasattr(est, "feature_names_in_")):
         return None
     if getattr(est, "missing", "raise") != "marginalize":

@@ -314,18 +314,22 @@ default='kmeans'
     def _continues(self) -> bool:
         return bool(self.warm_start) and hasattr(self, "converged_")
 
-    def _check_continuable(self, piece: CovarianceType) -> None:
-        """A warm start continues from the fitted parameters: they must be of
-        the estimator's current n_components and covariance_type."""
+    def _check_continuable(self, piece: CovarianceType, what: str = "warm_start=True",
+                           afresh: str = "Set warm_start=False to start afresh"
+                           ) -> None:
+        """A warm start (or partial_fit) continues from the fitted parameters:
+        they must be of the estimator's current n_components and covariance_type."""
         fitted = len(self.weights_)
         shape = piece.param_shape(fitted, len(self.means_[0]))
-        if fitted != self.n_components or np.shape(self.covariances_) != shape:
+        # the factors' shape is the covariances' (a hand-made model may lack those)
+        now = tuple(np.shape(self.precisions_cholesky_))
+        if fitted != self.n_components or now != shape:
             raise ValueError(
-                f"warm_start=True continues from the fitted model ({fitted} components, "
-                f"covariances of shape {np.shape(self.covariances_)}), which does not fit "
+                f"{what} continues from the fitted model ({fitted} components, "
+                f"covariances of shape {now}), which does not fit "
                 f"n_components={self.n_components}, covariance_type="
-                f"{self.covariance_type!r} set since. Set warm_start=False to start "
-                "afresh, or restore those parameters."
+                f"{self.covariance_type!r} set since. {afresh}, or restore those "
+                "parameters."
             )
 
     def _chunk_size(self, n_features: int, n_rows: int | None = None) -> int:

@@ -81,8 +81,10 @@ NOT_BOOL = ("n_components", "max_iter", "n_init", "verbose_interval", "chunk_siz
             "n_threads")
 
 
-#: The parameters partial_fit checks again on later calls (see check_parameters).
-STEP_PARAMETERS = ("learning_offset", "learning_decay")
+#: The parameters a partial_fit step after the first reads: checked again
+#: whenever one changes (see check_parameters).
+STEP_PARAMETERS = ("learning_offset", "learning_decay", "reg_covar", "n_components",
+                   "covariance_type", "missing", "chunk_size", "n_threads")
 
 
 def check_parameters(est: Any, names: tuple[str, ...] | None = None) -> None:

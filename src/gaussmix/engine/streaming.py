@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from .covariance import CovarianceType
 from .loop import data_statistics, worst_rows
@@ -57,15 +58,17 @@ class StepSize:
 
 @dataclass(frozen=True)
 class StreamState:
-    """Running statistics (per row), the number of steps taken, and the step
-    size and parameters of the last step (the estimator validates the step
-    parameters again only when they change, and takes the parameters as they
-    are while its attributes still hold them)."""
+    """Running statistics (per row), the number of steps taken, the step
+    size and parameters of the last step (the estimator takes the parameters
+    as they are while its attributes still hold them), and the estimator's
+    settings at the last step, opaque here (it validates them again only
+    when they change)."""
 
     stats: SuffStats
     n_steps: int
     rate: StepSize | None = None
     params: MixtureParams | None = None
+    settings: tuple[Any, ...] = ()
 
 
 def blend(running: SuffStats | None, batch: SuffStats, rho: float) -> SuffStats:

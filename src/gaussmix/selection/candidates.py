@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from .. import criteria
 from ..engine.covariance import get_covariance_type
 from ..mixture import GaussianMixture
-from .passes import Start, criteria_totals, initial_parameters
+from .passes import Starts, criteria_totals, initial_parameters
 from .result import Candidate
 
 
@@ -51,7 +51,7 @@ def seed_task(
     X: Any, weights: np.ndarray | None, k: int, seed: int, n_init: int,
     init_params: str, types: Sequence[str], reg_covar: float,
     threads: int | None,
-) -> tuple[int, dict[str, list[Start]], float]:
+) -> tuple[int, dict[str, Starts], float]:
     """``(k, starts per covariance type, seconds)``: the shared seeding of K."""
     t0 = time.perf_counter()
     starts = initial_parameters(X, weights, k, check_random_state(seed), n_init,
@@ -61,7 +61,7 @@ def seed_task(
 
 def fit_task(
     X: Any, weights: np.ndarray | None, k: int, cov: str,
-    starts: list[Start], settings: dict[str, Any], threads: int | None,
+    starts: Starts, settings: dict[str, Any], threads: int | None,
 ) -> tuple[Candidate, GaussianMixture | None, float]:
     """Fit one candidate from each of its starts, keep the best, score it.
 
@@ -73,6 +73,8 @@ def fit_task(
     t0 = time.perf_counter()
     best: GaussianMixture | None = None
     try:
+        if isinstance(starts, Exception):  # the seeding's M-step failed
+            raise starts
         for start in starts:
             model = GaussianMixture(k, covariance_type=cov, n_init=1, n_threads=threads,
                                     **start, **settings)

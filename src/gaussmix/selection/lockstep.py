@@ -27,10 +27,10 @@ import numpy as np
 
 from ..mixture import GaussianMixture
 from .candidates import failed_row, scored_row
-from .passes import RUN_ERRORS, EMRun, Start, em_source, fit_runs, shared_criteria_totals
+from .passes import RUN_ERRORS, EMRun, Starts, em_source, fit_runs, shared_criteria_totals
 from .result import Candidate
 
-Task = tuple[int, str, list[Start]]  # (n_components, covariance type, starts)
+Task = tuple[int, str, Starts]  # (n_components, covariance type, starts)
 Fitted = tuple[Candidate, GaussianMixture | None, float]
 
 
@@ -44,7 +44,8 @@ def fit_in_lockstep(
     gives one by one (``(row, model, total weight)``, a NaN row for a failure),
     in the order of ``tasks``."""
     t0 = time.perf_counter()
-    models = [[GaussianMixture(k, covariance_type=cov, n_init=1, n_threads=threads,
+    models = [[] if isinstance(starts, Exception) else
+              [GaussianMixture(k, covariance_type=cov, n_init=1, n_threads=threads,
                                **start, **settings) for start in starts]
               for k, cov, starts in tasks]
     try:
@@ -54,10 +55,12 @@ def fit_in_lockstep(
                 for k, cov, _ in tasks]
     runs = fit_runs(source, [m for group in models for m in group], settings, threads,
                     on_pass)
-    fitted, rows = [], []
-    for group in models:
+    fitted: list[GaussianMixture | None] = []
+    rows: list[EMRun | Exception] = []
+    for (_, _, starts), group in zip(tasks, models, strict=True):
         mine, runs = runs[:len(group)], runs[len(group):]
-        model, outcome = _best(group, mine, source.n_features)
+        model, outcome = ((None, starts) if isinstance(starts, Exception)  # no start
+                          else _best(group, mine, source.n_features))
         fitted.append(model)
         rows.append(outcome)
     return _scored(tasks, fitted, rows, X, weights, threads, t0)

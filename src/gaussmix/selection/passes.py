@@ -55,11 +55,12 @@ from ..inputs import is_dask, is_data_source, is_torch, sized
 from ..mixture import GaussianMixture
 from ..validation import check_initial_parameters, check_parameters
 
-__all__ = ["RUN_ERRORS", "EMRun", "Start", "criteria_totals", "em_source", "fit_runs",
+__all__ = ["RUN_ERRORS", "EMRun", "Start", "Starts", "criteria_totals", "em_source", "fit_runs",
            "initial_parameters", "log_likelihood_and_entropy", "shared_criteria_totals",
            "start_params"]
 
 Start = dict[str, Any]  # GaussianMixture's *_init parameters: name -> array
+Starts = list[Start] | Exception  # a candidate's starts, or why none could be made
 
 
 def as_source(X: Any, weights: np.ndarray | None, n_components: int) -> DataSource:
@@ -87,25 +88,35 @@ def initial_parameters(
     X: Any, weights: np.ndarray | None, k: int, rng: np.random.RandomState,
     n_init: int, init_params: str, types: Sequence[str], reg_covar: float,
     n_threads: int | None,
-) -> dict[str, list[Start]]:
+) -> dict[str, Starts]:
     """``n_init`` starts of a K-component mixture for each covariance type.
 
     Each start's responsibilities are drawn once (``init_params``, on the
     rows a single fit would initialise from, with the same random numbers)
     and shared by all ``types``: one M-step per type turns them into that
     type's initial parameters, returned as ``GaussianMixture`` keyword
-    arguments (``weights_init``, ``means_init``, ``precisions_init``).
+    arguments (``weights_init``, ``means_init``, ``precisions_init``). A
+    type whose M-step fails (a singular covariance with ``reg_covar=0``)
+    gets the error instead, which fails that candidate alone, as its own
+    ``fit`` would fail.
     """
     source = _seeding_source(X, weights, k)
-    starts: dict[str, list[Start]] = {t: [] for t in types}
+    starts: dict[str, Starts] = {t: [] for t in types}
     for _ in range(n_init):
         rows, resp = drawn_responsibilities(source, k, init_params, rng)
         reducer = reducer_for(resolve_threads(n_threads), rows)
         for t in types:
+            done = starts[t]
+            if isinstance(done, Exception):
+                continue
             piece = get_covariance_type(t)
-            params = params_from_responsibilities(rows, resp, piece, reg_covar,
-                                                  reducer)
-            starts[t].append({
+            try:
+                params = params_from_responsibilities(rows, resp, piece, reg_covar,
+                                                      reducer)
+            except RUN_ERRORS as err:
+                starts[t] = err
+                continue
+            done.append({
                 "weights_init": params.weights, "means_init": params.means,
                 "precisions_init": piece.precisions(params.precisions_cholesky),
             })

@@ -13,10 +13,11 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..engine.covariance import COVARIANCE_TYPES
+from ..engine.sources import ArraySource, scale_weights
 from ..engine.threads import single_threaded
 from ..inputs import adopted, dask_source, is_dask, is_data_source, selection_data
 from ..mixture import GaussianMixture
-from ..validation import INIT_METHODS
+from ..validation import INIT_METHODS, check_parameters
 from .candidates import fit_task, quiet_convergence, seed_task, seeds
 from .lockstep import fit_in_lockstep
 from .progress import Reporter
@@ -24,6 +25,9 @@ from .result import Candidate, SelectionResult, check_criterion
 
 # Every registered covariance type, from the most parameters to the fewest.
 ALL_COVARIANCE_TYPES = tuple(COVARIANCE_TYPES)
+
+# Criteria within this relative distance of the lowest tie (rounding, not data).
+TIE_TOLERANCE = 1e-9
 
 # Below this many numbers in X, candidates are so quick that starting worker
 # processes costs more than it saves: n_jobs=None then fits them in turn.
@@ -81,8 +85,9 @@ or Dask array
 'spherical')
         Covariance types to try.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
-        Criterion that chooses the model (lowest wins; ties go to the model
-        with fewer parameters).
+        Criterion that chooses the model (lowest wins; values within 1e-9
+        relative of the lowest tie, and ties go to the model with fewer
+        parameters, then to the first in the table).
     n_init : int, default=1
         Initialisations per candidate; the best (highest likelihood) is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
@@ -153,11 +158,13 @@ default='kmeans'
     ks = _check_components(n_components)
     types = _check_covariance_types(covariance_types)
     _check_options(n_init, init_params)
-    # records X's features; sizes a source's chunks
-    holder = GaussianMixture(ks[-1], missing=missing)
+    # records X's features; sizes a source's chunks; checks the shared settings
+    # once (as fit would: a bad one is the caller's, not a candidate's, failure)
+    holder = GaussianMixture(ks[-1], tol=tol, reg_covar=reg_covar, max_iter=max_iter,
+                             random_state=random_state, missing=missing)
+    check_parameters(holder)
     X, weights = _training_rows(holder, X, sample_weight)
-    X_seed = (np.where(np.isnan(X), np.nanmean(X, axis=0), X)
-              if missing != "raise" and isinstance(X, np.ndarray) else X)
+    X_seed = _seeding_rows(holder, X, weights)
     rows = _n_rows(X)
     if rows is not None and ks[-1] > rows:
         raise ValueError(
@@ -288,7 +295,12 @@ def _choose(table: list[Candidate], criterion: str) -> Candidate:
             f"Every candidate failed to fit ({reasons}). Increase reg_covar or "
             "scale the data."
         )
-    return min(ok, key=lambda c: (c.criterion(criterion), c.n_parameters))
+    # Values equal to rounding tie (K=1 full and tied are the same model, whose
+    # criteria may differ in the last bits): fewer parameters, then the first.
+    lowest = min(c.criterion(criterion) for c in ok)
+    tied = [c for c in ok
+            if c.criterion(criterion) - lowest <= TIE_TOLERANCE * max(abs(lowest), 1.0)]
+    return min(tied, key=lambda c: c.n_parameters)
 
 
 def _finish_best(
@@ -326,6 +338,19 @@ def _training_rows(holder: GaussianMixture, X: Any, sample_weight: Any
     return selection_data(holder, X, sample_weight)
 
 
+def _seeding_rows(holder: GaussianMixture, X: Any, weights: np.ndarray | None) -> Any:
+    """The rows the starts are drawn from, as ``fit`` draws them: with
+    ``missing='marginalize'``, NaN filled with the weighted column means (and
+    rows or columns with nothing observed refused, as ``fit`` refuses them)."""
+    if holder.missing == "raise" or not isinstance(X, np.ndarray):
+        return X
+    source = holder._marked(ArraySource(X, scale_weights(weights), max(len(X), 1)),
+                            fitting=True)
+    filled = holder._init_source(source)
+    assert isinstance(filled, ArraySource)
+    return filled.X
+
+
 def _n_rows(X: Any) -> int | None:
     """Rows of an array, or of a source that knows them."""
     return X.n_rows if is_data_source(X) else len(X)
@@ -334,7 +359,7 @@ def _n_rows(X: Any) -> int | None:
 # -------------------------------------------------------------------- checks
 def _check_components(n_components: Any) -> list[int]:
     values: list[Any] = (
-        [n_components] if np.isscalar(n_components) else list(n_components)
+        [n_components] if np.isscalar(n_components) else _listed(n_components)
     )
     if not values or not all(
         isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
@@ -348,14 +373,23 @@ def _check_components(n_components: Any) -> list[int]:
 
 
 def _check_covariance_types(types: Any) -> list[str]:
-    values = [types] if isinstance(types, str) else list(types)
-    bad = [t for t in values if t not in COVARIANCE_TYPES]
+    values = [types] if isinstance(types, str) else _listed(types)
+    bad = [t for t in values if not isinstance(t, str) or t not in COVARIANCE_TYPES]
     if not values or bad:
         raise ValueError(
             f"covariance_types must be a non-empty subset of {list(ALL_COVARIANCE_TYPES)}"
             f", got {types!r}."
         )
-    return list(dict.fromkeys(values))
+    return list(dict.fromkeys(str(t) for t in values))  # plain str, not np.str_
+
+
+def _listed(values: Any) -> list[Any]:
+    """The items of an iterable; [] (refused by the callers' checks) for
+    anything else, such as None."""
+    try:
+        return list(values)
+    except TypeError:
+        return []
 
 
 def _check_options(n_init: Any, init_params: Any) -> None:
