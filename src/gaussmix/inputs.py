@@ -11,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .engine.sources import ArraySource, DataSource, is_data_source, scale_weights
+from .engine.sources import (
+    ArraySource,
+    DataSource,
+    check_enough_rows,
+    is_data_source,
+    scale_weights,
+)
 from .engine.xp import is_torch_array as is_torch  # never imports torch
 from .engine.xp import to_host
 from .validation import check_data, check_sample_weight, check_weighted_rows
@@ -125,8 +131,10 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
     if is_data_source(X):
         if sample_weight is not None:
             raise ValueError("Pass sample weights through the data source (as "
-                             "(rows, weights) chunks or NpySource(weights=...)), "
+                             "(rows, weights) chunks or NpySource(sample_weight=...)), "
                              "not as sample_weight, when X is a data source.")
+        if X.n_rows is not None:  # an empty file, a file of one row
+            check_enough_rows(X.n_rows, est.n_components)
         return adopted(est, X, reset=reset)
     X = check_data(est, X, reset=reset, min_samples=2)
     n_samples, n_features = X.shape

@@ -25,7 +25,14 @@ from .covariance import CovarianceType
 from .mstep import NK_FLOOR, m_step
 from .params import MixtureParams
 from .reducers import Reducer, fold
-from .sources import ArraySource, Chunk, DataSource, auto_chunk_size, sample_rows
+from .sources import (
+    ArraySource,
+    Chunk,
+    DataSource,
+    auto_chunk_size,
+    check_enough_rows,
+    sample_rows,
+)
 from .stats import SuffStats
 from .xp import array_namespace, from_host, to_host
 
@@ -58,6 +65,7 @@ def drawn_responsibilities(
     responsibilities by ``method``; model selection shares one draw among
     covariance types (``piece`` only sizes the sample's chunks)."""
     X, w = sample_rows(source, INIT_SAMPLE_ROWS, rng)
+    check_enough_rows(len(X), n_components)  # a stream of unknown length, read whole
     rows = (source if isinstance(source, ArraySource) else
             ArraySource(X, w, auto_chunk_size(n_components, X.shape[1], piece)))
     resp = initial_responsibilities(to_host(X, X.dtype), None if w is None else to_host(w),
