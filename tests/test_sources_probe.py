@@ -108,6 +108,19 @@ def test_bad_chunks_are_refused_with_what_is_wrong(X):
         GaussianMixture(2).fit(IterableSource([X[:1]]))
 
 
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters")  # k-means on the sample
+def test_too_few_positively_weighted_rows_are_refused_as_in_memory(X, tmp_path):
+    w = np.zeros(len(X))
+    w[10] = 1.0
+    with pytest.raises(ValueError, match="only 1 row"):
+        GaussianMixture(2, random_state=0).fit(X, sample_weight=w)
+    np.save(tmp_path / "x.npy", X)
+    for source in (NpySource(tmp_path / "x.npy", sample_weight=w),
+                   IterableSource([(X, w)])):
+        with pytest.raises(ValueError, match=r"Only 1 row\(s\).*positive weight"):
+            GaussianMixture(2, random_state=0).fit(source)
+
+
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random",
                                          "random_from_data"])
 def test_a_small_stream_starts_where_the_same_rows_in_memory_start(X, init_params):

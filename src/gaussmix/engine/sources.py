@@ -295,14 +295,23 @@ def _mapped_npy(path: str) -> np.ndarray:
                          "check that it was written completely by numpy.save.") from error
 
 
-def check_enough_rows(n_rows: int, n_components: int) -> None:
-    """Raise, as for an array, when a data source's ``n_rows`` rows are too
-    few to fit ``n_components`` (at least one per component, and 2)."""
+def check_enough_rows(n_rows: int, n_components: int, weights: Any = None) -> None:
+    """Raise, as for an array, when a data source's ``n_rows`` rows (given
+    their ``weights``, if any) are too few to fit ``n_components``: at least
+    one per component, and 2; rows of weight zero count as absent."""
     if n_rows < max(2, n_components):
         raise ValueError(
             f"The data source holds {n_rows} row(s); fitting {n_components} "
             f"component(s) needs at least {max(2, n_components)} (one per component, "
             "and 2). Lower n_components or add data."
+        )
+    weighted = n_rows if weights is None else int(np.count_nonzero(weights))
+    if weighted < n_components:
+        raise ValueError(
+            f"Only {weighted} row(s) of the data source (or of the sample of it that "
+            f"initialisation reads) have a positive weight, for {n_components} "
+            "components: rows of weight zero count as absent. Give more rows a "
+            "positive weight or lower n_components."
         )
 
 
