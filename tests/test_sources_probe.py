@@ -230,6 +230,31 @@ def test_an_empty_row_group_is_skipped(X, tmp_path):
             GaussianMixture(2, **start).fit(X))
 
 
+def test_parquet_column_names_are_recorded_and_checked_as_a_dataframes(X, tmp_path):
+    """Columns of a Parquet source in another order than at fit raise, as a
+    DataFrame's do (they were scored in the wrong places, silently)."""
+    pd = pytest.importorskip("pandas")
+    path = tmp_path / "abc.parquet"
+    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2]}), path)
+    frame = pd.DataFrame(X, columns=list("abc"))
+    from_frame = GaussianMixture(2, random_state=0).fit(frame)
+    from_file = GaussianMixture(2, random_state=0).fit(gaussmix.ParquetSource(path))
+    assert list(from_file.feature_names_in_) == ["a", "b", "c"]
+    reordered = gaussmix.ParquetSource(path, columns=["c", "b", "a"])
+    for gm in (from_frame, from_file):
+        with pytest.raises(ValueError, match="feature names should match"):
+            gm.score(reordered)
+        assert gm.score(gaussmix.ParquetSource(path)) == pytest.approx(
+            from_frame.score(frame), rel=1e-12)
+    assert not hasattr(GaussianMixture(2, random_state=0).fit(
+        NpySource(_saved(tmp_path, X))), "feature_names_in_")
+
+
+def _saved(folder, X):
+    np.save(folder / "rows.npy", X)
+    return folder / "rows.npy"
+
+
 def test_a_zarr_group_is_refused_naming_its_arrays(X, tmp_path):
     group = zarr.open_group(str(tmp_path / "g"), mode="w")
     group.create_array("rows", shape=X.shape, dtype="f8")[:] = X

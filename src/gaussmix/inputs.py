@@ -165,9 +165,38 @@ def check_source(est: Any, source: Any, *, reset: bool) -> None:
 
 def adopted(est: Any, source: Any, *, reset: bool) -> Any:
     """``source`` with its features recorded or checked on ``est`` (see
-    :func:`check_source`) and ``est``'s chunk size where it has none."""
+    :func:`check_source`) and ``est``'s chunk size where it has none.
+
+    A source with column names (a :class:`~gaussmix.ParquetSource`) has them
+    recorded or checked as a DataFrame's are, so that reordered columns raise
+    instead of being scored in the wrong places."""
+    names = _column_names(source)
+    if names is not None and not reset:  # scikit-learn's order: names first
+        _check_source_names(est, names, reset=False)
     check_source(est, source, reset=reset)
+    if names is not None and reset:
+        _check_source_names(est, names, reset=True)
     return sized(source, est._chunk_size(source.n_features))
+
+
+def _column_names(source: Any) -> list[str] | None:
+    """The feature column names of a source that has them (Parquet), else None."""
+    names = getattr(source, "columns", None)
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return names
+    return None
+
+
+def _check_source_names(est: Any, names: list[str], *, reset: bool) -> None:
+    """scikit-learn's feature-name check on an empty Arrow table with these
+    column names (scikit-learn reads names through the dataframe protocol)."""
+    from sklearn.utils.validation import validate_data
+
+    from ._optional import require
+
+    pa = require("pyarrow", "io", "checking a Parquet source's column names")
+    stand_in = pa.table({name: pa.array([], pa.float64()) for name in names})
+    validate_data(est, stand_in, reset=reset, skip_check_array=True)
 
 
 def sized(source: DataSource, chunk_size: int) -> DataSource:
