@@ -270,7 +270,8 @@ class ZarrSource(SpilledReads):
         if len(shape) != 2 or dtype.kind not in "fiub":
             raise ValueError(f"the Zarr array holds a {len(shape)}-D {dtype} array; "
                              "it must be a 2-D numeric array (rows x features).")
-        self.dtype = np.dtype(np.float32 if dtype == np.float32 else np.float64)
+        float32 = dtype.kind == "f" and dtype.itemsize == 4  # either byte order
+        self.dtype = np.dtype(np.float32 if float32 else np.float64)
         self.n_rows, self.n_features = map(int, shape)
         self.block_rows = max(1, int(getattr(self._rows, "chunks", shape)[0]))
         self.chunk_size = check_chunk_size(chunk_size)
