@@ -168,11 +168,14 @@ def adopted(est: Any, source: Any, *, reset: bool) -> Any:
     :func:`check_source`) and ``est``'s chunk size where it has none.
 
     A source with column names (a :class:`~gaussmix.ParquetSource`) has them
-    recorded or checked as a DataFrame's are, so that reordered columns raise
-    instead of being scored in the wrong places."""
+    recorded at fit, and checked against names recorded at fit as a
+    DataFrame's are, so that reordered columns raise instead of being scored
+    in the wrong places."""
     names = _column_names(source)
-    if names is not None and not reset:  # scikit-learn's order: names first
-        _check_source_names(est, names, reset=False)
+    # at prediction, names are compared when the fit had them (no warning
+    # when it had none: a source is not a DataFrame the user built)
+    if names is not None and not reset and hasattr(est, "feature_names_in_"):
+        _check_source_names(est, names, reset=False)  # scikit-learn: names first
     check_source(est, source, reset=reset)
     if names is not None and reset:
         _check_source_names(est, names, reset=True)
