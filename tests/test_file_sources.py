@@ -88,6 +88,7 @@ def test_file_fits_equal_the_in_memory_fit(kind, ct, weighted, data, files):
                                rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # Parquet's
 @pytest.mark.parametrize("kind", ["npy", "parquet", "zarr"])
 def test_default_init_from_a_file_is_as_good_on_separated_data(kind, data, files,
                                                                monkeypatch):

@@ -11,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .engine.sources import ArraySource, DataSource, is_data_source, scale_weights
+from .engine.sources import (
+    ArraySource,
+    DataSource,
+    check_enough_rows,
+    is_data_source,
+    scale_weights,
+)
 from .engine.xp import is_torch_array as is_torch  # never imports torch
 from .engine.xp import to_host
 from .validation import check_data, check_sample_weight, check_weighted_rows
@@ -125,8 +131,10 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
     if is_data_source(X):
         if sample_weight is not None:
             raise ValueError("Pass sample weights through the data source (as "
-                             "(rows, weights) chunks or NpySource(weights=...)), "
+                             "(rows, weights) chunks or NpySource(sample_weight=...)), "
                              "not as sample_weight, when X is a data source.")
+        if X.n_rows is not None:  # an empty file, a file of one row
+            check_enough_rows(X.n_rows, est.n_components)
         return adopted(est, X, reset=reset)
     X = check_data(est, X, reset=reset, min_samples=2)
     n_samples, n_features = X.shape
@@ -157,9 +165,41 @@ def check_source(est: Any, source: Any, *, reset: bool) -> None:
 
 def adopted(est: Any, source: Any, *, reset: bool) -> Any:
     """``source`` with its features recorded or checked on ``est`` (see
-    :func:`check_source`) and ``est``'s chunk size where it has none."""
+    :func:`check_source`) and ``est``'s chunk size where it has none.
+
+    A source with column names (a :class:`~gaussmix.ParquetSource`) has them
+    recorded at fit, and checked against names recorded at fit as a
+    DataFrame's are, so that reordered columns raise instead of being scored
+    in the wrong places."""
+    names = _column_names(source)
+    # at prediction, names are compared when the fit had them (no warning
+    # when it had none: a source is not a DataFrame the user built)
+    if names is not None and not reset and hasattr(est, "feature_names_in_"):
+        _check_source_names(est, names, reset=False)  # scikit-learn: names first
     check_source(est, source, reset=reset)
+    if names is not None and reset:
+        _check_source_names(est, names, reset=True)
     return sized(source, est._chunk_size(source.n_features))
+
+
+def _column_names(source: Any) -> list[str] | None:
+    """The feature column names of a source that has them (Parquet), else None."""
+    names = getattr(source, "columns", None)
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return names
+    return None
+
+
+def _check_source_names(est: Any, names: list[str], *, reset: bool) -> None:
+    """scikit-learn's feature-name check on an empty Arrow table with these
+    column names (scikit-learn reads names through the dataframe protocol)."""
+    from sklearn.utils.validation import validate_data
+
+    from ._optional import require
+
+    pa = require("pyarrow", "io", "checking a Parquet source's column names")
+    stand_in = pa.table({name: pa.array([], pa.float64()) for name in names})
+    validate_data(est, stand_in, reset=reset, skip_check_array=True)
 
 
 def sized(source: DataSource, chunk_size: int) -> DataSource:

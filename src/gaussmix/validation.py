@@ -27,6 +27,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import validate_data
 
 from .engine.covariance import CovarianceType
+from .engine.sources import is_data_source
 
 __all__ = [
     "INIT_METHODS",
@@ -117,6 +118,11 @@ def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1,
     """A finite float32/float64 2-D array, with feature names/count recorded or
     checked as scikit-learn does. NaN (missing values) pass where ``allow_nan``
     (default: ``est.missing == 'marginalize'``); inf never does."""
+    if is_data_source(X):  # else scikit-learn's 'Expected 2D array, got scalar array'
+        raise TypeError(f"This method takes rows as an array-like, not a "
+                        f"{type(X).__name__}: data sources are read by fit, fit_predict, "
+                        "predict, predict_proba, score_samples, score, bic, aic and "
+                        "gaussmix.select. Load the rows into memory first.")
     try:
         X = validate_data(est, X, reset=reset, dtype=FLOAT_DTYPES,
                           ensure_all_finite=False, ensure_min_samples=min_samples)

@@ -25,7 +25,14 @@ from .covariance import CovarianceType
 from .mstep import NK_FLOOR, m_step
 from .params import MixtureParams
 from .reducers import Reducer, fold
-from .sources import ArraySource, Chunk, DataSource, auto_chunk_size, sample_rows
+from .sources import (
+    ArraySource,
+    Chunk,
+    DataSource,
+    auto_chunk_size,
+    check_enough_rows,
+    sample_rows,
+)
 from .stats import SuffStats
 from .xp import array_namespace, from_host, to_host
 
@@ -44,6 +51,9 @@ def initial_params(
     given ``precisions_cholesky`` (from ``precisions_init``) are kept as they
     are, and only weights and means come from the drawn responsibilities."""
     rows, resp = drawn_responsibilities(source, n_components, method, rng, piece)
+    if not source.in_memory and rows.sample_weight is not None:
+        # rows of weight zero count as absent, as for weighted arrays
+        check_enough_rows(rows.n_rows, n_components, to_host(rows.sample_weight))
     return params_from_responsibilities(rows, resp, piece, reg_covar, reducer,
                                         precisions_cholesky)
 
@@ -58,6 +68,8 @@ def drawn_responsibilities(
     responsibilities by ``method``; model selection shares one draw among
     covariance types (``piece`` only sizes the sample's chunks)."""
     X, w = sample_rows(source, INIT_SAMPLE_ROWS, rng)
+    if not source.in_memory:  # (arrays are checked as they are validated)
+        check_enough_rows(len(X), n_components)  # a stream of unknown length
     rows = (source if isinstance(source, ArraySource) else
             ArraySource(X, w, auto_chunk_size(n_components, X.shape[1], piece)))
     resp = initial_responsibilities(to_host(X, X.dtype), None if w is None else to_host(w),

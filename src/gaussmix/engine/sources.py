@@ -252,20 +252,21 @@ class NpySource:
     def __init__(self, path: str | os.PathLike[str], chunk_size: int | None = None,
                  sample_weight: Any = None) -> None:
         self.path = os.fspath(path)
-        self._rows = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        self._rows = _mapped_npy(self.path)
         if self._rows.ndim != 2 or self._rows.dtype.kind not in "fiub":
             raise ValueError(
                 f"{self.path!r} holds a {self._rows.ndim}-D {self._rows.dtype} array; "
                 "a data file must hold a 2-D numeric array (rows x features)."
             )
-        # float32 stays float32 (faster products); anything else is read as float64
-        float32 = self._rows.dtype == np.float32
+        # float32 (either byte order) stays float32 (faster products); anything
+        # else is read as float64
+        float32 = self._rows.dtype.kind == "f" and self._rows.dtype.itemsize == 4
         self.dtype = np.dtype(np.float32 if float32 else np.float64)
         self.n_rows, self.n_features = map(int, self._rows.shape)
         # None: the estimator's chunk size for its problem (see auto_chunk_size)
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
-        self.sample_weight = (None if sample_weight is None
-                              else check_chunk_weights(sample_weight, self.n_rows))
+        self.chunk_size = check_chunk_size(chunk_size)
+        self.sample_weight = (None if sample_weight is None else check_chunk_weights(
+            sample_weight, self.n_rows, f"the rows of {self.path!r}"))
         self.spec = ComputeSpec(array_namespace(np.empty(0, self.dtype)), self.dtype)
 
     @property
@@ -277,8 +278,52 @@ class NpySource:
         for start in range(0, self.n_rows, size):
             stop = min(start + size, self.n_rows)
             X = np.asarray(self._rows[start:stop], dtype=self.dtype)
-            yield Chunk(check_chunk(X, self.n_features, f"rows {start}..{stop - 1}"),
+            where = f"rows {start}..{stop - 1} of {self.path!r}"
+            yield Chunk(check_chunk(X, self.n_features, where),
                         None if w is None else w[start:stop])
+
+
+def _mapped_npy(path: str) -> np.ndarray:
+    """The ``.npy`` file memory-mapped; a file that is not one (truncated,
+    corrupt, pickled objects) raises ValueError naming it."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path!r} is not a readable .npy file of numbers ({error}); "
+                         "check that it was written completely by numpy.save.") from error
+
+
+def check_enough_rows(n_rows: int, n_components: int, weights: Any = None) -> None:
+    """Raise, as for an array, when a data source's ``n_rows`` rows (given
+    their ``weights``, if any) are too few to fit ``n_components``: at least
+    one per component, and 2; rows of weight zero count as absent."""
+    if n_rows < max(2, n_components):
+        raise ValueError(
+            f"The data source holds {n_rows} row(s); fitting {n_components} "
+            f"component(s) needs at least {max(2, n_components)} (one per component, "
+            "and 2). Lower n_components or add data."
+        )
+    weighted = n_rows if weights is None else int(np.count_nonzero(weights))
+    if weighted < n_components:
+        raise ValueError(
+            f"Only {weighted} row(s) of the data source (or of the sample of it that "
+            f"initialisation reads) have a positive weight, for {n_components} "
+            "components: rows of weight zero count as absent. Give more rows a "
+            "positive weight or lower n_components."
+        )
+
+
+def check_chunk_size(chunk_size: Any) -> int | None:
+    """A source's ``chunk_size``: None (the estimator chooses) or an int >= 1."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
+            or chunk_size < 1:
+        raise ValueError(f"chunk_size must be None or an int >= 1 (rows per chunk), got "
+                         f"{chunk_size!r}.")
+    return int(chunk_size)
 
 
 class IterableSource:
@@ -286,8 +331,15 @@ class IterableSource:
 
     Each item is an array of rows (n_i, d), or a pair ``(rows, weights)``.
     Items are re-split into chunks of at most ``chunk_size`` rows, so memory
-    stays bounded whatever the item size. Weights are used as given (they are
-    not seen all at once).
+    stays bounded whatever the item size; items without rows are skipped.
+    Weights are used as given (they are not seen all at once). Chunks are
+    computed in the first chunk's dtype: float32 if it is float32, else
+    float64 (later NumPy chunks are cast to it).
+
+    Every pass must give the same rows (EM reads them once per iteration):
+    a pass that gives another number of rows than the first complete one
+    raises ValueError, as does a function that returns an exhausted iterator.
+    The iterator opened to learn the number of features is the first pass's.
 
     Examples
     --------
@@ -318,34 +370,81 @@ class IterableSource:
         else:
             raise TypeError(f"Expected an iterable of chunks or a function, got "
                             f"{type(chunks).__name__}.")
-        first = next(self._items(), None)
+        items = self._items()
+        first = next(items, None)
         if first is None:
             raise ValueError("The chunk source yielded no rows.")
         self.n_features = int(first.X.shape[1])
         self.spec = spec_of(check_chunk(first.X, self.n_features, "the first chunk"))
         # None: the estimator's chunk size for its problem (see auto_chunk_size)
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.reiterable = True
+        # shared with copies (the estimator copies a source to set its chunk
+        # size): the opened first pass, and the rows of a complete pass
+        self._passes = _Passes(pending=(first, items))
 
     def _items(self) -> Iterator[Chunk]:
         for item in self._open():
+            if isinstance(item, tuple) and len(item) != 2:
+                raise ValueError(f"A chunk given as a tuple must be a pair (rows, "
+                                 f"weights); got a tuple of {len(item)} items.")
             X, w = item if isinstance(item, tuple) else (item, None)
             if not hasattr(X, "__array_namespace__"):
                 X = np.asarray(X)
+            if X.ndim >= 1 and X.shape[0] == 0:
+                continue  # no rows (an empty query result): nothing to read
             if X.ndim != 2:
                 raise ValueError(f"Each chunk must be 2-D (rows x features); got "
                                  f"shape {tuple(X.shape)}.")
             yield Chunk(X, w)
 
+    def _pass(self) -> Iterator[Chunk]:
+        """The items of a pass: the first pass continues the iterator opened
+        by the constructor (a one-shot iterator then loses no rows)."""
+        pending, self._passes.pending = self._passes.pending, None
+        if pending is None:
+            yield from self._items()
+            return
+        first, rest = pending
+        yield first
+        yield from rest
+
     def chunks(self) -> Iterator[Chunk]:
-        for X, w in self._items():
-            X = check_chunk(X, self.n_features, "a chunk")
+        rows, size = 0, self.chunk_size or DEFAULT_CHUNK_ROWS
+        for X, w in self._pass():
+            where = f"rows {rows}..{rows + X.shape[0] - 1} of the chunk source"
+            X = check_chunk(X, self.n_features, where)
+            if isinstance(X, np.ndarray) and X.dtype != self.spec.dtype:
+                X = X.astype(self.spec.dtype)
             if w is not None:
-                w = check_chunk_weights(w, X.shape[0])
-            size = self.chunk_size or DEFAULT_CHUNK_ROWS
+                w = check_chunk_weights(w, X.shape[0], where)
             for start in range(0, X.shape[0], size):
                 stop = start + size
                 yield Chunk(X[start:stop], None if w is None else w[start:stop])
+            rows += X.shape[0]
+        self._passes.check(rows)
+
+
+@dataclass
+class _Passes:
+    """What the passes over an :class:`IterableSource` have shown."""
+
+    pending: tuple[Chunk, Iterator[Chunk]] | None = None
+    rows: int | None = None  # rows of the first complete pass
+
+    def check(self, rows: int) -> None:
+        """Record the rows of a complete pass; raise if they differ from the first's."""
+        if self.rows is None:
+            self.rows = rows
+        elif rows != self.rows:
+            raise ValueError(
+                f"A pass over the chunk source gave {rows} rows, an earlier pass "
+                f"{self.rows}: every pass must give the same rows (EM reads them once "
+                "per iteration). Pass a function that returns a fresh iterator at "
+                "every call (e.g. lambda: read_chunks(path)), not one that returns "
+                "the same iterator or generator, and keep the data unchanged while "
+                "fitting."
+            )
 
 
 def spec_of(X: Any) -> ComputeSpec:
@@ -356,7 +455,7 @@ def spec_of(X: Any) -> ComputeSpec:
 def check_chunk(X: Any, n_features: int, where: str) -> Any:
     """A float32/float64 chunk with ``n_features`` columns and finite values."""
     if isinstance(X, np.ndarray) and X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
+        X = _as_float64(X, where)
     if X.shape[1] != n_features:
         raise ValueError(f"{where} has {X.shape[1]} features, but the source has "
                          f"{n_features}; every chunk needs the same columns.")
@@ -365,19 +464,33 @@ def check_chunk(X: Any, n_features: int, where: str) -> Any:
         finite = bool(xp.all(xp.isfinite(X)))
     if not finite:
         raise ValueError(f"{where} contains NaN or infinity; remove or impute "
-                         "those values before fitting.")
+                         "those values (missing='marginalize' treats NaN as missing "
+                         "in in-memory arrays only; data sources reject them).")
     return X
 
 
-def check_chunk_weights(w: Any, n_rows: int) -> Any:
-    """Non-negative finite weights, one per row of the chunk."""
+def _as_float64(X: np.ndarray, where: str) -> np.ndarray:
+    """A NumPy chunk of numbers as float64; complex or non-numeric values raise."""
+    if X.dtype.kind == "c":
+        raise ValueError(f"{where} holds complex numbers ({X.dtype}); rows must be real.")
+    try:
+        return X.astype(np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where} holds values that are not numbers ({error}); "
+                         "convert or drop the non-numeric columns.") from error
+
+
+def check_chunk_weights(w: Any, n_rows: int, where: str = "a chunk") -> Any:
+    """Non-negative finite weights, one per row of the chunk (``where``
+    names it in errors)."""
     w = np.asarray(w, dtype=np.float64) if not hasattr(w, "__array_namespace__") else w
     xp = array_namespace(w)
     if tuple(w.shape) != (n_rows,):
-        raise ValueError(f"A chunk's weights have shape {tuple(w.shape)}, expected "
-                         f"({n_rows},): one weight per row.")
+        raise ValueError(f"The weights of {where} have shape {tuple(w.shape)}, "
+                         f"expected ({n_rows},): one weight per row.")
     if not bool(xp.all(xp.isfinite(w) & (w >= 0))):
-        raise ValueError("A chunk's sample weights must be finite and non-negative.")
+        raise ValueError(f"The sample weights of {where} must be finite and "
+                         "non-negative (a null weight is NaN).")
     return w
 
 
@@ -385,9 +498,10 @@ def sample_rows(source: DataSource, size: int, rng: np.random.RandomState
                 ) -> tuple[Any, Any]:
     """Rows for initialisation: all of an in-memory source, else a uniform
     random sample of at most ``size`` rows (reservoir sampling in one pass,
-    rows kept in their original order, with their weights). A source known to
-    hold at most ``size`` rows gives all of them and draws no random numbers,
-    so it starts where the same rows in memory start.
+    rows kept in their original order, with their weights). A source of at
+    most ``size`` rows gives all of them and leaves ``rng`` as it was (a
+    stream of unknown length is read, then its draws are undone), so it
+    starts where the same rows in memory start.
 
     A source with a ``sample(size, rng)`` method draws the sample itself (a
     Dask array draws it on the cluster, so rows never all reach the caller)."""
@@ -397,7 +511,10 @@ def sample_rows(source: DataSource, size: int, rng: np.random.RandomState
         return source.sample(size, rng)  # type: ignore[attr-defined]
     if source.n_rows is not None and source.n_rows <= size:
         return _all_rows(source)
-    keys, rows, weights, positions = _reservoir(source, size, rng)
+    state = rng.get_state()
+    rows, weights, positions, n_read = _reservoir(source, size, rng)
+    if n_read <= size:  # every row kept: as from a source known to be that small,
+        rng.set_state(state)  # no random numbers drawn
     order = np.argsort(positions, kind="stable")
     w = None if weights is None else weights[order]
     return rows[order], w
@@ -437,4 +554,4 @@ def _reservoir(source: DataSource, size: int, rng: np.random.RandomState):
             keep = np.argpartition(keys, size - 1)[:size]
             keys, rows, positions = keys[keep], rows[keep], positions[keep]
             weights = None if weights is None else weights[keep]
-    return keys, rows, weights, positions
+    return rows, weights, positions, offset

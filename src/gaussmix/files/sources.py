@@ -29,7 +29,13 @@ import numpy as np
 
 from .._optional import require
 from ..engine.covariance import ComputeSpec
-from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk, check_chunk, check_chunk_weights
+from ..engine.sources import (
+    DEFAULT_CHUNK_ROWS,
+    Chunk,
+    check_chunk,
+    check_chunk_size,
+    check_chunk_weights,
+)
 from ..engine.xp import array_namespace
 from .readers import check_unique_names
 from .spill import SpilledReads, row_spill
@@ -84,12 +90,19 @@ class ParquetSource(SpilledReads):
         pa = require("pyarrow", "io", "reading Parquet files")
         pq = require("pyarrow.parquet", "io", "reading Parquet files")
         self.path = os.fspath(path)
+        if isinstance(columns, str):
+            raise TypeError(f"columns must be a list of column names, e.g. "
+                            f"[{columns!r}], not a string.")
         # memory-mapped, not pre-buffered: pre-buffering keeps every column chunk
         # read so far in private memory (a whole file's worth per pass)
-        self._file = pq.ParquetFile(self.path, memory_map=True, pre_buffer=False)
+        self._file = _parquet_file(pa, pq, self.path)
         schema = self._file.schema_arrow
         names = list(schema.names)
         check_unique_names(self.path, names)  # else pyarrow's KeyError when read
+        if columns is not None and len(set(columns)) < len(columns):
+            twice = sorted({c for c in columns if list(columns).count(c) > 1})
+            raise ValueError(f"columns lists {', '.join(map(repr, twice))} more than "
+                             "once; give each feature column once.")
 
         def numeric(name: str) -> bool:
             kind = schema.field(name).type
@@ -118,7 +131,7 @@ class ParquetSource(SpilledReads):
         self.n_rows = int(self._file.metadata.num_rows)
         self.n_features = len(self.columns)
         # None: the estimator's chunk size for its problem (see auto_chunk_size)
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.spec = _numpy_spec(self.dtype)
         self._pa, self._pq = pa, pq
         self._readers = threading.local()
@@ -187,7 +200,8 @@ class ParquetSource(SpilledReads):
         n = len(X)
         where = f"rows {start}..{start + n - 1} of {self.path!r}"
         return Chunk(check_chunk(X, self.n_features, where),
-                     None if w is None else check_chunk_weights(w, n))
+                     None if w is None else check_chunk_weights(
+                         w, n, f"{where} (column {self.weights!r})"))
 
     def _values(self, column: Any, dtype: np.dtype) -> np.ndarray:
         pa = self._pa
@@ -198,6 +212,16 @@ class ParquetSource(SpilledReads):
             column = column.cast(target, safe=False)
         # nulls become NaN, which check_chunk reports
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def _parquet_file(pa: Any, pq: Any, path: str) -> Any:
+    """The Parquet file opened for reading; one that is not a Parquet file
+    (truncated, corrupt, another format) raises ValueError naming it."""
+    try:
+        return pq.ParquetFile(path, memory_map=True, pre_buffer=False)
+    except pa.ArrowInvalid as error:
+        raise ValueError(f"{path!r} is not a readable Parquet file ({error}); check "
+                         "that it was written completely.") from error
 
 
 class ZarrSource(SpilledReads):
@@ -238,19 +262,22 @@ class ZarrSource(SpilledReads):
         if isinstance(path_or_array, (str, os.PathLike)):
             zarr = require("zarr", "zarr", "reading Zarr arrays")
             self.path: str | None = os.fspath(path_or_array)
-            self._rows = zarr.open_array(self.path, mode="r")
+            self._rows = zarr.open(self.path, mode="r")
         else:
             self.path, self._rows = None, path_or_array
+        _check_not_a_group(self._rows, self.path)
         shape, dtype = tuple(self._rows.shape), np.dtype(self._rows.dtype)
         if len(shape) != 2 or dtype.kind not in "fiub":
             raise ValueError(f"the Zarr array holds a {len(shape)}-D {dtype} array; "
                              "it must be a 2-D numeric array (rows x features).")
-        self.dtype = np.dtype(np.float32 if dtype == np.float32 else np.float64)
+        float32 = dtype.kind == "f" and dtype.itemsize == 4  # either byte order
+        self.dtype = np.dtype(np.float32 if float32 else np.float64)
         self.n_rows, self.n_features = map(int, shape)
         self.block_rows = max(1, int(getattr(self._rows, "chunks", shape)[0]))
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.sample_weight = (None if sample_weight is None
-                              else check_chunk_weights(sample_weight, self.n_rows))
+                              else check_chunk_weights(sample_weight, self.n_rows,
+                                                       "the Zarr array's rows"))
         self.spec = _numpy_spec(self.dtype)
         self._spill = row_spill(cache, self.n_features, self.dtype, self.n_rows)
 
@@ -276,3 +303,15 @@ class ZarrSource(SpilledReads):
         X = np.asarray(self._rows[start:stop], dtype=self.dtype)
         return [Chunk(check_chunk(X, self.n_features, f"rows {start}..{stop - 1} of {name}"),
                       None if w is None else w[start:stop])]
+
+
+def _check_not_a_group(node: Any, path: str | None) -> None:
+    """Raise for a Zarr group (which holds arrays) given where an array is
+    expected, naming its arrays."""
+    if hasattr(node, "shape") or not callable(getattr(node, "array_keys", None)):
+        return
+    arrays = sorted(node.array_keys())
+    name = repr(path) if path is not None else "The Zarr node given"
+    raise ValueError(f"{name} is a Zarr group, not an array; pass one of its arrays "
+                     f"(it holds {', '.join(map(repr, arrays)) or 'none'}), e.g. "
+                     "ZarrSource(zarr.open_group(path)['name']).")
