@@ -14,7 +14,7 @@ import numpy as np
 from .engine.sources import ArraySource, DataSource, is_data_source, scale_weights
 from .engine.xp import is_torch_array as is_torch  # never imports torch
 from .engine.xp import to_host
-from .validation import check_data, check_sample_weight, check_weighted_rows
+from .validation import check_data, check_finite, check_sample_weight, check_weighted_rows
 
 
 def is_dask(X: Any) -> bool:
@@ -53,6 +53,13 @@ def _check_column_names(est: Any, X: Any, n_features: int, *, reset: bool) -> No
     validate_data(est, stand_in, reset=reset, skip_check_array=True)
 
 
+#: Why torch refuses NaN under ``missing="marginalize"``.
+TORCH_NAN_ADVICE = ("missing='marginalize' handles NaN only in NumPy arrays computed "
+                    "with device=None: torch (a tensor, or device=...) does not "
+                    "marginalise them. Impute them first, or pass NumPy rows with "
+                    "device=None.")
+
+
 def uses_torch(est: Any, X: Any) -> bool:
     """Whether ``est`` computes on ``X`` with torch: X is a tensor, or the
     estimator has a ``device``."""
@@ -77,12 +84,17 @@ def torch_source(est: Any, X: Any, sample_weight: Any, *, reset: bool,
         check_source(est, X, reset=reset)
         rows, weights = X, None
     elif is_torch(X):
-        rows = checked_rows(X, min_samples)
+        marginalize = getattr(est, "missing", "raise") == "marginalize"
+        rows = (checked_rows(X, min_samples, TORCH_NAN_ADVICE) if marginalize
+                else checked_rows(X, min_samples))
         check_source(est, _Features(int(X.shape[1])), reset=reset)
         weights = (None if sample_weight is None else
                    checked_weights(sample_weight, int(X.shape[0]), X.device))
     else:
         rows = check_data(est, X, reset=reset, min_samples=min_samples)
+        if getattr(est, "missing", "raise") == "marginalize":  # NaN passed check_data
+            check_finite(rows, "X", estimator_name=type(est).__name__,
+                         advice=TORCH_NAN_ADVICE)
         weights = check_sample_weight(
             to_host(sample_weight) if is_torch(sample_weight) else sample_weight,
             len(rows))
@@ -121,6 +133,7 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
         if source.n_rows is not None and source.n_rows < max(2, est.n_components):
             raise ValueError(f"Expected n_samples >= max(2, n_components) but got "
                              f"{source.n_rows} rows for {est.n_components} components.")
+        check_weighted_rows(source.n_weighted, est.n_components)  # type: ignore[attr-defined]
         return source
     if is_data_source(X):
         if sample_weight is not None:

@@ -365,7 +365,8 @@ def check_chunk(X: Any, n_features: int, where: str) -> Any:
         finite = bool(xp.all(xp.isfinite(X)))
     if not finite:
         raise ValueError(f"{where} contains NaN or infinity; remove or impute "
-                         "those values before fitting.")
+                         "those values first (missing='marginalize' takes NaN in "
+                         "in-memory arrays only).")
     return X
 
 

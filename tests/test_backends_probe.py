@@ -1,0 +1,154 @@
+"""Found by a differential probe of the Dask and torch backends against the
+in-memory fit: each test is a case that was refused, wrong or unclear on one
+backend while the in-memory fit handles it (or says clearly why not)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import draw_mixture
+from sklearn.exceptions import ConvergenceWarning
+
+import gaussmix
+from gaussmix import GaussianMixture
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+pytest.importorskip("distributed")
+
+FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+FEW_WEIGHTED = "only 2 row.*positive sample_weight"
+
+
+@pytest.fixture(scope="module")
+def X():
+    rows, _ = draw_mixture(120, [[0, 0, 0], [6, 1, 0], [0, 7, 3]],
+                           [[1, 1, 1], [1.5, 0.5, 1], [0.7, 1.2, 0.4]],
+                           [0.3, 0.3, 0.4], seed=3)
+    return rows
+
+
+@pytest.fixture(autouse=True)
+def local_scheduler():
+    with dask.config.set(scheduler="sync"):
+        yield
+
+
+def _fit(X, w=None, **kw):
+    gm = GaussianMixture(3, random_state=0, max_iter=5, tol=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return gm.fit(X, sample_weight=w)
+
+
+def _assert_same_fit(got, expected, rtol=1e-10):
+    for name in FITTED:
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name),
+                                   rtol=rtol, atol=rtol, err_msg=name)
+
+
+# ------------------------ fewer rows of positive weight than components
+@pytest.mark.parametrize("init_params", ["kmeans", "random_from_data"])
+def test_dask_counts_rows_of_positive_weight_as_in_memory(X, init_params):
+    # Was: a fit of 3 components on 2 weighted rows (k-means: weights
+    # [0.5, 0.3, 0.2]) or NumPy's "Fewer non-zero entries in p than size".
+    w = np.zeros(len(X))
+    w[:2] = 1.0
+    with pytest.raises(ValueError, match=FEW_WEIGHTED):
+        _fit(X, w, init_params=init_params)
+    for weights in (w, da.from_array(w, chunks=50)):
+        with pytest.raises(ValueError, match=FEW_WEIGHTED):
+            _fit(da.from_array(X, chunks=50), weights, init_params=init_params)
+    w[60] = 0.5  # three weighted rows: fits, as in memory
+    _assert_same_fit(_fit(da.from_array(X, chunks=7), da.from_array(w, chunks=7)),
+                     _fit(X, w))
+
+
+@pytest.mark.parametrize("how", ["in-memory lockstep", "dask"])
+def test_select_reports_too_few_weighted_rows_for_a_candidate(X, how):
+    # Was: in lockstep (the default for Dask) a 3-component candidate fitted
+    # on 2 weighted rows got a score; fitted one by one it failed.
+    w = np.zeros(len(X))
+    w[[0, 70]] = 1.0
+    rows, shared = (X, True) if how != "dask" else (da.from_array(X, chunks=50), None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        table = gaussmix.select(rows, range(1, 4), "diag", random_state=0,
+                                sample_weight=w, shared_passes=shared).table
+        expected = gaussmix.select(X, range(1, 4), "diag", random_state=0,
+                                   sample_weight=w, shared_passes=False).table
+    assert [c.error is None for c in table] == [True, True, False]
+    assert table[2].error == expected[2].error
+    np.testing.assert_allclose([c.bic for c in table[:2]],
+                               [c.bic for c in expected[:2]], rtol=1e-10)
+
+
+# --------------------------------------------------------------- NaN
+@pytest.mark.parametrize("missing", ["raise", "marginalize"])
+def test_nan_in_a_dask_array_is_named_before_initialisation(X, missing):
+    # Was: scikit-learn's KMeans message ("KMeans does not accept missing
+    # values"), raised by the initialisation sample before any block check.
+    bad = X.copy()
+    bad[5, 1] = np.nan
+    with pytest.raises(ValueError, match="Dask array contains NaN.*in-memory arrays only"):
+        _fit(da.from_array(bad, chunks=50), missing=missing)
+    gm = _fit(X, missing="marginalize")  # predictions say the same
+    with pytest.raises(ValueError, match="NaN.*in-memory arrays only"):
+        gm.predict(da.from_array(bad, chunks=50)).compute()
+
+
+def test_torch_refuses_nan_under_marginalize_instead_of_a_wrong_answer(X):
+    torch = pytest.importorskip("torch")
+    bad = X.copy()
+    bad[5, 1] = np.nan
+    # Was: NumPy rows on device="cpu" passed the NaN to the ordinary kernel:
+    # a finite but wrong log-density for the row (not marginalised).
+    gm = _fit(X, missing="marginalize", device="cpu")
+    for method in ("predict", "score_samples", "predict_proba"):
+        with pytest.raises(ValueError, match="row 5, column 1.*does not marginalise"):
+            getattr(gm, method)(bad)
+    with pytest.raises(ValueError, match="row 5, column 1.*does not marginalise"):
+        gm.predict(torch.from_numpy(bad))
+    # Was: scikit-learn's KMeans message at fit.
+    with pytest.raises(ValueError, match="row 5, column 1.*does not marginalise"):
+        _fit(bad, missing="marginalize", device="cpu")
+    with pytest.raises(ValueError, match="row 5, column 1.*device=None"):
+        _fit(torch.from_numpy(bad), missing="marginalize")
+    with pytest.raises(ValueError, match="row 5, column 1. Remove or impute"):
+        _fit(torch.from_numpy(bad))  # missing="raise": the usual advice
+    # the in-memory fit marginalises them
+    assert np.isfinite(_fit(bad, missing="marginalize").score_samples(bad)).all()
+
+
+# -------------------------------------------------------- DataFrames
+def test_dask_dataframe_of_bool_and_nullable_columns_fits_as_pandas(X):
+    # Was: "Expected a numeric Dask array, got dtype object" for numeric
+    # columns that to_dask_array turns into objects.
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(
+        flag=np.arange(len(X)) % 2 == 0,
+        count=pd.array(np.arange(len(X)) % 5, dtype="Int64"))
+    frame["c"] = frame["c"].astype("Float64")
+    expected = _fit(frame.astype(np.float64), covariance_type="diag")
+    got = _fit(dd.from_pandas(frame, npartitions=3), covariance_type="diag")
+    _assert_same_fit(got, expected)
+    assert list(got.feature_names_in_) == ["a", "b", "c", "flag", "count"]
+    with_na = frame.assign(count=pd.array([1, None] * (len(X) // 2), dtype="Int64"))
+    with pytest.raises(ValueError, match="contains NaN"):
+        _fit(dd.from_pandas(with_na, npartitions=3))
+    single = dd.from_pandas(pd.DataFrame(X[:, :1].astype(np.float32)), npartitions=2)
+    from gaussmix.backends.dask import DaskSource
+
+    assert DaskSource(single).X.dtype == np.float32  # float32 columns stay float32
+
+
+def test_dask_series_says_to_make_a_frame(X):
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    series = dd.from_pandas(pd.Series(X[:, 0]), npartitions=2)
+    with pytest.raises(ValueError, match="Series; pass series.to_frame()"):
+        _fit(series)
+    _assert_same_fit(_fit(series.to_frame()), _fit(X[:, :1]))
