@@ -152,3 +152,32 @@ def test_dask_series_says_to_make_a_frame(X):
     with pytest.raises(ValueError, match="Series; pass series.to_frame()"):
         _fit(series)
     _assert_same_fit(_fit(series.to_frame()), _fit(X[:, :1]))
+
+
+# ------------------------------------------------------ other inputs
+def test_impute_on_a_tensor_returns_a_tensor(X):
+    # Was: a NumPy array (float64 for a float32 tensor), unlike predictions.
+    torch = pytest.importorskip("torch")
+    bad = X.copy()
+    bad[[5, 9], [1, 2]] = np.nan
+    gm = _fit(X)
+    for dtype in (np.float32, np.float64):
+        T = torch.from_numpy(bad.astype(dtype))
+        filled = gm.impute(T)
+        assert isinstance(filled, torch.Tensor) and filled.dtype == T.dtype
+        np.testing.assert_array_equal(filled.numpy(), gm.impute(bad.astype(dtype)))
+        draws = gm.impute(T, n_draws=2, random_state=0)
+        assert isinstance(draws, torch.Tensor) and tuple(draws.shape) == (2, *X.shape)
+        np.testing.assert_array_equal(
+            draws.numpy(), gm.impute(bad.astype(dtype), n_draws=2, random_state=0))
+
+
+def test_dask_input_errors_are_clear(X):
+    # Was: KMeans' "minimum of 1 is required by KMeans", and NumPy's bare
+    # "could not convert string to float".
+    with pytest.raises(ValueError, match=r"shape \(120, 0\).*at least 1 feature"):
+        _fit(da.from_array(X[:, :0]))
+    with pytest.raises(ValueError, match="sample_weight must be numeric"):
+        _fit(da.from_array(X), ["a"] * len(X))
+    with pytest.raises(ValueError, match="real-valued"):
+        _fit(da.from_array(X.astype(complex)))

@@ -353,7 +353,10 @@ def _as_array(X: Any) -> tuple[Any, list[str] | None]:
         raise ValueError(f"Expected a 2-D Dask array (rows x features), got {X.ndim}-D; "
                          "reshape a single feature with X.reshape(-1, 1).")
     if X.dtype.kind not in "fiub":
-        raise ValueError(f"Expected a numeric Dask array, got dtype {X.dtype}.")
+        raise ValueError(f"Expected a real-valued numeric Dask array, got dtype {X.dtype}.")
+    if X.shape[1] < 1:
+        raise ValueError(f"Found a Dask array of shape {X.shape} while at least 1 "
+                         "feature is required.")
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     if any(math.isnan(c) for c in X.chunks[0]):
@@ -393,7 +396,10 @@ def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True
         if any(math.isnan(c) for c in w.chunks[0]):
             w = w.compute_chunk_sizes()
     else:
-        w = np.asarray(sample_weight, dtype=np.float64)
+        try:
+            w = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"sample_weight must be numeric: {err}") from err
         w = np.full(n, float(w)) if w.ndim == 0 else w
     if tuple(w.shape) != (n,):
         raise ValueError(f"sample_weight must have shape ({n},), one weight per row "
