@@ -118,6 +118,8 @@ def test_torch_refuses_nan_under_marginalize_instead_of_a_wrong_answer(X):
         _fit(torch.from_numpy(bad), missing="marginalize")
     with pytest.raises(ValueError, match="row 5, column 1. Remove or impute"):
         _fit(torch.from_numpy(bad))  # missing="raise": the usual advice
+    with pytest.raises(ValueError, match="row 5, column 1.*device=None"):
+        gaussmix.select(torch.from_numpy(bad), 2, "diag", missing="marginalize")
     # the in-memory fit marginalises them
     assert np.isfinite(_fit(bad, missing="marginalize").score_samples(bad)).all()
 
@@ -181,3 +183,19 @@ def test_dask_input_errors_are_clear(X):
         _fit(da.from_array(X), ["a"] * len(X))
     with pytest.raises(ValueError, match="real-valued"):
         _fit(da.from_array(X.astype(complex)))
+
+
+@pytest.mark.parametrize("scale", [1e306, 1e-320])
+def test_score_with_huge_or_subnormal_weights_equals_in_memory(X, scale):
+    # Was: NaN for weights near the top of the float range (the weighted sum
+    # overflowed; in memory the weights are scaled by a power of two first),
+    # and 5e-6 off for subnormal weights (digits lost in w * log p).
+    torch = pytest.importorskip("torch")
+    gm = _fit(X)
+    w = np.random.default_rng(1).uniform(0.5, 1.0, len(X)) * scale  # subnormal: rounded
+    expected = gm.score(X, sample_weight=w)
+    assert expected == pytest.approx(gm.score(X, sample_weight=w / scale), rel=1e-6)
+    for rows, weights in [(da.from_array(X, chunks=50), w),
+                          (da.from_array(X, chunks=50), da.from_array(w, chunks=41)),
+                          (torch.from_numpy(X), torch.from_numpy(w))]:
+        assert gm.score(rows, sample_weight=weights) == pytest.approx(expected, rel=1e-14)

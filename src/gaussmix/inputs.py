@@ -195,17 +195,21 @@ def prediction_input(est: Any, X: Any) -> Any:
     return check_data(est, X, reset=False)
 
 
-def log_likelihood_totals(log_prob: Any, sample_weight: Any) -> tuple[float, float]:
+def log_likelihood_totals(log_prob: Any, sample_weight: Any, *, scaled: bool = False
+                          ) -> tuple[float, float]:
     """``(sum_i w_i log p_i, sum_i w_i)``, ``w_i = 1`` without weights; a lazy
-    (Dask) ``log_prob`` is computed on its scheduler."""
+    (Dask) ``log_prob`` is computed on its scheduler. ``scaled``: the weights
+    times a power of two (exact; their ratio, the mean, neither overflows nor
+    loses digits to subnormal weights)."""
     if is_dask(log_prob):
         from .backends.dask import weighted_totals
 
-        return weighted_totals(log_prob, sample_weight)
+        return weighted_totals(log_prob, sample_weight, scaled=scaled)
     if is_torch(log_prob) or is_torch(sample_weight):  # one copy to the host
         log_prob = to_host(log_prob)
         sample_weight = None if sample_weight is None else to_host(sample_weight)
     weights = check_sample_weight(sample_weight, len(log_prob))
+    weights = scale_weights(weights) if scaled else weights
     if weights is None:
         return float(log_prob.sum()), float(len(log_prob))
     return float(weights @ log_prob), float(weights.sum())
@@ -251,7 +255,8 @@ def selection_data(est: Any, X: Any, sample_weight: Any) -> tuple[Any, np.ndarra
     if is_torch(X):
         from .backends.torch_checks import checked_rows
 
-        X = checked_rows(X, min_samples=2)
+        X = (checked_rows(X, 2, TORCH_NAN_ADVICE) if est.missing == "marginalize"
+             else checked_rows(X, 2))
     else:
         X = check_data(est, X, reset=True, min_samples=2)
     if is_torch(sample_weight):

@@ -440,7 +440,8 @@ default='kmeans'
             return float(np.divide(*self._log_likelihood(X, None)))
         log_prob = self.score_samples(X)
         if not isinstance(log_prob, np.ndarray):  # Dask (on its scheduler), torch
-            return float(np.divide(*log_likelihood_totals(log_prob, sample_weight)))
+            return float(np.divide(*log_likelihood_totals(log_prob, sample_weight,
+                                                          scaled=True)))
         weights = scale_weights(check_sample_weight(sample_weight, len(log_prob)))
         return float(np.average(log_prob, weights=weights))
 

@@ -420,10 +420,12 @@ def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True
     return w * 2.0 ** first * 2.0 ** (exponent - first), exponent, int(positive)
 
 
-def weighted_totals(log_prob: Any, sample_weight: Any) -> tuple[float, float]:
-    """``(sum w log p, sum w)`` of a lazy per-row log-likelihood, computed."""
+def weighted_totals(log_prob: Any, sample_weight: Any, scaled: bool = False
+                    ) -> tuple[float, float]:
+    """``(sum w log p, sum w)`` of a lazy per-row log-likelihood, computed
+    (with ``scaled``, the weights times a power of two, as the fit scales them)."""
     if sample_weight is None:
         return float(log_prob.sum().compute()), float(log_prob.shape[0])
-    w, _, _ = _aligned_weights(sample_weight, log_prob[:, None], scale=False)
+    w, _, _ = _aligned_weights(sample_weight, log_prob[:, None], scale=scaled)
     total, weight = _dask().compute((w * log_prob).sum(), w.sum())
     return float(total), float(weight)
