@@ -199,3 +199,19 @@ def test_score_with_huge_or_subnormal_weights_equals_in_memory(X, scale):
                           (da.from_array(X, chunks=50), da.from_array(w, chunks=41)),
                           (torch.from_numpy(X), torch.from_numpy(w))]:
         assert gm.score(rows, sample_weight=weights) == pytest.approx(expected, rel=1e-14)
+
+
+def test_select_with_subnormal_weights_fits_the_candidates_of_their_scaled_values(X):
+    # Was: in memory, "component 0 has an ill-defined covariance" (the seeding
+    # M-step ran on the subnormal weights as given; fit scales them first);
+    # on Dask, a refusal of the weights.
+    counts = np.random.default_rng(1).integers(1, 4, len(X)).astype(float)
+    tiny = np.ldexp(counts, -1070)
+    expected = gaussmix.select(X, range(1, 3), "full", random_state=0,
+                               sample_weight=counts).estimators_
+    for rows, weights in [(X, tiny), (da.from_array(X, chunks=50), tiny)]:
+        got = gaussmix.select(rows, range(1, 3), "full", random_state=0,
+                              sample_weight=weights)
+        assert all(c.error is None for c in got.table)
+        for key, model in expected.items():
+            _assert_same_fit(got.estimators_[key], model)

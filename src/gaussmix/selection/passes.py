@@ -120,7 +120,7 @@ def _seeding_source(X: Any, weights: np.ndarray | None, k: int) -> DataSource:
         from ..backends.torch import TorchSource
 
         return TorchSource(X, scale_weights(weights))
-    return as_source(X, weights, k)
+    return as_source(X, scale_weights(weights), k)  # as fit scales them
 
 
 def log_likelihood_and_entropy(
