@@ -215,3 +215,16 @@ def test_select_with_subnormal_weights_fits_the_candidates_of_their_scaled_value
         assert all(c.error is None for c in got.table)
         for key, model in expected.items():
             _assert_same_fit(got.estimators_[key], model)
+
+
+def test_a_model_fitted_on_a_dask_array_pickles(X):
+    # Was: "Can't pickle local object 'GaussianMixture._per_row.<locals>.<lambda>'"
+    # (the lazy labels_ held a closure in its graph); in-memory models pickle.
+    import pickle
+
+    dX = da.from_array(X, chunks=50)
+    gm = _fit(dX)
+    again = pickle.loads(pickle.dumps(gm))
+    np.testing.assert_array_equal(again.labels_.compute(), gm.predict(X))
+    np.testing.assert_array_equal(again.predict(dX).compute(), gm.predict(X))
+    _assert_same_fit(again, gm, rtol=0)
