@@ -36,8 +36,8 @@ def local_scheduler():
         yield
 
 
-def _fit(X, w=None, **kw):
-    gm = GaussianMixture(3, random_state=0, max_iter=5, tol=0, **kw)
+def _fit(X, w=None, n_components=3, **kw):
+    gm = GaussianMixture(n_components, random_state=0, max_iter=5, tol=0, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return gm.fit(X, sample_weight=w)
@@ -228,3 +228,33 @@ def test_a_model_fitted_on_a_dask_array_pickles(X):
     np.testing.assert_array_equal(again.labels_.compute(), gm.predict(X))
     np.testing.assert_array_equal(again.predict(dX).compute(), gm.predict(X))
     _assert_same_fit(again, gm, rtol=0)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random", "random_from_data"])
+def test_initialisation_sample_skips_rows_of_weight_zero(X, init_params, monkeypatch):
+    # Past INIT_SAMPLE_ROWS rows, initialisation works on a uniform sample of
+    # rows; drawn among all rows, it could hold no row of positive weight
+    # (was: "Sample weights must contain at least one non-zero number",
+    # "probabilities contain NaN", "ill-defined covariance").
+    torch = pytest.importorskip("torch")
+    from gaussmix.backends.dask import DaskSource
+    from gaussmix.backends.torch import TorchSource
+    from gaussmix.engine import init as init_module
+
+    w = np.zeros(len(X))
+    w[[10, 50, 51, 90, 119]] = [1.0, 2.0, 1.0, 3.0, 1.0]
+    rng = np.random.RandomState(0)
+    for source in (DaskSource(da.from_array(X, chunks=25), w),
+                   TorchSource(torch.from_numpy(X), w)):
+        rows, weights = source.sample(8, rng)
+        assert len(rows) == 8 and np.count_nonzero(weights) == 5  # all of them
+        rows, weights = source.sample(4, rng)
+        assert np.all(weights > 0)
+        assert all(any(np.array_equal(r, X[i]) for i in np.flatnonzero(w)) for r in rows)
+    monkeypatch.setattr(init_module, "INIT_SAMPLE_ROWS", 20)
+    low, high = X[w > 0].min(axis=0), X[w > 0].max(axis=0)
+    for rows in (da.from_array(X, chunks=25), torch.from_numpy(X)):
+        got = _fit(rows, w, init_params=init_params, n_components=2)
+        means = np.asarray(got.means_)  # averages of the weighted rows only
+        assert np.isfinite(float(got.lower_bound_))
+        assert np.all((means >= low - 1e-9) & (means <= high + 1e-9))

@@ -179,7 +179,8 @@ class DaskSource:
 
     def sample(self, size: int, rng: np.random.RandomState) -> tuple[np.ndarray, Any]:
         """A uniform random sample of at most ``size`` rows (and their weights),
-        in their original order, drawn on the cluster; all rows when there are
+        in their original order, drawn on the cluster among the rows of
+        positive weight (then zero-weight rows if too few); all rows when there are
         no more than ``size`` (then no random numbers are drawn); checked
         (finite) before initialisation reads it."""
         dask = _dask()
@@ -313,8 +314,12 @@ SampleValue = tuple[np.ndarray, np.ndarray, Any, np.ndarray]
 
 def _block_sample(X: np.ndarray, w: Any, seed: int, offset: int, size: int
                   ) -> SampleValue:
-    """The ``size`` rows of a block with the smallest random keys."""
+    """The ``size`` rows of a block with the smallest random keys; rows of
+    weight zero (absent from the fit) get keys above all others, so they are
+    drawn only where there are fewer than ``size`` rows of positive weight."""
     keys = np.asarray(np.random.RandomState(seed).random_sample(X.shape[0]))
+    if w is not None:
+        keys = np.where(np.asarray(w) > 0, keys, keys + 1.0)
     positions = offset + np.arange(X.shape[0])
     return _smallest(keys, np.asarray(X), None if w is None else np.asarray(w),
                      positions, size)
