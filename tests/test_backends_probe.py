@@ -253,8 +253,10 @@ def test_initialisation_sample_skips_rows_of_weight_zero(X, init_params, monkeyp
         assert all(any(np.array_equal(r, X[i]) for i in np.flatnonzero(w)) for r in rows)
     monkeypatch.setattr(init_module, "INIT_SAMPLE_ROWS", 20)
     low, high = X[w > 0].min(axis=0), X[w > 0].max(axis=0)
-    for rows in (da.from_array(X, chunks=25), torch.from_numpy(X)):
-        got = _fit(rows, w, init_params=init_params, n_components=2)
+    chunks = [(X[i:i + 25], w[i:i + 25]) for i in range(0, len(X), 25)]
+    for rows, weights in [(da.from_array(X, chunks=25), w), (torch.from_numpy(X), w),
+                          (gaussmix.IterableSource(chunks), None)]:
+        got = _fit(rows, weights, init_params=init_params, n_components=2)
         means = np.asarray(got.means_)  # averages of the weighted rows only
         assert np.isfinite(float(got.lower_bound_))
         assert np.all((means >= low - 1e-9) & (means <= high + 1e-9))

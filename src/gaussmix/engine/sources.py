@@ -386,7 +386,8 @@ def sample_rows(source: DataSource, size: int, rng: np.random.RandomState
                 ) -> tuple[Any, Any]:
     """Rows for initialisation: all of an in-memory source, else a uniform
     random sample of at most ``size`` rows (reservoir sampling in one pass,
-    rows kept in their original order, with their weights). A source known to
+    rows kept in their original order, with their weights; rows of weight
+    zero, absent from the fit, only if too few others). A source known to
     hold at most ``size`` rows gives all of them and draws no random numbers,
     so it starts where the same rows in memory start.
 
@@ -430,7 +431,10 @@ def _reservoir(source: DataSource, size: int, rng: np.random.RandomState):
             weights = np.concatenate([
                 np.ones(len(keys)) if weights is None else weights,
                 np.ones(n) if new_w is None else new_w])
-        keys = np.concatenate([keys, rng.random_sample(n)])
+        new_keys = np.asarray(rng.random_sample(n))
+        if new_w is not None:  # rows of weight zero (absent) only if too few others
+            new_keys = np.where(new_w > 0, new_keys, new_keys + 1.0)
+        keys = np.concatenate([keys, new_keys])
         rows = np.concatenate([rows, X])
         positions = np.concatenate([positions, offset + np.arange(n)])
         offset += n
