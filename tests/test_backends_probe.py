@@ -138,6 +138,8 @@ def test_dask_dataframe_of_bool_and_nullable_columns_fits_as_pandas(X):
     got = _fit(dd.from_pandas(frame, npartitions=3), covariance_type="diag")
     _assert_same_fit(got, expected)
     assert list(got.feature_names_in_) == ["a", "b", "c", "flag", "count"]
+    with pytest.raises(ValueError, match=r"\['name'\] are not numeric.*select_dtypes"):
+        got.predict(dd.from_pandas(frame.assign(name="x"), npartitions=3))
     with_na = frame.assign(count=pd.array([1, None] * (len(X) // 2), dtype="Int64"))
     with pytest.raises(ValueError, match="contains NaN"):
         _fit(dd.from_pandas(with_na, npartitions=3))

@@ -378,8 +378,9 @@ def _frame_as_array(frame: Any) -> Any:
     dtypes = frame.dtypes
     bad = [str(c) for c, t in dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
     if bad:
-        raise ValueError(f"A Dask DataFrame to fit must have numeric columns only; "
-                         f"{bad} are not numeric.")
+        raise ValueError(f"A Dask DataFrame must have numeric columns only; {bad} are "
+                         "not numeric: convert or drop them first (e.g. "
+                         "frame.select_dtypes('number')).")
     dtype = np.float32 if all(t == np.float32 for t in dtypes) else np.float64
     if any(t != dtype for t in dtypes):
         frame = frame.astype(dtype)
