@@ -262,3 +262,22 @@ def test_initialisation_sample_skips_rows_of_weight_zero(X, init_params, monkeyp
         means = np.asarray(got.means_)  # averages of the weighted rows only
         assert np.isfinite(float(got.lower_bound_))
         assert np.all((means >= low - 1e-9) & (means <= high + 1e-9))
+
+
+def test_partial_fit_on_tensor_batches_runs_on_the_host(X, monkeypatch):
+    # partial_fit steps on the host: tensor batches (and weights) are copied
+    # there first, so a batch on a GPU works as a CPU one (here: the copy is
+    # made by to_host, not by NumPy's conversion, which refuses CUDA tensors).
+    torch = pytest.importorskip("torch")
+    w = np.random.default_rng(1).uniform(0.0, 2.0, len(X))
+    a, b = GaussianMixture(3, random_state=0), GaussianMixture(3, random_state=0)
+    for part in (slice(0, 60), slice(60, None)):
+        a.partial_fit(X[part].astype(np.float32), sample_weight=w[part])
+        b.partial_fit(torch.from_numpy(X[part].astype(np.float32)),
+                      sample_weight=torch.from_numpy(w[part]))
+    _assert_same_fit(b, a, rtol=0)
+    assert isinstance(b.means_, np.ndarray)
+    monkeypatch.setattr(torch.Tensor, "__array__", None)  # as a CUDA tensor refuses
+    b.partial_fit(torch.from_numpy(X[:30]))
+    a.partial_fit(X[:30])
+    _assert_same_fit(b, a, rtol=0)
