@@ -281,3 +281,8 @@ def test_partial_fit_on_tensor_batches_runs_on_the_host(X, monkeypatch):
     b.partial_fit(torch.from_numpy(X[:30]))
     a.partial_fit(X[:30])
     _assert_same_fit(b, a, rtol=0)
+    # tensor weights of NumPy rows, in fit and score, likewise
+    expected = _fit(X, w)
+    _assert_same_fit(_fit(X, torch.from_numpy(w)), expected, rtol=0)
+    assert expected.score(X, sample_weight=torch.from_numpy(w)) == \
+        expected.score(X, sample_weight=w)
