@@ -423,7 +423,10 @@ def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True
     exponent = -math.frexp(float(high))[1]  # the largest weight to [0.5, 1)
     # two exact factors: 2.0 ** 1074 (a subnormal largest weight) overflows
     first = min(exponent, 1000)
-    return w * 2.0 ** first * 2.0 ** (exponent - first), exponent, int(positive)
+    w = w * 2.0 ** first
+    if exponent > first:
+        w = w * 2.0 ** (exponent - first)
+    return w, exponent, int(positive)
 
 
 def weighted_totals(log_prob: Any, sample_weight: Any, scaled: bool = False
