@@ -276,12 +276,18 @@ def test_subnormal_sample_weights_fit_as_their_scaled_values(exponent):
     assert tiny.lower_bound_ == plain.lower_bound_
 
 
-def test_subnormal_sample_weights_on_dask_say_what_to_do():
-    # A Dask fit keeps the weights' scale factor (to undo totals), which for a
-    # subnormal largest weight is not a float: a clear error, not OverflowError.
+def test_subnormal_sample_weights_on_dask_fit_as_their_scaled_values():
+    # A Dask fit scales its weights on the cluster and keeps the power of two
+    # (to undo totals); for a subnormal largest weight, 2.0 ** 1074 overflowed,
+    # so such weights were refused although the in-memory fit takes them.
     da = pytest.importorskip("dask.array")
-    counts = np.ones(len(X_THREE))
-    with pytest.raises(ValueError, match="subnormal"):
-        GaussianMixture(3, random_state=0).fit(
-            da.from_array(X_THREE, chunks=40),
-            sample_weight=da.from_array(np.ldexp(counts, -1070), chunks=40))
+    dask = pytest.importorskip("dask")
+    counts = np.random.default_rng(3).integers(1, 4, len(X_THREE)).astype(float)
+    kw = dict(random_state=0, max_iter=5, tol=0)
+    plain = _quiet(GaussianMixture(3, **kw).fit, X_THREE, sample_weight=counts)
+    with dask.config.set(scheduler="sync"):
+        tiny = _quiet(GaussianMixture(3, **kw).fit, da.from_array(X_THREE, chunks=40),
+                      sample_weight=da.from_array(np.ldexp(counts, -1070), chunks=40))
+    for name in FITTED:
+        np.testing.assert_allclose(getattr(tiny, name), getattr(plain, name),
+                                   rtol=1e-12, atol=0)

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .engine.incomplete import MarginalKernel
 from .engine.sources import ArraySource, DataSource
+from .engine.xp import is_torch_array as is_torch
 from .engine.xp import to_host
 from .validation import check_data
 
@@ -60,7 +61,9 @@ class MissingValuesMixin:
         -------
         X_imputed : ndarray of shape (n_samples, n_features), or
             (n_draws, n_samples, n_features) when ``n_draws`` is an int.
-            Observed entries are returned unchanged.
+            Observed entries are returned unchanged. A torch tensor gives a
+            tensor on its device (imputed on the host); a Dask array is
+            computed (NumPy result).
 
         Raises
         ------
@@ -83,6 +86,10 @@ class MissingValuesMixin:
         """
         est: Any = self
         check_is_fitted(est)
+        if is_torch(X):  # imputed on the host, returned as a tensor where X is
+            filled = self.impute(to_host(X, None), n_draws=n_draws,
+                                 random_state=random_state)
+            return _tensor_on_device_of(filled, X)
         X = check_data(est, X, reset=False, allow_nan=True)
         if n_draws is not None and not (isinstance(n_draws, (int, np.integer))
                                         and not isinstance(n_draws, bool) and n_draws >= 1):
@@ -140,6 +147,13 @@ class MissingValuesMixin:
         means = np.where(np.isfinite(means), means, np.nanmean(X, axis=0))  # zero weights
         filled = np.where(observed, X, means[None, :]).astype(X.dtype, copy=False)
         return ArraySource(filled, source.sample_weight, source.chunk_size)
+
+
+def _tensor_on_device_of(a: np.ndarray, like: Any) -> Any:
+    """A host array as a tensor on the device of the tensor ``like``."""
+    from .backends.torch import _torch
+
+    return _torch().as_tensor(a, device=like.device)
 
 
 def _check_observed(mask: np.ndarray, *, columns: bool = True) -> None:

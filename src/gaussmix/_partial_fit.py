@@ -18,7 +18,8 @@ from .engine.loop import EMRun, EMSettings
 from .engine.sources import ArraySource, scale_weights
 from .engine.streaming import StepSize, StreamState, stream_step
 from .engine.threads import single_threaded_blas
-from .inputs import is_data_source
+from .engine.xp import to_host
+from .inputs import is_data_source, is_torch
 from .validation import (
     STEP_PARAMETERS,
     check_data,
@@ -98,6 +99,10 @@ class PartialFitMixin:
         (20, False)
         """
         est: Any = self
+        if is_torch(X):  # steps run on the host (NumPy): one copy of the batch
+            X = to_host(X, None)
+        if is_torch(sample_weight):
+            sample_weight = to_host(sample_weight)
         fitted = hasattr(est, "means_")
         state: StreamState | None = getattr(est, "_stream_", None)
         rate = StepSize(est.learning_offset, est.learning_decay)

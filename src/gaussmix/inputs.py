@@ -20,7 +20,7 @@ from .engine.sources import (
 )
 from .engine.xp import is_torch_array as is_torch  # never imports torch
 from .engine.xp import to_host
-from .validation import check_data, check_sample_weight, check_weighted_rows
+from .validation import check_data, check_finite, check_sample_weight, check_weighted_rows
 
 
 def is_dask(X: Any) -> bool:
@@ -59,6 +59,13 @@ def _check_column_names(est: Any, X: Any, n_features: int, *, reset: bool) -> No
     validate_data(est, stand_in, reset=reset, skip_check_array=True)
 
 
+#: Why torch refuses NaN under ``missing="marginalize"``.
+TORCH_NAN_ADVICE = ("missing='marginalize' handles NaN only in NumPy arrays computed "
+                    "with device=None: torch (a tensor, or device=...) does not "
+                    "marginalise them. Impute them first, or pass NumPy rows with "
+                    "device=None.")
+
+
 def uses_torch(est: Any, X: Any) -> bool:
     """Whether ``est`` computes on ``X`` with torch: X is a tensor, or the
     estimator has a ``device``."""
@@ -83,12 +90,17 @@ def torch_source(est: Any, X: Any, sample_weight: Any, *, reset: bool,
         check_source(est, X, reset=reset)
         rows, weights = X, None
     elif is_torch(X):
-        rows = checked_rows(X, min_samples)
+        marginalize = getattr(est, "missing", "raise") == "marginalize"
+        rows = (checked_rows(X, min_samples, TORCH_NAN_ADVICE) if marginalize
+                else checked_rows(X, min_samples))
         check_source(est, _Features(int(X.shape[1])), reset=reset)
         weights = (None if sample_weight is None else
                    checked_weights(sample_weight, int(X.shape[0]), X.device))
     else:
         rows = check_data(est, X, reset=reset, min_samples=min_samples)
+        if getattr(est, "missing", "raise") == "marginalize":  # NaN passed check_data
+            check_finite(rows, "X", estimator_name=type(est).__name__,
+                         advice=TORCH_NAN_ADVICE)
         weights = check_sample_weight(
             to_host(sample_weight) if is_torch(sample_weight) else sample_weight,
             len(rows))
@@ -127,6 +139,7 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
         if source.n_rows is not None and source.n_rows < max(2, est.n_components):
             raise ValueError(f"Expected n_samples >= max(2, n_components) but got "
                              f"{source.n_rows} rows for {est.n_components} components.")
+        check_weighted_rows(source.n_weighted, est.n_components)  # type: ignore[attr-defined]
         return source
     if is_data_source(X):
         if sample_weight is not None:
@@ -222,17 +235,21 @@ def prediction_input(est: Any, X: Any) -> Any:
     return check_data(est, X, reset=False)
 
 
-def log_likelihood_totals(log_prob: Any, sample_weight: Any) -> tuple[float, float]:
+def log_likelihood_totals(log_prob: Any, sample_weight: Any, *, scaled: bool = False
+                          ) -> tuple[float, float]:
     """``(sum_i w_i log p_i, sum_i w_i)``, ``w_i = 1`` without weights; a lazy
-    (Dask) ``log_prob`` is computed on its scheduler."""
+    (Dask) ``log_prob`` is computed on its scheduler. ``scaled``: the weights
+    times a power of two (exact; their ratio, the mean, neither overflows nor
+    loses digits to subnormal weights)."""
     if is_dask(log_prob):
         from .backends.dask import weighted_totals
 
-        return weighted_totals(log_prob, sample_weight)
+        return weighted_totals(log_prob, sample_weight, scaled=scaled)
     if is_torch(log_prob) or is_torch(sample_weight):  # one copy to the host
         log_prob = to_host(log_prob)
         sample_weight = None if sample_weight is None else to_host(sample_weight)
     weights = check_sample_weight(sample_weight, len(log_prob))
+    weights = scale_weights(weights) if scaled else weights
     if weights is None:
         return float(log_prob.sum()), float(len(log_prob))
     return float(weights @ log_prob), float(weights.sum())
@@ -278,7 +295,8 @@ def selection_data(est: Any, X: Any, sample_weight: Any) -> tuple[Any, np.ndarra
     if is_torch(X):
         from .backends.torch_checks import checked_rows
 
-        X = checked_rows(X, min_samples=2)
+        X = (checked_rows(X, 2, TORCH_NAN_ADVICE) if est.missing == "marginalize"
+             else checked_rows(X, 2))
     else:
         X = check_data(est, X, reset=True, min_samples=2)
     if is_torch(sample_weight):

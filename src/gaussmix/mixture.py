@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from typing import Any
@@ -400,16 +401,12 @@ default='kmeans'
             X, None, self._chunk_size(X.shape[1], X.shape[0])), fitting=False)
         kernel = kernel_type(source).build(self._piece, self._params, source.spec)
         out = getattr(source, "result", to_host)  # torch: tensors for tensor input
-        funcs = {
-            "log_prob": lambda c: out(kernel.log_likelihood(c.X)),
-            "log_resp": lambda c: out(kernel.log_resp(c.X)).T,
-            "label": lambda c: out(kernel.labels(c.X), np.int64),
-        }
+        func = _RowResult(kernel, what, out)
         if hasattr(source, "map_rows"):  # a Dask array: a lazy Dask array
             fitted = len(self.weights_)  # not n_components, which set_params may change
-            return source.map_rows(funcs[what], fitted if what == "log_resp" else None,
+            return source.map_rows(func, fitted if what == "log_resp" else None,
                                    np.int64 if what == "label" else np.float64)
-        parts = list(self._reducer(source).map(funcs[what], source))
+        parts = list(self._reducer(source).map(func, source))
         return np.concatenate(parts)
 
     def score_samples(self, X: Any) -> np.ndarray:
@@ -444,7 +441,8 @@ default='kmeans'
             return float(np.divide(*self._log_likelihood(X, None)))
         log_prob = self.score_samples(X)
         if not isinstance(log_prob, np.ndarray):  # Dask (on its scheduler), torch
-            return float(np.divide(*log_likelihood_totals(log_prob, sample_weight)))
+            return float(np.divide(*log_likelihood_totals(log_prob, sample_weight,
+                                                          scaled=True)))
         weights = scale_weights(check_sample_weight(sample_weight, len(log_prob)))
         return float(np.average(log_prob, weights=weights))
 
@@ -483,6 +481,25 @@ default='kmeans'
         from .files.model import save_model
 
         return save_model(on_host(self), path)  # NumPy arrays, whatever was fitted
+
+
+@dataclasses.dataclass(frozen=True)
+class _RowResult:
+    """A chunk's per-row result (``what``: 'log_prob', 'log_resp' transposed to
+    rows x K, or 'label'), passed through ``out``. A module-level class, not a
+    closure, so that a lazy Dask result holding it in its graph (``labels_``
+    after a Dask fit) pickles with the model."""
+
+    kernel: Any
+    what: str
+    out: Any
+
+    def __call__(self, chunk: Any) -> Any:
+        if self.what == "log_prob":
+            return self.out(self.kernel.log_likelihood(chunk.X))
+        if self.what == "log_resp":
+            return self.out(self.kernel.log_resp(chunk.X)).T
+        return self.out(self.kernel.labels(chunk.X), np.int64)
 
 
 def _register_with_model_files() -> None:

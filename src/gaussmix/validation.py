@@ -28,6 +28,7 @@ from sklearn.utils.validation import validate_data
 
 from .engine.covariance import CovarianceType
 from .engine.sources import is_data_source
+from .engine.xp import is_torch_array, to_host
 
 __all__ = [
     "INIT_METHODS",
@@ -187,6 +188,8 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
     """Non-negative, finite per-row weights with a positive sum, as float64."""
     if sample_weight is None:
         return None
+    if is_torch_array(sample_weight):  # from any device (NumPy refuses a GPU's)
+        sample_weight = to_host(sample_weight)
     try:
         w = np.asarray(sample_weight, dtype=np.float64)
     except (TypeError, ValueError) as err:

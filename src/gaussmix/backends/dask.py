@@ -97,8 +97,11 @@ class DaskSource:
     as float64, float32 stays float32. Weights (a Dask array aligned with the
     rows, or an in-memory array) are checked and scaled by a power of two on
     the cluster (exact, see :func:`gaussmix.engine.sources.scale_weights`);
-    ``weight_scale`` is the factor (1.0 without weights), so that totals over
-    the scaled weights (log-likelihoods, the number of rows) can be undone.
+    they were multiplied by ``2.0 ** weight_exponent`` (0 without weights), so
+    that totals over the scaled weights (log-likelihoods, the number of rows)
+    can be undone;
+    ``n_weighted`` is the number of rows of positive weight (counted in the
+    same pass; ``n_rows`` without weights).
 
     Persist the collection first (``X = X.persist()``): otherwise every EM
     iteration recomputes its whole graph.
@@ -130,7 +133,8 @@ class DaskSource:
         self.X = X
         self.n_rows, self.n_features = int(X.shape[0]), int(X.shape[1])
         self.spec = ComputeSpec(array_namespace(np.empty(0, X.dtype)), X.dtype)
-        self.sample_weight, self.weight_scale = _aligned_weights(sample_weight, X)
+        self.sample_weight, self.weight_exponent, self.n_weighted = _aligned_weights(
+            sample_weight, X)
         self.chunk_size = chunk_size
         self._persisted: PersistedBlocks | None = None
 
@@ -175,12 +179,14 @@ class DaskSource:
 
     def sample(self, size: int, rng: np.random.RandomState) -> tuple[np.ndarray, Any]:
         """A uniform random sample of at most ``size`` rows (and their weights),
-        in their original order, drawn on the cluster; all rows when there are
-        no more than ``size`` (then no random numbers are drawn)."""
+        in their original order, drawn on the cluster among the rows of
+        positive weight (then zero-weight rows if too few); all rows when there are
+        no more than ``size`` (then no random numbers are drawn); checked
+        (finite) before initialisation reads it."""
         dask = _dask()
         if self.n_rows <= size:
             X, w = dask.compute(self.X, self.sample_weight)
-            return X, w
+            return check_chunk(X, self.n_features, "the Dask array"), w
         seeds = rng.randint(0, 2**31 - 1, size=self.n_chunks)
         offsets = np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]])
         draw = dask.delayed(_block_sample, pure=True)
@@ -190,7 +196,8 @@ class DaskSource:
         _, rows, weights, positions = dask.compute(
             _tree(parts, lambda values: _merge_samples(values, size)))[0]
         order = np.argsort(positions, kind="stable")
-        return rows[order], None if weights is None else weights[order]
+        rows = check_chunk(rows[order], self.n_features, "the Dask array")
+        return rows, None if weights is None else weights[order]
 
     def map_rows(self, func: Callable[[Chunk], np.ndarray], n_columns: int | None,
                  dtype: Any) -> Any:
@@ -307,8 +314,12 @@ SampleValue = tuple[np.ndarray, np.ndarray, Any, np.ndarray]
 
 def _block_sample(X: np.ndarray, w: Any, seed: int, offset: int, size: int
                   ) -> SampleValue:
-    """The ``size`` rows of a block with the smallest random keys."""
+    """The ``size`` rows of a block with the smallest random keys; rows of
+    weight zero (absent from the fit) get keys above all others, so they are
+    drawn only where there are fewer than ``size`` rows of positive weight."""
     keys = np.asarray(np.random.RandomState(seed).random_sample(X.shape[0]))
+    if w is not None:
+        keys = np.where(np.asarray(w) > 0, keys, keys + 1.0)
     positions = offset + np.arange(X.shape[0])
     return _smallest(keys, np.asarray(X), None if w is None else np.asarray(w),
                      positions, size)
@@ -339,19 +350,18 @@ def _as_array(X: Any) -> tuple[Any, list[str] | None]:
         if not (hasattr(X, "to_dask_array") and hasattr(X, "dtypes")):
             raise TypeError(f"Expected a Dask array or a Dask DataFrame, got "
                             f"{type(X).__name__}.")
-        import pandas as pd
-
-        bad = [str(c) for c, t in X.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
-        if bad:
-            raise ValueError(f"A Dask DataFrame to fit must have numeric columns only; "
-                             f"{bad} are not numeric.")
-        names = [str(c) for c in X.columns]
-        X = X.to_dask_array(lengths=True)
+        if X.ndim != 2:  # a Series
+            raise ValueError("Expected a 2-D Dask DataFrame (rows x features), got a "
+                             "Series; pass series.to_frame() for a single feature.")
+        X, names = _frame_as_array(X), [str(c) for c in X.columns]
     if X.ndim != 2:
         raise ValueError(f"Expected a 2-D Dask array (rows x features), got {X.ndim}-D; "
                          "reshape a single feature with X.reshape(-1, 1).")
     if X.dtype.kind not in "fiub":
-        raise ValueError(f"Expected a numeric Dask array, got dtype {X.dtype}.")
+        raise ValueError(f"Expected a real-valued numeric Dask array, got dtype {X.dtype}.")
+    if X.shape[1] < 1:
+        raise ValueError(f"Found a Dask array of shape {X.shape} while at least 1 "
+                         "feature is required.")
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     if any(math.isnan(c) for c in X.chunks[0]):
@@ -359,13 +369,32 @@ def _as_array(X: Any) -> tuple[Any, list[str] | None]:
     return X.rechunk({1: -1}), names
 
 
+def _frame_as_array(frame: Any) -> Any:
+    """A Dask DataFrame of numeric columns as a float Dask array: float32 when
+    every column is, else float64 (bool and pandas' nullable columns too, whose
+    missing values become NaN, rejected as the rows are checked)."""
+    import pandas as pd
+
+    dtypes = frame.dtypes
+    bad = [str(c) for c, t in dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
+    if bad:
+        raise ValueError(f"A Dask DataFrame must have numeric columns only; {bad} are "
+                         "not numeric: convert or drop them first (e.g. "
+                         "frame.select_dtypes('number')).")
+    dtype = np.float32 if all(t == np.float32 for t in dtypes) else np.float64
+    if any(t != dtype for t in dtypes):
+        frame = frame.astype(dtype)
+    return frame.to_dask_array(lengths=True)
+
+
 def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True
-                     ) -> tuple[Any, float]:
+                     ) -> tuple[Any, int, int]:
     """Weights as a float64 Dask array with X's row blocks, checked and (with
-    ``scale``) scaled by a power of two (one small pass over the weights), and
-    the factor they were scaled by."""
+    ``scale``) scaled by a power of two (one small pass over the weights), the
+    exponent of that power and the number of rows of positive weight (all
+    rows without weights)."""
     if sample_weight is None:
-        return None, 1.0
+        return None, 0, int(X.shape[0])
     da = _dask_array()
     n = X.shape[0]
     if isinstance(sample_weight, da.Array):
@@ -373,31 +402,39 @@ def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True
         if any(math.isnan(c) for c in w.chunks[0]):
             w = w.compute_chunk_sizes()
     else:
-        w = np.asarray(sample_weight, dtype=np.float64)
+        try:
+            w = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"sample_weight must be numeric: {err}") from err
         w = np.full(n, float(w)) if w.ndim == 0 else w
     if tuple(w.shape) != (n,):
         raise ValueError(f"sample_weight must have shape ({n},), one weight per row "
                          f"of X, but got shape {tuple(w.shape)}.")
     w = da.asarray(w).astype(np.float64).rechunk((X.chunks[0],))
-    low, high, finite = _dask().compute(w.min(), w.max(), da.isfinite(w).all())
+    low, high, finite, positive = _dask().compute(w.min(), w.max(), da.isfinite(w).all(),
+                                                  (w > 0).sum())
     if not finite or low < 0:
         raise ValueError("sample_weight must be finite and non-negative.")
     if not high > 0:
         raise ValueError("sample_weight sums to zero: at least one row needs a "
                          "positive weight.")
-    exponent = math.frexp(float(high))[1]
-    if scale and exponent < -1000:  # its factor, 2.0 ** 1074, would overflow
-        raise ValueError(f"sample_weight's largest value, {float(high)!r}, is subnormal: "
-                         "multiply all weights by one constant (the fit does not "
-                         "change).")
-    factor = 2.0 ** -exponent if scale else 1.0
-    return (w * factor if scale else w), factor
+    if not scale:
+        return w, 0, int(positive)
+    exponent = -math.frexp(float(high))[1]  # the largest weight to [0.5, 1)
+    # two exact factors: 2.0 ** 1074 (a subnormal largest weight) overflows
+    first = min(exponent, 1000)
+    w = w * 2.0 ** first
+    if exponent > first:
+        w = w * 2.0 ** (exponent - first)
+    return w, exponent, int(positive)
 
 
-def weighted_totals(log_prob: Any, sample_weight: Any) -> tuple[float, float]:
-    """``(sum w log p, sum w)`` of a lazy per-row log-likelihood, computed."""
+def weighted_totals(log_prob: Any, sample_weight: Any, scaled: bool = False
+                    ) -> tuple[float, float]:
+    """``(sum w log p, sum w)`` of a lazy per-row log-likelihood, computed
+    (with ``scaled``, the weights times a power of two, as the fit scales them)."""
     if sample_weight is None:
         return float(log_prob.sum().compute()), float(log_prob.shape[0])
-    w, _ = _aligned_weights(sample_weight, log_prob[:, None], scale=False)
+    w, _, _ = _aligned_weights(sample_weight, log_prob[:, None], scale=scaled)
     total, weight = _dask().compute((w * log_prob).sum(), w.sum())
     return float(total), float(weight)

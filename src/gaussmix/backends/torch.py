@@ -244,7 +244,8 @@ class TorchSource:
     def sample(self, size: int, rng: np.random.RandomState) -> tuple[np.ndarray, Any]:
         """Rows (and weights) on the host for initialisation: all rows, in
         order and with no random draws, when there are at most ``size``; else
-        ``size`` distinct rows drawn uniformly with ``rng``, in order."""
+        ``size`` distinct rows drawn uniformly with ``rng`` (see :meth:`_drawn`),
+        in order."""
         if self.inner is not None:
             from ..engine.sources import sample_rows
 
@@ -253,12 +254,20 @@ class TorchSource:
         if self.n_rows <= size:
             X, w = self.X, self.sample_weight
         else:
-            keep = np.sort(rng.permutation(self.n_rows)[:size])
-            index = _torch().as_tensor(keep, device=self.X.device)
+            index = _torch().as_tensor(self._drawn(rng, size), device=self.X.device)
             X = self.X[index]
             w = None if self.sample_weight is None else self.sample_weight[
                 index.to(self.sample_weight.device)]
         return to_host(X, _numpy_dtype(self.dtype)), None if w is None else to_host(w)
+
+    def _drawn(self, rng: np.random.RandomState, size: int) -> np.ndarray:
+        """``size`` distinct row indices drawn uniformly, sorted: among the rows
+        of positive weight (absent rows of weight zero only if too few)."""
+        order = rng.permutation(self.n_rows)
+        if self.sample_weight is not None:
+            absent = to_host(self.sample_weight == 0, bool)[order]
+            order = order[np.argsort(absent, kind="stable")]
+        return np.sort(order[:size])
 
     def result(self, a: Any, dtype: Any = np.float64) -> Any:
         """A per-row result as the caller gets it: the tensor itself, or NumPy."""

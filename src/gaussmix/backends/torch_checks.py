@@ -17,9 +17,11 @@ from .torch import _torch
 __all__ = ["checked_rows", "checked_weights"]
 
 
-def checked_rows(X: Any, min_samples: int = 1) -> Any:
+def checked_rows(X: Any, min_samples: int = 1,
+                 advice: str = "Remove or impute them first.") -> Any:
     """A 2-D real tensor with at least ``min_samples`` rows, all finite (checked
-    on its device; the position of the first bad value only on failure)."""
+    on its device; the position of the first bad value only on failure, with
+    ``advice``)."""
     torch = _torch()
     if X.ndim != 2:
         raise ValueError(f"Expected a 2-D tensor (rows x features), got shape "
@@ -37,7 +39,7 @@ def checked_rows(X: Any, min_samples: int = 1) -> Any:
             raise ValueError(
                 f"Input X contains NaN or infinity: {int(bad.sum())} non-finite "
                 f"value(s) ({int(torch.isnan(X).sum())} NaN); the first is at row "
-                f"{row}, column {col}. Remove or impute them first.")
+                f"{row}, column {col}. {advice}")
     return X
 
 

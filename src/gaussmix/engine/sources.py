@@ -465,7 +465,8 @@ def check_chunk(X: Any, n_features: int, where: str) -> Any:
     if not finite:
         raise ValueError(f"{where} contains NaN or infinity; remove or impute "
                          "those values (missing='marginalize' treats NaN as missing "
-                         "in in-memory arrays only; data sources reject them).")
+                         "in in-memory arrays only; data sources, Dask arrays and "
+                         "tensors reject them).")
     return X
 
 
@@ -498,10 +499,11 @@ def sample_rows(source: DataSource, size: int, rng: np.random.RandomState
                 ) -> tuple[Any, Any]:
     """Rows for initialisation: all of an in-memory source, else a uniform
     random sample of at most ``size`` rows (reservoir sampling in one pass,
-    rows kept in their original order, with their weights). A source of at
-    most ``size`` rows gives all of them and leaves ``rng`` as it was (a
-    stream of unknown length is read, then its draws are undone), so it
-    starts where the same rows in memory start.
+    rows kept in their original order, with their weights; rows of weight
+    zero, absent from the fit, only if too few others). A source of at most
+    ``size`` rows gives all of them and leaves ``rng`` as it was (a stream of
+    unknown length is read, then its draws are undone), so it starts where
+    the same rows in memory start.
 
     A source with a ``sample(size, rng)`` method draws the sample itself (a
     Dask array draws it on the cluster, so rows never all reach the caller)."""
@@ -546,7 +548,10 @@ def _reservoir(source: DataSource, size: int, rng: np.random.RandomState):
             weights = np.concatenate([
                 np.ones(len(keys)) if weights is None else weights,
                 np.ones(n) if new_w is None else new_w])
-        keys = np.concatenate([keys, rng.random_sample(n)])
+        new_keys = np.asarray(rng.random_sample(n))
+        if new_w is not None:  # rows of weight zero (absent) only if too few others
+            new_keys = np.where(new_w > 0, new_keys, new_keys + 1.0)
+        keys = np.concatenate([keys, new_keys])
         rows = np.concatenate([rows, X])
         positions = np.concatenate([positions, offset + np.arange(n)])
         offset += n

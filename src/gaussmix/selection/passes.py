@@ -53,7 +53,7 @@ from ..engine.threads import resolve_threads, single_threaded_blas
 from ..engine.xp import to_host
 from ..inputs import is_dask, is_data_source, is_torch, sized
 from ..mixture import GaussianMixture
-from ..validation import check_initial_parameters, check_parameters
+from ..validation import check_initial_parameters, check_parameters, check_weighted_rows
 
 __all__ = ["RUN_ERRORS", "EMRun", "Start", "Starts", "criteria_totals", "em_source", "fit_runs",
            "initial_parameters", "log_likelihood_and_entropy", "shared_criteria_totals",
@@ -131,7 +131,7 @@ def _seeding_source(X: Any, weights: np.ndarray | None, k: int) -> DataSource:
         from ..backends.torch import TorchSource
 
         return TorchSource(X, scale_weights(weights))
-    return as_source(X, weights, k)
+    return as_source(X, scale_weights(weights), k)  # as fit scales them
 
 
 def log_likelihood_and_entropy(
@@ -170,7 +170,7 @@ def shared_criteria_totals(
     totals = fold(lambda c: np.stack([f(c) for f in chunk_totals]), source,
                   reducer_for(resolve_threads(n_threads), source))
     # A Dask source scales its weights by a power of two (exact to undo).
-    totals = totals / getattr(source, "weight_scale", 1.0)
+    totals = np.ldexp(totals, -getattr(source, "weight_exponent", 0))
     return [(float(t[0]), float(t[1]), float(t[2])) for t in totals]
 
 
@@ -234,9 +234,12 @@ def fit_runs(source: DataSource, models: list[GaussianMixture],
     all in one batch of the engine's EM loop."""
     starts: list[EMStart] = []
     outcome: list[EMRun | Exception | int] = []
+    n_weighted = _weighted_rows(source)
     for model in models:
         try:
             check_parameters(model)
+            if n_weighted is not None:  # as fit checks them
+                check_weighted_rows(n_weighted, model.n_components)
             start = EMStart(model._piece, start_params(model, source.n_features))
         except RUN_ERRORS as err:
             outcome.append(err)
@@ -249,3 +252,12 @@ def fit_runs(source: DataSource, models: list[GaussianMixture],
     with single_threaded_blas():
         runs = run_batch(source, starts, em, on_pass=on_pass)
     return [runs[o] if isinstance(o, int) else o for o in outcome]
+
+
+def _weighted_rows(source: DataSource) -> int | None:
+    """Rows of positive weight, where known without a pass over the rows: a
+    Dask source counts them as it checks its weights, in-memory weights here."""
+    n_weighted = getattr(source, "n_weighted", None)
+    if isinstance(source, ArraySource) and source.sample_weight is not None:
+        n_weighted = int(np.count_nonzero(to_host(source.sample_weight)))
+    return n_weighted
