@@ -260,3 +260,25 @@ def test_cli_plot_same_column_twice(files):
     assert result.exit_code == 2
     assert "error: x and y are the same feature (a)" in result.output
     assert not (path / "f.png").exists()
+
+
+def test_change_of_zero_is_left_off_the_log_axis(ax):
+    X = np.random.default_rng(4).normal(size=(50, 2))
+    model = GaussianMixture(1, n_threads=1).fit(X)  # one component: no change
+    assert model.lower_bounds_[0] == model.lower_bounds_[-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_convergence(model, ax, show_change=True)
+    twin = ax.figure.axes[1]
+    lines = {line.get_label(): line for line in twin.get_lines()}
+    assert len(lines["|change| (right axis); 0 not drawn"].get_xdata()) == 0
+    low, high = twin.get_ylim()
+    assert low <= model.tol <= high and high / low < 1e6  # not 1e-308 .. 1e12
+
+
+@pytest.mark.parametrize("kwargs, match", [({"max_points": -1}, "max_points"),
+                                           ({"sigmas": (1, -2)}, "sigmas must be"),
+                                           ({"sigmas": (np.nan,)}, "sigmas must be")])
+def test_bad_options_are_clear_errors(gm, X3, ax, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plot_mixture(gm, X3, ax, **kwargs)

@@ -84,11 +84,14 @@ def plot_convergence(
 def _draw_change(ax: Axes, model: Any, steps: np.ndarray, history: np.ndarray
                  ) -> tuple[list[Any], list[str]]:
     change = np.abs(np.diff(history))
-    change = np.maximum(change, np.finfo(float).tiny)
+    moved = change > 0  # a change of 0 has no place on a log axis
     twin = ax.twinx()
-    twin.semilogy(steps[1:], change, linestyle="--", marker=".", color="0.5",
-                  label="|change| (right axis)")
+    twin.semilogy(steps[1:][moved], change[moved], linestyle="--", marker=".",
+                  color="0.5", label="|change| (right axis)" + (
+                      "" if moved.all() else "; 0 not drawn"))
     tol = float(getattr(model, "tol", 0.0) or 0.0)
+    if not moved.any():  # nothing to scale the log axis by but tol
+        twin.set_ylim(*(tol * np.array([1e-2, 1e2]) if tol > 0 else (1e-6, 1.0)))
     if tol > 0:
         twin.axhline(tol, color="C3", linestyle=":", label=f"tol = {tol:g}")
     twin.set_ylabel("|change| per iteration")

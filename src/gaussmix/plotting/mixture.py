@@ -77,6 +77,7 @@ def plot_mixture(
     matplotlib.axes.Axes
     """
     data = _checked_data(model, X)
+    _check_options(sigmas, max_points)
     names = _feature_names(model, feature_names)
     labels = _quietly(model.predict, X)
     if ax is None:
@@ -249,6 +250,15 @@ def _checked_data(model: Any, X: Any) -> np.ndarray:
     if len(data) == 0:
         raise ValueError("X has no rows to plot")
     return data
+
+
+def _check_options(sigmas: Sequence[float], max_points: int) -> None:
+    radii = np.asarray(sigmas, dtype=float).reshape(-1)
+    if not np.all(np.isfinite(radii) & (radii > 0)):
+        raise ValueError(f"sigmas must be positive numbers (ellipse radii), got "
+                         f"{list(sigmas)}")
+    if not max_points >= 0:
+        raise ValueError(f"max_points must be 0 or more, got {max_points}")
 
 
 def _feature_names(model: Any, feature_names: Sequence[str] | None) -> list[str]:
