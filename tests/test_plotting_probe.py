@@ -282,3 +282,9 @@ def test_change_of_zero_is_left_off_the_log_axis(ax):
 def test_bad_options_are_clear_errors(gm, X3, ax, kwargs, match):
     with pytest.raises(ValueError, match=match):
         plot_mixture(gm, X3, ax, **kwargs)
+
+
+def test_feature_names_of_the_wrong_length(gm, X3, ax):
+    with pytest.raises(ValueError, match="feature_names has 2 names but the model "
+                                         "has 3 features"):
+        plot_mixture(gm, X3, ax, x=2, y=0, feature_names=["p", "q"])

@@ -263,7 +263,13 @@ def _check_options(sigmas: Sequence[float], max_points: int) -> None:
 
 def _feature_names(model: Any, feature_names: Sequence[str] | None) -> list[str]:
     if feature_names is not None:
-        return [str(n) for n in feature_names]
+        names = [str(n) for n in feature_names]
+        if len(names) != model.n_features_in_:
+            raise ValueError(
+                f"feature_names has {len(names)} names but the model has "
+                f"{model.n_features_in_} features; give one name per feature"
+            )
+        return names
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         return [str(n) for n in names]
