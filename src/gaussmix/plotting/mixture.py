@@ -270,9 +270,9 @@ def _feature_names(model: Any, feature_names: Sequence[str] | None) -> list[str]
                 f"{model.n_features_in_} features; give one name per feature"
             )
         return names
-    names = getattr(model, "feature_names_in_", None)
-    if names is not None:
-        return [str(n) for n in names]
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is not None:
+        return [str(n) for n in fitted]
     return [f"x{i}" for i in range(model.n_features_in_)]
 
 
