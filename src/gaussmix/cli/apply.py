@@ -7,6 +7,7 @@ values checked with file positions before the model sees them.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,14 @@ from ..files.streams import StreamedData
 from ..files.tables import check_output_path, open_table_writer, write_table
 from ..plotting import FIGURE_FORMATS
 from .fit import criteria_of, information_criteria
-from .inputs import check_not_input, load_model, model_data, n_rows, quiet_feature_names
+from .inputs import (
+    check_not_input,
+    load_model,
+    model_data,
+    n_rows,
+    quiet_feature_names,
+    warn,
+)
 from .options import TABLE_FORMATS, chunk_size_option, columns_option, missing_option
 
 __all__ = ["plot_command", "predict_command", "score_command"]
@@ -140,29 +148,43 @@ Examples:
               show_default=True, help="Pixels per inch.")
 @click.option("--title", default=None, help="Figure title.")
 @columns_option
+@missing_option(None)
 def plot_command(model_path: str, data: str, output: str, x_column: str | None,
                  y_column: str | None, size: str, dpi: int, title: str | None,
-                 columns: str | None) -> None:
+                 columns: str | None, missing: str | None) -> None:
     """Draw MODEL over DATA: components and log-likelihood per EM iteration.
 
     Left: the rows of DATA coloured by most probable component, each
     component's mean and 1- and 2-sigma ellipses, and contours of the mixture
     density. Right: the mean log-likelihood after each EM iteration of the fit.
-    Needs matplotlib (pip install 'gaussmix[plot]').
+    Needs matplotlib (pip install 'gaussmix[plot]'). Rows with missing
+    values (--missing marginalize) are labelled but not drawn where a plotted
+    feature is missing; the figure says how many.
     """
     width, height = _size(size)
     check_output_path(output, FIGURE_FORMATS)
     from .. import plotting
 
     plotting._matplotlib()  # say which extra is missing before reading anything
-    model = load_model(model_path)
+    model = _loaded(model_path, None, missing)
     dataset = model_data(model, data, columns)
     names = [str(n) for n in getattr(model, "feature_names_in_", dataset.names)]
-    fig = plotting.plot_model(model, dataset.X, x=x_column, y=y_column,
-                              feature_names=names, figsize=(width / dpi, height / dpi),
-                              dpi=dpi, title=title)
-    plotting.save_figure(fig, output)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = plotting.plot_model(model, dataset.X, x=x_column, y=y_column,
+                                  feature_names=names,
+                                  figsize=(width / dpi, height / dpi), dpi=dpi,
+                                  title=title)
+        plotting.save_figure(fig, output)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        warn("plot", _LAYOUT_ADVICE if _LAYOUT_WARNING in message else message)
     click.echo(f"wrote figure {output} ({width}x{height} pixels)")
+
+
+# matplotlib's warning when the labels do not fit in the figure, said for --size.
+_LAYOUT_WARNING = "constrained_layout not applied"
+_LAYOUT_ADVICE = ("the figure is too small for its labels, which may overlap or "
+                  "be cut off; give a larger --size (or a smaller --dpi)")
 
 
 def _loaded(model_path: str, chunk_size: int | None, missing: str | None) -> Any:

@@ -25,7 +25,8 @@ def plot_convergence(
     ----------
     model : fitted GaussianMixture
         Needs ``lower_bounds_`` (gaussmix models have it; a model file written
-        by gaussmix stores it).
+        by gaussmix stores it). After :meth:`partial_fit` it holds the last
+        step alone, drawn at step ``n_iter_`` with a note saying so.
     ax : matplotlib.axes.Axes, optional
         Where to draw; default the current pyplot axes.
     title : str or None, default="EM convergence"
@@ -51,7 +52,10 @@ def plot_convergence(
                 ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return ax
-    steps = np.arange(1, history.size + 1)
+    n_iter = int(getattr(model, "n_iter_", history.size))
+    # partial_fit keeps only its last step: number the points by their step
+    first = max(n_iter - history.size, 0) + 1
+    steps = np.arange(first, first + history.size)
     ax.plot(steps, history, "o-", color="C0", markersize=3,
             label="mean log-likelihood")
     ax.set_xlabel("EM iteration")
@@ -63,10 +67,15 @@ def plot_convergence(
     if show_change and history.size >= 2:
         handles, labels = _draw_change(ax, model, steps, history)
     tol = getattr(model, "tol", None)
-    status = (f"converged after {model.n_iter_} iterations" if model.converged_
-              else f"not converged after {model.n_iter_} iterations")
+    iterations = f"{n_iter} iteration{'s' if n_iter != 1 else ''}"
+    status = (f"converged after {iterations}" if model.converged_
+              else f"not converged after {iterations}")
     if tol is not None:
         status += f" (tol {tol:g})"
+    if first > 1:
+        status += ("\n" + (f"only iteration {n_iter}" if history.size == 1 else
+                            f"only the last {history.size}")
+                   + " recorded (lower_bounds_)")
     ax.legend(handles, labels, fontsize="small", loc="lower right",
               title=status, title_fontsize="small", framealpha=0.85)
     return ax
@@ -75,11 +84,14 @@ def plot_convergence(
 def _draw_change(ax: Axes, model: Any, steps: np.ndarray, history: np.ndarray
                  ) -> tuple[list[Any], list[str]]:
     change = np.abs(np.diff(history))
-    change = np.maximum(change, np.finfo(float).tiny)
+    moved = change > 0  # a change of 0 has no place on a log axis
     twin = ax.twinx()
-    twin.semilogy(steps[1:], change, linestyle="--", marker=".", color="0.5",
-                  label="|change| (right axis)")
+    twin.semilogy(steps[1:][moved], change[moved], linestyle="--", marker=".",
+                  color="0.5", label="|change| (right axis)" + (
+                      "" if moved.all() else "; 0 not drawn"))
     tol = float(getattr(model, "tol", 0.0) or 0.0)
+    if not moved.any():  # nothing to scale the log axis by but tol
+        twin.set_ylim(*(tol * np.array([1e-2, 1e2]) if tol > 0 else (1e-6, 1.0)))
     if tol > 0:
         twin.axhline(tol, color="C3", linestyle=":", label=f"tol = {tol:g}")
     twin.set_ylabel("|change| per iteration")

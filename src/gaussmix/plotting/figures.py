@@ -68,7 +68,8 @@ def plot_model(
     fig.suptitle(title if title is not None else
                  f"Gaussian mixture: {model.n_components} components, "
                  f"{model.covariance_type} covariance, "
-                 f"{len(np.asarray(X))} rows x {model.n_features_in_} features")
+                 f"{len(np.asarray(X))} rows x {model.n_features_in_} feature"
+                 f"{'s' if model.n_features_in_ != 1 else ''}")
     return fig
 
 

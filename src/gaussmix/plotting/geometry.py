@@ -30,7 +30,10 @@ class Projection:
     labels: tuple[str, str]
 
     def points(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, dtype=np.float64) - self.offset) @ self.basis
+        """Projected rows; NaN only where a feature the projection uses is NaN."""
+        used = np.any(self.basis != 0, axis=1)  # a missing other column is no NaN
+        X = np.asarray(X, dtype=np.float64)
+        return (X[:, used] - self.offset[used]) @ self.basis[used]
 
     def covariances(self, covariances: np.ndarray) -> np.ndarray:
         return np.einsum("di,kde,ej->kij", self.basis, covariances, self.basis)
@@ -43,12 +46,18 @@ def projection(
     y: str | int | None = None,
 ) -> Projection:
     """Columns ``x`` and ``y`` (names or positions), the only two features, or
-    else the first two principal components of ``X``."""
+    else the first two principal components of ``X`` (of its rows without
+    missing values, NaN)."""
     d = X.shape[1]
     if (x is None) != (y is None):
         raise ValueError("give both x and y (two feature columns), or neither")
     if x is not None and y is not None:
         i, j = _column(x, names), _column(y, names)
+        if i == j:
+            raise ValueError(
+                f"x and y are the same feature ({names[i]}); choose two different "
+                "columns"
+            )
     elif d == 2:
         i, j = 0, 1
     else:
@@ -76,6 +85,13 @@ def _column(ref: str | int, names: Sequence[str]) -> int:
 
 
 def _pca(X: np.ndarray) -> Projection:
+    X = X[np.isfinite(X).all(axis=1)]
+    if len(X) < 2:
+        raise ValueError(
+            f"the plane of the first two principal components needs at least 2 "
+            f"rows without missing values, X has {len(X)}; choose two columns "
+            "with x and y instead"
+        )
     offset = X.mean(axis=0)
     _, s, vt = np.linalg.svd(X - offset, full_matrices=False)
     basis = vt[:2].T.copy()
@@ -102,6 +118,8 @@ def log_density(
         lower = np.linalg.cholesky(cov)
         y = solve_triangular(lower, (Z - mean).T, lower=True)
         log_det = 2.0 * np.sum(np.log(np.diag(lower)))
-        parts.append(np.log(w) - 0.5 * (p * np.log(2 * np.pi) + log_det
-                                        + np.sum(y**2, axis=0)))
+        with np.errstate(divide="ignore"):  # a weight of 0 adds nothing: log 0
+            log_w = np.log(w)
+        parts.append(log_w - 0.5 * (p * np.log(2 * np.pi) + log_det
+                                    + np.sum(y**2, axis=0)))
     return logsumexp(np.stack(parts), axis=0)

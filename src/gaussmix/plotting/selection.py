@@ -25,7 +25,8 @@ def plot_selection(result: SelectionResult, ax: Axes | None = None, *,
     """Criterion against the number of components, one line per covariance type.
 
     Like mclust's BIC plot, but in gaussmix's sign (lower is better); the
-    chosen model is circled.
+    chosen model is circled. A candidate whose fit failed is a gap in its
+    line, named in the legend (``diag (failed: K=8)``).
 
     Parameters
     ----------
@@ -47,7 +48,8 @@ def plot_selection(result: SelectionResult, ax: Axes | None = None, *,
         _, ax = plt.subplots(figsize=(6.4, 4.4))
     ks = np.asarray(result.n_components)
     for cov, vals in result.values(name).items():
-        ax.plot(ks, vals, marker=_marker(cov), markersize=5, label=cov)
+        ax.plot(ks, vals, marker=_marker(cov), markersize=5,
+                label=_label(cov, ks, vals))
     best = result.best_
     ax.plot([best.n_components], [best.criterion(name)], linestyle="none",
             marker="o", markersize=14, markerfacecolor="none",
@@ -61,6 +63,14 @@ def plot_selection(result: SelectionResult, ax: Axes | None = None, *,
     ax.grid(True, alpha=0.3)
     ax.legend(title="covariance type", fontsize="small")
     return ax
+
+
+def _label(covariance_type: str, ks: np.ndarray, values: np.ndarray) -> str:
+    """The type, and the K whose fit failed (NaN: a gap in its line)."""
+    failed = ks[np.isnan(np.asarray(values, dtype=float))]
+    if failed.size == 0:
+        return covariance_type
+    return f"{covariance_type} (failed: K={', '.join(map(str, failed.tolist()))})"
 
 
 def _marker(covariance_type: str) -> str:
