@@ -107,7 +107,10 @@ default='kmeans'
     callback : callable or None, default=None
         Keyword-only (gaussmix). Called after every EM iteration with a dict
         ``{'init', 'iteration', 'lower_bound', 'change', 'elapsed',
-        'max_iter'}``; use it for progress bars or early inspection.
+        'max_iter'}`` (``init``: the restart, 0 to ``n_init - 1``; ``change``:
+        inf on a restart's first iteration); use it for progress bars or early
+        inspection. Its return value is ignored; an exception it raises
+        stops the fit and propagates, leaving the estimator as it was.
     learning_offset : float, default=10.0
         Keyword-only (gaussmix), :meth:`partial_fit` only: ``t0 >= 0`` in the
         step size ``(t0 + t)^(-learning_decay)``; larger values damp early steps.

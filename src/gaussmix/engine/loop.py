@@ -160,7 +160,8 @@ def run_batch(source: DataSource, starts: Sequence[EMStart], settings: EMSetting
     (see :data:`RUN_ERRORS`) is kept in its ``error`` and the others go on.
     """
     runs = [EMRun(params=s.params, lower_bound=s.lower_bound) for s in starts]
-    t_start = t_last = time.perf_counter()
+    t_start = time.perf_counter()
+    printed = [t_start] * len(runs)  # each run's last progress line (verbose=2)
     going = list(range(len(runs)))
     for n_iter in range(1, max(settings.max_iter, 1) + 1):
         passed = _shared_pass(source, starts, runs, going, settings.reducer, isolate)
@@ -178,13 +179,14 @@ def run_batch(source: DataSource, starts: Sequence[EMStart], settings: EMSetting
                                                  reducer=settings.reducer))
                 runs[i].converged = abs(change) < settings.tol
                 now = time.perf_counter()
-                _report_iteration(settings, starts[i].init_index, n_iter,
-                                  runs[i].lower_bound, change, now - t_last,
-                                  now - t_start)
-        t_last = time.perf_counter()
+                if _report_iteration(settings, starts[i].init_index, n_iter,
+                                     runs[i].lower_bound, change, now - printed[i],
+                                     now - t_start):
+                    printed[i] = now
+        t_end = time.perf_counter()
         for i in going:
             if runs[i].converged or runs[i].error or n_iter >= settings.max_iter:
-                runs[i].elapsed = t_last - t_start
+                runs[i].elapsed = t_end - t_start
                 _report_end(settings, runs[i], t_start)
         going = [i for i in going if not (runs[i].converged or runs[i].error)]
         if on_pass is not None:
@@ -258,18 +260,22 @@ def _report_end(settings: EMSettings, run: EMRun, t_start: float) -> None:
 
 
 def _report_iteration(settings, init_index, n_iter, lower_bound, change, lapse,
-                      elapsed):
+                      elapsed) -> bool:
+    """Call the callback, and print the progress line every ``verbose_interval``
+    iterations (returns whether it printed). ``lapse``: seconds since the
+    run's last line (or its start), as scikit-learn's verbose=2 reports."""
     if settings.callback is not None:
         settings.callback({
             "init": init_index, "iteration": n_iter, "lower_bound": lower_bound,
             "change": change, "elapsed": elapsed, "max_iter": settings.max_iter,
         })
     if not settings.verbose or n_iter % settings.verbose_interval:
-        return
+        return False
     if settings.verbose == 1:
         print(f"  Iteration {n_iter}")
     else:
         print(f"  Iteration {n_iter}\t time lapse {lapse:.5f}s\t ll change {change:.5f}")
+    return True
 
 
 def best_of_restarts(

@@ -26,8 +26,9 @@ class GaussianMixtureSearch(ClusterMixin, DensityMixin, BaseEstimator):
     covariance_types : str, sequence of str or None, default=None
         Covariance types to try; None means all four.
     criterion, n_init, init_params, random_state, tol, reg_covar, max_iter, \
-n_jobs, verbose, shared_passes
-        As in :func:`~gaussmix.select`.
+n_jobs, verbose, missing, shared_passes
+        As in :func:`~gaussmix.select` (``missing='marginalize'``: NaN in X are
+        missing values, for fitting and for prediction by the chosen model).
 
     Attributes
     ----------
@@ -41,6 +42,8 @@ n_jobs, verbose, shared_passes
     n_iter_ : int
         EM iterations of the chosen model.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X has string feature names (a DataFrame).
 
     Examples
     --------
@@ -67,6 +70,7 @@ n_jobs, verbose, shared_passes
         max_iter: int = 100,
         n_jobs: int | None = None,
         verbose: int = 0,
+        missing: str = "raise",
         shared_passes: bool | None = None,
     ) -> None:
         self.n_components = n_components
@@ -80,6 +84,7 @@ n_jobs, verbose, shared_passes
         self.max_iter = max_iter
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.missing = missing
         self.shared_passes = shared_passes
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None
@@ -106,7 +111,8 @@ n_jobs, verbose, shared_passes
             n_init=self.n_init, init_params=self.init_params,
             random_state=self.random_state, tol=self.tol, reg_covar=self.reg_covar,
             max_iter=self.max_iter, sample_weight=sample_weight, n_jobs=self.n_jobs,
-            verbose=self.verbose, shared_passes=self.shared_passes,
+            verbose=self.verbose, missing=self.missing,
+            shared_passes=self.shared_passes,
         )
         self.best_estimator_ = self.result_.best_estimator_
         self.best_params_ = {"n_components": self.best_estimator_.n_components,
@@ -144,12 +150,19 @@ n_jobs, verbose, shared_passes
         check_is_fitted(self)
         return self.best_estimator_.sample(n_samples)
 
-    def bic(self, X: Any) -> float:
-        """BIC of the chosen model on X (lower is better)."""
+    def bic(self, X: Any, *, sample_weight: Any = None) -> float:
+        """BIC of the chosen model on X (lower is better; weights as in
+        :meth:`gaussmix.GaussianMixture.bic`)."""
         check_is_fitted(self)
-        return self.best_estimator_.bic(X)
+        return self.best_estimator_.bic(X, sample_weight=sample_weight)
 
-    def aic(self, X: Any) -> float:
-        """AIC of the chosen model on X (lower is better)."""
+    def aic(self, X: Any, *, sample_weight: Any = None) -> float:
+        """AIC of the chosen model on X (lower is better; weights as in
+        :meth:`gaussmix.GaussianMixture.aic`)."""
         check_is_fitted(self)
-        return self.best_estimator_.aic(X)
+        return self.best_estimator_.aic(X, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "marginalize"
+        return tags
