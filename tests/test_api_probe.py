@@ -168,3 +168,24 @@ def test_imputer_pandas_output_keeps_columns_and_index():
     observed = ~np.isnan(values)
     np.testing.assert_array_equal(out.to_numpy()[observed], values[observed])
     assert list(imputer.get_feature_names_out()) == ["a", "b", "c"]
+
+
+def test_search_refit_drops_what_the_new_fit_lacks(X, tmp_path):
+    # Was: feature_names_in_ of a DataFrame fit, and labels_ of an in-memory
+    # fit, stayed after a refit on an array without names or on a file.
+    pd = pytest.importorskip("pandas")
+    from gaussmix import NpySource
+
+    search = GaussianMixtureSearch(range(1, 3), covariance_types="full", random_state=0)
+    search.fit(pd.DataFrame(X, columns=["a", "b"]))
+    assert list(search.feature_names_in_) == ["a", "b"] and hasattr(search, "labels_")
+    assert not hasattr(search.fit(X), "feature_names_in_")
+    np.save(tmp_path / "x.npy", X)
+    assert not hasattr(search.fit(NpySource(tmp_path / "x.npy")), "labels_")
+    assert search.n_features_in_ == 2
+
+
+def test_fractional_sample_count_says_what_to_pass(X):
+    model = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=r"n_samples': 2.5\. .*whole number"):
+        model.sample(2.5)

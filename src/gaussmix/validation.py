@@ -253,7 +253,7 @@ def check_sample_count(n_samples: Any) -> int:
     if count is None or count < 1:
         raise ValueError(
             f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires "
-            "at least one sample."
+            "at least one sample. Pass a whole number of samples >= 1."
         )
     return count
 

@@ -114,6 +114,8 @@ n_jobs, verbose, missing, shared_passes
             verbose=self.verbose, missing=self.missing,
             shared_passes=self.shared_passes,
         )
+        for name in ("feature_names_in_", "labels_"):  # a refit's may not have them
+            self.__dict__.pop(name, None)
         self.best_estimator_ = self.result_.best_estimator_
         self.best_params_ = {"n_components": self.best_estimator_.n_components,
                              "covariance_type": self.best_estimator_.covariance_type}
