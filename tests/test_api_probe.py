@@ -189,3 +189,16 @@ def test_fractional_sample_count_says_what_to_pass(X):
     model = GaussianMixture(2, random_state=0).fit(X)
     with pytest.raises(ValueError, match=r"n_samples': 2.5\. .*whole number"):
         model.sample(2.5)
+
+
+@pytest.mark.parametrize(("fitted", "changed"), [("full", "diag"), ("diag", "spherical"),
+                                                 ("spherical", "diag"), ("tied", "full")])
+def test_predicting_after_changing_covariance_type_says_why(X, fitted, changed):
+    # Was: broadcasting/AxisError messages from the kernels, and for full ->
+    # diag (and diag -> spherical) sample() drew silently from misread covariances.
+    gm = GaussianMixture(2, covariance_type=fitted, random_state=0).fit(X)
+    gm.set_params(covariance_type=changed)
+    for call in (gm.score_samples, gm.predict, gm.bic, lambda _: gm.sample(3)):
+        with pytest.raises(ValueError, match=f"covariance_type='{changed}'.*refit"):
+            call(X)
+    gm.set_params(covariance_type=fitted).predict(X)  # back to the fitted type

@@ -388,10 +388,23 @@ default='kmeans'
         scikit-learn's does (predictions read only those); its covariances
         here come from the factors, exactly for upper factors as fits store."""
         chol = to_host(self.precisions_cholesky_)
+        self._check_covariance_shape(np.shape(chol))
         covariances = getattr(self, "covariances_", None)
         covariances = (self._piece.covariances_from_cholesky(np.asarray(chol, np.float64))
                        if covariances is None else to_host(covariances))
         return MixtureParams(to_host(self.weights_), to_host(self.means_), covariances, chol)
+
+    def _check_covariance_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise if the fitted factors are not shaped for ``covariance_type``
+        (changed by set_params since the fit), which would mislead the kernels."""
+        expected = self._piece.param_shape(len(self.weights_), len(self.means_[0]))
+        if tuple(shape) != expected:
+            raise ValueError(
+                f"precisions_cholesky_ has shape {tuple(shape)}, not the {expected} of "
+                f"covariance_type={self.covariance_type!r}: covariance_type was changed "
+                "after the fit (or the attributes were set for another type). Set it "
+                "back to the fitted type, or refit."
+            )
 
     def _validated(self, X: Any) -> Any:
         check_is_fitted(self)
