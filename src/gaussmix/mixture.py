@@ -110,7 +110,7 @@ default='kmeans'
         'max_iter'}`` (``init``: the restart, 0 to ``n_init - 1``; ``change``:
         inf on a restart's first iteration); use it for progress bars or early
         inspection. Its return value is ignored; an exception it raises
-        stops the fit and propagates, leaving the estimator as it was.
+        stops the fit and propagates (the fitted parameters are not replaced).
     learning_offset : float, default=10.0
         Keyword-only (gaussmix), :meth:`partial_fit` only: ``t0 >= 0`` in the
         step size ``(t0 + t)^(-learning_decay)``; larger values damp early steps.
