@@ -108,7 +108,8 @@ default='kmeans'
         Keyword-only (gaussmix). Called after every EM iteration with a dict
         ``{'init', 'iteration', 'lower_bound', 'change', 'elapsed',
         'max_iter'}`` (``init``: the restart, 0 to ``n_init - 1``; ``change``:
-        inf on a restart's first iteration); use it for progress bars or early
+        inf on a fresh start's first iteration; ``elapsed``: seconds since the
+        restart's EM began); use it for progress bars or early
         inspection. Its return value is ignored; an exception it raises
         stops the fit and propagates (the fitted parameters are not replaced).
     learning_offset : float, default=10.0
