@@ -18,6 +18,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gaussmix import GaussianMixture, GaussianMixtureImputer
 from gaussmix.selection import GaussianMixtureSearch
@@ -142,6 +143,13 @@ def test_search_takes_missing_values_under_marginalize(X):
     np.testing.assert_array_equal(search.predict(holes), search.labels_)
     assert get_tags(search).input_tags.allow_nan
     assert not get_tags(GaussianMixtureSearch()).input_tags.allow_nan
+
+
+@parametrize_with_checks([GaussianMixtureSearch(
+    n_components=(1, 2), covariance_types=("full",), random_state=0,
+    missing="marginalize")])
+def test_search_with_missing_values_passes_sklearn_checks(estimator, check):
+    check(estimator)  # its allow_nan tag on: the checks feed it NaN
 
 
 def test_search_in_a_pipeline_and_cross_validation(X):
