@@ -73,9 +73,9 @@ def auto_chunk_size(
     ``4 (d + 1)`` flops per number of the reference's work array per row).
     Both between 4096 and 65536 rows, but fewer (down to ``MIN_CHUNK_ROWS``)
     where a work array would hold more than ``MAX_CHUNK_ELEMENTS``. Given the
-    input's ``n_rows``, chunks are made smaller, down to a quarter of that size, until the
-    input has at least ``PIECES_PER_CORE`` of them per core this process may
-    use (:func:`~gaussmix.engine.threads.available_cores`; not ``n_threads``,
+    input's ``n_rows``, chunks are made smaller, down to a quarter of that
+    size, until the input has at least ``PIECES_PER_CORE`` of them per core
+    this process may use (:func:`~gaussmix.engine.threads.available_cores`; not ``n_threads``,
     so that results do not change with it), and the size is evened out so
     that the threads share the input
     (:func:`~gaussmix.engine.splitting.even_chunk_rows`).
