@@ -111,6 +111,15 @@ class CovarianceType(ABC):
         plus the row term (n,), which is common to all components; keeping it
         apart keeps the responsibilities exact where it dwarfs the rest."""
 
+    def group_work(self, X: Any, group: GroupArrays) -> Any:
+        """The work array :meth:`group_log_prob` returns, built again, or
+        None where the type keeps it instead (full: its whitened chunks, one
+        per group, add up to a single chunk's). With several centre groups
+        the others' work arrays (one (n, d) or (n, 2d) array per group, up
+        to K of them: 750 MB for K=200, d=200 diag) are built again for the
+        moments, group by group, instead of all held at once."""
+        return None
+
     @abstractmethod
     def group_moments(self, X: Any, resp: Any, group: GroupArrays, work: Any
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -185,10 +194,11 @@ class CovarianceType(ABC):
             lp, row, work = self.group_log_prob(X, state.groups[0], state.const)
             return lp, row, [work]
         parts, works = [], []
+        rebuilt = self.group_work(X[:0], state.groups[0]) is not None
         for g in state.groups:
             lp, row, work = self.group_log_prob(X, g, _take(state.const, g.index))
             parts.append(lp if row is None else lp + row[None, :])
-            works.append(work)
+            works.append(None if rebuilt else work)
         xp = _namespace(parts[0])
         return _take(xp.concat(parts, axis=0), state.order), None, works
 
@@ -204,6 +214,7 @@ class CovarianceType(ABC):
         s1 = np.empty((K, d))
         parts = []
         for g, w in zip(state.groups, work, strict=True):
+            w = self.group_work(X, g) if w is None else w
             s1[g.members], s2 = self._group_moments(X, _take(resp, g.index), state, g, w)
             parts.append((g.members, s2))
         return s1, self.scatter_s2(parts, K, d)

@@ -43,6 +43,9 @@ class Diag(VarianceType):
         maha += group.arrays["offset_sq"][:, None]
         return log_density(nonnegative(maha), const), None, features
 
+    def group_work(self, X, group):
+        return squares_and_centred(X, group.centre)
+
     def group_moments(self, X, resp, group, work):
         xp = array_namespace(X)
         d = X.shape[1]

@@ -59,6 +59,9 @@ class Tied(CovarianceType):
         lp += const[:, None]
         return lp, -0.5 * squared_norms(white, axis=1), centred
 
+    def group_work(self, X, group):
+        return X - group.centre
+
     def group_moments(self, X, resp, group, work):
         xp = array_namespace(X)
         centred = xp.astype(work, xp.float64, copy=False)
