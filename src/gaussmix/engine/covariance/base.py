@@ -76,6 +76,8 @@ class CovarianceType(ABC):
     """Operations of one covariance type (full, tied, diag or spherical)."""
 
     name: str
+    #: Whether :meth:`group_work` builds work arrays again (see there).
+    rebuilds_group_work: bool = False
 
     # -- shapes and counting -------------------------------------------------
     @abstractmethod
@@ -112,12 +114,12 @@ class CovarianceType(ABC):
         apart keeps the responsibilities exact where it dwarfs the rest."""
 
     def group_work(self, X: Any, group: GroupArrays) -> Any:
-        """The work array :meth:`group_log_prob` returns, built again, or
-        None where the type keeps it instead (full: its whitened chunks, one
-        per group, add up to a single chunk's). With several centre groups
-        the others' work arrays (one (n, d) or (n, 2d) array per group, up
-        to K of them: 750 MB for K=200, d=200 diag) are built again for the
-        moments, group by group, instead of all held at once."""
+        """The work array :meth:`group_log_prob` returns, built again, where
+        ``rebuilds_group_work`` (else None: full covariances keep theirs, the
+        whitened chunks of all groups add up to a single chunk's). With
+        several centre groups, the groups' work arrays (one (n, d) or (n, 2d)
+        array each, up to K of them: 750 MB for K=200, d=200 diag) are built
+        again for the moments, one at a time, instead of all held at once."""
         return None
 
     @abstractmethod
@@ -194,11 +196,10 @@ class CovarianceType(ABC):
             lp, row, work = self.group_log_prob(X, state.groups[0], state.const)
             return lp, row, [work]
         parts, works = [], []
-        rebuilt = self.group_work(X[:0], state.groups[0]) is not None
         for g in state.groups:
             lp, row, work = self.group_log_prob(X, g, _take(state.const, g.index))
             parts.append(lp if row is None else lp + row[None, :])
-            works.append(None if rebuilt else work)
+            works.append(None if self.rebuilds_group_work else work)
         xp = _namespace(parts[0])
         return _take(xp.concat(parts, axis=0), state.order), None, works
 
@@ -214,7 +215,6 @@ class CovarianceType(ABC):
         s1 = np.empty((K, d))
         parts = []
         for g, w in zip(state.groups, work, strict=True):
-            w = self.group_work(X, g) if w is None else w
             s1[g.members], s2 = self._group_moments(X, _take(resp, g.index), state, g, w)
             parts.append((g.members, s2))
         return s1, self.scatter_s2(parts, K, d)
@@ -222,6 +222,7 @@ class CovarianceType(ABC):
     def _group_moments(self, X: Any, resp: Any, state: KernelState, group: GroupArrays,
                        work: Any) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore"):
+            work = self.group_work(X, group) if work is None else work
             s1, s2 = self.group_moments(X, resp, group, work)
         if np.isfinite(s1).all() and np.isfinite(s2).all():
             return s1, s2

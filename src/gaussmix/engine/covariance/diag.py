@@ -43,6 +43,8 @@ class Diag(VarianceType):
         maha += group.arrays["offset_sq"][:, None]
         return log_density(nonnegative(maha), const), None, features
 
+    rebuilds_group_work = True
+
     def group_work(self, X, group):
         return squares_and_centred(X, group.centre)
 

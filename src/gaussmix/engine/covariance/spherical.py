@@ -44,6 +44,8 @@ class Spherical(VarianceType):
         maha += a["offset_sq"][:, None]
         return log_density(nonnegative(maha), const), None, centred
 
+    rebuilds_group_work = True
+
     def group_work(self, X, group):
         return X - group.centre
 

@@ -59,6 +59,8 @@ class Tied(CovarianceType):
         lp += const[:, None]
         return lp, -0.5 * squared_norms(white, axis=1), centred
 
+    rebuilds_group_work = True
+
     def group_work(self, X, group):
         return X - group.centre
 
