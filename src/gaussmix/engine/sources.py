@@ -52,6 +52,15 @@ DEFAULT_CHUNK_ROWS = 65536
 # at 16 threads before the fused kernel).
 FUSED_CHUNK_FLOPS = 1 << 27
 
+# The 4096-row floor below must not make a work array of wide problems huge
+# (full, K=50, d=100: 170 MB a chunk and thread, 40x the data): a chunk's work
+# array holds at most this many numbers (32 MiB in float64), but the chunk
+# keeps at least 4 d rows (a chunk's fixed costs grow like d^3: full K=200,
+# d=200 took twice as long in chunks of 100 rows) and MIN_CHUNK_ROWS (the
+# fused kernel's smallest chunk).
+MAX_CHUNK_ELEMENTS = 1 << 22
+MIN_CHUNK_ROWS = 64
+
 
 def auto_chunk_size(
     n_components: int, n_features: int, piece: CovarianceType | None = None,
@@ -63,10 +72,12 @@ def auto_chunk_size(
     ``TARGET_CHUNK_ELEMENTS`` numbers. The fused kernel needs no work array
     per chunk; its chunks hold about ``FUSED_CHUNK_FLOPS`` of products (about
     ``4 (d + 1)`` flops per number of the reference's work array per row).
-    Both between 4096 and 65536 rows. Given the input's ``n_rows``, chunks
-    are made smaller, down to a quarter of that size, until the
-    input has at least ``PIECES_PER_CORE`` of them per core this process may
-    use (:func:`~gaussmix.engine.threads.available_cores`; not ``n_threads``,
+    Both between 4096 and 65536 rows, but fewer (down to ``4 d`` and
+    ``MIN_CHUNK_ROWS``) where a work array would hold more than
+    ``MAX_CHUNK_ELEMENTS``. Given the
+    input's ``n_rows``, chunks are made smaller, down to a quarter of that
+    size, until the input has at least ``PIECES_PER_CORE`` of them per core
+    this process may use (:func:`~gaussmix.engine.threads.available_cores`; not ``n_threads``,
     so that results do not change with it), and the size is evened out so
     that the threads share the input
     (:func:`~gaussmix.engine.splitting.even_chunk_rows`).
@@ -84,6 +95,8 @@ def auto_chunk_size(
     else:
         rows = TARGET_CHUNK_ELEMENTS // max(1, per_row)
     rows = int(min(max(rows, 4096), 65536))
+    rows = min(rows, max(MIN_CHUNK_ROWS, 4 * n_features,
+                         MAX_CHUNK_ELEMENTS // max(1, per_row)))
     if n_rows is None:
         return rows
     return even_chunk_rows(_enough_pieces(rows, n_rows, available_cores()), n_rows)

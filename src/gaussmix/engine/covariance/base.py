@@ -76,6 +76,8 @@ class CovarianceType(ABC):
     """Operations of one covariance type (full, tied, diag or spherical)."""
 
     name: str
+    #: Whether :meth:`group_work` builds work arrays again (see there).
+    rebuilds_group_work: bool = False
 
     # -- shapes and counting -------------------------------------------------
     @abstractmethod
@@ -110,6 +112,15 @@ class CovarianceType(ABC):
         None, work)``. The log-density of component k is the first array's row
         plus the row term (n,), which is common to all components; keeping it
         apart keeps the responsibilities exact where it dwarfs the rest."""
+
+    def group_work(self, X: Any, group: GroupArrays) -> Any:
+        """The work array :meth:`group_log_prob` returns, built again, where
+        ``rebuilds_group_work`` (else None: full covariances keep theirs, the
+        whitened chunks of all groups add up to a single chunk's). With
+        several centre groups, the groups' work arrays (one (n, d) or (n, 2d)
+        array each, up to K of them: 750 MB for K=200, d=200 diag) are built
+        again for the moments, one at a time, instead of all held at once."""
+        return None
 
     @abstractmethod
     def group_moments(self, X: Any, resp: Any, group: GroupArrays, work: Any
@@ -188,7 +199,7 @@ class CovarianceType(ABC):
         for g in state.groups:
             lp, row, work = self.group_log_prob(X, g, _take(state.const, g.index))
             parts.append(lp if row is None else lp + row[None, :])
-            works.append(work)
+            works.append(None if self.rebuilds_group_work else work)
         xp = _namespace(parts[0])
         return _take(xp.concat(parts, axis=0), state.order), None, works
 
@@ -211,6 +222,7 @@ class CovarianceType(ABC):
     def _group_moments(self, X: Any, resp: Any, state: KernelState, group: GroupArrays,
                        work: Any) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore"):
+            work = self.group_work(X, group) if work is None else work
             s1, s2 = self.group_moments(X, resp, group, work)
         if np.isfinite(s1).all() and np.isfinite(s2).all():
             return s1, s2

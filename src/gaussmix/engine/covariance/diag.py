@@ -43,6 +43,11 @@ class Diag(VarianceType):
         maha += group.arrays["offset_sq"][:, None]
         return log_density(nonnegative(maha), const), None, features
 
+    rebuilds_group_work = True
+
+    def group_work(self, X, group):
+        return squares_and_centred(X, group.centre)
+
     def group_moments(self, X, resp, group, work):
         xp = array_namespace(X)
         d = X.shape[1]

@@ -44,6 +44,11 @@ class Spherical(VarianceType):
         maha += a["offset_sq"][:, None]
         return log_density(nonnegative(maha), const), None, centred
 
+    rebuilds_group_work = True
+
+    def group_work(self, X, group):
+        return X - group.centre
+
     def group_moments(self, X, resp, group, work):
         xp = array_namespace(X)
         centred = xp.astype(work, xp.float64, copy=False)

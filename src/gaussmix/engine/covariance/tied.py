@@ -59,6 +59,11 @@ class Tied(CovarianceType):
         lp += const[:, None]
         return lp, -0.5 * squared_norms(white, axis=1), centred
 
+    rebuilds_group_work = True
+
+    def group_work(self, X, group):
+        return X - group.centre
+
     def group_moments(self, X, resp, group, work):
         xp = array_namespace(X)
         centred = xp.astype(work, xp.float64, copy=False)
