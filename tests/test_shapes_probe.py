@@ -57,6 +57,7 @@ def test_wide_full_scoring_memory_stays_near_the_bound(monkeypatch):
 
 
 # ----------------------------- found: many centre groups held a work array each
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=1
 @pytest.mark.parametrize("ct", ["diag", "spherical"])
 def test_many_centre_groups_build_their_work_arrays_one_at_a_time(monkeypatch, ct):
     # Few rows per component in many dimensions: each component's variance in
