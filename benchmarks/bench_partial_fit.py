@@ -19,6 +19,9 @@ kernel (``--kernel``, default ``fused``: in ``auto`` mode the compiled loops
 load only after some seconds of E-step work, so the fit's first iterations
 would run the reference kernel and flatter the ratio); fits and passes
 repeated ``--repeat`` times (partial_fit: the fastest pass).
+``--pairs N`` measures the fit and the passes N times in turn and prints each
+round's ratio and their median (the machine's speed drifts between rounds; a
+ratio within one round is steadier).
 Run ``python benchmarks/bench_partial_fit.py`` or ``--quick``.
 
 ``--baseline SRC`` times another gaussmix (the ``src`` folder of another
@@ -93,7 +96,12 @@ def partial_fit_cost(X, cov, K, init, batch, threads, repeat,
 
 
 def measure(case: int, args: argparse.Namespace) -> dict:
-    """Seconds per row: one full-fit iteration, and partial_fit per batch size."""
+    """Seconds per row: one full-fit iteration, and partial_fit per batch size.
+
+    With ``--pairs N`` the fit and the passes are measured N times in turn
+    (fit, passes, fit, passes, ...), and each batch size also gets the ratio
+    of every round (``ratios``): the machine's speed drifts between rounds, so
+    a ratio within one round is steadier than one of two separate bests."""
     os.environ["GAUSSMIX_KERNEL"] = args.kernel  # read at each kernel build
     cov, n, d, K = CASES[case]
     n = n // 10 if args.quick else n
@@ -101,11 +109,17 @@ def measure(case: int, args: argparse.Namespace) -> dict:
     init = initial_parameters(X, K, cov)
     fit_cost(X[: n // 10], cov, K, init, 2, args.threads, 1)  # warm up
     clock = CLOCKS[args.clock]
-    out = {"fit": fit_cost(X, cov, K, init, args.iters, args.threads, args.repeat, clock)}
-    for batch in BATCHES:
-        if batch <= n // 2:
-            out[str(batch)] = partial_fit_cost(X, cov, K, init, batch, args.threads,
-                                               args.repeat, clock)
+    rounds = []
+    for _ in range(args.pairs):
+        one = {"fit": fit_cost(X, cov, K, init, args.iters, args.threads, args.repeat,
+                               clock)}
+        for batch in BATCHES:
+            if batch <= n // 2:
+                one[str(batch)] = partial_fit_cost(X, cov, K, init, batch, args.threads,
+                                                   args.repeat, clock)
+        rounds.append(one)
+    out: dict = {k: min(r[k] for r in rounds) for k in rounds[0]}
+    out["ratios"] = {k: [r[k] / r["fit"] for r in rounds] for k in rounds[0] if k != "fit"}
     return out
 
 
@@ -138,7 +152,8 @@ def compare(args: argparse.Namespace) -> None:
         for _ in range(args.rounds):
             runs["old"].append(in_subprocess(case, args, args.baseline))
             runs["new"].append(in_subprocess(case, args, None))
-        best = {v: {k: min(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
+        best = {v: {k: min(r[k] for r in rs) for k in rs[0] if k != "ratios"}
+                for v, rs in runs.items()}
         fit = min(best["old"]["fit"], best["new"]["fit"])  # the same code in both
         for batch in (k for k in best["new"] if k != "fit"):
             old, new = best["old"][batch], best["new"][batch]
@@ -162,6 +177,9 @@ def main() -> None:
                         help="compare with the gaussmix in this src folder")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating runs per version with --baseline")
+    parser.add_argument("--pairs", type=int, default=1,
+                        help="rounds of (fit, partial_fit passes) measured in turn; "
+                             "prints each round's ratio and their median")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -174,13 +192,16 @@ def main() -> None:
         compare(args)
         return
     print(f"{'cov':>9} {'n':>8} {'d':>3} {'K':>3} {'batch':>6} "
-          f"{'fit us/row/iter':>16} {'partial us/row':>15} {'ratio':>6}")
+          f"{'fit us/row/iter':>16} {'partial us/row':>15} {'ratio':>6}"
+          + ("  median of rounds (each round)" if args.pairs > 1 else ""))
     for case, (cov, n, d, K) in enumerate(CASES):
         costs = measure(case, args)
-        for batch in (k for k in costs if k != "fit"):
+        for batch, ratios in costs["ratios"].items():
+            each = (f"  {np.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})"
+                    if args.pairs > 1 else "")
             print(f"{cov:>9} {n // 10 if args.quick else n:>8} {d:>3} {K:>3} "
                   f"{batch:>6} {costs['fit'] * 1e6:>16.3f} {costs[batch] * 1e6:>15.3f} "
-                  f"{costs[batch] / costs['fit']:>6.2f}")
+                  f"{costs[batch] / costs['fit']:>6.2f}{each}")
 
 
 if __name__ == "__main__":
