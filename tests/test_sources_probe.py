@@ -279,3 +279,26 @@ def test_array_only_methods_refuse_sources_clearly(X, tmp_path):
         gaussmix.GaussianMixtureImputer(2).fit(NpySource(tmp_path / "x.npy"))
     with pytest.raises(ValueError, match=r"NpySource\(sample_weight=\.\.\.\)"):
         gm.fit(NpySource(tmp_path / "x.npy"), sample_weight=np.ones(len(X)))
+
+
+def test_select_over_a_source_fails_a_k_with_too_few_weighted_rows_as_in_memory():
+    # 3 rows of positive weight: K=4 fails alone (was: a degenerate candidate with a
+    # BIC from a source, while in memory the same candidate fails), shared passes or not
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    w = np.zeros(200)
+    w[:3] = 1.0
+    in_memory = select(X, n_components=[1, 2, 3, 4], covariance_types=["full", "diag"],
+                       sample_weight=w)
+    for shared in (True, False):
+        source = IterableSource(lambda: iter([(X[:100], w[:100]), (X[100:], w[100:])]))
+        result = select(source, n_components=[1, 2, 3, 4],
+                        covariance_types=["full", "diag"], shared_passes=shared)
+        for ours, theirs in zip(result.table, in_memory.table, strict=True):
+            assert (ours.n_components, ours.covariance_type) == (
+                theirs.n_components, theirs.covariance_type)
+            assert ours.error == theirs.error
+            if ours.n_components == 4:
+                assert "positive sample_weight" in ours.error and np.isnan(ours.bic)
+            else:
+                np.testing.assert_allclose(ours.bic, theirs.bic, rtol=1e-10)

@@ -104,6 +104,11 @@ def initial_parameters(
     starts: dict[str, Starts] = {t: [] for t in types}
     for _ in range(n_init):
         rows, resp = drawn_responsibilities(source, k, init_params, rng)
+        if not source.in_memory and rows.sample_weight is not None:
+            try:  # rows of weight zero count as absent, as in fit (this K only)
+                check_weighted_rows(int(np.count_nonzero(to_host(rows.sample_weight))), k)
+            except ValueError as err:
+                return {t: err for t in types}
         reducer = reducer_for(resolve_threads(n_threads), rows)
         for t in types:
             done = starts[t]
