@@ -25,8 +25,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from .engine.incomplete import MarginalKernel
 from .engine.sources import ArraySource, DataSource
+from .engine.xp import array_namespace, from_host, to_host
 from .engine.xp import is_torch_array as is_torch
-from .engine.xp import to_host
 from .validation import check_data
 
 
@@ -89,7 +89,7 @@ class MissingValuesMixin:
         if is_torch(X):  # imputed on the host, returned as a tensor where X is
             filled = self.impute(to_host(X, None), n_draws=n_draws,
                                  random_state=random_state)
-            return _tensor_on_device_of(filled, X)
+            return from_host(filled, array_namespace(X), X.dtype, X.device)
         X = check_data(est, X, reset=False, allow_nan=True)
         if n_draws is not None and not (isinstance(n_draws, (int, np.integer))
                                         and not isinstance(n_draws, bool) and n_draws >= 1):
@@ -147,13 +147,6 @@ class MissingValuesMixin:
         means = np.where(np.isfinite(means), means, np.nanmean(X, axis=0))  # zero weights
         filled = np.where(observed, X, means[None, :]).astype(X.dtype, copy=False)
         return ArraySource(filled, source.sample_weight, source.chunk_size)
-
-
-def _tensor_on_device_of(a: np.ndarray, like: Any) -> Any:
-    """A host array as a tensor on the device of the tensor ``like``."""
-    from .backends.torch import _torch
-
-    return _torch().as_tensor(a, device=like.device)
 
 
 def _check_observed(mask: np.ndarray, *, columns: bool = True) -> None:

@@ -57,7 +57,7 @@ import numpy as np
 from .._optional import require
 from ..engine.covariance import ComputeSpec
 from ..engine.reducers import Reducer, Sequential
-from ..engine.sources import Chunk, check_chunk, check_chunk_weights
+from ..engine.sources import Chunk, check_chunk, check_chunk_weights, times_power_of_two
 from ..engine.xp import array_namespace
 from .dask_futures import PersistedBlocks, active_client, block_futures, submit_pass
 
@@ -421,12 +421,7 @@ def _aligned_weights(sample_weight: Any, X: Any, scale: bool = True
     if not scale:
         return w, 0, int(positive)
     exponent = -math.frexp(float(high))[1]  # the largest weight to [0.5, 1)
-    # two exact factors: 2.0 ** 1074 (a subnormal largest weight) overflows
-    first = min(exponent, 1000)
-    w = w * 2.0 ** first
-    if exponent > first:
-        w = w * 2.0 ** (exponent - first)
-    return w, exponent, int(positive)
+    return times_power_of_two(w, exponent), exponent, int(positive)
 
 
 def weighted_totals(log_prob: Any, sample_weight: Any, scaled: bool = False

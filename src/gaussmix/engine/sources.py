@@ -198,10 +198,15 @@ def scale_weights(sample_weight: Any) -> Any:
     if not (largest > 0 and math.isfinite(largest)):
         return sample_weight
     _, exponent = math.frexp(largest)
-    if exponent > -1000:
-        return sample_weight * (2.0 ** -exponent)
-    # A subnormal largest weight: 2.0 ** 1074 overflows, so two exact factors.
-    return sample_weight * (2.0 ** 1000) * (2.0 ** (-exponent - 1000))
+    return times_power_of_two(sample_weight, -exponent)
+
+
+def times_power_of_two(w: Any, exponent: int) -> Any:
+    """``w * 2.0 ** exponent``, exact: in two factors where one would overflow
+    (``2.0 ** 1074``, which scales a subnormal largest weight)."""
+    first = min(exponent, 1000)
+    w = w * 2.0 ** first
+    return w * 2.0 ** (exponent - first) if exponent > first else w
 
 
 @dataclass(frozen=True)
