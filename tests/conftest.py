@@ -28,3 +28,13 @@ def blobs():
 
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def assert_same_fit(a, b, rtol=1e-10):
+    """Two fitted models agree: weights, means and covariances to ``rtol``
+    (absolute 1e-12), the lower bound to ``rtol`` and the same iterations."""
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol,
+                                   atol=1e-12)
+    assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=rtol)
+    assert a.n_iter_ == b.n_iter_

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, draw_mixture
+from conftest import COVARIANCE_TYPES, assert_same_fit, draw_mixture
 
 from gaussmix import GaussianMixture, IterableSource, NpySource
 from gaussmix.engine import init as init_module
@@ -35,14 +35,6 @@ def _chunks(X, sizes=(700, 1, 999, 1300), weights=None):
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def _assert_same_fit(a, b, rtol=1e-10):
-    for name in ("weights_", "means_", "covariances_"):
-        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol,
-                                   atol=1e-12)
-    assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=rtol)
-    assert a.n_iter_ == b.n_iter_
-
-
 @pytest.mark.parametrize("ct", COVARIANCE_TYPES)
 def test_memmap_and_chunks_fit_as_in_memory_from_the_same_start(data, ct, tmp_path):
     start = _start(data, ct)
@@ -53,8 +45,8 @@ def test_memmap_and_chunks_fit_as_in_memory_from_the_same_start(data, ct, tmp_pa
         NpySource(path))
     from_chunks = GaussianMixture(3, covariance_type=ct, **start).fit(
         IterableSource(_chunks(data), chunk_size=400))
-    _assert_same_fit(from_file, reference)
-    _assert_same_fit(from_chunks, reference)
+    assert_same_fit(from_file, reference)
+    assert_same_fit(from_chunks, reference)
     np.testing.assert_array_equal(from_file.predict(NpySource(path)),
                                   reference.predict(data))
     np.testing.assert_allclose(from_chunks.score_samples(IterableSource(_chunks(data))),
@@ -66,7 +58,7 @@ def test_weighted_chunks_fit_as_weighted_rows(data):
     start = _start(data, "full")
     reference = GaussianMixture(3, **start).fit(data, sample_weight=w)
     chunked = GaussianMixture(3, **start).fit(IterableSource(_chunks(data, weights=w)))
-    _assert_same_fit(chunked, reference)
+    assert_same_fit(chunked, reference)
     path_weights = GaussianMixture(3, **start)
     with pytest.raises(ValueError, match="through the data source"):
         path_weights.fit(IterableSource(_chunks(data)), sample_weight=w)
@@ -77,7 +69,7 @@ def test_small_file_starts_where_the_same_rows_in_memory_start(data, tmp_path):
     np.save(path, data)
     a = GaussianMixture(3, random_state=0).fit(data)
     b = GaussianMixture(3, random_state=0).fit(NpySource(path))
-    _assert_same_fit(a, b, rtol=1e-12)
+    assert_same_fit(a, b, rtol=1e-12)
 
 
 @pytest.mark.parametrize("ct", COVARIANCE_TYPES)
@@ -173,8 +165,8 @@ def test_integer_and_list_chunks_are_read_as_float64(data, tmp_path):
     assert NpySource(path).spec.dtype == np.float64
     start = _start(ints.astype(float), "diag")
     a = GaussianMixture(3, covariance_type="diag", **start).fit(ints.astype(float))
-    _assert_same_fit(GaussianMixture(3, covariance_type="diag", **start).fit(source), a)
-    _assert_same_fit(GaussianMixture(3, covariance_type="diag", **start).fit(NpySource(path)),
+    assert_same_fit(GaussianMixture(3, covariance_type="diag", **start).fit(source), a)
+    assert_same_fit(GaussianMixture(3, covariance_type="diag", **start).fit(NpySource(path)),
                      a)
 
 

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import assert_same_fit
 
 import gaussmix
 from gaussmix import GaussianMixture, IterableSource, NpySource, select
@@ -29,14 +30,6 @@ def _start(X, ct="full"):
     gm = GaussianMixture(2, covariance_type=ct, max_iter=0, random_state=0).fit(X)
     return dict(weights_init=gm.weights_, means_init=gm.means_,
                 precisions_init=gm.precisions_)
-
-
-def _same_fit(a, b, rtol=1e-10):
-    for name in ("weights_", "means_", "covariances_"):
-        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol,
-                                   atol=1e-12)
-    assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=rtol)
-    assert a.n_iter_ == b.n_iter_
 
 
 # -- IterableSource: every pass must give the same rows ------------------------
@@ -74,7 +67,7 @@ def test_empty_chunks_are_skipped(X):
     start = _start(X)
     reference = GaussianMixture(2, **start).fit(X)
     parts = [np.empty((0, 0)), [], X[:100], np.empty((0, 3)), X[100:]]
-    _same_fit(GaussianMixture(2, **start).fit(IterableSource(parts, chunk_size=64)),
+    assert_same_fit(GaussianMixture(2, **start).fit(IterableSource(parts, chunk_size=64)),
               reference)
     with pytest.raises(ValueError, match="yielded no rows"):
         IterableSource([np.empty((0, 3)), []])
@@ -86,7 +79,7 @@ def test_chunks_are_computed_in_the_first_chunks_dtype(X):
     rounded = X.copy()
     rounded[100:] = X[100:].astype(np.float32)
     start = _start(X)
-    _same_fit(GaussianMixture(2, **start).fit(
+    assert_same_fit(GaussianMixture(2, **start).fit(
         IterableSource([X[:100], X[100:].astype(np.float32)])),
         GaussianMixture(2, **start).fit(rounded))
     first32 = IterableSource([X[:100].astype(np.float32), X[100:]])
@@ -131,7 +124,7 @@ def test_a_small_stream_starts_where_the_same_rows_in_memory_start(X, init_param
     known length), so n_init starts equal the in-memory ones."""
     for max_iter in (0, 100):  # the starts themselves, and the fits
         kw = dict(n_init=2, init_params=init_params, max_iter=max_iter, random_state=0)
-        _same_fit(GaussianMixture(2, **kw).fit(IterableSource([X[:120], X[120:]])),
+        assert_same_fit(GaussianMixture(2, **kw).fit(IterableSource([X[:120], X[120:]])),
                   GaussianMixture(2, **kw).fit(X), rtol=1e-12)
 
 
@@ -170,7 +163,7 @@ def test_big_endian_float32_files_stay_float32(X, tmp_path):
     native, swapped = NpySource(tmp_path / "native.npy"), NpySource(tmp_path / "swapped.npy")
     assert swapped.dtype == np.float32
     start = _start(X)
-    _same_fit(GaussianMixture(2, **start).fit(swapped),
+    assert_same_fit(GaussianMixture(2, **start).fit(swapped),
               GaussianMixture(2, **start).fit(native), rtol=0)
 
 
@@ -227,7 +220,7 @@ def test_an_empty_row_group_is_skipped(X, tmp_path):
             writer.write_table(part)
     start = _start(X)
     for threads in (1, 2):
-        _same_fit(GaussianMixture(2, n_threads=threads, **start).fit(
+        assert_same_fit(GaussianMixture(2, n_threads=threads, **start).fit(
             gaussmix.ParquetSource(path, chunk_size=64)),
             GaussianMixture(2, **start).fit(X))
 
