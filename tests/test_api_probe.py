@@ -210,3 +210,35 @@ def test_predicting_after_changing_covariance_type_says_why(X, fitted, changed):
         with pytest.raises(ValueError, match=f"covariance_type='{changed}'.*refit"):
             call(X)
     gm.set_params(covariance_type=fitted).predict(X)  # back to the fitted type
+
+
+@pytest.mark.parametrize(("fitted", "changed"), [("diag", "tied"), ("tied", "diag")])
+@pytest.mark.parametrize("how", ["fit", "partial_fit", "loaded"])
+def test_changing_between_types_of_the_same_shape_is_refused(tmp_path, fitted, changed,
+                                                             how):
+    # With K == d, diag factors (K, d) and tied ones (d, d) have the same shape,
+    # which the shape check alone let through: predictions read one type's
+    # factors as the other's (silently wrong probabilities, samples from a
+    # matrix that is not a covariance), and streams went on with them.
+    from gaussmix.files.model import load_model, save_model
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((300, 3)) * [1.0, 2.0, 3.0]
+    gm = GaussianMixture(3, covariance_type=fitted, random_state=0)
+    gm = gm.fit(data) if how != "partial_fit" else gm.partial_fit(data)
+    if how == "loaded":
+        save_model(gm, tmp_path / "m.npz")
+        gm = load_model(tmp_path / "m.npz")
+    expected = gm.predict_proba(data[:5])
+    gm.set_params(covariance_type=changed)
+    for call in (gm.predict_proba, gm.score_samples, lambda _: gm.sample(3)):
+        with pytest.raises(ValueError, match=f"covariance_type='{fitted}'.*"
+                           f"covariance_type='{changed}' set since.*refit"):
+            call(data)
+    with pytest.raises(ValueError, match=f"partial_fit continues from .*"
+                       f"covariance_type='{changed}' set since"):
+        gm.partial_fit(data[:50])
+    with pytest.raises(ValueError, match="warm_start=True continues from"):
+        gm.set_params(warm_start=True).fit(data)
+    gm.set_params(covariance_type=fitted, warm_start=False)
+    np.testing.assert_array_equal(gm.predict_proba(data[:5]), expected)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import warnings
 from typing import Any
 
@@ -324,18 +323,31 @@ default='kmeans'
                            ) -> None:
         """A warm start (or partial_fit) continues from the fitted parameters:
         they must be of the estimator's current n_components and covariance_type."""
-        fitted = len(self.weights_)
-        shape = piece.param_shape(fitted, len(self.means_[0]))
-        # the factors' shape is the covariances' (a hand-made model may lack those)
-        now = tuple(np.shape(self.precisions_cholesky_))
-        if fitted != self.n_components or now != shape:
-            raise ValueError(
-                f"{what} continues from the fitted model ({fitted} components, "
-                f"covariances of shape {now}), which does not fit "
-                f"n_components={self.n_components}, covariance_type="
-                f"{self.covariance_type!r} set since. {afresh}, or restore those "
-                "parameters."
-            )
+        self._check_fitted_type(f"{what} continues from", f"{afresh}, or restore "
+                                "those parameters.", components=True)
+
+    def _check_fitted_type(self, what: str, remedy: str, *, components: bool) -> None:
+        """Raise if the fitted parameters are not of ``covariance_type`` (and,
+        with ``components``, of ``n_components``) as set now: changed by
+        set_params since the fit, or attributes set for another type, they
+        would mislead the kernels. Fitted and loaded models know their type
+        (diag and tied factors have the same shape when K == d); for
+        hand-set attributes the factors' shape tells."""
+        k = len(self.weights_)
+        shape = tuple(np.shape(self.precisions_cholesky_))
+        fitted_type = self.__dict__.get("_fitted_covariance_type")
+        if (shape == self._piece.param_shape(k, len(self.means_[0]))
+                and fitted_type in (None, self.covariance_type)
+                and not (components and k != self.n_components)):
+            return
+        fitted = "" if fitted_type is None else f"covariance_type={fitted_type!r}, "
+        asked = f"n_components={self.n_components}, " if components else ""
+        raise ValueError(
+            f"{what} the fitted model ({k} components, {fitted}covariances of shape "
+            f"{shape}), which does not fit {asked}covariance_type="
+            f"{self.covariance_type!r} set since (or the attributes were set for "
+            f"another type). {remedy}"
+        )
 
     def _chunk_size(self, n_features: int, n_rows: int | None = None) -> int:
         if self.chunk_size is not None:
@@ -370,6 +382,7 @@ default='kmeans'
         self.covariances_ = p.covariances
         self.precisions_cholesky_ = p.precisions_cholesky
         self.precisions_ = piece.precisions(p.precisions_cholesky)
+        self._fitted_covariance_type = piece.name
         self.converged_ = bool(run.converged)
         self.n_iter_ = int(run.n_iter)
         # NumPy floats, as scikit-learn's (code may call their NumPy methods)
@@ -388,24 +401,13 @@ default='kmeans'
         only ``weights_``, ``means_`` and ``precisions_cholesky_`` predicts, as
         scikit-learn's does (predictions read only those); its covariances
         here come from the factors, exactly for upper factors as fits store."""
+        self._check_fitted_type("predictions read", "Set covariance_type back to "
+                                "the fitted type, or refit.", components=False)
         chol = to_host(self.precisions_cholesky_)
-        self._check_covariance_shape(np.shape(chol))
         covariances = getattr(self, "covariances_", None)
         covariances = (self._piece.covariances_from_cholesky(np.asarray(chol, np.float64))
                        if covariances is None else to_host(covariances))
         return MixtureParams(to_host(self.weights_), to_host(self.means_), covariances, chol)
-
-    def _check_covariance_shape(self, shape: tuple[int, ...]) -> None:
-        """Raise if the fitted factors are not shaped for ``covariance_type``
-        (changed by set_params since the fit), which would mislead the kernels."""
-        expected = self._piece.param_shape(len(self.weights_), len(self.means_[0]))
-        if tuple(shape) != expected:
-            raise ValueError(
-                f"precisions_cholesky_ has shape {tuple(shape)}, not the {expected} of "
-                f"covariance_type={self.covariance_type!r}: covariance_type was changed "
-                "after the fit (or the attributes were set for another type). Set it "
-                "back to the fitted type, or refit."
-            )
 
     def _validated(self, X: Any) -> Any:
         check_is_fitted(self)
@@ -526,8 +528,13 @@ def _register_with_model_files() -> None:
     from .files.model import register_estimator
     from .files.model_record import estimator_from_record
 
-    register_estimator("GaussianMixture",
-                       functools.partial(estimator_from_record, GaussianMixture))
+    def build(record: Any) -> GaussianMixture:
+        model = estimator_from_record(GaussianMixture, record)
+        # the record's shapes were checked against its covariance_type
+        model._fitted_covariance_type = model.covariance_type
+        return model
+
+    register_estimator("GaussianMixture", build)
 
 
 _register_with_model_files()
