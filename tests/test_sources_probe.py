@@ -112,8 +112,14 @@ def test_too_few_positively_weighted_rows_are_refused_as_in_memory(X, tmp_path):
     np.save(tmp_path / "x.npy", X)
     for source in (NpySource(tmp_path / "x.npy", sample_weight=w),
                    IterableSource([(X, w)])):
-        with pytest.raises(ValueError, match=r"Only 1 row\(s\).*positive weight"):
+        with pytest.raises(ValueError, match=r"only 1 row\(s\) have a positive sample_"):
             GaussianMixture(2, random_state=0).fit(source)
+    # A large source: the message says the rows counted are the sample's.
+    big_w = np.zeros(60_000)
+    big_w[:1] = 1.0
+    big = IterableSource([(np.zeros((60_000, 2)), big_w)])
+    with pytest.raises(ValueError, match=r"only 1 row\(s\) of the 50000 initialisation"):
+        GaussianMixture(2, random_state=0).fit(big)
 
 
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random",

@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import validate_data
 
 from .engine.covariance import CovarianceType
-from .engine.sources import is_data_source
+from .engine.sources import check_weighted_rows, is_data_source
 from .engine.xp import is_torch_array, to_host
 
 __all__ = [
@@ -212,27 +212,6 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
         raise ValueError("sample_weight sums to zero: at least one row needs a "
                          "positive weight.")
     return w
-
-
-def check_weighted_rows(n_weighted: int, n_components: int) -> None:
-    """Raise ValueError unless at least ``n_components`` rows have a positive
-    weight: rows of weight zero count as absent (an integer weight counts a
-    row that many times), so fewer weighted rows are fewer samples than
-    components, which scikit-learn refuses for its unweighted rows too.
-
-    >>> check_weighted_rows(3, 2)
-    >>> check_weighted_rows(1, 2)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: Expected n_samples >= n_components but only 1 row(s) have a ...
-    """
-    if n_weighted < n_components:
-        raise ValueError(
-            f"Expected n_samples >= n_components but only {n_weighted} row(s) have a "
-            f"positive sample_weight for n_components = {n_components}: rows of "
-            "weight zero count as absent. Give more rows a positive weight or lower "
-            "n_components."
-        )
 
 
 def check_sample_count(n_samples: Any) -> int:

@@ -31,6 +31,7 @@ from .sources import (
     DataSource,
     auto_chunk_size,
     check_enough_rows,
+    check_weighted_rows,
     sample_rows,
 )
 from .stats import SuffStats
@@ -51,9 +52,6 @@ def initial_params(
     given ``precisions_cholesky`` (from ``precisions_init``) are kept as they
     are, and only weights and means come from the drawn responsibilities."""
     rows, resp = drawn_responsibilities(source, n_components, method, rng, piece)
-    if not source.in_memory and rows.sample_weight is not None:
-        # rows of weight zero count as absent, as for weighted arrays
-        check_enough_rows(rows.n_rows, n_components, to_host(rows.sample_weight))
     return params_from_responsibilities(rows, resp, piece, reg_covar, reducer,
                                         precisions_cholesky)
 
@@ -70,6 +68,10 @@ def drawn_responsibilities(
     X, w = sample_rows(source, INIT_SAMPLE_ROWS, rng)
     if not source.in_memory:  # (arrays are checked as they are validated)
         check_enough_rows(len(X), n_components)  # a stream of unknown length
+        if w is not None:  # rows of weight zero count as absent, as in arrays
+            of = (f" of the {len(X)} initialisation samples" if len(X) >= INIT_SAMPLE_ROWS
+                  else "")  # (fewer rows: it read them all)
+            check_weighted_rows(int(np.count_nonzero(to_host(w))), n_components, of=of)
     rows = (source if isinstance(source, ArraySource) else
             ArraySource(X, w, auto_chunk_size(n_components, X.shape[1], piece)))
     resp = initial_responsibilities(to_host(X, X.dtype), None if w is None else to_host(w),

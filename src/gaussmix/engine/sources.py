@@ -313,23 +313,36 @@ def _mapped_npy(path: str) -> np.ndarray:
                          "check that it was written completely by numpy.save.") from error
 
 
-def check_enough_rows(n_rows: int, n_components: int, weights: Any = None) -> None:
-    """Raise, as for an array, when a data source's ``n_rows`` rows (given
-    their ``weights``, if any) are too few to fit ``n_components``: at least
-    one per component, and 2; rows of weight zero count as absent."""
+def check_enough_rows(n_rows: int, n_components: int) -> None:
+    """Raise, as for an array, when a data source's ``n_rows`` rows are too
+    few to fit ``n_components``: at least one per component, and 2."""
     if n_rows < max(2, n_components):
         raise ValueError(
             f"The data source holds {n_rows} row(s); fitting {n_components} "
             f"component(s) needs at least {max(2, n_components)} (one per component, "
             "and 2). Lower n_components or add data."
         )
-    weighted = n_rows if weights is None else int(np.count_nonzero(weights))
-    if weighted < n_components:
+
+
+def check_weighted_rows(n_weighted: int, n_components: int, of: str = "") -> None:
+    """Raise ValueError unless at least ``n_components`` rows (``of`` says
+    which) have a positive weight: rows of weight zero count as absent (an
+    integer weight counts a row that many times), so fewer weighted rows are
+    fewer samples than components, which scikit-learn refuses for its
+    unweighted rows too.
+
+    >>> check_weighted_rows(3, 2)
+    >>> check_weighted_rows(1, 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected n_samples >= n_components but only 1 row(s) have a ...
+    """
+    if n_weighted < n_components:
         raise ValueError(
-            f"Only {weighted} row(s) of the data source (or of the sample of it that "
-            f"initialisation reads) have a positive weight, for {n_components} "
-            "components: rows of weight zero count as absent. Give more rows a "
-            "positive weight or lower n_components."
+            f"Expected n_samples >= n_components but only {n_weighted} row(s){of} have "
+            f"a positive sample_weight for n_components = {n_components}: rows of "
+            "weight zero count as absent. Give more rows a positive weight or lower "
+            "n_components."
         )
 
 

@@ -96,19 +96,19 @@ def initial_parameters(
     and shared by all ``types``: one M-step per type turns them into that
     type's initial parameters, returned as ``GaussianMixture`` keyword
     arguments (``weights_init``, ``means_init``, ``precisions_init``). A
-    type whose M-step fails (a singular covariance with ``reg_covar=0``)
-    gets the error instead, which fails that candidate alone, as its own
-    ``fit`` would fail.
+    type whose M-step fails (a singular covariance with ``reg_covar=0``),
+    and every type of a K whose rows cannot be drawn (a data source with
+    fewer rows, or rows of positive weight, than K), gets the error
+    instead, which fails that candidate alone, as its own ``fit`` would fail.
     """
     source = _seeding_source(X, weights, k)
     starts: dict[str, Starts] = {t: [] for t in types}
     for _ in range(n_init):
-        rows, resp = drawn_responsibilities(source, k, init_params, rng)
-        if not source.in_memory and rows.sample_weight is not None:
-            try:  # rows of weight zero count as absent, as in fit (this K only)
-                check_weighted_rows(int(np.count_nonzero(to_host(rows.sample_weight))), k)
-            except ValueError as err:
-                return {t: err for t in types}
+        try:  # a K a data source's rows cannot seed (too few rows, or rows of
+            # positive weight) fails alone, as its own fit would
+            rows, resp = drawn_responsibilities(source, k, init_params, rng)
+        except ValueError as err:
+            return {t: err for t in types}
         reducer = reducer_for(resolve_threads(n_threads), rows)
         for t in types:
             done = starts[t]
