@@ -110,3 +110,20 @@ def test_ill_defined_covariance_message_begins_with_scikit_learns(ct):
             _quiet(cls(2, **kw).fit, X)
         assert str(err.value).startswith(sk_message), cls
     assert "Not positive definite: " in str(err.value)  # gaussmix names which
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_a_random_state_instance_is_consumed_as_scikit_learn_consumes_it(init_params):
+    # One RandomState serves every restart and then sample(): the draws of
+    # n_init=3 starts (k-means or random responsibilities) and the rows
+    # sampled after the fit are scikit-learn's, so the stream stays in step.
+    kw = dict(covariance_type="diag", init_params=init_params, n_init=3, max_iter=5,
+              tol=0)
+    sk = _quiet(SkGaussianMixture(3, random_state=np.random.RandomState(1), **kw).fit,
+                IRIS)
+    gm = _quiet(GaussianMixture(3, random_state=np.random.RandomState(1), **kw).fit,
+                IRIS)
+    _assert_same_fit(gm, sk)
+    (sk_X, sk_y), (gm_X, gm_y) = sk.sample(6), gm.sample(6)
+    np.testing.assert_array_equal(gm_y, sk_y)
+    np.testing.assert_allclose(gm_X, sk_X, rtol=1e-8)
