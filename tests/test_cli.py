@@ -601,7 +601,7 @@ BAD_INPUT = [
      r"weights column 'w' has 1 negative value\(s\); the first is -2\.0 at line 4 "
      r"of '.*negweight\.csv'; weights must be >= 0"),
     ("collapsed component", "fit {dup} -k 2 --reg-covar 0 -o {out}/m.npz", "fit",
-     r"ill-defined covariance .* lower -k, increase --reg-covar, or scale"),
+     r"ill-defined empirical covariance .* lower -k, increase --reg-covar, or scale"),
     ("model output is a directory", "fit {csv} -k 2 -o {out}/d.npz", "fit",
      r"cannot write model '.*/d\.npz': it is a directory; choose a file name"),
     ("select output is a directory", "select {csv} -k 1..2 -o {out}/d.npz", "select",

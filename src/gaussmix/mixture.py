@@ -307,8 +307,13 @@ default='kmeans'
         """EM from the last fit (warm start) or from ``n_init`` fresh starts."""
         if self._continues():
             self._check_continuable(piece)
+            # The first change is measured from the last fit's bound, which is
+            # that of the parameters before its last M-step; after max_iter=0
+            # it is the current parameters' own (scikit-learn's is -inf there),
+            # so the first iteration would repeat it and "converge" at once.
+            previous = self.lower_bound_ if self.n_iter_ else -np.inf
             return best_of_restarts(lambda _: self._params, 1, source, piece,
-                                    settings, lower_bound=self.lower_bound_)
+                                    settings, lower_bound=previous)
         rng = check_random_state(self.random_state)
         return best_of_restarts(
             lambda _: self._initial_params(source, piece, init, rng, settings),

@@ -290,7 +290,28 @@ def best_of_restarts(
             print(f"Initialization {init}")
         run = run_em(source, piece, starts(init), settings, init_index=init,
                      lower_bound=lower_bound)
-        if best is None or run.lower_bound > best.lower_bound:
+        if best is None or beats(run.lower_bound, best.lower_bound):
             best = run
     assert best is not None
     return best
+
+
+#: Relative margin by which a later start's lower bound must beat the best so
+#: far to replace it. Starts that reach one optimum (k-means starts that differ
+#: only in the order of their clusters, common with n_init > 1) tie up to the
+#: rounding of the mean log-likelihood (a few ulps); the first is kept, as
+#: scikit-learn keeps it when its rounding ties exactly, so that the component
+#: order is scikit-learn's. Distinct optima or iterates differ by far more.
+TIE_MARGIN = 1e-12
+
+
+def beats(lower_bound: float, best: float) -> bool:
+    """Whether a later start's ``lower_bound`` replaces the ``best`` so far:
+    higher by more than rounding (:data:`TIE_MARGIN`).
+
+    >>> beats(-1.2584389473923687, -1.2584389473923692), beats(-1.25, -1.26)
+    (False, True)
+    """
+    if not np.isfinite(best):
+        return bool(lower_bound > best)
+    return bool(lower_bound - best > TIE_MARGIN * max(1.0, abs(best)))

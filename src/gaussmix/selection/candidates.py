@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 
 from .. import criteria
 from ..engine.covariance import get_covariance_type
+from ..engine.loop import beats
 from ..mixture import GaussianMixture
 from .passes import Starts, criteria_totals, initial_parameters
 from .result import Candidate
@@ -80,7 +81,7 @@ def fit_task(
                                     **start, **settings)
             with quiet_convergence():
                 model._fit_parameters(X, sample_weight=weights)  # no labels_
-            if best is None or model.lower_bound_ > best.lower_bound_:
+            if best is None or beats(model.lower_bound_, best.lower_bound_):
                 best = model
         assert best is not None
         loglik, entropy, n = criteria_totals(best, X, weights, threads)

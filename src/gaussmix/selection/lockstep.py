@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.loop import beats
 from ..mixture import GaussianMixture
 from .candidates import failed_row, scored_row
 from .passes import RUN_ERRORS, EMRun, Starts, em_source, fit_runs, shared_criteria_totals
@@ -70,7 +71,8 @@ def _best(models: list[GaussianMixture], runs: list[EMRun | Exception],
           n_features: int) -> tuple[GaussianMixture | None, EMRun | Exception]:
     """The candidate's model fitted from its best start, as ``fit_task`` keeps
     it (the first start that failed fails the candidate; else the first of
-    the highest lower bounds wins), and its last run to stop (or the error)."""
+    the highest lower bounds wins, ties to rounding included: ``beats``),
+    and its last run to stop (or the error)."""
     done: list[EMRun] = []
     for run in runs:
         error = run if isinstance(run, Exception) else run.error
@@ -78,7 +80,10 @@ def _best(models: list[GaussianMixture], runs: list[EMRun | Exception],
             return None, error
         assert isinstance(run, EMRun)
         done.append(run)
-    best = max(range(len(done)), key=lambda j: (done[j].lower_bound, -j))
+    best = 0
+    for j in range(1, len(done)):
+        if beats(done[j].lower_bound, done[best].lower_bound):
+            best = j
     model = models[best]
     model._set_fitted(done[best], model._piece)
     model.n_features_in_ = n_features

@@ -10,11 +10,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.linalg import get_lapack_funcs
 
+#: scikit-learn's message, word for word (code that matches it keeps working),
+#: then which covariance failed.
 ILL_DEFINED_COVARIANCE = (
-    "Fitting the mixture model failed because {what} has an ill-defined "
-    "covariance (for instance caused by singleton or collapsed samples). Try to "
-    "decrease the number of components, increase reg_covar, or scale the input "
-    "data."
+    "Fitting the mixture model failed because some components have ill-defined "
+    "empirical covariance (for instance caused by singleton or collapsed samples). "
+    "Try to decrease the number of components, increase reg_covar, or scale the "
+    "input data. Not positive definite: {what}."
 )
 
 
