@@ -243,6 +243,16 @@ default='kmeans'
         Returns
         -------
         self : GaussianMixture (``labels_`` only for arrays: not for files or streams)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gaussmix import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> np.sort(gm.means_[:, 0]).round().tolist() == [0, 6], gm.converged_
+        (True, True)
         """
         source = self._fit_parameters(X, sample_weight)
         if source.in_memory or hasattr(source, "map_rows"):  # arrays; lazy on Dask
@@ -265,6 +275,16 @@ default='kmeans'
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gaussmix import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
+        >>> labels = GaussianMixture(2, random_state=0).fit_predict(X)
+        >>> np.bincount(labels).tolist()
+        [100, 100]
         """
         X = self._fit_parameters(X, sample_weight)
         # Final E-step, so that fit_predict(X) == fit(X).predict(X).
@@ -443,6 +463,17 @@ default='kmeans'
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gaussmix import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> near, far = gm.score_samples(np.array([[0.0, 0.0], [30.0, 30.0]]))
+        >>> bool(near > far)
+        True
         """
         return self._per_row(self._validated(X), "log_prob")
 
@@ -460,6 +491,16 @@ default='kmeans'
         Returns
         -------
         log_likelihood : float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gaussmix import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> bool(np.isclose(gm.score(X), gm.score_samples(X).mean()))
+        True
         """
         if sample_weight is None and is_data_source(X):  # its own weights, if any
             return float(np.divide(*self._log_likelihood(X, None)))
@@ -480,6 +521,17 @@ default='kmeans'
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gaussmix import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> a, b = gm.predict(np.array([[0.0, 0.0], [6.0, 6.0]]))
+        >>> bool(a != b)
+        True
         """
         return self._per_row(self._validated(X), "label")
 
@@ -493,6 +545,17 @@ default='kmeans'
         Returns
         -------
         resp : ndarray of shape (n_samples, n_components)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gaussmix import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> resp = gm.predict_proba(np.array([[0.0, 0.0], [3.0, 3.0]]))
+        >>> resp.sum(axis=1).round(12).tolist(), float(resp[0].max().round(3))
+        ([1.0, 1.0], 1.0)
         """
         return exp(self._per_row(self._validated(X), "log_resp"))
 
@@ -500,7 +563,22 @@ default='kmeans'
     def save(self, path: Any) -> Any:
         """Write the fitted model to ``path`` (see :mod:`gaussmix.files.model`).
 
-        Returns the path written.
+        Returns the path written (``.npz`` appended unless there);
+        :func:`gaussmix.load` reads it back.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gaussmix import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> import os, tempfile, gaussmix
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = gm.save(os.path.join(folder, "model"))
+        ...     same = gaussmix.load(path)
+        >>> path.name, bool((same.means_ == gm.means_).all())
+        ('model.npz', True)
         """
         from .files.model import save_model
 

@@ -91,6 +91,22 @@ class SelectionResult:
         ``{n_components: seconds}`` spent on the shared initialisation.
     total_time : float
         Wall-clock seconds of the whole selection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gaussmix import select
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0, 1, (150, 2)), rng.normal(8, 1, (150, 2))])
+    >>> result = select(X, n_components=[1, 2, 3], covariance_types=["full", "diag"],
+    ...                 random_state=0)
+    >>> result.best_n_components_, result.n_components, result.covariance_types
+    (2, [1, 2, 3], ['full', 'diag'])
+    >>> bic = result.values()             # {covariance_type: BIC over n_components}
+    >>> int(np.argmin(bic["diag"])) + 1
+    2
+    >>> len(result.records()), sorted(result.records()[0])[:3]
+    (6, ['aic', 'bic', 'converged'])
     """
 
     table: list[Candidate]
