@@ -168,10 +168,12 @@ class CovarianceType(ABC):
                 means, weights,
                 lambda members, offsets: self.distances(prec_chol, members, offsets),
             )
+        groups = tuple(CentreGroup(g.members, _representable(g.centre, spec))
+                       for g in groups)
         K, d = means.shape
         prepared = tuple(
             GroupArrays(
-                members=g.members, centre=spec.asarray(_in_range(g.centre, spec)),
+                members=g.members, centre=spec.asarray(g.centre),
                 index=spec.asarray(g.members, spec.xp.int64),
                 arrays=self.group_arrays(g, means, prec_chol, spec),
             )
@@ -331,14 +333,20 @@ def log_density(maha: Any, const: Any) -> Any:
     return maha
 
 
-def _in_range(centre: np.ndarray, spec: ComputeSpec) -> np.ndarray:
-    """The centre clipped to the compute dtype's range: a centre beyond it (a
-    mean at 1e200 with float32 data) is farther from every row than any value
-    the dtype holds, and its components' densities underflow to -inf either way
-    (rows where that leaves nothing finite are recomputed in float64)."""
+def _representable(centre: np.ndarray, spec: ComputeSpec) -> np.ndarray:
+    """The centre as the compute dtype holds it, in float64: the chunks are
+    centred on that value, so the offsets of the means and the moments' shift
+    must be taken from it too (a float32 centre at 1e6 is off by up to 0.03,
+    which otherwise moved every mean by as much).
+
+    Clipped to the dtype's range first: a centre beyond it (a mean at 1e200
+    with float32 data) is farther from every row than any value the dtype
+    holds, and its components' densities underflow to -inf either way (rows
+    where that leaves nothing finite are recomputed in float64)."""
     largest = _largest(spec.xp, spec.dtype)
     # np.clip's result (NaN stays NaN) at a third of its cost: once per pass
-    return np.minimum(np.maximum(centre, -largest), largest)
+    clipped = np.minimum(np.maximum(centre, -largest), largest)
+    return to_host(spec.asarray(clipped))
 
 
 @functools.cache
