@@ -91,3 +91,32 @@ def test_float32_rows_far_from_the_origin_score_as_the_reference(monkeypatch, ct
     np.testing.assert_allclose(gm.score_samples(rows), expected, rtol=0, atol=2e-5)
     np.testing.assert_allclose(gm.predict_proba(rows), np.exp(log_p - expected[:, None]),
                                rtol=0, atol=1e-6)
+
+
+# ------------------------------- 2. the second pass about the moved means
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_float32_features_of_very_different_scales_equal_the_reference(monkeypatch, ct,
+                                                                       kernel):
+    # Features of scales 1e3, 1 and 1e-3 at 1e4: the means move by 2e3 (2 sd
+    # of the first feature) from the group centre, past the loss bound that
+    # takes the moments again about the new means (recentre.py), whose
+    # residuals were taken in float32 about the means rounded to float32:
+    # tied and diag means off by 0.07 sd, the bound by 1e-3.
+    monkeypatch.setenv("GAUSSMIX_KERNEL", kernel)
+    X = (two_clusters(0.0) * [1e3, 1.0, 1e-3] + 1e4).astype(np.float32)
+    X64 = X.astype(np.float64)
+    start, precisions = start_of(X64, ct)
+    gm = GaussianMixture(2, covariance_type=ct, weights_init=start.weights,
+                         means_init=start.means, precisions_init=precisions,
+                         max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+    expected = ref.em(X64, start, ct, 3)
+    sd = standard_deviations(expected.covariances, ct)
+    assert np.max(np.abs(gm.means_ - expected.means) / sd) < 1e-5
+    np.testing.assert_allclose(gm.covariances_, expected.covariances, rtol=1e-5)
+    assert abs(gm.lower_bound_ - expected.lower_bound) < 1e-5

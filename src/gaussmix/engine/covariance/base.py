@@ -173,7 +173,7 @@ class CovarianceType(ABC):
         K, d = means.shape
         prepared = tuple(
             GroupArrays(
-                members=g.members, centre=spec.asarray(g.centre),
+                members=g.members, centre=spec.asarray(_in_range(g.centre, spec)),
                 index=spec.asarray(g.members, spec.xp.int64),
                 arrays=self.group_arrays(g, means, prec_chol, spec),
             )
@@ -239,15 +239,21 @@ class CovarianceType(ABC):
         """Moments (s1, s2) of a chunk about per-component ``centres``, from
         each row's own residual ``x - c_k`` (no expansion, so exact whatever
         the spread; used where no precisions exist yet). Rows with zero
-        responsibility are skipped, so hard assignments cost one pass."""
+        responsibility are skipped, so hard assignments cost one pass.
+
+        The residuals are taken in float64 whatever the rows' dtype: a float32
+        subtraction would take them about ``centres`` rounded to float32 (off
+        by up to 5e-4 at 1e4), not about the centres the moments are said to
+        be about (and :meth:`residual_s2` takes float64 copies anyway)."""
         xp = _namespace(X)
         K, d = centres.shape
         s1 = np.zeros((K, d))
         parts = []
         for k in range(K):
             rows = resp[k, :] > 0
-            w = resp[k, :][rows]
-            residuals = X[rows, :] - from_host(centres[k], xp, X.dtype, device(X))
+            w = xp.astype(resp[k, :][rows], xp.float64, copy=False)
+            residuals = (xp.astype(X[rows, :], xp.float64, copy=False)
+                         - from_host(centres[k], xp, xp.float64, device(X)))
             s1[k] = to_host(xp.sum(residuals * w[:, None], axis=0))
             parts.append(self.residual_s2(residuals, w))
         return s1, self.stack_s2(parts, d)
@@ -337,16 +343,23 @@ def _representable(centre: np.ndarray, spec: ComputeSpec) -> np.ndarray:
     """The centre as the compute dtype holds it, in float64: the chunks are
     centred on that value, so the offsets of the means and the moments' shift
     must be taken from it too (a float32 centre at 1e6 is off by up to 0.03,
-    which otherwise moved every mean by as much).
+    which otherwise moved every mean by as much). Coordinates beyond the
+    dtype's range stay as they are (see :func:`_in_range`)."""
+    if spec.dtype == spec.xp.float64:
+        return centre  # holds every float64 value (a quick exit: once per pass)
+    inside = np.abs(centre) <= _largest(spec.xp, spec.dtype)
+    rounded = to_host(spec.asarray(np.where(inside, centre, 0.0)))
+    return np.where(inside, rounded, centre)
 
-    Clipped to the dtype's range first: a centre beyond it (a mean at 1e200
-    with float32 data) is farther from every row than any value the dtype
-    holds, and its components' densities underflow to -inf either way (rows
-    where that leaves nothing finite are recomputed in float64)."""
+
+def _in_range(centre: np.ndarray, spec: ComputeSpec) -> np.ndarray:
+    """The centre clipped to the compute dtype's range: a centre beyond it (a
+    mean at 1e200 with float32 data) is farther from every row than any value
+    the dtype holds, and its components' densities underflow to -inf either way
+    (rows where that leaves nothing finite are recomputed in float64)."""
     largest = _largest(spec.xp, spec.dtype)
     # np.clip's result (NaN stays NaN) at a third of its cost: once per pass
-    clipped = np.minimum(np.maximum(centre, -largest), largest)
-    return to_host(spec.asarray(clipped))
+    return np.minimum(np.maximum(centre, -largest), largest)
 
 
 @functools.cache
