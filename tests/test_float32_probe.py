@@ -120,3 +120,19 @@ def test_float32_features_of_very_different_scales_equal_the_reference(monkeypat
     assert np.max(np.abs(gm.means_ - expected.means) / sd) < 1e-5
     np.testing.assert_allclose(gm.covariances_, expected.covariances, rtol=1e-5)
     assert abs(gm.lower_bound_ - expected.lower_bound) < 1e-5
+
+
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_float32_start_equals_the_start_from_the_same_rows_in_float64(ct):
+    # The first M-step (moments about the responsibilities' means) put every
+    # initial mean of float32 rows at 1e6 up to 0.03 away (the rounding of
+    # the means to float32), and the start's bound 8e-4 lower.
+    X = two_clusters(1e6).astype(np.float32)
+    params = dict(covariance_type=ct, random_state=0, max_iter=0, init_params="random")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        single = GaussianMixture(2, **params).fit(X)
+        double = GaussianMixture(2, **params).fit(X.astype(np.float64))
+    np.testing.assert_allclose(single.means_, double.means_, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(single.covariances_, double.covariances_, rtol=1e-6)
+    assert abs(single.lower_bound_ - double.lower_bound_) < 1e-5
