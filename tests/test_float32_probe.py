@@ -136,3 +136,27 @@ def test_float32_start_equals_the_start_from_the_same_rows_in_float64(ct):
     np.testing.assert_allclose(single.means_, double.means_, rtol=0, atol=1e-6)
     np.testing.assert_allclose(single.covariances_, double.covariances_, rtol=1e-6)
     assert abs(single.lower_bound_ - double.lower_bound_) < 1e-5
+
+
+def test_diag_features_of_very_different_scales_need_no_second_pass(monkeypatch):
+    # Each diag variance loses delta_j^2 / var_j of its accuracy; the bound
+    # |delta|^2 trace(precision) mixed the features' scales and took the
+    # moments again about the new means at every iteration (scales 1e3, 1).
+    import gaussmix.engine.loop as loop
+
+    passes = []
+    second_pass = loop.moments_about
+    monkeypatch.setattr(loop, "moments_about",
+                        lambda *a, **k: passes.append(1) or second_pass(*a, **k))
+    X = two_clusters(0.0) * [1e3, 1.0, 1e-3]
+    start, precisions = start_of(X, "diag")
+    gm = GaussianMixture(2, covariance_type="diag", weights_init=start.weights,
+                         means_init=start.means, precisions_init=precisions,
+                         max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+    assert passes == []
+    expected = ref.em(X, start, "diag", 3)
+    np.testing.assert_allclose(gm.means_, expected.means, rtol=1e-12)
+    np.testing.assert_allclose(gm.covariances_, expected.covariances, rtol=1e-10)

@@ -305,6 +305,18 @@ class CovarianceType(ABC):
         """``trace(Sigma_k^-1)``, the squared Frobenius norm of each precision
         Cholesky factor, shape (K,) (tied: (1,)), from the type's own shape."""
 
+    def jump_losses(self, delta: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
+        """Growth of each component's relative rounding error (K,) when its
+        covariance comes from moments about a centre ``delta`` (K, d) from
+        its mean (see :mod:`~gaussmix.engine.recentre`): ``|delta|^2 *
+        trace(Sigma^-1)`` bounds it in the covariance's smallest direction
+        (``trace(Sigma^-1) >= 1 / lambda_min``)."""
+        # (from the type's own factor shape: no (K, d, d) copies at every
+        # iteration and every partial_fit call)
+        traces = self.precision_traces(prec_chol, delta.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.sum(delta ** 2, axis=1) * traces
+
     @abstractmethod
     def check_precisions(self, precisions: np.ndarray) -> None:
         """Raise ValueError unless ``precisions`` are valid (positive definite)."""
