@@ -138,10 +138,13 @@ def test_float32_start_equals_the_start_from_the_same_rows_in_float64(ct):
     assert abs(single.lower_bound_ - double.lower_bound_) < 1e-5
 
 
-def test_diag_features_of_very_different_scales_need_no_second_pass(monkeypatch):
-    # Each diag variance loses delta_j^2 / var_j of its accuracy; the bound
-    # |delta|^2 trace(precision) mixed the features' scales and took the
-    # moments again about the new means at every iteration (scales 1e3, 1).
+@pytest.mark.parametrize("ct", ["full", "tied", "diag"])
+def test_features_of_very_different_scales_need_no_second_pass(monkeypatch, ct):
+    # The bound |delta|^2 trace(precision) on the digits a covariance loses
+    # to moments about a centre delta away mixed the features' scales and
+    # took the moments again about the new means at every iteration (tied,
+    # diag: scales 1e3 and 1; full: 1e3, 1 and 1e-3). Each diag variance
+    # loses delta_j^2 / var_j; full and tied have a bound in scale-free terms.
     import gaussmix.engine.loop as loop
 
     passes = []
@@ -149,14 +152,16 @@ def test_diag_features_of_very_different_scales_need_no_second_pass(monkeypatch)
     monkeypatch.setattr(loop, "moments_about",
                         lambda *a, **k: passes.append(1) or second_pass(*a, **k))
     X = two_clusters(0.0) * [1e3, 1.0, 1e-3]
-    start, precisions = start_of(X, "diag")
-    gm = GaussianMixture(2, covariance_type="diag", weights_init=start.weights,
+    start, precisions = start_of(X, ct)
+    start.means = start.means + [500.0, 0.5, 0.0]  # the first step moves 0.5 sd
+    gm = GaussianMixture(2, covariance_type=ct, weights_init=start.weights,
                          means_init=start.means, precisions_init=precisions,
                          max_iter=3, tol=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm.fit(X)
     assert passes == []
-    expected = ref.em(X, start, "diag", 3)
+    expected = ref.em(X, start, ct, 3)
     np.testing.assert_allclose(gm.means_, expected.means, rtol=1e-12)
-    np.testing.assert_allclose(gm.covariances_, expected.covariances, rtol=1e-10)
+    np.testing.assert_allclose(gm.covariances_, expected.covariances, rtol=1e-9,
+                               atol=1e-15)

@@ -63,7 +63,7 @@ def jumped(stats: SuffStats, params: MixtureParams, piece: CovarianceType) -> bo
     The covariance type bounds the loss (:meth:`CovarianceType.jump_losses`).
     Empty components (reseeded by the M-step) do not count.
     """
-    loss = piece.jump_losses(_moves(stats), params.precisions_cholesky)
+    loss = piece.jump_losses(_moves(stats), params.covariances, params.precisions_cholesky)
     return bool(np.any(loss > JUMP_LIMIT))
 
 

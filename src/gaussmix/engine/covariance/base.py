@@ -305,7 +305,8 @@ class CovarianceType(ABC):
         """``trace(Sigma_k^-1)``, the squared Frobenius norm of each precision
         Cholesky factor, shape (K,) (tied: (1,)), from the type's own shape."""
 
-    def jump_losses(self, delta: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
+    def jump_losses(self, delta: np.ndarray, covariances: np.ndarray,
+                    prec_chol: np.ndarray) -> np.ndarray:
         """Growth of each component's relative rounding error (K,) when its
         covariance comes from moments about a centre ``delta`` (K, d) from
         its mean (see :mod:`~gaussmix.engine.recentre`): ``|delta|^2 *
@@ -333,6 +334,25 @@ class CovarianceType(ABC):
     def log_const(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
         """Per-component constant ``-d/2 log(2 pi) + log det U``."""
         return -0.5 * n_features * LOG_2PI + self.log_det_cholesky(prec_chol, n_features)
+
+
+def scale_free_jump_losses(delta: np.ndarray, variances: np.ndarray,
+                           precision_diagonals: np.ndarray) -> np.ndarray:
+    """``sum_i delta_i^2 / Sigma_ii * trace(R^-1)`` per component, ``R`` the
+    correlation matrix: a bound on the growth of the covariance's relative
+    rounding error in every direction that, unlike ``|delta|^2 *
+    trace(Sigma^-1)``, does not change with the features' units.
+
+    The rounding of moments about a centre ``delta`` away errs by about
+    ``eps |delta_i| |delta_j|`` in entry (i, j); in direction v that is
+    ``eps (sum_i |v_i delta_i|)^2 <= eps |D v|^2 sum_i delta_i^2 / Sigma_ii``
+    (Cauchy-Schwarz, ``D = diag(Sigma)^1/2``) against ``v' Sigma v >=
+    lambda_min(R) |D v|^2``, and ``1 / lambda_min(R) <= trace(R^-1) =
+    sum_i Sigma_ii (Sigma^-1)_ii``. ``variances`` and ``precision_diagonals``
+    are the diagonals of Sigma and Sigma^-1, (K, d) or (d,) for all."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        trace_inverse_correlation = np.sum(variances * precision_diagonals, axis=-1)
+        return np.sum(delta ** 2 / variances, axis=1) * trace_inverse_correlation
 
 
 def group_centres(means: np.ndarray, groups: tuple[CentreGroup, ...]) -> np.ndarray:

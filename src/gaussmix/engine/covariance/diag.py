@@ -78,7 +78,7 @@ class Diag(VarianceType):
     def precision_traces(self, prec_chol, n_features):
         return np.square(prec_chol).sum(axis=1)
 
-    def jump_losses(self, delta, prec_chol):
+    def jump_losses(self, delta, covariances, prec_chol):
         # Each feature's variance s2_j/N - delta_j^2 loses delta_j^2 / var_j of
         # its own accuracy: their sum (the Mahalanobis length) bounds the
         # loss. The general bound |delta|^2 trace(precision) mixes the
