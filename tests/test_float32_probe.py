@@ -165,3 +165,46 @@ def test_features_of_very_different_scales_need_no_second_pass(monkeypatch, ct):
     np.testing.assert_allclose(gm.means_, expected.means, rtol=1e-12)
     np.testing.assert_allclose(gm.covariances_, expected.covariances, rtol=1e-9,
                                atol=1e-15)
+
+
+def _as_input(kind: str, X: np.ndarray, tmp_path):
+    if kind == "npy":
+        from gaussmix import NpySource
+
+        np.save(tmp_path / "rows.npy", X)
+        return NpySource(tmp_path / "rows.npy", chunk_size=128)
+    if kind == "iterable":
+        from gaussmix import IterableSource
+
+        return IterableSource([X[:150], X[150:]])
+    if kind == "dask":  # on the local scheduler (the test sets it)
+        da = pytest.importorskip("dask.array")
+        return da.from_array(X, chunks=(128, X.shape[1]))
+    torch = pytest.importorskip("torch")
+    return torch.from_numpy(X.copy())
+
+
+@pytest.mark.parametrize("kind", ["npy", "iterable", "dask", "torch"])
+def test_float32_sources_far_from_the_origin_equal_the_reference(tmp_path, kind):
+    # The same fit through every data source (tied: it went furthest astray).
+    X = two_clusters(1e6).astype(np.float32)
+    X64 = X.astype(np.float64)
+    start, precisions = start_of(X64, "tied")
+    gm = GaussianMixture(2, covariance_type="tied", weights_init=start.weights,
+                         means_init=start.means, precisions_init=precisions,
+                         max_iter=3, tol=0)
+    data = _as_input(kind, X, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if kind == "dask":
+            import dask
+
+            with dask.config.set(scheduler="synchronous"):
+                gm.fit(data)
+        else:
+            gm.fit(data)
+    expected = ref.em(X64, start, "tied", 3)
+    means = np.asarray(gm.means_.cpu() if hasattr(gm.means_, "cpu") else gm.means_)
+    sd = standard_deviations(expected.covariances, "tied")
+    assert np.max(np.abs(means - expected.means) / sd) < 1e-5
+    assert abs(float(gm.lower_bound_) - expected.lower_bound) < 1e-5
