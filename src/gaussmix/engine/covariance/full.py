@@ -174,11 +174,12 @@ class Full(CovarianceType):
         return np.square(prec_chol).sum(axis=(1, 2))
 
     def jump_losses(self, delta, covariances, prec_chol):
-        # both bounds hold: the smaller ((U U^T)_ii: the squared norm of row i of U)
-        return np.minimum(super().jump_losses(delta, covariances, prec_chol),
-                          scale_free_jump_losses(
-                              delta, np.diagonal(covariances, axis1=1, axis2=2),
-                              np.square(prec_chol).sum(axis=2)))
+        # both bounds hold: the smaller (fmin: a NaN of 0/0 falls back on the
+        # general one); (U U^T)_ii is the squared norm of row i of U
+        return np.fmin(super().jump_losses(delta, covariances, prec_chol),
+                       scale_free_jump_losses(
+                           delta, np.diagonal(covariances, axis1=1, axis2=2),
+                           np.square(prec_chol).sum(axis=2)))
 
     def check_precisions(self, precisions):
         for k, p in enumerate(precisions):

@@ -124,10 +124,11 @@ class Tied(CovarianceType):
         return np.square(prec_chol).sum().reshape(1)  # one for all components
 
     def jump_losses(self, delta, covariances, prec_chol):
-        # both bounds hold: the smaller
-        return np.minimum(super().jump_losses(delta, covariances, prec_chol),
-                          scale_free_jump_losses(delta, np.diagonal(covariances),
-                                                 np.square(prec_chol).sum(axis=1)))
+        # both bounds hold: the smaller (fmin: a NaN of 0/0 falls back on the
+        # general one)
+        return np.fmin(super().jump_losses(delta, covariances, prec_chol),
+                       scale_free_jump_losses(delta, np.diagonal(covariances),
+                                              np.square(prec_chol).sum(axis=1)))
 
     def check_precisions(self, precisions):
         check_symmetric_positive_definite(precisions, self.name, "precisions_init")
