@@ -60,17 +60,10 @@ def jumped(stats: SuffStats, params: MixtureParams, piece: CovarianceType) -> bo
     """Whether some component's mean moved so far from ``stats.shift`` that
     its covariance from those moments lost digits.
 
-    ``|delta|^2 * trace(Sigma^-1)`` bounds the relative error's growth in the
-    covariance's smallest direction (``trace(Sigma^-1) >= 1 / lambda_min``).
+    The covariance type bounds the loss (:meth:`CovarianceType.jump_losses`).
     Empty components (reseeded by the M-step) do not count.
     """
-    delta = _moves(stats)
-    # (from the type's own factor shape: no (K, d, d) copies at every
-    # iteration and every partial_fit call)
-    trace_precision = piece.precision_traces(params.precisions_cholesky,
-                                             stats.shift.shape[1])
-    with np.errstate(over="ignore", invalid="ignore"):
-        loss = np.sum(delta ** 2, axis=1) * trace_precision
+    loss = piece.jump_losses(_moves(stats), params.covariances, params.precisions_cholesky)
     return bool(np.any(loss > JUMP_LIMIT))
 
 

@@ -168,6 +168,8 @@ class CovarianceType(ABC):
                 means, weights,
                 lambda members, offsets: self.distances(prec_chol, members, offsets),
             )
+        groups = tuple(CentreGroup(g.members, _representable(g.centre, spec))
+                       for g in groups)
         K, d = means.shape
         prepared = tuple(
             GroupArrays(
@@ -237,15 +239,21 @@ class CovarianceType(ABC):
         """Moments (s1, s2) of a chunk about per-component ``centres``, from
         each row's own residual ``x - c_k`` (no expansion, so exact whatever
         the spread; used where no precisions exist yet). Rows with zero
-        responsibility are skipped, so hard assignments cost one pass."""
+        responsibility are skipped, so hard assignments cost one pass.
+
+        The residuals are taken in float64 whatever the rows' dtype: a float32
+        subtraction would take them about ``centres`` rounded to float32 (off
+        by up to 5e-4 at 1e4), not about the centres the moments are said to
+        be about (and :meth:`residual_s2` takes float64 copies anyway)."""
         xp = _namespace(X)
         K, d = centres.shape
         s1 = np.zeros((K, d))
         parts = []
         for k in range(K):
             rows = resp[k, :] > 0
-            w = resp[k, :][rows]
-            residuals = X[rows, :] - from_host(centres[k], xp, X.dtype, device(X))
+            w = xp.astype(resp[k, :][rows], xp.float64, copy=False)
+            residuals = (xp.astype(X[rows, :], xp.float64, copy=False)
+                         - from_host(centres[k], xp, xp.float64, device(X)))
             s1[k] = to_host(xp.sum(residuals * w[:, None], axis=0))
             parts.append(self.residual_s2(residuals, w))
         return s1, self.stack_s2(parts, d)
@@ -297,6 +305,19 @@ class CovarianceType(ABC):
         """``trace(Sigma_k^-1)``, the squared Frobenius norm of each precision
         Cholesky factor, shape (K,) (tied: (1,)), from the type's own shape."""
 
+    def jump_losses(self, delta: np.ndarray, covariances: np.ndarray,
+                    prec_chol: np.ndarray) -> np.ndarray:
+        """Growth of each component's relative rounding error (K,) when its
+        covariance comes from moments about a centre ``delta`` (K, d) from
+        its mean (see :mod:`~gaussmix.engine.recentre`): ``|delta|^2 *
+        trace(Sigma^-1)`` bounds it in the covariance's smallest direction
+        (``trace(Sigma^-1) >= 1 / lambda_min``)."""
+        # (from the type's own factor shape: no (K, d, d) copies at every
+        # iteration and every partial_fit call)
+        traces = self.precision_traces(prec_chol, delta.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.sum(delta ** 2, axis=1) * traces
+
     @abstractmethod
     def check_precisions(self, precisions: np.ndarray) -> None:
         """Raise ValueError unless ``precisions`` are valid (positive definite)."""
@@ -315,6 +336,25 @@ class CovarianceType(ABC):
         return -0.5 * n_features * LOG_2PI + self.log_det_cholesky(prec_chol, n_features)
 
 
+def scale_free_jump_losses(delta: np.ndarray, variances: np.ndarray,
+                           precision_diagonals: np.ndarray) -> np.ndarray:
+    """``sum_i delta_i^2 / Sigma_ii * trace(R^-1)`` per component, ``R`` the
+    correlation matrix: a bound on the growth of the covariance's relative
+    rounding error in every direction that, unlike ``|delta|^2 *
+    trace(Sigma^-1)``, does not change with the features' units.
+
+    The rounding of moments about a centre ``delta`` away errs by about
+    ``eps |delta_i| |delta_j|`` in entry (i, j); in direction v that is
+    ``eps (sum_i |v_i delta_i|)^2 <= eps |D v|^2 sum_i delta_i^2 / Sigma_ii``
+    (Cauchy-Schwarz, ``D = diag(Sigma)^1/2``) against ``v' Sigma v >=
+    lambda_min(R) |D v|^2``, and ``1 / lambda_min(R) <= trace(R^-1) =
+    sum_i Sigma_ii (Sigma^-1)_ii``. ``variances`` and ``precision_diagonals``
+    are the diagonals of Sigma and Sigma^-1, (K, d) or (d,) for all."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        trace_inverse_correlation = np.sum(variances * precision_diagonals, axis=-1)
+        return np.sum(delta ** 2 / variances, axis=1) * trace_inverse_correlation
+
+
 def group_centres(means: np.ndarray, groups: tuple[CentreGroup, ...]) -> np.ndarray:
     """Each component's group centre, (K, d)."""
     shift = np.empty_like(means)
@@ -329,6 +369,19 @@ def log_density(maha: Any, const: Any) -> Any:
     maha *= -0.5
     maha += const[:, None]
     return maha
+
+
+def _representable(centre: np.ndarray, spec: ComputeSpec) -> np.ndarray:
+    """The centre as the compute dtype holds it, in float64: the chunks are
+    centred on that value, so the offsets of the means and the moments' shift
+    must be taken from it too (a float32 centre at 1e6 is off by up to 0.03,
+    which otherwise moved every mean by as much). Coordinates beyond the
+    dtype's range stay as they are (see :func:`_in_range`)."""
+    if spec.dtype == spec.xp.float64:
+        return centre  # holds every float64 value (a quick exit: once per pass)
+    inside = np.abs(centre) <= _largest(spec.xp, spec.dtype)
+    rounded = to_host(spec.asarray(np.where(inside, centre, 0.0)))
+    return np.where(inside, rounded, centre)
 
 
 def _in_range(centre: np.ndarray, spec: ComputeSpec) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..xp import array_namespace, centred_with_ones, squared_norms, to_host, weighted_grams
-from .base import CovarianceType, log_density
+from .base import CovarianceType, log_density, scale_free_jump_losses
 from .linalg import (
     check_symmetric_positive_definite,
     inverse_from_upper,
@@ -172,6 +172,14 @@ class Full(CovarianceType):
 
     def precision_traces(self, prec_chol, n_features):
         return np.square(prec_chol).sum(axis=(1, 2))
+
+    def jump_losses(self, delta, covariances, prec_chol):
+        # both bounds hold: the smaller (fmin: a NaN of 0/0 falls back on the
+        # general one); (U U^T)_ii is the squared norm of row i of U
+        return np.fmin(super().jump_losses(delta, covariances, prec_chol),
+                       scale_free_jump_losses(
+                           delta, np.diagonal(covariances, axis1=1, axis2=2),
+                           np.square(prec_chol).sum(axis=2)))
 
     def check_precisions(self, precisions):
         for k, p in enumerate(precisions):

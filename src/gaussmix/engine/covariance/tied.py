@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..xp import array_namespace, squared_norms, to_host
-from .base import CovarianceType, group_centres
+from .base import CovarianceType, group_centres, scale_free_jump_losses
 from .linalg import (
     check_symmetric_positive_definite,
     inverse_from_upper,
@@ -122,6 +122,13 @@ class Tied(CovarianceType):
 
     def precision_traces(self, prec_chol, n_features):
         return np.square(prec_chol).sum().reshape(1)  # one for all components
+
+    def jump_losses(self, delta, covariances, prec_chol):
+        # both bounds hold: the smaller (fmin: a NaN of 0/0 falls back on the
+        # general one)
+        return np.fmin(super().jump_losses(delta, covariances, prec_chol),
+                       scale_free_jump_losses(delta, np.diagonal(covariances),
+                                              np.square(prec_chol).sum(axis=1)))
 
     def check_precisions(self, precisions):
         check_symmetric_positive_definite(precisions, self.name, "precisions_init")
