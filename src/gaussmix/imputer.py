@@ -24,7 +24,8 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
 
     ``fit`` fits ``GaussianMixture(missing="marginalize")`` to the incomplete
     rows (rows with nothing observed are skipped: they carry no information
-    about the mixture; a column with nothing observed is an error);
+    about the mixture; a column with nothing observed, or observed only in
+    rows of sample_weight 0, is an error);
     ``transform`` replaces each NaN by its conditional expectation given the
     row's observed values,
     ``E[x_m | x_o] = sum_k p(k | x_o) E[x_m | x_o, k]``, or, with
