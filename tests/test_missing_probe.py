@@ -194,9 +194,13 @@ def test_a_column_observed_only_in_rows_of_weight_zero_is_refused(cov_type):
     with pytest.raises(ValueError, match=UNSEEN):
         GaussianMixture(2, covariance_type=cov_type, random_state=0,
                         missing="marginalize").fit(X, sample_weight=w)
-    with pytest.raises(ValueError, match="no observed value.*column 2"):
+    with pytest.raises(ValueError, match=r"no observed value \(all NaN\).*column 2"):
         GaussianMixture(2, covariance_type=cov_type, random_state=0,
                         missing="marginalize").fit(X[w > 0])
+    X[:, 2] = np.nan  # NaN throughout: said so, weights or not
+    with pytest.raises(ValueError, match=r"no observed value \(all NaN\).*column 2"):
+        GaussianMixture(2, covariance_type=cov_type, random_state=0,
+                        missing="marginalize").fit(X, sample_weight=w)
 
 
 def test_every_fitting_entry_point_refuses_a_column_seen_only_at_weight_zero():
@@ -238,7 +242,8 @@ def test_rows_with_nothing_observed_in_every_entry_point():
     refused = r"2 row\(s\) of X have every feature missing.*row 4"
     for fitting in (lambda: GaussianMixture(2, missing="marginalize").fit_predict(holes),
                     lambda: GaussianMixture(2, missing="marginalize").partial_fit(holes),
-                    lambda: gm.partial_fit(holes[:12])):
+                    lambda: gm.partial_fit(holes[:12]),
+                    lambda: GaussianMixtureSearch([1, 2], missing="marginalize").fit(holes)):
         with pytest.raises(ValueError, match=refused):
             fitting()
     np.testing.assert_allclose(gm.score_samples(holes)[[4, 9]], 0.0, atol=1e-15)

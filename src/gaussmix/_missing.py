@@ -159,12 +159,14 @@ def _check_observed(mask: np.ndarray, weights: np.ndarray | None = None, *,
     empty as one of NaN only: EM could not leave its starting values there."""
     if columns:
         seen = ~mask if weights is None else ~mask & (weights > 0)[:, None]
-        _raise_for_empty_columns(np.flatnonzero(~seen.any(axis=0)),
-                                 weighted=weights is not None and bool(np.any(weights == 0)))
+        empty = np.flatnonzero(~seen.any(axis=0))
+        _raise_for_empty_columns(empty, weighted=bool(empty.size)
+                                 and not mask[:, empty[0]].all())
     _raise_for_empty_rows(np.flatnonzero(mask.all(axis=1)))
 
 
 def _raise_for_empty_columns(columns: np.ndarray, *, weighted: bool = False) -> None:
+    """``weighted``: the first is observed, in rows of sample_weight 0 only."""
     if columns.size:
         where = " in the rows of positive sample_weight" if weighted else " (all NaN)"
         raise ValueError(
