@@ -283,3 +283,18 @@ def test_without_nan_every_fitting_entry_point_is_the_ordinary_one(cov_type):
                   missing="marginalize")
     np.testing.assert_allclose([c.bic for c in marg.table], [c.bic for c in plain.table],
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("cov_type", TYPES)
+def test_warm_start_with_nan_continues_the_same_iterations(cov_type):
+    X = _own_patterns(120, 5, seed=7)
+    kw = {"covariance_type": cov_type, "random_state": 0, "missing": "marginalize",
+          "tol": 0.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warm = GaussianMixture(3, warm_start=True, max_iter=3, **kw).fit(X).fit(X)
+        once = GaussianMixture(3, max_iter=6, **kw).fit(X)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(warm, name), getattr(once, name), rtol=1e-12,
+                                   atol=1e-12)
+    assert warm.lower_bound_ == pytest.approx(once.lower_bound_, rel=1e-12)
