@@ -298,3 +298,14 @@ def test_warm_start_with_nan_continues_the_same_iterations(cov_type):
         np.testing.assert_allclose(getattr(warm, name), getattr(once, name), rtol=1e-12,
                                    atol=1e-12)
     assert warm.lower_bound_ == pytest.approx(once.lower_bound_, rel=1e-12)
+
+
+def test_imputer_says_when_skipped_rows_leave_fewer_rows_than_components():
+    # Was: GaussianMixture's "n_components = 4, n_samples = 3" for 5 rows
+    # given, without a word about the 2 rows it had skipped.
+    X = np.array([[1.0, 2], [np.nan, np.nan], [2, 3], [np.nan, np.nan], [3, 1]])
+    with pytest.raises(ValueError, match=r"2 of the 5 rows of X are missing throughout "
+                                         r".*leaves 3 row\(s\).*at least 4 are needed"):
+        GaussianMixtureImputer(4).fit(X)
+    filled = GaussianMixtureImputer(3, random_state=0).fit_transform(X)
+    assert not np.isnan(filled).any()
