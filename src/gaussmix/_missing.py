@@ -118,9 +118,10 @@ class MissingValuesMixin:
         """The source, marked as holding missing values when ``missing`` is
         'marginalize' and it is an in-memory array with NaN (other sources
         reject NaN as they read). Fitting rejects rows with nothing observed,
-        and columns with nothing observed unless ``columns_needed`` is False
-        (a later batch of :meth:`partial_fit`: the running statistics already
-        hold those columns, so a batch of one row may have a NaN)."""
+        and columns with nothing observed in a row of positive weight unless
+        ``columns_needed`` is False (a later batch of :meth:`partial_fit`: the
+        running statistics already hold those columns, so a batch of one row
+        may have a NaN)."""
         est: Any = self
         if getattr(est, "missing", "raise") != "marginalize" or not isinstance(
                 source, ArraySource) or source.missing:
@@ -129,7 +130,9 @@ class MissingValuesMixin:
         if not mask.any():
             return source
         if fitting:
-            _check_observed(mask, columns=columns_needed)
+            weights = source.sample_weight
+            _check_observed(mask, None if weights is None else to_host(weights),
+                            columns=columns_needed)
         return dataclasses.replace(source, missing=True)
 
     def _init_source(self, source: DataSource) -> DataSource:
@@ -142,25 +145,32 @@ class MissingValuesMixin:
         w = None if source.sample_weight is None else to_host(source.sample_weight)
         observed = ~np.isnan(X)
         w = np.ones(len(X)) if w is None else w
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = (np.where(observed, X, 0.0).T @ w) / (observed.T @ w)
-        means = np.where(np.isfinite(means), means, np.nanmean(X, axis=0))  # zero weights
+        # (every column has an observed entry of positive weight: _marked)
+        means = (np.where(observed, X, 0.0).T @ w) / (observed.T @ w)
         filled = np.where(observed, X, means[None, :]).astype(X.dtype, copy=False)
         return ArraySource(filled, source.sample_weight, source.chunk_size)
 
 
-def _check_observed(mask: np.ndarray, *, columns: bool = True) -> None:
+def _check_observed(mask: np.ndarray, weights: np.ndarray | None = None, *,
+                    columns: bool = True) -> None:
     """Raise for rows (and, with ``columns``, columns) of ``mask`` (True where
-    missing) that are missing throughout."""
+    missing) that are missing throughout. A row of weight 0 counts for
+    nothing, so a column observed only in such rows (``weights``) is as
+    empty as one of NaN only: EM could not leave its starting values there."""
     if columns:
-        _raise_for_empty_columns(np.flatnonzero(mask.all(axis=0)))
+        seen = ~mask if weights is None else ~mask & (weights > 0)[:, None]
+        empty = np.flatnonzero(~seen.any(axis=0))
+        _raise_for_empty_columns(empty, weighted=bool(empty.size)
+                                 and not mask[:, empty[0]].all())
     _raise_for_empty_rows(np.flatnonzero(mask.all(axis=1)))
 
 
-def _raise_for_empty_columns(columns: np.ndarray) -> None:
+def _raise_for_empty_columns(columns: np.ndarray, *, weighted: bool = False) -> None:
+    """``weighted``: the first is observed, in rows of sample_weight 0 only."""
     if columns.size:
+        where = " in the rows of positive sample_weight" if weighted else " (all NaN)"
         raise ValueError(
-            f"{columns.size} column(s) of X have no observed value (all NaN); the "
+            f"{columns.size} column(s) of X have no observed value{where}; the "
             f"first is column {columns[0]}. Nothing can be learnt about them: drop "
             "them before fitting."
         )

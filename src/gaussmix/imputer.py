@@ -24,7 +24,8 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
 
     ``fit`` fits ``GaussianMixture(missing="marginalize")`` to the incomplete
     rows (rows with nothing observed are skipped: they carry no information
-    about the mixture; a column with nothing observed is an error);
+    about the mixture; a column with nothing observed, or observed only in
+    rows of sample_weight 0, is an error);
     ``transform`` replaces each NaN by its conditional expectation given the
     row's observed values,
     ``E[x_m | x_o] = sum_k p(k | x_o) E[x_m | x_o, k]``, or, with
@@ -99,7 +100,8 @@ init_params, random_state, n_threads
              "sample_posterior": ["boolean"]},
             self.get_params(deep=False), caller_name=type(self).__name__)
         X = check_data(self, X, reset=True, min_samples=2, allow_nan=True)
-        X, sample_weight = _observed_rows(X, check_sample_weight(sample_weight, len(X)))
+        X, sample_weight = _observed_rows(X, check_sample_weight(sample_weight, len(X)),
+                                          self.n_components)
         self.mixture_ = GaussianMixture(
             **{name: getattr(self, name) for name in MIXTURE_PARAMETERS},
             missing="marginalize").fit(X, sample_weight=sample_weight)
@@ -130,18 +132,20 @@ init_params, random_state, n_threads
         return tags
 
 
-def _observed_rows(X: np.ndarray, sample_weight: np.ndarray | None
+def _observed_rows(X: np.ndarray, sample_weight: np.ndarray | None, n_components: int
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """X and its weights without the rows that have nothing observed: their
     likelihood under any mixture is 1, so they do not change the fit (as
     scikit-learn's imputers, fit accepts them; transform fills them with the
-    mixture's mean)."""
+    mixture's mean). Too few rows left is an error that says why."""
     keep = ~np.isnan(X).all(axis=1)
     if keep.all():
         return X, sample_weight
-    if keep.sum() < 2:
+    needed = max(2, n_components)
+    if keep.sum() < needed:
         raise ValueError(
             f"{len(X) - keep.sum()} of the {len(X)} rows of X are missing throughout "
             f"(all NaN), which leaves {keep.sum()} row(s) to fit the mixture to; at "
-            "least 2 are needed.")
+            f"least {needed} are needed"
+            + (" (one per component)." if n_components > 2 else "."))
     return X[keep], None if sample_weight is None else sample_weight[keep]
