@@ -288,10 +288,10 @@ def test_select_over_a_source_fails_a_k_with_too_few_weighted_rows_as_in_memory(
     w = np.zeros(200)
     w[:3] = 1.0
     in_memory = select(X, n_components=[1, 2, 3, 4], covariance_types=["full", "diag"],
-                       sample_weight=w)
+                       sample_weight=w, random_state=0)
     for shared in (True, False):
         source = IterableSource(lambda: iter([(X[:100], w[:100]), (X[100:], w[100:])]))
-        result = select(source, n_components=[1, 2, 3, 4],
+        result = select(source, n_components=[1, 2, 3, 4], random_state=0,
                         covariance_types=["full", "diag"], shared_passes=shared)
         for ours, theirs in zip(result.table, in_memory.table, strict=True):
             assert (ours.n_components, ours.covariance_type) == (
