@@ -208,3 +208,61 @@ def test_float32_sources_far_from_the_origin_equal_the_reference(tmp_path, kind)
     sd = standard_deviations(expected.covariances, "tied")
     assert np.max(np.abs(means - expected.means) / sd) < 1e-5
     assert abs(float(gm.lower_bound_) - expected.lower_bound) < 1e-5
+
+
+# ------------------------------- components far apart: float32's expansion
+
+
+def far_apart_model(ct: str, d: int = 3) -> GaussianMixture:
+    """Components at 0, 3 and 900 standard deviations (unit covariances)."""
+    gm = GaussianMixture(3, covariance_type=ct)
+    gm.weights_ = np.array([0.25, 0.25, 0.5])
+    gm.means_ = np.array([[0.0] * d, [3.0] * d, [900.0] * d])
+    gm.precisions_cholesky_ = {"full": np.tile(np.eye(d), (3, 1, 1)), "tied": np.eye(d),
+                               "diag": np.ones((3, d)), "spherical": np.ones(3)}[ct]
+    gm.n_features_in_ = d
+    return gm
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_float32_components_far_apart_score_as_float64(monkeypatch, ct, kernel):
+    # tied/diag/spherical expand |x - mu|^2 about the mixture's centre (450 sd
+    # from every component here), which cost float32 about eps * 450^2 in each
+    # log-density: responsibilities between the two near components were off
+    # by up to 1.5e-2 and log-densities by 9e-2 (scikit-learn's float32: 5e-7).
+    # Such chunks are now scored in float64; full whitens instead (2.5e-5).
+    monkeypatch.setenv("GAUSSMIX_KERNEL", kernel)
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (300, 3)), rng.normal(3, 1, (300, 3)),
+                        rng.normal(900, 1, (600, 3))]).astype(np.float32)
+    gm = far_apart_model(ct)
+    exact = X.astype(np.float64)
+    tol = 1e-4 if ct == "full" else 1e-8
+    np.testing.assert_allclose(gm.predict_proba(X), gm.predict_proba(exact), atol=tol)
+    np.testing.assert_allclose(gm.score_samples(X), gm.score_samples(exact),
+                               atol=10 * tol)
+    # a fit from the same start: the float32 rows' own float64 fit
+    settings = dict(covariance_type=ct, weights_init=gm.weights_, means_init=gm.means_,
+                    max_iter=5, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = GaussianMixture(3, **settings).fit(X)
+        b = GaussianMixture(3, **settings).fit(exact)
+    np.testing.assert_allclose(a.means_, b.means_, atol=1e-4)
+    np.testing.assert_allclose(a.weights_, b.weights_, atol=1e-6)
+
+
+def test_float32_keeps_float32_for_components_near_their_centre():
+    # float32's speed stays where its expansion costs little (here 3 sd).
+    from gaussmix.engine.covariance import ComputeSpec, get_covariance_type
+    from gaussmix.engine.estep import EStepKernel
+
+    for ct in ("tied", "diag", "spherical"):
+        gm = far_apart_model(ct)
+        spec = ComputeSpec(np, np.dtype(np.float32))
+        far = EStepKernel.build(get_covariance_type(ct), gm._params, spec)
+        gm.means_ = gm.means_[[0, 1, 1]]
+        near = EStepKernel.build(get_covariance_type(ct), gm._params, spec)
+        assert far.state.groups[0].centre.dtype == np.float64
+        assert near.state.groups[0].centre.dtype == np.float32

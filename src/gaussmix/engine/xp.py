@@ -197,7 +197,9 @@ def squares_and_centred(X: Any, centre: Any) -> Any:
     xp = array_namespace(X)
     if is_numpy(xp):
         n, d = X.shape
-        out = np.empty((n, 2 * d), dtype=X.dtype)
+        # (X's dtype, or float64 for a float64 centre: float32 rows scored in
+        # float64, see CovarianceType._precise_enough)
+        out = np.empty((n, 2 * d), dtype=np.result_type(X, centre))
         np.subtract(X, centre, out=out[:, d:])
         np.square(out[:, d:], out=out[:, :d])
         return out

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..xp import device, from_host, to_host
+from ..xp import device, from_host, is_numpy, to_host
 from .groups import CentreGroup, centre_groups
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -72,12 +72,25 @@ class KernelState:
     chol_full: Any
 
 
+#: Largest error, in a log-density, that a NumPy float32 E-step may spend on
+#: expanding ``|x - mu|^2`` about a centre group's centre (tied, diag,
+#: spherical): about ``eps * D``, D the squared Mahalanobis distance from the
+#: centre to a member's mean. Past it (in float32, members more than about 90
+#: standard deviations from their centre: 0, 3 and 900 sd cost 1e-2 in
+#: responsibilities) the chunks are scored in float64 instead.
+EXPANSION_ERROR = 1e-3
+
+
 class CovarianceType(ABC):
     """Operations of one covariance type (full, tied, diag or spherical)."""
 
     name: str
     #: Whether :meth:`group_work` builds work arrays again (see there).
     rebuilds_group_work: bool = False
+    #: Whether log-densities expand ``|x - mu|^2`` about the group centre,
+    #: losing about ``eps * D`` (full whitens ``x - c`` and subtracts whitened
+    #: offsets instead, which loses about ``eps * sqrt(D)``).
+    expands_about_centre: bool = True
 
     # -- shapes and counting -------------------------------------------------
     @abstractmethod
@@ -168,6 +181,7 @@ class CovarianceType(ABC):
                 means, weights,
                 lambda members, offsets: self.distances(prec_chol, members, offsets),
             )
+        spec = self._precise_enough(groups, means, prec_chol, spec)
         groups = tuple(CentreGroup(g.members, _representable(g.centre, spec))
                        for g in groups)
         K, d = means.shape
@@ -189,6 +203,22 @@ class CovarianceType(ABC):
             means=spec.asarray(means, spec.xp.float64),
             chol_full=spec.asarray(self.to_full(prec_chol, K, d), spec.xp.float64),
         )
+
+    def _precise_enough(self, groups: tuple[CentreGroup, ...], means: np.ndarray,
+                        prec_chol: np.ndarray, spec: ComputeSpec) -> ComputeSpec:
+        """``spec``, or float64 for NumPy float32 chunks whose expansion about
+        the groups' centres would cost more than :data:`EXPANSION_ERROR` in a
+        log-density (tensors keep their dtype, as documented)."""
+        if (not self.expands_about_centre or not is_numpy(spec.xp)
+                or spec.dtype != np.float32):
+            return spec
+        with np.errstate(over="ignore", invalid="ignore"):
+            spread = max(float(np.max(self.distances(prec_chol, g.members,
+                                                     means[g.members] - g.centre)))
+                         for g in groups)
+        if spread * float(np.finfo(np.float32).eps) <= EXPANSION_ERROR:
+            return spec
+        return ComputeSpec(spec.xp, spec.xp.float64, spec.device)
 
     def log_prob(self, X: Any, state: KernelState) -> tuple[Any, Any, list[Any]]:
         """Log-densities (K, n) of a chunk (component-major, so that the

@@ -40,6 +40,7 @@ class Full(CovarianceType):
     """
 
     name = "full"
+    expands_about_centre = False
 
     def param_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features, n_features)

@@ -105,8 +105,8 @@ class FusedEStepKernel(EStepKernel):
         layout = _LAYOUTS[self.covariance_type]
         buffers, acc = layout.buffers(K, d), np.zeros(3)
         args = [a[name] for name in layout.order]
-        status = loop(np.ascontiguousarray(X), _weights(sample_weight), *args, self.tile,
-                      *buffers, acc)
+        status = loop(np.ascontiguousarray(X, a["centre"].dtype), _weights(sample_weight),
+                      *args, self.tile, *buffers, acc)
         if status:
             # a row far beyond every component, or an overflow: the reference
             # rescues such rows (or reports them)
@@ -132,8 +132,11 @@ class FusedEStepKernel(EStepKernel):
         return super().labels(X) if out is None else out[0].astype(np.int64)
 
     def _applies(self, X: Any) -> bool:
+        # (float32 rows with float64 arrays: scored in float64, see
+        # CovarianceType._precise_enough)
         applies = (self.fused is not None and isinstance(X, np.ndarray) and X.ndim == 2
-                   and X.shape[0] >= MIN_ROWS and X.dtype == self.fused["centre"].dtype)
+                   and X.shape[0] >= MIN_ROWS
+                   and X.dtype in (self.fused["centre"].dtype, np.float32))
         if applies and not self.compiled:
             _count_work(self, X)
             return False
@@ -151,7 +154,8 @@ class FusedEStepKernel(EStepKernel):
         K = self.state.shift.shape[0]
         out = np.empty((K if what == 1 else 1, X.shape[0]))
         args = [a[name] for name in _LAYOUTS[self.covariance_type].order]
-        status = loop(np.ascontiguousarray(X), *args, self.tile, what, out)
+        status = loop(np.ascontiguousarray(X, a["centre"].dtype), *args, self.tile, what,
+                      out)
         return None if status else out
 
 
