@@ -97,6 +97,49 @@ def test_blas_stays_limited_until_the_last_thread_leaves(fake_blas):
     assert fake_blas.n == 4  # was left at 1 for good
 
 
+def _real_blas() -> list[int]:
+    return [lib.get_num_threads() for lib in threads._libraries("blas")]
+
+
+needs_threaded_blas = pytest.mark.skipif(
+    max(_real_blas(), default=1) < 2, reason="needs a BLAS with several threads")
+
+
+@needs_threaded_blas
+def test_any_thread_sets_the_real_blas_limit():
+    # threadpoolctl >= 3.8 ignores all but one "controlling" thread's changes
+    # to OpenBLAS (pthreads): the limit must hold in a thread after the main
+    # thread set it once, and the last release (in another thread than the
+    # first hold's) must restore it
+    before = _real_blas()
+    with threads.single_threaded():
+        pass
+    assert _real_blas() == before
+    a_in, b_in, a_out, a_end = (threading.Event() for _ in range(4))
+    seen = {}
+
+    def a() -> None:
+        with threads.single_threaded():
+            seen["A"] = _real_blas()
+            a_in.set()
+            assert b_in.wait(TIMEOUT)
+        a_out.set()
+        assert a_end.wait(TIMEOUT)  # alive while B leaves
+
+    def b() -> None:
+        assert a_in.wait(TIMEOUT)
+        with threads.single_threaded():
+            b_in.set()
+            assert a_out.wait(TIMEOUT)
+        seen["after B"] = _real_blas()
+        a_end.set()
+
+    _in_threads(a, b)
+    assert set(seen["A"]) == {1}
+    assert seen["after B"] == before
+    assert _real_blas() == before
+
+
 def test_a_forked_child_keeps_only_its_own_blas_limit(fake_blas):
     # another thread holds the limit when this one forks: in the child that
     # thread does not exist, so its hold must not keep BLAS at one thread

@@ -140,7 +140,7 @@ def _hold(libraries: tuple) -> None:  # type: ignore[type-arg]
             held = _holds.get(lib.filepath, 0)
             if not held:
                 _saved[lib.filepath] = (lib, lib.get_num_threads())
-                lib.set_num_threads(1)
+                _set_threads(lib, 1)
             _holds[lib.filepath] = held + 1
 
 
@@ -151,7 +151,26 @@ def _release(libraries: tuple) -> None:  # type: ignore[type-arg]
             if left:
                 _holds[lib.filepath] = left
             else:
-                lib.set_num_threads(_saved.pop(lib.filepath)[1])
+                _set_threads(lib, _saved.pop(lib.filepath)[1])
+
+
+def _set_threads(lib: Any, n: int) -> None:
+    """``lib.set_num_threads(n)``, whichever thread calls.
+
+    threadpoolctl (3.8 on) lets one "controlling" thread set a process-wide
+    pool (OpenBLAS on pthreads) and silently ignores the others, until that
+    thread ends or gives control back: a limit set from a fit in a worker
+    thread did nothing once the main thread had fitted, and the last release
+    in another thread than the first hold's left BLAS at one thread. The
+    counting above already keeps threads from fighting over the limit, so
+    this thread takes control for the call and gives it back.
+    """
+    clear = getattr(type(lib), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    lib.set_num_threads(n)
+    if clear is not None:
+        clear(force=True)
 
 
 def _keep_own_holds_after_fork() -> None:
@@ -171,7 +190,7 @@ def _keep_own_holds_after_fork() -> None:
         else:
             del _holds[path]
             lib, threads = _saved.pop(path)
-            lib.set_num_threads(threads)
+            _set_threads(lib, threads)
 
 
 if hasattr(os, "register_at_fork"):
