@@ -20,12 +20,14 @@ instead of reading every chunk in the calling thread while the workers wait
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -126,13 +128,18 @@ def reducer_for(n_threads: int, source: ChunkSource | None = None) -> Reducer:
 def fold(func: Callable[[Any], T], source: ChunkSource, reducer: Reducer) -> T:
     """Sum of ``func(chunk)`` over the source's chunks, in chunk order."""
     iterator = reducer.map(func, source)
-    try:
-        total = next(iterator)
-    except StopIteration:
-        raise ValueError("The data source yielded no rows.") from None
-    for value in iterator:
-        total = total + value  # type: ignore[operator]
-    return total
+    # closed here, not when the iterator is collected: after an error (or
+    # KeyboardInterrupt) between two chunks, a traceback kept by the caller
+    # (an interactive session keeps the last one) would otherwise keep the
+    # pass open, with BLAS held to one thread and its queued chunks running
+    with contextlib.closing(iterator):  # type: ignore[type-var]
+        try:
+            total = next(iterator)
+        except StopIteration:
+            raise ValueError("The data source yielded no rows.") from None
+        for value in iterator:
+            total = total + value  # type: ignore[operator]
+        return total
 
 
 def _tasks(func: Callable[[Any], T], source: ChunkSource
@@ -174,9 +181,9 @@ class _Queued:
             return False
         try:
             self.outcome = (False, self.task())
-        except BaseException as error:  # raised at its turn, as a worker's would be
+        except Exception as error:  # raised at its turn, as a worker's would be
             self.outcome = (True, error)
-        return True
+        return True  # KeyboardInterrupt and SystemExit: at once, not at its turn
 
     def result(self) -> Any:
         if self.outcome is None:
@@ -189,21 +196,36 @@ class _Queued:
 
 def _ordered_map(pool: ThreadPoolExecutor, tasks: Iterable[Callable[[], T]],
                  ahead: int) -> Iterator[T]:
-    """The tasks' results in order, at most ``ahead`` of them queued."""
+    """The tasks' results in order, at most ``ahead`` of them queued.
+
+    Left early (a task or the source raised, the consumer stopped), it
+    cancels the tasks no thread has started and waits for the started ones,
+    so that no work of the pass runs on after it: the workers are idle for
+    the next pass, and a source is not read after its caller moved on.
+    """
     pending: deque[_Queued] = deque()
-    for task in tasks:
-        pending.append(_Queued(task, pool.submit(task)))
-        if len(pending) >= ahead:
+    try:
+        for task in tasks:
+            pending.append(_Queued(task, pool.submit(task)))
+            if len(pending) >= ahead:
+                yield _first_result(pending)
+        while pending:
             yield _first_result(pending)
-    while pending:
-        yield _first_result(pending)
+    finally:
+        if pending:  # empty after a complete pass: no cost then
+            for queued in pending:
+                queued.future.cancel()
+            wait([queued.future for queued in pending])
 
 
 def _first_result(pending: deque[_Queued]) -> Any:
     """The first task's result; while a worker still runs it, this thread
     runs later tasks that no worker has started."""
-    head = pending.popleft()
+    head = pending[0]  # left in ``pending`` until it has given its result
     if not head.run_here():
-        while not head.future.done() and any(q.run_here() for q in pending):
+        while not head.future.done() and any(
+                q.run_here() for q in itertools.islice(pending, 1, None)):
             pass
-    return head.result()
+    value = head.result()
+    pending.popleft()
+    return value

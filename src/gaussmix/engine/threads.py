@@ -8,6 +8,7 @@ import math
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 
 def resolve_threads(n_threads: int | None) -> int:
@@ -88,6 +89,18 @@ def _controller():  # noqa: ANN202 - a threadpoolctl.ThreadpoolController
 
 _held = threading.local()  # which limits this thread is inside, and how deep
 
+# The limits are process-wide, so holds in several threads are counted
+# process-wide too: the first hold of a library saves its thread count and
+# sets one thread, the last release restores it. (Each thread saving and
+# restoring what it saw let thread A's exit give BLAS back its threads while
+# thread B still ran chunks, and B's exit then restore A's "1" for good: two
+# fits in threads, e.g. GridSearchCV with joblib's threading backend, left
+# BLAS at one thread for the rest of the process.)
+_holds: dict[str, int] = {}  # library path -> holds in the process (> 0)
+# library path -> (its controller, its thread count before the first hold)
+_saved: dict[str, tuple[Any, int]] = {}
+_holds_lock = threading.Lock()
+
 
 @contextlib.contextmanager
 def single_threaded(user_api: str | None = "blas") -> Iterator[None]:
@@ -101,25 +114,87 @@ def single_threaded(user_api: str | None = "blas") -> Iterator[None]:
     once, on first use; any loaded after that are not limited. Entered again
     inside a limit at least as wide, in the same thread (a pass inside a fit),
     it does nothing: setting the limits costs 30-80 us a time, which
-    ``partial_fit`` on small batches paid twice per call.
+    ``partial_fit`` on small batches paid twice per call. Held in several
+    threads at once, the limit lasts until the last of them leaves, which
+    restores the thread counts from before the first.
     """
     depth: dict[str | None, int] = _held.__dict__.setdefault("depth", {})
     if depth.get(None) or depth.get(user_api):
         yield
         return
-    # the libraries' own setters, not threadpoolctl's limit() (which looks
-    # them up again: 20-55 us a call, paid by every partial_fit call)
     libraries = _libraries(user_api)
-    before = [lib.get_num_threads() for lib in libraries]
-    for lib in libraries:
-        lib.set_num_threads(1)
+    _hold(libraries)
     depth[user_api] = depth.get(user_api, 0) + 1
     try:
         yield
     finally:
         depth[user_api] -= 1
-        for lib, n in zip(libraries, before, strict=True):
-            lib.set_num_threads(n)
+        _release(libraries)
+
+
+def _hold(libraries: tuple) -> None:  # type: ignore[type-arg]
+    # the libraries' own setters, not threadpoolctl's limit() (which looks
+    # them up again: 20-55 us a call, paid by every partial_fit call)
+    with _holds_lock:
+        for lib in libraries:
+            held = _holds.get(lib.filepath, 0)
+            if not held:
+                _saved[lib.filepath] = (lib, lib.get_num_threads())
+                _set_threads(lib, 1)
+            _holds[lib.filepath] = held + 1
+
+
+def _release(libraries: tuple) -> None:  # type: ignore[type-arg]
+    with _holds_lock:
+        for lib in libraries:
+            left = _holds.pop(lib.filepath) - 1
+            if left:
+                _holds[lib.filepath] = left
+            else:
+                _set_threads(lib, _saved.pop(lib.filepath)[1])
+
+
+def _set_threads(lib: Any, n: int) -> None:
+    """``lib.set_num_threads(n)``, whichever thread calls.
+
+    threadpoolctl (3.8 on) lets one "controlling" thread set a process-wide
+    pool (OpenBLAS on pthreads) and silently ignores the others, until that
+    thread ends or gives control back: a limit set from a fit in a worker
+    thread did nothing once the main thread had fitted, and the last release
+    in another thread than the first hold's left BLAS at one thread. The
+    counting above already keeps threads from fighting over the limit, so
+    this thread takes control for the call and gives it back.
+    """
+    clear = getattr(type(lib), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    lib.set_num_threads(n)
+    if clear is not None:
+        clear(force=True)
+
+
+def _keep_own_holds_after_fork() -> None:
+    """In a child made by ``fork``, only the forking thread exists: the holds
+    of the parent's other threads would never be released (BLAS one thread
+    for the child's life), and their lock could be left locked."""
+    global _holds_lock
+    _holds_lock = threading.Lock()
+    own: dict[str, int] = {}
+    for user_api, depth in getattr(_held, "depth", {}).items():
+        if depth:
+            for lib in _libraries(user_api):  # looked up already: cached
+                own[lib.filepath] = own.get(lib.filepath, 0) + 1
+    for path in list(_holds):
+        if own.get(path):
+            _holds[path] = own[path]
+        else:
+            del _holds[path]
+            lib, threads = _saved.pop(path)
+            _set_threads(lib, threads)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_keep_own_holds_after_fork)
 
 
 @functools.cache
