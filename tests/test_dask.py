@@ -177,11 +177,26 @@ def test_persisted_rows_pass_on_their_futures(data, client, monkeypatch):
     with dask.config.set(scheduler=client), pytest.raises(ValueError, match="NaN"):
         GaussianMixture(3, means_init=X[:3]).fit(
             client.persist(da.from_array(bad, chunks=(100, 3))))  # checked once
-    parts = [r for r in stream.data if str(r["key"]).startswith("gaussmix-pass")
-             and "-node-" not in r["key"] and "-sum-" not in r["key"]]
-    assert all(ss["action"] == "compute" for r in parts for ss in r["startstops"])
     nodes = {(i // 2, holder) for i, holder in enumerate(blocks.holders)}
-    assert len(parts) == len(nodes)  # one task per worker and node, no transfer
+
+    def placed(data):  # one task per worker and node, no transfer
+        parts = [r for r in data if str(r["key"]).startswith("gaussmix-pass")
+                 and "-node-" not in r["key"] and "-sum-" not in r["key"]]
+        return (all(ss["action"] == "compute" for r in parts for ss in r["startstops"])
+                and len(parts) == len(nodes))
+
+    # Placement is a preference (allow_other_workers, so that a lost worker's
+    # tasks run elsewhere): on a loaded machine the scheduler may move a task
+    # (seen twice in full runs on 2 shared cores); a placement that did not
+    # work would move them in every pass.
+    ok = placed(stream.data)
+    for _ in range(2 if not ok else 0):
+        with dask.config.set(scheduler=client), distributed.get_task_stream(client) as again:
+            pass_(2)
+        ok = placed(again.data)
+        if ok:
+            break
+    assert ok
 
 
 def test_default_initialisation_equals_in_memory(data):
