@@ -229,11 +229,14 @@ default='kmeans'
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), data source or Dask array
-            Training data, one row per sample; an :class:`~gaussmix.NpySource` /
-            :class:`~gaussmix.IterableSource` (weights come with its chunks); or a
+        X : array-like of shape (n_samples, n_features), data source, Dask array \
+or torch tensor
+            Training data, one row per sample; a data source
+            (:class:`~gaussmix.NpySource`, ``ParquetSource``, ``ZarrSource``,
+            :class:`~gaussmix.IterableSource`; weights come with its chunks); a
             Dask array / DataFrame, fitted on the cluster (persist it first, see
-            :mod:`gaussmix.backends.dask`). Initialisation from rows not in
+            :mod:`gaussmix.backends.dask`); or a torch tensor, fitted on its
+            device (:mod:`gaussmix.backends.torch`). Initialisation from rows not in
             memory works on a uniform sample of at most 50,000 rows.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
