@@ -146,7 +146,8 @@ default='kmeans'
         Component of highest responsibility for each training row.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
-        Defined only when X has string feature names (a DataFrame).
+        Defined only when X has string feature names (a DataFrame, a Dask
+        DataFrame or a ``ParquetSource``, whose columns are checked at predict).
 
     Fitted arrays are NumPy float64 arrays, except after fitting a torch
     tensor: then float64 tensors on its device (``labels_`` int64), and
