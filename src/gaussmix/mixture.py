@@ -65,7 +65,7 @@ class GaussianMixture(MissingValuesMixin, PartialFitMixin, InformationCriteriaMi
         single variance.
     tol : float, default=1e-3
         Convergence threshold: EM stops when the (weighted) mean log-likelihood
-        gains less than ``tol``.
+        changes by less than ``tol`` (in absolute value) in one iteration.
     reg_covar : float, default=1e-6
         Non-negative regularisation added to the diagonal of covariances.
     max_iter : int, default=100
@@ -87,7 +87,8 @@ default='kmeans'
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation and :meth:`sample`.
     warm_start : bool, default=False
-        Reuse the last fit's parameters as the starting point (n_init ignored).
+        Reuse the last fit's parameters as the starting point of the next
+        fit (which then ignores n_init; the first fit uses it).
     verbose : int, default=0
         1 prints the current initialisation and iteration; 2 adds timings and
         the change in log-likelihood.
