@@ -141,6 +141,19 @@ default='kmeans'
     -------
     result : SelectionResult
 
+    Raises
+    ------
+    ValueError
+        When the largest ``n_components`` exceeds the number of rows, or
+        every candidate failed to fit (a failed candidate alone is recorded
+        in its row's ``error`` and skipped).
+
+    Warns
+    -----
+    ConvergenceWarning
+        When the chosen model did not converge (the other candidates'
+        convergence is in the table, without warnings).
+
     Examples
     --------
     >>> import numpy as np
