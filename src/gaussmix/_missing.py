@@ -69,7 +69,9 @@ class MissingValuesMixin:
         ------
         ValueError
             For an incomplete row so far from every component that its
-            density underflows to 0 (its responsibilities are undefined).
+            density underflows to 0 (from about 1e154 standard deviations;
+            ``predict_proba`` then gives it wholly to the nearest
+            component, but impute does not extrapolate from it).
 
         Examples
         --------

@@ -67,8 +67,10 @@ class PartialFitMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            One batch of rows. The first batch needs at least
-            ``max(2, n_components)`` rows, later batches at least one.
+            One batch of rows (a torch tensor is copied to the host; a data
+            source is refused with TypeError: fit it instead). The first
+            batch needs at least ``max(2, n_components)`` rows, later batches
+            at least one.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each row of the batch; an integer weight

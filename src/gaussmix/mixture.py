@@ -65,7 +65,7 @@ class GaussianMixture(MissingValuesMixin, PartialFitMixin, InformationCriteriaMi
         single variance.
     tol : float, default=1e-3
         Convergence threshold: EM stops when the (weighted) mean log-likelihood
-        gains less than ``tol``.
+        changes by less than ``tol`` (in absolute value) in one iteration.
     reg_covar : float, default=1e-6
         Non-negative regularisation added to the diagonal of covariances.
     max_iter : int, default=100
@@ -87,7 +87,8 @@ default='kmeans'
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation and :meth:`sample`.
     warm_start : bool, default=False
-        Reuse the last fit's parameters as the starting point (n_init ignored).
+        Reuse the last fit's parameters as the starting point of the next
+        fit (which then ignores n_init; the first fit uses it).
     verbose : int, default=0
         1 prints the current initialisation and iteration; 2 adds timings and
         the change in log-likelihood.
@@ -146,7 +147,8 @@ default='kmeans'
         Component of highest responsibility for each training row.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
-        Defined only when X has string feature names (a DataFrame).
+        Defined only when X has string feature names (a DataFrame, a Dask
+        DataFrame or a ``ParquetSource``, whose columns are checked at predict).
 
     Fitted arrays are NumPy float64 arrays, except after fitting a torch
     tensor: then float64 tensors on its device (``labels_`` int64), and
@@ -229,11 +231,14 @@ default='kmeans'
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), data source or Dask array
-            Training data, one row per sample; an :class:`~gaussmix.NpySource` /
-            :class:`~gaussmix.IterableSource` (weights come with its chunks); or a
+        X : array-like of shape (n_samples, n_features), data source, Dask array \
+or torch tensor
+            Training data, one row per sample; a data source
+            (:class:`~gaussmix.NpySource`, ``ParquetSource``, ``ZarrSource``,
+            :class:`~gaussmix.IterableSource`; weights come with its chunks); a
             Dask array / DataFrame, fitted on the cluster (persist it first, see
-            :mod:`gaussmix.backends.dask`). Initialisation from rows not in
+            :mod:`gaussmix.backends.dask`); or a torch tensor, fitted on its
+            device (:mod:`gaussmix.backends.torch`). Initialisation from rows not in
             memory works on a uniform sample of at most 50,000 rows.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None

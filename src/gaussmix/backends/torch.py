@@ -7,7 +7,7 @@ arrays are torch tensors on the device:
 - :class:`TorchSource` yields chunks as tensors on one device. Rows already
   there (a tensor on the device) are cut into views. Rows on the host (a NumPy
   array, a CPU tensor or any data source) are copied to the device once when
-  they fit in its free memory, else *streamed* every pass: each chunk is cast
+  they take at most half its free memory, else *streamed* every pass: each chunk is cast
   into a pinned host buffer and copied to the device on a side stream while
   the previous chunk is computed (two buffers used in turn).
 - :class:`TorchReducer` runs the chunks in turn (the device runs each chunk's

@@ -41,7 +41,8 @@ def em_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True, help="Added to covariance diagonals.")(f)
     f = click.option("--tol", type=click.FloatRange(min=0), default=1e-3,
                      show_default=True,
-                     help="Stop when the mean log-likelihood gains less than this.")(f)
+                     help="Stop when the mean log-likelihood changes by less than "
+                          "this.")(f)
     return click.option("--max-iter", type=click.IntRange(min=1), default=100,
                         show_default=True,
                         help="Most EM iterations per initialisation.")(f)

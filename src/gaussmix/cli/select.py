@@ -115,7 +115,8 @@ reports 2 log L - p log n, that is minus the BIC printed here.""",
               help="Column of non-negative per-row sample weights (not a feature).")
 @click.option("-j", "--jobs", type=int, default=None,
               help="Candidates fitted at once (default: all cores; 1: in turn). "
-                   "Streamed files are fitted in turn, each fit on all cores.")
+                   "Streamed files are fitted in lockstep on all cores (-j "
+                   "does not apply).")
 @chunk_size_option
 @spill_option
 @missing_option("raise")
@@ -138,8 +139,9 @@ def select_command(
     saves the chosen model (-o) and draws the criterion against K (--plot).
     Large .npy and Parquet files (over 64 MiB, or any with --chunk-size) are
     read chunk by chunk, in bounded memory: each K is seeded from a
-    50,000-row random sample of the file, and every candidate's EM
-    iterations and criteria read the file again (with --spill, a Parquet
+    50,000-row random sample of the file, and the candidates are fitted in
+    lockstep: each read of the file serves an EM iteration of every candidate
+    still running, and one more read scores them all (with --spill, a Parquet
     file's rows are decoded once and kept in a scratch file). With ``--missing
     marginalize`` empty cells are missing values (exact EM; the file is then
     read whole).

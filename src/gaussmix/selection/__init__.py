@@ -19,7 +19,7 @@ model. ICL (Biernacki, Celeux and Govaert, 2000) adds the entropy of the soft
 classification, so it prefers well-separated clusters; ``ICL >= BIC``.
 
 ``mclust`` reports ``BIC = 2 log L - p log n``, that is ``-BIC`` here (higher
-is better there): a table from ``mclustBIC`` equals ``-result.table['bic']``.
+is better there): a table from ``mclustBIC`` equals ``-result.to_pandas()['bic']``.
 mclust's ``icl`` uses the MAP classification instead of the entropy
 (``BIC + 2 sum_i log max_k r_ik`` in its sign), so it can differ slightly.
 

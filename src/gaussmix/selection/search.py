@@ -141,6 +141,19 @@ default='kmeans'
     -------
     result : SelectionResult
 
+    Raises
+    ------
+    ValueError
+        When the largest ``n_components`` exceeds the number of rows, or
+        every candidate failed to fit (a failed candidate alone is recorded
+        in its row's ``error`` and skipped).
+
+    Warns
+    -----
+    ConvergenceWarning
+        When the chosen model did not converge (the other candidates'
+        convergence is in the table, without warnings).
+
     Examples
     --------
     >>> import numpy as np
@@ -255,8 +268,9 @@ def _plan_workers(n_jobs: int | None, X: Any) -> tuple[int, int | None]:
     Parallel candidates get one thread each; candidates fitted in turn use all
     cores (None) unless the data is small, where threads only add overhead.
     Rows that are not a NumPy array (a file, a stream, a Dask array, a
-    tensor) are fitted in turn, each fit over all cores (or the Dask workers,
-    or the tensor's device): a source is not read by several fits at once.
+    tensor) get one worker, over all cores (or the Dask workers, or the
+    tensor's device): a source is not read by several fits at once (its
+    candidates share passes instead, see ``_in_lockstep``).
     """
     from joblib import effective_n_jobs
 
