@@ -55,6 +55,10 @@ class Table:
     lines : ndarray of int or None
         For text files, the line of the file (1-based, header counted) each
         data row was read from; None for ``.npy`` and Parquet files.
+    blank_lines : list of int
+        Blank lines between data rows of a text file with two or more
+        columns, which were skipped (so data rows and file lines differ). In a
+        one-column file a blank line is a row with a missing value instead.
     """
 
     path: str
@@ -64,6 +68,7 @@ class Table:
     named: bool
     problems: dict[int, str] = field(default_factory=dict)
     lines: np.ndarray | None = None
+    blank_lines: list[int] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -174,9 +179,10 @@ def _read_csv(path: PathLike) -> Table:
     # newline="": lines end at \r\n, \n or a lone \r (old Mac exports)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        numbered = [(reader.line_num, r) for r in reader if not _is_blank(r)]
+        everything = [(reader.line_num, r) for r in reader]
     except csv.Error as exc:
         raise DataError(f"{_quote(path)} is not valid CSV: {exc}") from None
+    numbered = [(n, r) for n, r in everything if not _is_blank(r)]
     if not numbered:
         raise DataError(f"{_quote(path)} is empty; it holds no header and no rows")
     lines, rows = [n for n, _ in numbered], [r for _, r in numbered]
@@ -190,11 +196,18 @@ def _read_csv(path: PathLike) -> Table:
     if width > 1 and all(not row[-1].strip() for row in rows):
         # every line ends with a delimiter (as some spreadsheets write): no column
         rows, width = [row[:-1] for row in rows], width - 1
+    inner = [n for n, r in everything if _is_blank(r) and lines[0] < n < lines[-1]]
+    if width == 1 and inner:
+        # one column: a blank line is how an empty cell is written, a missing
+        # value; skipping it would shift every later output row against the file
+        lines, rows = _with_rows(lines, rows, inner, [""])
+        inner = []
     named = _has_header(rows)
     names = _header_names(path, rows[0]) if named else [f"x{i}" for i in range(width)]
     body, body_lines = (rows[1:], lines[1:]) if named else (rows, lines)
     table = Table(path=os.fspath(path), names=names, columns=[], numeric=[],
-                  named=named, lines=np.asarray(body_lines, dtype=np.int64))
+                  named=named, lines=np.asarray(body_lines, dtype=np.int64),
+                  blank_lines=inner)
     by_column = list(zip(*body, strict=True)) if body else [()] * width
     for i, values in enumerate(by_column):
         array, problem = _parse_column(list(values), body_lines)
@@ -203,6 +216,14 @@ def _read_csv(path: PathLike) -> Table:
         if problem is not None:
             table.problems[i] = problem
     return table
+
+
+def _with_rows(lines: list[int], rows: list[list[str]], extra: list[int],
+               row: list[str]) -> tuple[list[int], list[list[str]]]:
+    """``lines``/``rows`` with ``row`` added at each line of ``extra``, in file order."""
+    merged = sorted([*zip(lines, rows, strict=True), *((n, row) for n in extra)],
+                    key=lambda pair: pair[0])
+    return [n for n, _ in merged], [r for _, r in merged]
 
 
 def _is_blank(row: list[str]) -> bool:
