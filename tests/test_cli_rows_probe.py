@@ -119,3 +119,41 @@ def test_multi_column_blank_line_warns_that_rows_and_lines_differ(X, tmp_path):
     clean = tmp_path / "clean.csv"
     clean.write_text("a,b\n" + "\n".join(lines) + "\n\n\n")
     assert "blank" not in cli("predict", model, clean).stderr
+
+
+# ------------------------------------------ decimal commas, thousands separators
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_headerless_decimal_comma_file_is_refused_not_split_at_the_commas(tmp_path,
+                                                                         sep):
+    # "1,5;2,5" was split at its commas: column x0 held the integer parts and
+    # x2 the fractions, x1 ('5;2') was skipped with a warning, and the model
+    # was fitted on those two made-up columns.
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join(f"{i},5{sep}{i + 2},25" for i in range(6)) + "\n")
+    result = cli("fit", path, "-k", 1, "-q", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 2, result.output
+    assert "line 1 holds '0,5', a number with a decimal comma" in result.stderr
+    assert "x0, x1" in result.stderr and "'.' as decimal separator" in result.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_thousands_separators_stop_the_fit_instead_of_dropping_the_column(tmp_path):
+    # The column was skipped with a warning and the model fitted without it.
+    path = tmp_path / "d.csv"
+    path.write_text('a,b,name\n"1,234",2,x\n"2,000",4,y\n"3,500",5,z\n')
+    result = cli("fit", path, "-k", 1, "-q", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 2
+    assert "column(s) a of" in result.stderr and "'1,234'" in result.stderr
+    chosen = cli("fit", path, "-k", 1, "-q", "-o", tmp_path / "m.npz", "--columns", "b")
+    assert chosen.exit_code == 0, chosen.output
+
+
+def test_text_columns_that_only_look_dotted_are_still_skipped(tmp_path):
+    path = tmp_path / "d.csv"
+    rows = [f"{i}.0{i}.2020,{i * 1.5},{i % 2 + 0.1 * i}" for i in range(1, 9)]
+    path.write_text("day,a,b\n" + "\n".join(rows) + "\n")
+    result = cli("fit", path, "-k", 1, "-q", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 0, result.output
+    assert "ignoring non-numeric column(s) day" in result.stderr

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 
 from ..files.model import model_file_path
-from ..files.readers import name_list
+from ..files.readers import name_list, separated_numbers
 from ..files.streams import StreamedData, file_header, open_rows, should_stream
 from ..files.tables import (
     DataError,
@@ -135,12 +135,28 @@ def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
         data = open_rows(path, columns, weights, chunk_size, spill)
     else:
         table = read_table(path)
+        if columns is None:
+            _refuse_separated_numbers(table)
         data = select_columns(table, columns, weights)
     if data.skipped and columns is None:
         warn(command, f"ignoring non-numeric column(s) {_skipped(data.skipped, table)}")
     if isinstance(data, Dataset):
         check_numbers(data, allow_missing=missing == "marginalize")
     return data
+
+
+def _refuse_separated_numbers(table: Table) -> None:
+    """Refuse to fit without a column of numbers that only separators hide:
+    skipping it would fit the other columns as if it were text."""
+    bad = [i for i, numeric in enumerate(table.numeric)
+           if not numeric and separated_numbers(table.columns[i])]
+    if bad:
+        raise DataError(
+            f"column(s) {name_list([table.names[i] for i in bad])} of "
+            f"{table.path!r} are not numeric ({table.problems[bad[0]]}); gaussmix reads "
+            "numbers like 1234.5: save the file with '.' as decimal separator and "
+            "no thousands separators, or leave the column(s) out with --columns"
+        )
 
 
 def _skipped(names: list[str], table: Table | None) -> str:

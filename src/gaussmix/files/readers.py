@@ -27,7 +27,8 @@ from .formats import (
 )
 from .formats import quote as _quote
 
-__all__ = ["Table", "check_unique_names", "name_list", "position", "read_table"]
+__all__ = ["Table", "check_unique_names", "name_list", "position", "read_table",
+           "separated_numbers"]
 
 _MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
@@ -240,8 +241,8 @@ def _delimiter(text: str, fmt: str) -> str:
     if fmt == "tsv":
         return "\t"
     first = re.split(r"\r\n?|\n", text, maxsplit=1)[0]
-    if "," in first:
-        return ","
+    # ';' or a tab before ',': files separated by them write decimal commas
+    # (1,5;2,5), which split on ',' would become integer and fraction columns
     return next((d for d in (";", "\t") if d in first), ",")
 
 
@@ -258,7 +259,26 @@ def _is_number(value: str) -> bool:
 
 
 def _is_text(value: str) -> bool:
-    return not _is_missing(value) and not _is_number(value)
+    """Text, not a number: also not one written with separators ('1,5'), so
+    that a headerless file of decimal commas is not read as its own header."""
+    return (not _is_missing(value) and not _is_number(value)
+            and not _SEPARATED.fullmatch(value.strip()))
+
+
+# A number written with a decimal comma or thousands separators: 1,5  1.234,5  1'234
+_SEPARATED = re.compile(r"[+-]?(\d+,\d+|\d{1,3}([,.'])\d{3}(\2\d{3})*([.,]\d+)?)")
+
+
+def separated_numbers(values: Sequence[object]) -> bool:
+    """Whether a text column holds numbers written with a decimal comma or
+    thousands separators, which are not read as numbers, and no other text.
+
+    >>> separated_numbers(["1,5", "2", "NA"]), separated_numbers(["1,5", "x"])
+    (True, False)
+    """
+    cells = [str(v).strip() for v in values]
+    odd = [c for c in cells if not _is_missing(c) and not _is_number(c)]
+    return bool(odd) and all(_SEPARATED.fullmatch(c) for c in odd)
 
 
 def _has_header(rows: list[list[str]]) -> bool:
@@ -298,7 +318,9 @@ def _parse_column(
         return np.array(cleaned, dtype=np.float64), None
     except ValueError:
         row = next(i for i, v in enumerate(cleaned) if not _is_number(v))
-        problem = f"line {lines[row]} holds {values[row].strip()!r}"
+        problem = f"line {lines[row]} holds {values[row].strip()!r}" + (
+            ", a number with a decimal comma or thousands separator"
+            if separated_numbers(values) else "")
         return np.array(values, dtype=object), problem
 
 

@@ -10,7 +10,7 @@ turns a file's columns into the matrix an estimator takes; the readers live in
 
 Formats, chosen by the file name's suffix:
 
-- ``.csv`` (comma, or ``;``/tab when the first line has no comma) and ``.tsv``
+- ``.csv`` (comma, or ``;``/tab when the first line holds one) and ``.tsv``
   (tab): UTF-8 text. A first row is taken as a header when every field in it is
   text, or when some column holds text in the first row and a number in the
   second; otherwise columns are named ``x0, x1, ...``. Empty fields and ``NA``,
