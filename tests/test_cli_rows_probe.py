@@ -157,3 +157,30 @@ def test_text_columns_that_only_look_dotted_are_still_skipped(tmp_path):
     result = cli("fit", path, "-k", 1, "-q", "-o", tmp_path / "m.npz")
     assert result.exit_code == 0, result.output
     assert "ignoring non-numeric column(s) day" in result.stderr
+
+
+# ------------------------------------------------ --columns against the model's names
+
+
+@pytest.mark.parametrize("columns", ["b,a", "1,0", "a,a2"])
+@pytest.mark.parametrize("command", ["predict", "score"])
+def test_columns_that_swap_the_models_named_features_are_refused(X, tmp_path,
+                                                                 columns, command):
+    # --columns b,a applied the parameters of 'a' to column b and of 'b' to a,
+    # printing labels (or a mean log-likelihood) for the swapped data.
+    model = save_model(GaussianMixture(n_components=2, random_state=0).fit(
+        _frame(X, ["a", "b"])), tmp_path / "m.npz")
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,a2\n" + "\n".join(f"{u},{v},{u}" for u, v in X.tolist()))
+    result = cli(command, model, data, "--columns", columns)
+    if columns == "a,a2":  # a renamed column in the model's place is the user's choice
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2
+    assert "puts column 'b'" in result.stderr and "expects 'a'" in result.stderr
+    assert cli(command, model, data, "--columns", "a,b").exit_code == 0
+
+
+def _frame(X: np.ndarray, names: list[str]):  # type: ignore[no-untyped-def]
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame(X, columns=names)

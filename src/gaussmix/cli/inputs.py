@@ -200,9 +200,24 @@ def model_data(model: Any, path: str, columns: str | None = None,
             f"({', '.join(data.names)}) but the model was fitted on "
             f"{expected}{fitted}; choose {expected} columns with --columns"
         )
+    if columns is not None and fitted_names is not None and table.named:
+        _check_order(path, data.names, [str(n) for n in fitted_names])
     if isinstance(data, Dataset):
         check_numbers(data, allow_missing=marginalize)
     return data
+
+
+def _check_order(path: str, chosen: list[str], fitted: list[str]) -> None:
+    """Refuse ``--columns`` that put a column of the model's name at another
+    of its features: the model would apply one feature's parameters to another."""
+    for i, (name, expected) in enumerate(zip(chosen, fitted, strict=True)):
+        if name != expected and name in fitted:
+            raise DataError(
+                f"--columns puts column {name!r} of {path!r} where the model expects "
+                f"{expected!r} (feature {i + 1}); the model was fitted on "
+                f"{name_list(fitted)}: give them in that order, or leave out "
+                "--columns to find them by name"
+            )
 
 
 def _columns_by_name(table: Table, fitted_names: Any, expected: int) -> list[str] | None:
