@@ -184,3 +184,20 @@ def test_columns_that_swap_the_models_named_features_are_refused(X, tmp_path,
 def _frame(X: np.ndarray, names: list[str]):  # type: ignore[no-untyped-def]
     pd = pytest.importorskip("pandas")
     return pd.DataFrame(X, columns=names)
+
+
+# ------------------------------------------------ rows with nothing observed
+
+
+@pytest.mark.parametrize("command", ["fit", "select"])
+def test_fit_names_the_file_line_of_a_row_with_nothing_observed(X, tmp_path, command):
+    # The message spoke of 'row 3 of X' (0-based) and suggested NumPy code.
+    data = tmp_path / "d.csv"
+    rows = ["," if i in (3, 10, 20) else f"{u},{v}" for i, (u, v) in enumerate(X.tolist())]
+    data.write_text("a,b\n" + "\n".join(rows) + "\n")
+    result = cli(command, data, "-k", "2" if command == "fit" else "1-2", "-q",
+                 "--missing", "marginalize", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"gaussmix {command}: error: line 5 of ")
+    assert "(and 2 other row(s)) has every feature missing" in result.stderr
+    assert "X[" not in result.stderr

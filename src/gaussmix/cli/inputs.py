@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from rich.console import Console
 
 from ..files.model import model_file_path
@@ -142,7 +143,21 @@ def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
         warn(command, f"ignoring non-numeric column(s) {_skipped(data.skipped, table)}")
     if isinstance(data, Dataset):
         check_numbers(data, allow_missing=missing == "marginalize")
+        _refuse_empty_rows(data)
     return data
+
+
+def _refuse_empty_rows(data: Dataset) -> None:
+    """Rows with every feature missing, by file line: the estimator refuses
+    them too, but names 0-based rows of an array."""
+    empty = np.flatnonzero(np.isnan(data.X).all(axis=1))
+    if empty.size:
+        others = f" (and {empty.size - 1} other row(s))" if empty.size > 1 else ""
+        raise DataError(
+            f"{data.where(int(empty[0]))}{others} has every feature missing; such "
+            "rows tell nothing about the mixture: delete them to fit (predict and "
+            "score accept them)"
+        )
 
 
 def _refuse_separated_numbers(table: Table) -> None:
