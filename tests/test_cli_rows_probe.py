@@ -201,3 +201,18 @@ def test_fit_names_the_file_line_of_a_row_with_nothing_observed(X, tmp_path, com
     assert result.stderr.startswith(f"gaussmix {command}: error: line 5 of ")
     assert "(and 2 other row(s)) has every feature missing" in result.stderr
     assert "X[" not in result.stderr
+
+
+def test_spreadsheet_na_cells_are_missing_values_not_text(X, tmp_path):
+    # '#N/A' made the whole column text: fit skipped it with a warning and
+    # fitted the other columns alone.
+    data = tmp_path / "d.csv"
+    rows = [f"{u},{'#N/A' if i == 4 else v}" for i, (u, v) in enumerate(X.tolist())]
+    data.write_text("a,b\n" + "\n".join(rows) + "\n")
+    refused = cli("fit", data, "-k", 2, "-q", "-o", tmp_path / "m.npz")
+    assert refused.exit_code == 2 and "line 6 of" in refused.stderr
+    assert "is missing (NaN)" in refused.stderr
+    fitted = cli("fit", data, "-k", 2, "-q", "--missing", "marginalize",
+                 "-o", tmp_path / "m.npz")
+    assert fitted.exit_code == 0, fitted.output
+    assert "2 features" in fitted.stdout

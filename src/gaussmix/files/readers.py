@@ -30,7 +30,8 @@ from .formats import quote as _quote
 __all__ = ["Table", "check_unique_names", "name_list", "position", "read_table",
            "separated_numbers"]
 
-_MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
+# '#N/A' is what spreadsheets write for a missing cell, '<NA>' what pandas prints
+_MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "#na", "<na>"})
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ Formats, chosen by the file name's suffix:
   (tab): UTF-8 text. A first row is taken as a header when every field in it is
   text, or when some column holds text in the first row and a number in the
   second; otherwise columns are named ``x0, x1, ...``. Empty fields and ``NA``,
-  ``N/A``, ``null``, ``None``, ``nan`` are missing values (NaN); a line of
-  delimiters only (``,,``) is a row of missing values, and so is a blank line
-  between the rows of a one-column file (the only way to write its empty
-  cell); other blank lines are skipped (``Table.blank_lines`` lists those
-  between rows); a delimiter that ends every line (header included) adds no
-  column.
+  ``N/A``, ``#N/A``, ``<NA>``, ``null``, ``None``, ``nan`` are missing values
+  (NaN); a line of delimiters only (``,,``) is a row of missing values, and so
+  is a blank line between the rows of a one-column file (the only way to write
+  its empty cell); other blank lines are skipped (``Table.blank_lines`` lists
+  those between rows); a delimiter that ends every line (header included)
+  adds no column.
 - ``.npy``: a 1-D or 2-D numeric array (columns ``x0, x1, ...``) or a
   structured array (columns named by its fields). Read without pickle.
 - ``.parquet`` / ``.pq``: through pyarrow (``pip install 'gaussmix[io]'``);
