@@ -216,3 +216,15 @@ def test_spreadsheet_na_cells_are_missing_values_not_text(X, tmp_path):
                  "-o", tmp_path / "m.npz")
     assert fitted.exit_code == 0, fitted.output
     assert "2 features" in fitted.stdout
+
+
+@pytest.mark.parametrize("header", ["", "a b\n"])
+def test_space_separated_file_is_refused_with_the_reason(tmp_path, header):
+    # The message said only "no numeric column (its columns are 1 2)": the
+    # first line was taken for a header and nothing said why.
+    data = tmp_path / "d.csv"
+    data.write_text(header + "1 2\n3 4\n5 6\n")
+    result = cli("fit", data, "-k", 1, "-q", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 2
+    assert "numbers separated by spaces" in result.stderr
+    assert ("columns are x0;" in result.stderr) == (not header)

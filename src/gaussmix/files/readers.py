@@ -260,10 +260,13 @@ def _is_number(value: str) -> bool:
 
 
 def _is_text(value: str) -> bool:
-    """Text, not a number: also not one written with separators ('1,5'), so
-    that a headerless file of decimal commas is not read as its own header."""
+    """Text, not a number: also not one written with separators ('1,5') nor
+    numbers between spaces ('1 2'), so that a headerless file of them is not
+    read as its own header."""
+    words = value.split()
     return (not _is_missing(value) and not _is_number(value)
-            and not _SEPARATED.fullmatch(value.strip()))
+            and not _SEPARATED.fullmatch(value.strip())
+            and not all(map(_is_number, words)))
 
 
 # A number written with a decimal comma or thousands separators: 1,5  1.234,5  1'234
@@ -319,10 +322,19 @@ def _parse_column(
         return np.array(cleaned, dtype=np.float64), None
     except ValueError:
         row = next(i for i, v in enumerate(cleaned) if not _is_number(v))
-        problem = f"line {lines[row]} holds {values[row].strip()!r}" + (
-            ", a number with a decimal comma or thousands separator"
-            if separated_numbers(values) else "")
+        problem = f"line {lines[row]} holds {values[row].strip()!r}" + _why(values)
         return np.array(values, dtype=object), problem
+
+
+def _why(values: list[str]) -> str:
+    """Why numbers in a text column were not read, when it looks like numbers."""
+    if separated_numbers(values):
+        return ", a number with a decimal comma or thousands separator"
+    words = [v.split() for v in values if not _is_missing(v)]
+    if all(len(w) > 1 and all(map(_is_number, w)) for w in words):
+        return (", numbers separated by spaces: gaussmix reads fields separated "
+                "by ',', ';' or tabs")
+    return ""
 
 
 # ---------------------------------------------------------------- NPY

@@ -118,9 +118,11 @@ def select_columns(
         chosen = [i for i, ok in enumerate(table.numeric) if ok and i != w_pos]
         if not chosen:
             besides = " besides the weights" if w_pos is not None else ""
+            first = next(iter(table.problems.values()), None)
             raise DataError(
                 f"{_quote(path)} has no numeric column{besides} (its columns are "
-                f"{name_list(table.names)}); convert the data to numbers"
+                f"{name_list(table.names)}{'; ' + first if first else ''}); convert "
+                "the data to numbers"
             )
     else:
         if not columns:
