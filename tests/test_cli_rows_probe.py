@@ -228,3 +228,32 @@ def test_space_separated_file_is_refused_with_the_reason(tmp_path, header):
     assert result.exit_code == 2
     assert "numbers separated by spaces" in result.stderr
     assert ("columns are x0;" in result.stderr) == (not header)
+
+
+# ------------------------------------------------ Parquet written by pandas
+
+
+@pytest.mark.parametrize("chunk", [[], ["--chunk-size", "5"]])
+def test_pandas_row_index_in_parquet_is_not_a_feature(X, tmp_path, chunk):
+    # A filtered DataFrame's index was stored as '__index_level_0__' and
+    # fitted as a third feature (its mean, the mean row number, in the summary).
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    kept = [i for i in range(len(X)) if i % 20 != 0]  # 3 rows dropped: index 1, 2, ...
+    frame.iloc[kept].to_parquet(tmp_path / "d.parquet")
+    result = cli("fit", tmp_path / "d.parquet", "-k", 2, "-q", *chunk,
+                 "-o", tmp_path / "m.npz")
+    assert result.exit_code == 0, result.output
+    assert f"({len(X) - 3} rows x 2 features)" in result.stdout
+    assert "__index_level_0__" not in result.output
+
+
+def test_parquet_source_leaves_out_a_pandas_row_index(X, tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from gaussmix.files.sources import ParquetSource
+
+    pd.DataFrame(X, columns=["a", "b"]).iloc[[5, 1, 7]].to_parquet(tmp_path / "d.parquet")
+    assert ParquetSource(tmp_path / "d.parquet").columns == ["a", "b"]
+    assert read_table(tmp_path / "d.parquet").names == ["a", "b"]

@@ -27,8 +27,8 @@ from .formats import (
 )
 from .formats import quote as _quote
 
-__all__ = ["Table", "check_unique_names", "name_list", "position", "read_table",
-           "separated_numbers"]
+__all__ = ["Table", "check_unique_names", "name_list", "pandas_row_labels", "position",
+           "read_table", "separated_numbers"]
 
 # '#N/A' is what spreadsheets write for a missing cell, '<NA>' what pandas prints
 _MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "#na", "<na>"})
@@ -273,7 +273,7 @@ def _is_text(value: str) -> bool:
 _SEPARATED = re.compile(r"[+-]?(\d+,\d+|\d{1,3}([,.'])\d{3}(\2\d{3})*([.,]\d+)?)")
 
 
-def separated_numbers(values: Sequence[object]) -> bool:
+def separated_numbers(values: Sequence[object] | np.ndarray) -> bool:
     """Whether a text column holds numbers written with a decimal comma or
     thousands separators, which are not read as numbers, and no other text.
 
@@ -401,13 +401,28 @@ def _array_table(
 # ---------------------------------------------------------------- Parquet
 
 
+def pandas_row_labels(schema: object) -> list[str]:
+    """Columns of a Parquet schema that hold a pandas DataFrame's unnamed row
+    index (``__index_level_0__``, written for any index but a plain range):
+    row labels, not data, so the tables leave them out.
+
+    Named index columns are kept: their name says what they hold.
+    """
+    meta = getattr(schema, "pandas_metadata", None) or {}
+    return [c for c in meta.get("index_columns", [])
+            if isinstance(c, str) and c.startswith("__index_level_")]
+
+
 def _read_parquet(path: PathLike) -> Table:
     pq = require("pyarrow.parquet", "io", "reading Parquet files")
     pa = require("pyarrow", "io", "reading Parquet files")
     try:
         # pyarrow's own message for duplicate names reads like a corrupt file
-        check_unique_names(path, pq.ParquetFile(os.fspath(path)).schema_arrow.names)
-        arrow = pq.read_table(os.fspath(path))
+        schema = pq.ParquetFile(os.fspath(path)).schema_arrow
+        check_unique_names(path, schema.names)
+        index = set(pandas_row_labels(schema))
+        arrow = pq.read_table(os.fspath(path),
+                              columns=[n for n in schema.names if n not in index])
     except (pa.ArrowException, OSError) as exc:
         if isinstance(exc, PermissionError):
             raise
