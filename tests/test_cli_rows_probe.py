@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from gaussmix import GaussianMixture
 from gaussmix.cli import main
-from gaussmix.files.model import save_model
+from gaussmix.files.model import load_model, save_model
 from gaussmix.files.tables import read_table
 
 
@@ -257,3 +257,33 @@ def test_parquet_source_leaves_out_a_pandas_row_index(X, tmp_path):
     pd.DataFrame(X, columns=["a", "b"]).iloc[[5, 1, 7]].to_parquet(tmp_path / "d.parquet")
     assert ParquetSource(tmp_path / "d.parquet").columns == ["a", "b"]
     assert read_table(tmp_path / "d.parquet").names == ["a", "b"]
+
+
+# ------------------------------------------------ CSV written by pandas with its index
+
+
+@pytest.mark.parametrize("command", ["fit", "select"])
+def test_pandas_to_csv_row_index_is_not_fitted_as_a_feature(X, tmp_path, command):
+    # pandas' to_csv writes the index as a first column with no name; fit took
+    # the row numbers for a third feature.
+    data = tmp_path / "d.csv"
+    rows = [f"{i},{u},{v}" for i, (u, v) in enumerate(X.tolist())]
+    data.write_text(",a,b\n" + "\n".join(rows) + "\n")
+    result = cli(command, data, "-k", "2" if command == "fit" else "1-2", "-q",
+                 "-o", tmp_path / "m.npz")
+    assert result.exit_code == 0, result.output
+    assert "a row index" in result.stderr and "non-numeric" not in result.stderr
+    fitted = load_model(tmp_path / "m.npz")
+    assert list(fitted.feature_names_in_) == ["a", "b"]
+    chosen = cli("fit", data, "-k", 2, "-q", "--columns", "unnamed_0,a",
+                 "-o", tmp_path / "n.npz")
+    assert chosen.exit_code == 0 and "row index" not in chosen.stderr
+
+
+def test_unnamed_first_column_of_measurements_is_still_a_feature(X, tmp_path):
+    data = tmp_path / "d.csv"
+    rows = [f"{u},{v}" for u, v in X.tolist()]
+    data.write_text(",b\n" + "\n".join(rows) + "\n")
+    result = cli("fit", data, "-k", 2, "-q", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 0 and "2 features" in result.stdout
+    assert "row index" not in result.stderr

@@ -136,15 +136,44 @@ def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
         data = open_rows(path, columns, weights, chunk_size, spill)
     else:
         table = read_table(path)
+        chosen: str | list[str] | None = columns
         if columns is None:
             _refuse_separated_numbers(table)
-        data = select_columns(table, columns, weights)
-    if data.skipped and columns is None:
-        warn(command, f"ignoring non-numeric column(s) {_skipped(data.skipped, table)}")
+            chosen = _without_row_index(command, table, weights)
+        data = select_columns(table, chosen, weights)
+    text = [n for n in data.skipped if table is None or not _row_index(table)
+            or n != table.names[0]]
+    if text and columns is None:
+        warn(command, f"ignoring non-numeric column(s) {_skipped(text, table)}")
     if isinstance(data, Dataset):
         check_numbers(data, allow_missing=missing == "marginalize")
         _refuse_empty_rows(data)
     return data
+
+
+def _row_index(table: Table) -> bool:
+    """Whether the first column is a row index as pandas' ``to_csv`` writes it:
+    no name in the header, distinct whole numbers."""
+    if not (table.named and len(table.names) > 1 and table.names[0] == "unnamed_0"
+            and table.numeric[0]):
+        return False
+    first = table.columns[0]
+    return bool(np.all(np.isfinite(first)) and np.all(first == np.round(first))
+                and len(np.unique(first)) == len(first))
+
+
+def _without_row_index(command: str, table: Table, weights: str | None
+                       ) -> list[str] | None:
+    """The numeric columns but a row index (see :func:`_row_index`) and the
+    weights, or None (all numeric columns) when the file has no row index."""
+    if not _row_index(table):
+        return None
+    w_pos = None if weights is None else table.index(weights, "weights column")
+    warn(command, f"ignoring the first column of {table.path!r}: it has no name "
+                  "and holds distinct whole numbers, a row index (as pandas' to_csv "
+                  "writes); choose it with --columns to fit it")
+    return [n for i, n in enumerate(table.names)
+            if i > 0 and table.numeric[i] and i != w_pos]
 
 
 def _refuse_empty_rows(data: Dataset) -> None:
