@@ -287,3 +287,25 @@ def test_unnamed_first_column_of_measurements_is_still_a_feature(X, tmp_path):
     result = cli("fit", data, "-k", 2, "-q", "-o", tmp_path / "m.npz")
     assert result.exit_code == 0 and "2 features" in result.stdout
     assert "row index" not in result.stderr
+
+
+# ------------------------------------------------ streamed and in-memory reads agree
+
+
+def test_streamed_missing_value_message_offers_marginalize_like_in_memory(X, tmp_path):
+    # Read whole, the message offered --missing marginalize; streamed, it did not.
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    model = saved_model(X, tmp_path / "m.npz")
+    a = X[:, 0].copy()
+    a[7] = np.nan
+    pq.write_table(pa.table({"x0": a, "x1": X[:, 1]}), tmp_path / "d.parquet")
+    whole = cli("predict", model, tmp_path / "d.parquet")
+    streamed = cli("predict", model, tmp_path / "d.parquet", "--chunk-size", 3)
+    for result in (whole, streamed):
+        assert result.exit_code == 2
+        assert "data row 8 (counting from 1)" in result.stderr
+        assert "--missing marginalize" in result.stderr
+    labels = [cli("predict", model, tmp_path / "d.parquet", "--missing", "marginalize",
+                  *chunk).stdout for chunk in ([], ["--chunk-size", "3"])]
+    assert labels[0] == labels[1] and len(labels[0].splitlines()) == len(X) + 1

@@ -263,8 +263,10 @@ class FileRows:
         bad = first_non_finite(X)
         if bad is not None:
             row, col, what = bad
+            hint = (" (or treat them as missing at random with --missing marginalize)"
+                    if "NaN" in what and labels[col].startswith("column") else "")
             raise DataError(f"{position(self.path, None, start + row)}, {labels[col]}, "
-                            f"is {what}; {_FIX}")
+                            f"is {what}; {_FIX}{hint}")
 
     def _check_weights(self, w: np.ndarray, start: int) -> None:
         role = f"weights column {self.header.names[self.w_pos or 0]!r}"
