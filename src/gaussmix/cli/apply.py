@@ -19,6 +19,7 @@ from ..files.tables import check_output_path, open_table_writer, write_table
 from ..plotting import FIGURE_FORMATS
 from .fit import criteria_of, information_criteria
 from .inputs import (
+    Data,
     check_not_input,
     load_model,
     model_data,
@@ -62,6 +63,7 @@ def predict_command(model_path: str, data: str, output: str | None, proba: bool,
     check_not_input(output, data)
     model = _loaded(model_path, chunk_size, missing)
     dataset = model_data(model, data, columns, chunk_size=chunk_size, stream=True)
+    _warn_blank_lines("predict", dataset)
 
     def per_row(X: np.ndarray) -> dict[str, np.ndarray]:
         with quiet_feature_names():
@@ -111,6 +113,8 @@ def score_command(model_path: str, data: str, output: str | None,
     model = _loaded(model_path, chunk_size, missing)
     dataset = model_data(model, data, columns, weights, chunk_size=chunk_size,
                          stream=True)
+    if output is not None:
+        _warn_blank_lines("score", dataset)
     if isinstance(dataset, StreamedData):
         crit = _streamed_score(model, dataset, output)
     else:
@@ -195,6 +199,18 @@ def _loaded(model_path: str, chunk_size: int | None, missing: str | None) -> Any
     if missing is not None:
         model.set_params(missing=missing)
     return model
+
+
+def _warn_blank_lines(command: str, data: Data) -> None:
+    """Say when skipped blank lines make output rows differ from file lines,
+    so that pasting the output beside the file does not silently shift it."""
+    blank = getattr(data, "blank_lines", [])
+    if blank:
+        shown = ", ".join(map(str, blank[:5])) + (", ..." if len(blank) > 5 else "")
+        warn(command, f"{len(blank)} blank line(s) between the data rows of "
+                      f"{data.path!r} (line {shown}) were skipped: the output has "
+                      "one row per data row, not per file line; delete the blank "
+                      "lines to line it up with the file")
 
 
 def _size(text: str) -> tuple[int, int]:

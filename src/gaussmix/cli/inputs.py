@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from rich.console import Console
 
 from ..files.model import model_file_path
-from ..files.readers import name_list
+from ..files.readers import name_list, separated_numbers
 from ..files.streams import StreamedData, file_header, open_rows, should_stream
 from ..files.tables import (
     DataError,
@@ -135,12 +136,71 @@ def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
         data = open_rows(path, columns, weights, chunk_size, spill)
     else:
         table = read_table(path)
-        data = select_columns(table, columns, weights)
-    if data.skipped and columns is None:
-        warn(command, f"ignoring non-numeric column(s) {_skipped(data.skipped, table)}")
+        chosen: str | list[str] | None = columns
+        if columns is None:
+            _refuse_separated_numbers(table)
+            chosen = _without_row_index(command, table, weights)
+        data = select_columns(table, chosen, weights)
+    text = [n for n in data.skipped if table is None or not _row_index(table)
+            or n != table.names[0]]
+    if text and columns is None:
+        warn(command, f"ignoring non-numeric column(s) {_skipped(text, table)}")
     if isinstance(data, Dataset):
         check_numbers(data, allow_missing=missing == "marginalize")
+        _refuse_empty_rows(data)
     return data
+
+
+def _row_index(table: Table) -> bool:
+    """Whether the first column is a row index as pandas' ``to_csv`` writes it:
+    no name in the header, distinct whole numbers."""
+    if not (table.named and len(table.names) > 1 and table.names[0] == "unnamed_0"
+            and table.numeric[0]):
+        return False
+    first = table.columns[0]
+    return bool(np.all(np.isfinite(first)) and np.all(first == np.round(first))
+                and len(np.unique(first)) == len(first))
+
+
+def _without_row_index(command: str, table: Table, weights: str | None
+                       ) -> list[str] | None:
+    """The numeric columns but a row index (see :func:`_row_index`) and the
+    weights, or None (all numeric columns) when the file has no row index."""
+    if not _row_index(table):
+        return None
+    w_pos = None if weights is None else table.index(weights, "weights column")
+    warn(command, f"ignoring the first column of {table.path!r}: it has no name "
+                  "and holds distinct whole numbers, a row index (as pandas' to_csv "
+                  "writes); choose it with --columns to fit it")
+    return [n for i, n in enumerate(table.names)
+            if i > 0 and table.numeric[i] and i != w_pos]
+
+
+def _refuse_empty_rows(data: Dataset) -> None:
+    """Rows with every feature missing, by file line: the estimator refuses
+    them too, but names 0-based rows of an array."""
+    empty = np.flatnonzero(np.isnan(data.X).all(axis=1))
+    if empty.size:
+        others = f" (and {empty.size - 1} other row(s))" if empty.size > 1 else ""
+        raise DataError(
+            f"{data.where(int(empty[0]))}{others} has every feature missing; such "
+            "rows tell nothing about the mixture: delete them to fit (predict and "
+            "score accept them)"
+        )
+
+
+def _refuse_separated_numbers(table: Table) -> None:
+    """Refuse to fit without a column of numbers that only separators hide:
+    skipping it would fit the other columns as if it were text."""
+    bad = [i for i, numeric in enumerate(table.numeric)
+           if not numeric and separated_numbers(table.columns[i])]
+    if bad:
+        raise DataError(
+            f"column(s) {name_list([table.names[i] for i in bad])} of "
+            f"{table.path!r} are not numeric ({table.problems[bad[0]]}); gaussmix reads "
+            "numbers like 1234.5: save the file with '.' as decimal separator and "
+            "no thousands separators, or leave the column(s) out with --columns"
+        )
 
 
 def _skipped(names: list[str], table: Table | None) -> str:
@@ -184,9 +244,24 @@ def model_data(model: Any, path: str, columns: str | None = None,
             f"({', '.join(data.names)}) but the model was fitted on "
             f"{expected}{fitted}; choose {expected} columns with --columns"
         )
+    if columns is not None and fitted_names is not None and table.named:
+        _check_order(path, data.names, [str(n) for n in fitted_names])
     if isinstance(data, Dataset):
         check_numbers(data, allow_missing=marginalize)
     return data
+
+
+def _check_order(path: str, chosen: list[str], fitted: list[str]) -> None:
+    """Refuse ``--columns`` that put a column of the model's name at another
+    of its features: the model would apply one feature's parameters to another."""
+    for i, (name, expected) in enumerate(zip(chosen, fitted, strict=True)):
+        if name != expected and name in fitted:
+            raise DataError(
+                f"--columns puts column {name!r} of {path!r} where the model expects "
+                f"{expected!r} (feature {i + 1}); the model was fitted on "
+                f"{name_list(fitted)}: give them in that order, or leave out "
+                "--columns to find them by name"
+            )
 
 
 def _columns_by_name(table: Table, fitted_names: Any, expected: int) -> list[str] | None:

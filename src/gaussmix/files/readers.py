@@ -27,9 +27,11 @@ from .formats import (
 )
 from .formats import quote as _quote
 
-__all__ = ["Table", "check_unique_names", "name_list", "position", "read_table"]
+__all__ = ["Table", "check_unique_names", "name_list", "pandas_row_labels", "position",
+           "read_table", "separated_numbers"]
 
-_MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
+# '#N/A' is what spreadsheets write for a missing cell, '<NA>' what pandas prints
+_MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "#na", "<na>"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,10 @@ class Table:
     lines : ndarray of int or None
         For text files, the line of the file (1-based, header counted) each
         data row was read from; None for ``.npy`` and Parquet files.
+    blank_lines : list of int
+        Blank lines between data rows of a text file with two or more
+        columns, which were skipped (so data rows and file lines differ). In a
+        one-column file a blank line is a row with a missing value instead.
     """
 
     path: str
@@ -64,6 +70,7 @@ class Table:
     named: bool
     problems: dict[int, str] = field(default_factory=dict)
     lines: np.ndarray | None = None
+    blank_lines: list[int] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -174,9 +181,10 @@ def _read_csv(path: PathLike) -> Table:
     # newline="": lines end at \r\n, \n or a lone \r (old Mac exports)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        numbered = [(reader.line_num, r) for r in reader if not _is_blank(r)]
+        everything = [(reader.line_num, r) for r in reader]
     except csv.Error as exc:
         raise DataError(f"{_quote(path)} is not valid CSV: {exc}") from None
+    numbered = [(n, r) for n, r in everything if not _is_blank(r)]
     if not numbered:
         raise DataError(f"{_quote(path)} is empty; it holds no header and no rows")
     lines, rows = [n for n, _ in numbered], [r for _, r in numbered]
@@ -190,11 +198,18 @@ def _read_csv(path: PathLike) -> Table:
     if width > 1 and all(not row[-1].strip() for row in rows):
         # every line ends with a delimiter (as some spreadsheets write): no column
         rows, width = [row[:-1] for row in rows], width - 1
+    inner = [n for n, r in everything if _is_blank(r) and lines[0] < n < lines[-1]]
+    if width == 1 and inner:
+        # one column: a blank line is how an empty cell is written, a missing
+        # value; skipping it would shift every later output row against the file
+        lines, rows = _with_rows(lines, rows, inner, [""])
+        inner = []
     named = _has_header(rows)
     names = _header_names(path, rows[0]) if named else [f"x{i}" for i in range(width)]
     body, body_lines = (rows[1:], lines[1:]) if named else (rows, lines)
     table = Table(path=os.fspath(path), names=names, columns=[], numeric=[],
-                  named=named, lines=np.asarray(body_lines, dtype=np.int64))
+                  named=named, lines=np.asarray(body_lines, dtype=np.int64),
+                  blank_lines=inner)
     by_column = list(zip(*body, strict=True)) if body else [()] * width
     for i, values in enumerate(by_column):
         array, problem = _parse_column(list(values), body_lines)
@@ -203,6 +218,14 @@ def _read_csv(path: PathLike) -> Table:
         if problem is not None:
             table.problems[i] = problem
     return table
+
+
+def _with_rows(lines: list[int], rows: list[list[str]], extra: list[int],
+               row: list[str]) -> tuple[list[int], list[list[str]]]:
+    """``lines``/``rows`` with ``row`` added at each line of ``extra``, in file order."""
+    merged = sorted([*zip(lines, rows, strict=True), *((n, row) for n in extra)],
+                    key=lambda pair: pair[0])
+    return [n for n, _ in merged], [r for _, r in merged]
 
 
 def _is_blank(row: list[str]) -> bool:
@@ -219,8 +242,8 @@ def _delimiter(text: str, fmt: str) -> str:
     if fmt == "tsv":
         return "\t"
     first = re.split(r"\r\n?|\n", text, maxsplit=1)[0]
-    if "," in first:
-        return ","
+    # ';' or a tab before ',': files separated by them write decimal commas
+    # (1,5;2,5), which split on ',' would become integer and fraction columns
     return next((d for d in (";", "\t") if d in first), ",")
 
 
@@ -237,7 +260,29 @@ def _is_number(value: str) -> bool:
 
 
 def _is_text(value: str) -> bool:
-    return not _is_missing(value) and not _is_number(value)
+    """Text, not a number: also not one written with separators ('1,5') nor
+    numbers between spaces ('1 2'), so that a headerless file of them is not
+    read as its own header."""
+    words = value.split()
+    return (not _is_missing(value) and not _is_number(value)
+            and not _SEPARATED.fullmatch(value.strip())
+            and not all(map(_is_number, words)))
+
+
+# A number written with a decimal comma or thousands separators: 1,5  1.234,5  1'234
+_SEPARATED = re.compile(r"[+-]?(\d+,\d+|\d{1,3}([,.'])\d{3}(\2\d{3})*([.,]\d+)?)")
+
+
+def separated_numbers(values: Sequence[object] | np.ndarray) -> bool:
+    """Whether a text column holds numbers written with a decimal comma or
+    thousands separators, which are not read as numbers, and no other text.
+
+    >>> separated_numbers(["1,5", "2", "NA"]), separated_numbers(["1,5", "x"])
+    (True, False)
+    """
+    cells = [str(v).strip() for v in values]
+    odd = [c for c in cells if not _is_missing(c) and not _is_number(c)]
+    return bool(odd) and all(_SEPARATED.fullmatch(c) for c in odd)
 
 
 def _has_header(rows: list[list[str]]) -> bool:
@@ -277,8 +322,19 @@ def _parse_column(
         return np.array(cleaned, dtype=np.float64), None
     except ValueError:
         row = next(i for i, v in enumerate(cleaned) if not _is_number(v))
-        problem = f"line {lines[row]} holds {values[row].strip()!r}"
+        problem = f"line {lines[row]} holds {values[row].strip()!r}" + _why(values)
         return np.array(values, dtype=object), problem
+
+
+def _why(values: list[str]) -> str:
+    """Why numbers in a text column were not read, when it looks like numbers."""
+    if separated_numbers(values):
+        return ", a number with a decimal comma or thousands separator"
+    words = [v.split() for v in values if not _is_missing(v)]
+    if all(len(w) > 1 and all(map(_is_number, w)) for w in words):
+        return (", numbers separated by spaces: gaussmix reads fields separated "
+                "by ',', ';' or tabs")
+    return ""
 
 
 # ---------------------------------------------------------------- NPY
@@ -345,13 +401,28 @@ def _array_table(
 # ---------------------------------------------------------------- Parquet
 
 
+def pandas_row_labels(schema: object) -> list[str]:
+    """Columns of a Parquet schema that hold a pandas DataFrame's unnamed row
+    index (``__index_level_0__``, written for any index but a plain range):
+    row labels, not data, so the tables leave them out.
+
+    Named index columns are kept: their name says what they hold.
+    """
+    meta = getattr(schema, "pandas_metadata", None) or {}
+    return [c for c in meta.get("index_columns", [])
+            if isinstance(c, str) and c.startswith("__index_level_")]
+
+
 def _read_parquet(path: PathLike) -> Table:
     pq = require("pyarrow.parquet", "io", "reading Parquet files")
     pa = require("pyarrow", "io", "reading Parquet files")
     try:
         # pyarrow's own message for duplicate names reads like a corrupt file
-        check_unique_names(path, pq.ParquetFile(os.fspath(path)).schema_arrow.names)
-        arrow = pq.read_table(os.fspath(path))
+        schema = pq.ParquetFile(os.fspath(path)).schema_arrow
+        check_unique_names(path, schema.names)
+        index = set(pandas_row_labels(schema))
+        arrow = pq.read_table(os.fspath(path),
+                              columns=[n for n in schema.names if n not in index])
     except (pa.ArrowException, OSError) as exc:
         if isinstance(exc, PermissionError):
             raise

@@ -37,7 +37,7 @@ from ..engine.sources import (
     check_chunk_weights,
 )
 from ..engine.xp import array_namespace
-from .readers import check_unique_names
+from .readers import check_unique_names, pandas_row_labels
 from .spill import SpilledReads, row_spill
 
 __all__ = ["ParquetSource", "ZarrSource"]
@@ -117,8 +117,10 @@ class ParquetSource(SpilledReads):
             if not numeric(name):
                 raise ValueError(f"column {name!r} of {self.path!r} is not numeric "
                                  f"(its type is {schema.field(name).type}).")
-        if columns is None:
-            columns = [n for n in names if numeric(n) and n != weights]
+        if columns is None:  # not a pandas row index: row labels, not data
+            labels = set(pandas_row_labels(schema))
+            columns = [n for n in names
+                       if numeric(n) and n != weights and n not in labels]
         self.columns = list(columns)
         if not self.columns:
             raise ValueError(f"{self.path!r} has no numeric feature column.")

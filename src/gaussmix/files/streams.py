@@ -28,7 +28,7 @@ from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk
 from ..engine.xp import array_namespace
 from .formats import DataError, DataFileNotFoundError, PathLike, file_format, first_non_finite
 from .formats import quote as _quote
-from .readers import Table, check_unique_names, name_list, position
+from .readers import Table, check_unique_names, name_list, pandas_row_labels, position
 from .spill import row_spill
 
 __all__ = ["STREAM_BYTES", "FileRows", "StreamedData", "file_header", "open_rows",
@@ -80,14 +80,16 @@ def file_header(path: PathLike) -> Table:
             raise
         raise DataError(f"{_quote(path)} is not a readable Parquet file; check that it "
                         "was written completely") from None
+    check_unique_names(path, schema.names)
+    index = set(pandas_row_labels(schema))
+    fields = [f for f in schema if f.name not in index]
     numeric = [any(test(f.type) for test in (
         pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal,
-        pa.types.is_boolean)) for f in schema]
-    problems = {i: f"its type is {f.type}" for i, f in enumerate(schema)
+        pa.types.is_boolean)) for f in fields]
+    problems = {i: f"its type is {f.type}" for i, f in enumerate(fields)
                 if not numeric[i]}
-    check_unique_names(path, schema.names)
-    return Table(path=path, names=list(schema.names), columns=[], numeric=numeric,
-                 named=True, problems=problems)
+    return Table(path=path, names=[f.name for f in fields], columns=[],
+                 numeric=numeric, named=True, problems=problems)
 
 
 @dataclass(frozen=True)
@@ -261,8 +263,10 @@ class FileRows:
         bad = first_non_finite(X)
         if bad is not None:
             row, col, what = bad
+            hint = (" (or treat them as missing at random with --missing marginalize)"
+                    if "NaN" in what and labels[col].startswith("column") else "")
             raise DataError(f"{position(self.path, None, start + row)}, {labels[col]}, "
-                            f"is {what}; {_FIX}")
+                            f"is {what}; {_FIX}{hint}")
 
     def _check_weights(self, w: np.ndarray, start: int) -> None:
         role = f"weights column {self.header.names[self.w_pos or 0]!r}"

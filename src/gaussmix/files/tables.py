@@ -10,13 +10,16 @@ turns a file's columns into the matrix an estimator takes; the readers live in
 
 Formats, chosen by the file name's suffix:
 
-- ``.csv`` (comma, or ``;``/tab when the first line has no comma) and ``.tsv``
+- ``.csv`` (comma, or ``;``/tab when the first line holds one) and ``.tsv``
   (tab): UTF-8 text. A first row is taken as a header when every field in it is
   text, or when some column holds text in the first row and a number in the
   second; otherwise columns are named ``x0, x1, ...``. Empty fields and ``NA``,
-  ``N/A``, ``null``, ``None``, ``nan`` are missing values (NaN); blank lines are
-  skipped, but a line of delimiters only (``,,``) is a row of missing values;
-  a delimiter that ends every line (header included) adds no column.
+  ``N/A``, ``#N/A``, ``<NA>``, ``null``, ``None``, ``nan`` are missing values
+  (NaN); a line of delimiters only (``,,``) is a row of missing values, and so
+  is a blank line between the rows of a one-column file (the only way to write
+  its empty cell); other blank lines are skipped (``Table.blank_lines`` lists
+  those between rows); a delimiter that ends every line (header included)
+  adds no column.
 - ``.npy``: a 1-D or 2-D numeric array (columns ``x0, x1, ...``) or a
   structured array (columns named by its fields). Read without pickle.
 - ``.parquet`` / ``.pq``: through pyarrow (``pip install 'gaussmix[io]'``);
@@ -34,7 +37,7 @@ never leaves a partial file behind.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -69,8 +72,9 @@ _FIX = "fill in or remove those rows in the file, or leave the column out with -
 class Dataset:
     """The numeric matrix read from a file, ready for an estimator.
 
-    ``lines`` holds, for text files, the file line of each row (see
-    :class:`Table`); ``weights_name`` the weights column's name.
+    ``lines`` holds, for text files, the file line of each row, and
+    ``blank_lines`` the skipped blank lines between rows (see :class:`Table`);
+    ``weights_name`` the weights column's name.
     """
 
     X: np.ndarray
@@ -81,6 +85,7 @@ class Dataset:
     path: str
     lines: np.ndarray | None = None
     weights_name: str | None = None
+    blank_lines: list[int] = field(default_factory=list)
 
     def where(self, row: int) -> str:
         """``"line 5 of 'data.csv'"`` or ``"data row 4 (counting from 1) of ..."``."""
@@ -113,9 +118,11 @@ def select_columns(
         chosen = [i for i, ok in enumerate(table.numeric) if ok and i != w_pos]
         if not chosen:
             besides = " besides the weights" if w_pos is not None else ""
+            first = next(iter(table.problems.values()), None)
             raise DataError(
                 f"{_quote(path)} has no numeric column{besides} (its columns are "
-                f"{name_list(table.names)}); convert the data to numbers"
+                f"{name_list(table.names)}{'; ' + first if first else ''}); convert "
+                "the data to numbers"
             )
     else:
         if not columns:
@@ -129,6 +136,7 @@ def select_columns(
         weights=None if w is None else np.asarray(w, dtype=np.float64),
         named=table.named, skipped=skipped, path=table.path, lines=table.lines,
         weights_name=None if w_pos is None else table.names[w_pos],
+        blank_lines=table.blank_lines,
     )
 
 
