@@ -58,21 +58,29 @@ def test_float32_fit_far_from_the_origin_equals_the_reference(monkeypatch, ct, o
     # mean moved by that rounding (0.04 sd at 1e6; tied at 1e8 went 0.7 sd
     # astray), where scikit-learn's float32 fit is exact to 2e-8 sd.
     monkeypatch.setenv("GAUSSMIX_KERNEL", kernel)
-    X = two_clusters(offset).astype(np.float32)
+    gm, expected = fit_and_reference(two_clusters(offset).astype(np.float32), ct, 4)
+    np.testing.assert_allclose(gm.weights_, expected.weights, rtol=1e-6)
+
+
+def fit_and_reference(X: np.ndarray, ct: str, iterations: int
+                      ) -> tuple[GaussianMixture, ref.RefParams]:
+    """A fit of float32 rows from the halves' exact M-step and the centred
+    float64 reference on the same rows; asserts the means (1e-5 sd), the
+    covariances (1e-5 relative) and the lower bound (1e-5) agree."""
     X64 = X.astype(np.float64)
     start, precisions = start_of(X64, ct)
     gm = GaussianMixture(2, covariance_type=ct, weights_init=start.weights,
                          means_init=start.means, precisions_init=precisions,
-                         max_iter=4, tol=0)
+                         max_iter=iterations, tol=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm.fit(X)
-    expected = ref.em(X64, start, ct, 4)
+    expected = ref.em(X64, start, ct, iterations)
     sd = standard_deviations(expected.covariances, ct)
     assert np.max(np.abs(gm.means_ - expected.means) / sd) < 1e-5
     np.testing.assert_allclose(gm.covariances_, expected.covariances, rtol=1e-5)
-    np.testing.assert_allclose(gm.weights_, expected.weights, rtol=1e-6)
     assert abs(gm.lower_bound_ - expected.lower_bound) < 1e-5
+    return gm, expected
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -106,20 +114,8 @@ def test_float32_features_of_very_different_scales_equal_the_reference(monkeypat
     # residuals were taken in float32 about the means rounded to float32:
     # tied and diag means off by 0.07 sd, the bound by 1e-3.
     monkeypatch.setenv("GAUSSMIX_KERNEL", kernel)
-    X = (two_clusters(0.0) * [1e3, 1.0, 1e-3] + 1e4).astype(np.float32)
-    X64 = X.astype(np.float64)
-    start, precisions = start_of(X64, ct)
-    gm = GaussianMixture(2, covariance_type=ct, weights_init=start.weights,
-                         means_init=start.means, precisions_init=precisions,
-                         max_iter=3, tol=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gm.fit(X)
-    expected = ref.em(X64, start, ct, 3)
-    sd = standard_deviations(expected.covariances, ct)
-    assert np.max(np.abs(gm.means_ - expected.means) / sd) < 1e-5
-    np.testing.assert_allclose(gm.covariances_, expected.covariances, rtol=1e-5)
-    assert abs(gm.lower_bound_ - expected.lower_bound) < 1e-5
+    fit_and_reference((two_clusters(0.0) * [1e3, 1.0, 1e-3] + 1e4).astype(np.float32),
+                      ct, 3)
 
 
 @pytest.mark.parametrize("ct", COVARIANCE_TYPES)
