@@ -11,6 +11,7 @@ counting tested here.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -279,3 +280,33 @@ def test_fits_inside_pool_workers_and_callbacks_do_not_deadlock(X):
 
     outer = _in_threads(lambda: _fit(X, 3, callback=callback))[0]
     assert _same(alone, inner[0]) and _same(alone, outer)
+
+
+def test_libraries_loaded_after_the_first_lookup_are_limited_from_the_next_fit(
+        monkeypatch):
+    # The libraries were looked up once per process: a pool loaded later (torch's
+    # OpenMP, imported after a first fit) ran its own threads beside the chunk
+    # threads (seen: select's every-pool check failed after the doctests had
+    # imported torch). They are looked up again after new imports, and only then.
+    import types
+
+    import threadpoolctl
+
+    from gaussmix.engine import threads
+
+    scans = []
+    real = threadpoolctl.ThreadpoolController
+
+    def counting():
+        scans.append(1)
+        return real()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", counting)
+    first = threads._libraries(None)
+    before = len(scans)
+    assert threads._libraries(None) == first and len(scans) == before  # no import
+    monkeypatch.setitem(sys.modules, "_gaussmix_probe_module", types.ModuleType("m"))
+    threads._libraries(None)
+    assert len(scans) == before + 1  # an import since: looked up again
+    threads._libraries(None)
+    assert len(scans) == before + 1

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import math
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -79,14 +80,6 @@ def _ratio(quota: str, period: str) -> float | None:
     return q / p if q > 0 and p > 0 else None
 
 
-@functools.cache
-def _controller():  # noqa: ANN202 - a threadpoolctl.ThreadpoolController
-    from threadpoolctl import ThreadpoolController
-
-    # Finds the thread-pool libraries (BLAS, OpenMP) loaded so far, once.
-    return ThreadpoolController()
-
-
 _held = threading.local()  # which limits this thread is inside, and how deep
 
 # The limits are process-wide, so holds in several threads are counted
@@ -111,8 +104,8 @@ def single_threaded(user_api: str | None = "blas") -> Iterator[None]:
     selection) instead: the per-chunk products are too small for threaded
     BLAS, and idle BLAS threads spin on the cores the chunk threads need. Hold
     it around a whole fit, not just the E-steps. The libraries are looked up
-    once, on first use; any loaded after that are not limited. Entered again
-    inside a limit at least as wide, in the same thread (a pass inside a fit),
+    on first use and again after new imports (see :func:`_libraries`).
+    Entered again inside a limit at least as wide, in the same thread (a pass inside a fit),
     it does nothing: setting the limits costs 30-80 us a time, which
     ``partial_fit`` on small batches paid twice per call. Held in several
     threads at once, the limit lasts until the last of them leaves, which
@@ -182,7 +175,7 @@ def _keep_own_holds_after_fork() -> None:
     own: dict[str, int] = {}
     for user_api, depth in getattr(_held, "depth", {}).items():
         if depth:
-            for lib in _libraries(user_api):  # looked up already: cached
+            for lib in _libraries(user_api, refresh=False):  # as held
                 own[lib.filepath] = own.get(lib.filepath, 0) + 1
     for path in list(_holds):
         if own.get(path):
@@ -197,14 +190,29 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_keep_own_holds_after_fork)
 
 
-@functools.cache
-def _libraries(user_api: str | None) -> tuple:  # type: ignore[type-arg]
+# user_api -> (len(sys.modules) at the lookup, threadpoolctl's controllers)
+_found: dict[str | None, tuple[int, tuple]] = {}  # type: ignore[type-arg]
+
+
+def _libraries(user_api: str | None, *, refresh: bool = True) -> tuple:  # type: ignore[type-arg]
     """threadpoolctl's controllers of the libraries of ``user_api`` (None:
-    all), looked up once."""
-    controller = _controller()
+    all). Looked up again only when modules were imported since the last
+    lookup (a library with its own pool, such as torch's OpenMP, may have come
+    with them; the lookup costs about a millisecond, and a stream of
+    ``partial_fit`` calls imports nothing); ``refresh=False`` takes the last
+    lookup as it is."""
+    modules = len(sys.modules)
+    found = _found.get(user_api)
+    if found is not None and (found[0] == modules or not refresh):
+        return found[1]
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
     if user_api is not None:
         controller = controller.select(user_api=user_api)
-    return tuple(controller.lib_controllers)
+    libraries = tuple(controller.lib_controllers)
+    _found[user_api] = (modules, libraries)
+    return libraries
 
 
 #: The engine's name for :func:`single_threaded` with BLAS only (the default).
