@@ -310,3 +310,21 @@ def test_libraries_loaded_after_the_first_lookup_are_limited_from_the_next_fit(
     assert len(scans) == before + 1  # an import since: looked up again
     threads._libraries(None)
     assert len(scans) == before + 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_work_counter_locks_are_new_in_a_forked_child():
+    # The auto mode's work counters are guarded by locks; one held by another
+    # thread at the instant of a fork stayed held in the child, whose next
+    # count (its first E-step) then hung. Held here by the forking thread.
+    from gaussmix.engine.fused import kernel
+    from gaussmix.engine.incomplete import compiled
+
+    with kernel._work_lock, compiled._lock:
+        pid = os.fork()
+        if pid == 0:  # the child: both locks free
+            free = (kernel._work_lock.acquire(timeout=2)
+                    and compiled._lock.acquire(timeout=2))
+            os._exit(0 if free else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -49,6 +49,17 @@ _work_seen = [0.0]
 _work_lock = threading.Lock()
 
 
+def _new_lock_in_child() -> None:
+    # a child made by fork has only the forking thread: a lock another thread
+    # held at that instant would stay held there, and the next count hang
+    global _work_lock
+    _work_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def loops_loaded() -> bool:
     """Whether the compiled loops are imported in this process (every set of
     them imports :mod:`.tile_steps`, the incomplete rows' too)."""

@@ -15,6 +15,7 @@ since each is loaded (or compiled) on its own.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from types import ModuleType
 
@@ -29,6 +30,17 @@ LOAD_AFTER_WORK = 1 << 29
 
 _work_seen = [0]
 _lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    # a child made by fork has only the forking thread: a lock another thread
+    # held at that instant would stay held there, and the next count hang
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def loops_for(n_rows: int, n_components: int, n_features: int) -> ModuleType | None:
