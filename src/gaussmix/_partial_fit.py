@@ -116,7 +116,7 @@ class PartialFitMixin:
             check_parameters(est, None if not fitted else STEP_PARAMETERS)
             if fitted:  # a stream continues from the fitted parameters
                 est._check_continuable(
-                    est._piece, "partial_fit",
+                    "partial_fit",
                     "Call fit, or partial_fit on clone(estimator), to start afresh")
         piece = est._piece
         batch, unchecked = self._batch_source(X, sample_weight, first=not fitted)

@@ -331,7 +331,7 @@ or torch tensor
     ) -> EMRun:
         """EM from the last fit (warm start) or from ``n_init`` fresh starts."""
         if self._continues():
-            self._check_continuable(piece)
+            self._check_continuable()
             # The first change is measured from the last fit's bound, which is
             # that of the parameters before its last M-step; after max_iter=0
             # it is the current parameters' own (scikit-learn's is -inf there),
@@ -348,7 +348,7 @@ or torch tensor
     def _continues(self) -> bool:
         return bool(self.warm_start) and hasattr(self, "converged_")
 
-    def _check_continuable(self, piece: CovarianceType, what: str = "warm_start=True",
+    def _check_continuable(self, what: str = "warm_start=True",
                            afresh: str = "Set warm_start=False to start afresh"
                            ) -> None:
         """A warm start (or partial_fit) continues from the fitted parameters:
