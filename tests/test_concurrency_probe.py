@@ -320,11 +320,11 @@ def test_work_counter_locks_are_new_in_a_forked_child():
     from gaussmix.engine.fused import kernel
     from gaussmix.engine.incomplete import compiled
 
-    with kernel._work_lock, compiled._lock:
+    with kernel._work._lock, compiled._work._lock:
         pid = os.fork()
         if pid == 0:  # the child: both locks free
-            free = (kernel._work_lock.acquire(timeout=2)
-                    and compiled._lock.acquire(timeout=2))
+            free = (kernel._work._lock.acquire(timeout=2)
+                    and compiled._work._lock.acquire(timeout=2))
             os._exit(0 if free else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0

@@ -21,7 +21,12 @@ from gaussmix.engine.covariance import ComputeSpec, get_covariance_type
 from gaussmix.engine.estep import EStepKernel
 from gaussmix.engine.fused.kernel import MIN_ROWS, FusedEStepKernel, tile_rows
 from gaussmix.engine.params import MixtureParams
-from gaussmix.engine.threads import available_cores, cgroup_cpu_limit, resolve_threads
+from gaussmix.engine.threads import (
+    WorkCounter,
+    available_cores,
+    cgroup_cpu_limit,
+    resolve_threads,
+)
 
 pytest.importorskip("numba")
 
@@ -270,12 +275,12 @@ def test_auto_mode_loads_the_loops_once_worth_it(monkeypatch):
     reference = EStepKernel.build(piece, params, spec)
     monkeypatch.setenv("GAUSSMIX_KERNEL", "auto")
     monkeypatch.setattr(fused_kernel, "loops_loaded", lambda: False)
-    monkeypatch.setattr(fused_kernel, "_work_seen", [0.0])
+    monkeypatch.setattr(fused_kernel, "_work", WorkCounter())
     lazy = EStepKernel.build(piece, params, spec)
     assert not lazy.compiled
     assert lazy.statistics(X) == reference.statistics(X)  # the reference, bit for bit
-    assert 0 < fused_kernel._work_seen[0] < fused_kernel.LOAD_AFTER_FLOPS
-    fused_kernel._work_seen[0] = fused_kernel.LOAD_AFTER_FLOPS
+    assert 0 < fused_kernel._work.total < fused_kernel.LOAD_AFTER_FLOPS
+    fused_kernel._work.total = fused_kernel.LOAD_AFTER_FLOPS
     assert EStepKernel.build(piece, params, spec).compiled
 
 

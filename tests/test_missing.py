@@ -535,6 +535,7 @@ def test_compiled_loops_hand_hard_rows_to_the_reference(monkeypatch):
 
 def test_kernel_choice(monkeypatch):
     from gaussmix.engine.incomplete import compiled
+    from gaussmix.engine.threads import WorkCounter
 
     monkeypatch.setenv("GAUSSMIX_KERNEL", "reference")
     assert compiled.loops_for(10**9, 8, 16) is None
@@ -542,10 +543,10 @@ def test_kernel_choice(monkeypatch):
     with pytest.raises(ValueError, match="GAUSSMIX_KERNEL='nonsense'.*reference"):
         compiled.loops_for(1, 1, 1)
     monkeypatch.delenv("GAUSSMIX_KERNEL")
-    monkeypatch.setattr(compiled, "_work_seen", [0])
+    monkeypatch.setattr(compiled, "_work", WorkCounter())
     monkeypatch.setattr(compiled, "_import", _NeverImported())
     assert compiled.loops_for(100, 3, 4) is None  # small fits stay on NumPy
-    assert compiled._work_seen[0] == 100 * 3 * 16
+    assert compiled._work.total == 100 * 3 * 16
 
 
 class _NeverImported:

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,8 +106,8 @@ def single_threaded(user_api: str | None = "blas") -> Iterator[None]:
     BLAS, and idle BLAS threads spin on the cores the chunk threads need. Hold
     it around a whole fit, not just the E-steps. The libraries are looked up
     on first use and again after new imports (see :func:`_libraries`).
-    Entered again inside a limit at least as wide, in the same thread (a pass inside a fit),
-    it does nothing: setting the limits costs 30-80 us a time, which
+    Entered again inside a limit at least as wide, in the same thread (a pass
+    inside a fit), it does nothing: setting the limits costs 30-80 us a time, which
     ``partial_fit`` on small batches paid twice per call. Held in several
     threads at once, the limit lasts until the last of them leaves, which
     restores the thread counts from before the first.
@@ -213,6 +214,41 @@ def _libraries(user_api: str | None, *, refresh: bool = True) -> tuple:  # type:
     libraries = tuple(controller.lib_controllers)
     _found[user_api] = (modules, libraries)
     return libraries
+
+
+class WorkCounter:
+    """A process-wide tally that threads add to (the ``auto`` kernel mode's
+    work seen so far, one per set of compiled loops). Its lock is made anew
+    in a child made by ``fork``: one held by another thread at that instant
+    would stay held there, and the child's next count hang.
+
+    >>> work = WorkCounter()
+    >>> work.add(2.0), work.add(3.0), work.total
+    (2.0, 5.0, 5.0)
+    """
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._lock = threading.Lock()
+        _counters.add(self)
+
+    def add(self, amount: float) -> float:
+        """Add ``amount``; returns the new total."""
+        with self._lock:
+            self.total += amount
+            return self.total
+
+
+_counters: weakref.WeakSet[WorkCounter] = weakref.WeakSet()
+
+
+def _new_counter_locks() -> None:
+    for counter in _counters:
+        counter._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_counter_locks)
 
 
 #: The engine's name for :func:`single_threaded` with BLAS only (the default).

@@ -24,7 +24,6 @@ import functools
 import importlib
 import os
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 
 from ..estep import EStepKernel
 from ..stats import SuffStats
+from ..threads import WorkCounter
 
 #: Chunks with fewer rows than this use the reference kernel (a tile is
 #: computed whole, padding included).
@@ -45,19 +45,7 @@ MIN_ROWS = 64
 #: n=200k, d=16, K=8 fit; a fit of n=1000 never gets there).
 LOAD_AFTER_FLOPS = float(1 << 33)
 
-_work_seen = [0.0]
-_work_lock = threading.Lock()
-
-
-def _new_lock_in_child() -> None:
-    # a child made by fork has only the forking thread: a lock another thread
-    # held at that instant would stay held there, and the next count hang
-    global _work_lock
-    _work_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)
+_work = WorkCounter()
 
 
 def loops_loaded() -> bool:
@@ -69,7 +57,7 @@ def loops_loaded() -> bool:
 def load_loops_if_worth_it() -> bool:
     """Import the loops if done already or ``LOAD_AFTER_FLOPS`` reached;
     False if not (yet) or if numba fails to import."""
-    if not loops_loaded() and _work_seen[0] < LOAD_AFTER_FLOPS:
+    if not loops_loaded() and _work.total < LOAD_AFTER_FLOPS:
         return False
     return _loop("full", "chunk") is not None
 
@@ -77,8 +65,7 @@ def load_loops_if_worth_it() -> bool:
 def _count_work(kernel: EStepKernel, X: Any) -> None:
     K, d = kernel.state.shift.shape
     per_row = 4.0 * kernel.piece.numbers_per_row(K, d) * (d + 1)
-    with _work_lock:
-        _work_seen[0] += per_row * X.shape[0]
+    _work.add(per_row * X.shape[0])
 
 # A tile's work arrays take this share of one core's L2 cache, so that the
 # tile, its products and the statistics stay in cache between the steps.

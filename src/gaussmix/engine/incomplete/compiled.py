@@ -15,11 +15,10 @@ since each is loaded (or compiled) on its own.
 from __future__ import annotations
 
 import functools
-import os
-import threading
 from types import ModuleType
 
 from ..fused import ENVIRONMENT_VARIABLE, available, mode
+from ..threads import WorkCounter
 
 # Reference work (incomplete rows x K x d^2) after which ``auto`` loads the
 # loops: some 2-3 s in the reference (about 260k row passes at K = 8, d = 16:
@@ -28,19 +27,7 @@ from ..fused import ENVIRONMENT_VARIABLE, available, mode
 # the best time, and a cold compile is paid only by long fits.
 LOAD_AFTER_WORK = 1 << 29
 
-_work_seen = [0]
-_lock = threading.Lock()
-
-
-def _new_lock_in_child() -> None:
-    # a child made by fork has only the forking thread: a lock another thread
-    # held at that instant would stay held there, and the next count hang
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)
+_work = WorkCounter()
 
 
 def loops_for(n_rows: int, n_components: int, n_features: int) -> ModuleType | None:
@@ -62,9 +49,7 @@ def loops_for(n_rows: int, n_components: int, n_features: int) -> ModuleType | N
             raise ImportError(f"{ENVIRONMENT_VARIABLE}=fused requires numba: "
                               "pip install numba")
         return loops
-    with _lock:
-        _work_seen[0] += n_rows * n_components * n_features**2
-        due = _work_seen[0] >= LOAD_AFTER_WORK
+    due = _work.add(n_rows * n_components * n_features**2) >= LOAD_AFTER_WORK
     return _import() if due or _import.cache_info().currsize else None
 
 
