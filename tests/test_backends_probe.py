@@ -92,10 +92,10 @@ def test_nan_in_a_dask_array_is_named_before_initialisation(X, missing):
     # values"), raised by the initialisation sample before any block check.
     bad = X.copy()
     bad[5, 1] = np.nan
-    with pytest.raises(ValueError, match="Dask array contains NaN.*in-memory arrays only"):
+    with pytest.raises(ValueError, match="Dask array contains NaN.*Dask arrays and tensors reject"):
         _fit(da.from_array(bad, chunks=50), missing=missing)
     gm = _fit(X, missing="marginalize")  # predictions say the same
-    with pytest.raises(ValueError, match="NaN.*in-memory arrays only"):
+    with pytest.raises(ValueError, match="NaN.*Dask arrays and tensors reject them"):
         gm.predict(da.from_array(bad, chunks=50)).compute()
 
 

@@ -25,6 +25,7 @@ class InformationCriteriaMixin:
         def score_samples(self, X: Any) -> Any: ...
         def _validated(self, X: Any) -> Any: ...
         def _reducer(self, source: Any) -> Any: ...
+        def _marked(self, source: Any, *, fitting: bool) -> Any: ...
         _params: Any
 
     def _n_parameters(self) -> int:
@@ -37,7 +38,7 @@ class InformationCriteriaMixin:
         A data source (not Dask) without ``sample_weight`` is scored with the
         weights it carries, as :meth:`fit` uses them."""
         if sample_weight is None and _streamed(X):
-            return self._source_totals(self._validated(X))
+            return self._source_totals(self._marked(self._validated(X), fitting=False))
         return log_likelihood_totals(self.score_samples(X), sample_weight)
 
     def _source_totals(self, source: Any) -> tuple[float, float]:

@@ -2,13 +2,14 @@
 and :meth:`~MissingValuesMixin.impute`.
 
 The estimator side of :mod:`gaussmix.engine.incomplete`: which sources hold
-rows with NaN (in-memory arrays only), the NaN-tolerant initialisation, and
-imputation under the fitted mixture. Kept out of :mod:`gaussmix.mixture` so
+rows with NaN (NumPy arrays, and file or chunk sources), and imputation
+under the fitted mixture. Kept out of :mod:`gaussmix.mixture` so
 that module stays short.
 
-Initialisation with missing values: the starting point is the ordinary one
-(``init_params``, e.g. k-means, then one M-step) computed on a copy of X whose
-NaN are replaced by their column's (weighted) mean; EM with exact
+Initialisation with missing values (:func:`gaussmix.engine.init.mean_filled`):
+the starting point is the ordinary one (``init_params``, e.g. k-means, then one
+M-step) computed on a copy of the rows it draws from (X, or a source's sample)
+whose NaN are replaced by their column's (weighted) mean; EM with exact
 marginalisation starts from there, and its first E-step already uses only the
 observed coordinates, which undoes the shrinkage the filled copy puts into the
 starting covariances. Without NaN in X the start is the ordinary one exactly.
@@ -118,16 +119,23 @@ class MissingValuesMixin:
     def _marked(self, source: DataSource, *, fitting: bool,
                 columns_needed: bool = True) -> DataSource:
         """The source, marked as holding missing values when ``missing`` is
-        'marginalize' and it is an in-memory array with NaN (other sources
-        reject NaN as they read). Fitting rejects rows with nothing observed,
-        and columns with nothing observed in a row of positive weight unless
-        ``columns_needed`` is False (a later batch of :meth:`partial_fit`: the
-        running statistics already hold those columns, so a batch of one row
-        may have a NaN)."""
+        'marginalize': an in-memory array with NaN, or a file or chunk source
+        (a copy that reads NaN as missing, see
+        :meth:`~gaussmix.engine.sources.ReadsMissing.reading_missing`; Dask
+        arrays and tensors keep rejecting NaN). Fitting rejects rows with
+        nothing observed, and columns with nothing observed in a row of
+        positive weight unless ``columns_needed`` is False (a later batch of
+        :meth:`partial_fit`: the running statistics already hold those
+        columns, so a batch of one row may have a NaN). A file or chunk source
+        has its rows checked as they are read, its columns in the rows
+        initialisation draws (see :func:`gaussmix.engine.init.mean_filled`)."""
         est: Any = self
-        if getattr(est, "missing", "raise") != "marginalize" or not isinstance(
-                source, ArraySource) or source.missing:
+        if getattr(est, "missing", "raise") != "marginalize" or getattr(
+                source, "missing", False):
             return source
+        if not isinstance(source, ArraySource):
+            marking = getattr(source, "reading_missing", None)
+            return source if marking is None else marking(fitting=fitting)
         mask = np.isnan(to_host(source.X, source.X.dtype))
         if not mask.any():
             return source
@@ -136,22 +144,6 @@ class MissingValuesMixin:
             _check_observed(mask, None if weights is None else to_host(weights),
                             columns=columns_needed)
         return dataclasses.replace(source, missing=True)
-
-    def _init_source(self, source: DataSource) -> DataSource:
-        """Rows for initialisation: NaN replaced by column means (see the module
-        docstring); the source itself when it holds no missing values."""
-        if not getattr(source, "missing", False):
-            return source
-        assert isinstance(source, ArraySource)
-        X = to_host(source.X, source.X.dtype)
-        w = None if source.sample_weight is None else to_host(source.sample_weight)
-        observed = ~np.isnan(X)
-        w = np.ones(len(X)) if w is None else w
-        # (every column has an observed entry of positive weight: _marked)
-        means = (np.where(observed, X, 0.0).T @ w) / (observed.T @ w)
-        filled = np.where(observed, X, means[None, :]).astype(X.dtype, copy=False)
-        return ArraySource(filled, source.sample_weight, source.chunk_size)
-
 
 def _check_observed(mask: np.ndarray, weights: np.ndarray | None = None, *,
                     columns: bool = True) -> None:

@@ -127,8 +127,10 @@ default='kmeans'
         Keyword-only (gaussmix). float32 products on CUDA in strict float32, or
         TF32 (several times faster, about 3 significant digits per product).
     missing : {'raise', 'marginalize'}, default='raise'
-        Keyword-only (gaussmix). 'marginalize': NaN in in-memory X are missing
-        at random, handled by exact EM (see :mod:`gaussmix._missing`, :meth:`impute`).
+        Keyword-only (gaussmix). 'marginalize': NaN in X (a NumPy array, or a
+        file or chunk source) are missing at random, handled by exact EM (see
+        :mod:`gaussmix._missing`, :meth:`impute`); Dask arrays and tensors
+        reject NaN whatever this is.
 
     Attributes
     ----------
@@ -398,7 +400,7 @@ or torch tensor
         # Given precisions replace the drawn start's covariances, which are then
         # never factored (as in scikit-learn: they may be singular); the start's
         # covariances and factors are then those of the given precisions.
-        params = initial_params(self._init_source(source), piece, self.n_components,
+        params = initial_params(source, piece, self.n_components,
                                 self.init_params, rng, self.reg_covar, settings.reducer,
                                 precisions_cholesky=chol)
         return MixtureParams(params.weights if weights is None else weights,
@@ -446,7 +448,7 @@ or torch tensor
     def _per_row(self, X: Any, what: str) -> np.ndarray:
         """Per-row results on validated data (an array or a data source):
         log_prob (n,), log_resp (n, K) or label (n,), as NumPy arrays."""
-        source = X if is_data_source(X) else self._marked(ArraySource(
+        source = self._marked(X if is_data_source(X) else ArraySource(
             X, None, self._chunk_size(X.shape[1], X.shape[0])), fitting=False)
         kernel = kernel_type(source).build(self._piece, self._params, source.spec)
         out = getattr(source, "result", to_host)  # torch: tensors for tensor input

@@ -14,6 +14,7 @@ from typing import Any
 import click
 import numpy as np
 
+from ..engine.sources import Chunk
 from ..files.streams import StreamedData
 from ..files.tables import check_output_path, open_table_writer, write_table
 from ..plotting import FIGURE_FORMATS
@@ -76,7 +77,7 @@ def predict_command(model_path: str, data: str, output: str | None, proba: bool,
         names = ([f"prob_{j}" for j in range(model.n_components)] if proba
                  else ["label"])
         _write_chunks(output, names, dataset.n_rows,
-                      (per_row(X) for X, _ in dataset.X.chunks()))
+                      (per_row(X) for X, _ in _chunks(model, dataset)))
     else:
         _write_or_print(output, per_row(dataset.X))
     if output is not None:
@@ -233,13 +234,19 @@ def _write_or_print(out: str | None, columns: dict[str, np.ndarray]) -> None:
 
 
 
+def _chunks(model: Any, data: StreamedData) -> Iterator[Chunk]:
+    """The chunks of a streamed file, NaN read as missing values where the
+    model was fitted with ``missing='marginalize'``."""
+    return model._marked(data.X, fitting=False).chunks()  # type: ignore[no-any-return]
+
+
 def _streamed_score(model: Any, data: StreamedData, output: str | None
                     ) -> dict[str, float]:
     """Criteria of a streamed file, its log densities written chunk by chunk."""
     totals = [0.0, 0.0]
 
     def densities() -> Iterator[dict[str, np.ndarray]]:
-        for X, w in data.X.chunks():
+        for X, w in _chunks(model, data):
             with quiet_feature_names():
                 log_prob = model.score_samples(X)
             totals[0] += float(log_prob.sum() if w is None else w @ log_prob)

@@ -97,7 +97,7 @@ def information_criteria(model: GaussianMixture, data: Data) -> dict[str, float]
     """
     if isinstance(data, StreamedData):
         total, n = 0.0, 0.0
-        for X, w in data.X.chunks():
+        for X, w in model._marked(data.X, fitting=False).chunks():  # NaN: missing=
             log_prob = _score_chunk(model, X)
             total += float(log_prob.sum() if w is None else w @ log_prob)
             n += float(len(log_prob) if w is None else w.sum())

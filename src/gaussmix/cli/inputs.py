@@ -131,7 +131,6 @@ def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
     """
     data: Data
     table: Table | None = None
-    stream = stream and missing != "marginalize"  # NaN rows are fitted in memory
     if stream and should_stream(path, chunk_size):
         data = open_rows(path, columns, weights, chunk_size, spill)
     else:
@@ -224,11 +223,10 @@ def model_data(model: Any, path: str, columns: str | None = None,
     (the names ``gaussmix sample`` writes) when the file has them, else the
     numeric columns in order. ``--columns`` chooses columns whatever their
     names. The number of columns must match the model. With ``stream``, large
-    ``.npy`` and Parquet files are opened to be read chunk by chunk (not for a
-    model with ``missing='marginalize'``, whose files are read whole).
+    ``.npy`` and Parquet files are opened to be read chunk by chunk.
     """
     marginalize = getattr(model, "missing", "raise") == "marginalize"
-    streamed = stream and not marginalize and should_stream(path, chunk_size)
+    streamed = stream and should_stream(path, chunk_size)
     table = file_header(path) if streamed else read_table(path)
     fitted_names = getattr(model, "feature_names_in_", None)
     expected = int(model.n_features_in_)

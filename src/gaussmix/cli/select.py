@@ -143,8 +143,8 @@ def select_command(
     lockstep: each read of the file serves an EM iteration of every candidate
     still running, and one more read scores them all (with --spill, a Parquet
     file's rows are decoded once and kept in a scratch file). With ``--missing
-    marginalize`` empty cells are missing values (exact EM; the file is then
-    read whole).
+    marginalize`` empty cells (Parquet nulls, NaN) are missing values (exact
+    EM), streamed files included.
     """
     from rich.console import Console
 

@@ -62,7 +62,8 @@ def drawn_responsibilities(
 ) -> tuple[ArraySource, RespFn]:
     """The rows initialisation works on (all of an in-memory source, else a
     sample of at most :data:`INIT_SAMPLE_ROWS`, see
-    :func:`~gaussmix.engine.sources.sample_rows`) and their initial
+    :func:`~gaussmix.engine.sources.sample_rows`; NaN of a source with
+    missing values filled by :func:`mean_filled`) and their initial
     responsibilities by ``method``; model selection shares one draw among
     covariance types (``piece`` only sizes the sample's chunks)."""
     X, w = sample_rows(source, INIT_SAMPLE_ROWS, rng)
@@ -72,11 +73,39 @@ def drawn_responsibilities(
             of = (f" of the {len(X)} initialisation samples" if len(X) >= INIT_SAMPLE_ROWS
                   else "")  # (fewer rows: it read them all)
             check_weighted_rows(int(np.count_nonzero(to_host(w))), n_components, of=of)
-    rows = (source if isinstance(source, ArraySource) else
-            ArraySource(X, w, auto_chunk_size(n_components, X.shape[1], piece)))
+    chunk = (source.chunk_size if isinstance(source, ArraySource)
+             else auto_chunk_size(n_components, X.shape[1], piece))
+    if getattr(source, "missing", False):  # rows with NaN: see mean_filled
+        X = mean_filled(to_host(X, X.dtype), None if w is None else to_host(w),
+                        all_rows=source.in_memory or len(X) < INIT_SAMPLE_ROWS)
+        rows = ArraySource(X, w, chunk)
+    else:
+        rows = source if isinstance(source, ArraySource) else ArraySource(X, w, chunk)
     resp = initial_responsibilities(to_host(X, X.dtype), None if w is None else to_host(w),
                                     n_components, method, rng)
     return rows, resp
+
+
+def mean_filled(X: np.ndarray, w: np.ndarray | None, *, all_rows: bool = True
+                ) -> np.ndarray:
+    """X with each NaN (a missing value) replaced by its column's weighted
+    mean: where EM with missing values starts (its first E-step already uses
+    only the observed values, which undoes the shrinkage the filled rows put
+    into the start's covariances). A column with no observed value in a row
+    of positive weight raises (``all_rows`` False: X is a sample of the
+    source's rows; estimators check the columns of arrays before this)."""
+    observed = ~np.isnan(X)
+    w = np.ones(len(X)) if w is None else w
+    seen = observed.T @ w
+    empty = np.flatnonzero(~(seen > 0))
+    if empty.size:
+        rows = "its rows" if all_rows else f"the {len(X)} rows sampled for initialisation"
+        raise ValueError(
+            f"{empty.size} column(s) of the data have no observed value (NaN only) in "
+            f"{rows} of positive sample_weight; the first is column {empty[0]}. "
+            "Nothing can be learnt about such a column: drop it before fitting.")
+    means = (np.where(observed, X, 0.0).T @ w) / seen
+    return np.where(observed, X, means[None, :]).astype(X.dtype, copy=False)
 
 
 def initial_responsibilities(

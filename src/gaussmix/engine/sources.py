@@ -21,6 +21,7 @@ point, so the fit is unchanged, and no sum of weights can overflow.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -247,7 +248,24 @@ class ArraySource:
             yield Chunk(self.X[start:stop], None if w is None else w[start:stop])
 
 
-class NpySource:
+class ReadsMissing:
+    """How a file or chunk source reads NaN: as an error (``missing`` None,
+    the default), or, in the copy :meth:`reading_missing` makes for an
+    estimator with ``missing='marginalize'``, as values missing at random."""
+
+    #: None: NaN raise; 'allow': NaN are missing values; 'fit': they are, but
+    #: a row with every value NaN raises (it carries nothing to fit)
+    missing: str | None = None
+
+    def reading_missing(self, *, fitting: bool) -> Any:
+        """A copy of the source whose chunks keep their NaN (infinity still
+        raises); ``fitting``: a row with nothing observed raises."""
+        marked = copy.copy(self)
+        marked.missing = "fit" if fitting else "allow"
+        return marked
+
+
+class NpySource(ReadsMissing):
     """Rows of a ``.npy`` file, memory-mapped and read one chunk at a time.
 
     Only the chunk being processed is in memory (plus the optional weights,
@@ -297,7 +315,7 @@ class NpySource:
             stop = min(start + size, self.n_rows)
             X = np.asarray(self._rows[start:stop], dtype=self.dtype)
             where = f"rows {start}..{stop - 1} of {self.path!r}"
-            yield Chunk(check_chunk(X, self.n_features, where),
+            yield Chunk(check_chunk(X, self.n_features, where, self.missing),
                         None if w is None else w[start:stop])
 
 
@@ -357,7 +375,7 @@ def check_chunk_size(chunk_size: Any) -> int | None:
     return int(chunk_size)
 
 
-class IterableSource:
+class IterableSource(ReadsMissing):
     """Rows from a re-iterable of chunks, or a function returning an iterator.
 
     Each item is an array of rows (n_i, d), or a pair ``(rows, weights)``.
@@ -406,7 +424,10 @@ class IterableSource:
         if first is None:
             raise ValueError("The chunk source yielded no rows.")
         self.n_features = int(first.X.shape[1])
-        self.spec = spec_of(check_chunk(first.X, self.n_features, "the first chunk"))
+        # (NaN pass here: each pass checks every chunk, the first one again, as
+        # the estimator's missing setting wants)
+        self.spec = spec_of(check_chunk(first.X, self.n_features, "the first chunk",
+                                        "allow"))
         # None: the estimator's chunk size for its problem (see auto_chunk_size)
         self.chunk_size = check_chunk_size(chunk_size)
         self.reiterable = True
@@ -444,7 +465,7 @@ class IterableSource:
         rows, size = 0, self.chunk_size or DEFAULT_CHUNK_ROWS
         for X, w in self._pass():
             where = f"rows {rows}..{rows + X.shape[0] - 1} of the chunk source"
-            X = check_chunk(X, self.n_features, where)
+            X = check_chunk(X, self.n_features, where, self.missing)
             if isinstance(X, np.ndarray) and X.dtype != self.spec.dtype:
                 X = X.astype(self.spec.dtype)
             if w is not None:
@@ -483,8 +504,10 @@ def spec_of(X: Any) -> ComputeSpec:
     return ComputeSpec(array_namespace(X), X.dtype, array_device(X))
 
 
-def check_chunk(X: Any, n_features: int, where: str) -> Any:
-    """A float32/float64 chunk with ``n_features`` columns and finite values."""
+def check_chunk(X: Any, n_features: int, where: str, missing: str | None = None) -> Any:
+    """A float32/float64 chunk with ``n_features`` columns and finite values;
+    with ``missing`` ('allow' or 'fit', see :class:`ReadsMissing`) NaN pass as
+    missing values, but not infinity, nor at 'fit' a row of NaN only."""
     if isinstance(X, np.ndarray) and X.dtype not in (np.float32, np.float64):
         X = _as_float64(X, where)
     if X.shape[1] != n_features:
@@ -493,12 +516,31 @@ def check_chunk(X: Any, n_features: int, where: str) -> Any:
     xp = array_namespace(X)
     with np.errstate(over="ignore", invalid="ignore"):
         finite = bool(xp.all(xp.isfinite(X)))
-    if not finite:
+    if finite:
+        return X
+    if missing is None:
         raise ValueError(f"{where} contains NaN or infinity; remove or impute "
-                         "those values (missing='marginalize' treats NaN as missing "
-                         "in in-memory arrays only; data sources, Dask arrays and "
-                         "tensors reject them).")
+                         "those values, or fit with missing='marginalize', which "
+                         "treats NaN as missing at random (in NumPy arrays and file "
+                         "or chunk sources; Dask arrays and tensors reject them).")
+    if bool(xp.any(xp.isinf(X))):
+        raise ValueError(f"{where} contains infinity; NaN are missing values under "
+                         "missing='marginalize', infinity is not: remove or replace "
+                         "those values.")
+    if missing == "fit":
+        _check_rows_observed(xp, X, where)
     return X
+
+
+def _check_rows_observed(xp: Any, X: Any, where: str) -> None:
+    """Raise for a row of ``X`` with every value NaN (nothing to fit)."""
+    empty = np.flatnonzero(np.asarray(xp.all(xp.isnan(X), axis=1)))
+    if empty.size:
+        raise ValueError(
+            f"{where} hold {empty.size} row(s) with every feature missing (NaN), "
+            f"the first at position {empty[0]} of those rows. Such rows carry no "
+            "information about the mixture: drop them before fitting (predict, "
+            "score_samples and impute accept them).")
 
 
 def _as_float64(X: np.ndarray, where: str) -> np.ndarray:

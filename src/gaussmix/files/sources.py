@@ -201,7 +201,7 @@ class ParquetSource(SpilledReads):
     def _checked(self, X: np.ndarray, w: np.ndarray | None, start: int) -> Chunk:
         n = len(X)
         where = f"rows {start}..{start + n - 1} of {self.path!r}"
-        return Chunk(check_chunk(X, self.n_features, where),
+        return Chunk(check_chunk(X, self.n_features, where, self.missing),
                      None if w is None else check_chunk_weights(
                          w, n, f"{where} (column {self.weights!r})"))
 
@@ -212,7 +212,7 @@ class ParquetSource(SpilledReads):
             # safe=False: integers beyond 2**53 round to the nearest float, as
             # numpy's astype does for .npy files (pyarrow's safe cast refuses them)
             column = column.cast(target, safe=False)
-        # nulls become NaN, which check_chunk reports
+        # nulls become NaN: errors, or missing values (see check_chunk)
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
@@ -303,7 +303,8 @@ class ZarrSource(SpilledReads):
         w = self.sample_weight
         name = repr(self.path) if self.path is not None else "the Zarr array"
         X = np.asarray(self._rows[start:stop], dtype=self.dtype)
-        return [Chunk(check_chunk(X, self.n_features, f"rows {start}..{stop - 1} of {name}"),
+        where = f"rows {start}..{stop - 1} of {name}"
+        return [Chunk(check_chunk(X, self.n_features, where, self.missing),
                       None if w is None else w[start:stop])]
 
 

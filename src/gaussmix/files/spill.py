@@ -33,9 +33,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..engine.sources import DEFAULT_CHUNK_ROWS, ArraySource, Chunk
+from ..engine.sources import DEFAULT_CHUNK_ROWS, ArraySource, Chunk, ReadsMissing
 
-__all__ = ["RowSpill", "SpilledReads", "row_spill", "spill_folder"]
+__all__ = ["RowSpill", "SpilledReads", "SpillsMissing", "row_spill", "spill_folder"]
 
 #: Free space the folder must keep beyond the scratch files (so a fit never
 #: fills a disk to the last byte).
@@ -64,7 +64,27 @@ def row_spill(cache: bool | str | os.PathLike[str], n_features: int, dtype: np.d
     return None if folder is None else RowSpill(folder, n_features, dtype, n_rows)
 
 
-class SpilledReads:
+class SpillsMissing(ReadsMissing):
+    """:class:`~gaussmix.engine.sources.ReadsMissing` for a source with a
+    ``_spill`` (a :class:`RowSpill` or None)."""
+
+    _spill: RowSpill | None
+
+    def reading_missing(self, *, fitting: bool) -> Any:
+        """As :meth:`ReadsMissing.reading_missing`. Rows spilled by the source
+        itself are shared (they were checked to hold no NaN); otherwise a fit
+        spills into a scratch file of its own, so that rows with NaN never
+        reach the source's (whose later readers do not check them again), and
+        a prediction, a single pass, does not spill."""
+        marked = super().reading_missing(fitting=fitting)
+        spill = self._spill
+        if spill is not None and not spill.ready:
+            marked._spill = (RowSpill(spill.folder, spill.n_features, spill.dtype,
+                                      spill.n_rows) if fitting else None)
+        return marked
+
+
+class SpilledReads(SpillsMissing):
     """``chunks()`` and ``chunk_reads()`` of a file source from its
     ``_reads()`` (independent reads, each an iterable of checked chunks) and
     its ``_spill`` (a :class:`RowSpill` or None): a pass goes through the
@@ -72,7 +92,6 @@ class SpilledReads:
     their workers unless rows are spilled (the spilling pass writes them in
     order; later passes map them)."""
 
-    _spill: RowSpill | None
     chunk_size: int | None
 
     def _reads(self) -> list[Callable[[], Iterable[Chunk]]]:

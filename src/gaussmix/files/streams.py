@@ -29,7 +29,7 @@ from ..engine.xp import array_namespace
 from .formats import DataError, DataFileNotFoundError, PathLike, file_format, first_non_finite
 from .formats import quote as _quote
 from .readers import Table, check_unique_names, name_list, pandas_row_labels, position
-from .spill import row_spill
+from .spill import SpillsMissing, row_spill
 
 __all__ = ["STREAM_BYTES", "FileRows", "StreamedData", "file_header", "open_rows",
            "should_stream"]
@@ -165,15 +165,17 @@ def _numeric(header: Table, i: int, role: str) -> None:
                         "numeric columns with --columns")
 
 
-class FileRows:
+class FileRows(SpillsMissing):
     """Chosen columns of a ``.npy`` or Parquet file, read and checked chunk by chunk.
 
     A data source (see :mod:`gaussmix.engine.sources`): float64 rows, weights
     from the weights column. A NaN, infinite or negative value raises
-    :class:`DataError` naming its data row and column; weights that sum to zero
-    raise at the end of the first pass. With ``spill``, a Parquet file's
-    checked rows go to a scratch file in the first pass, which later passes
-    map (:mod:`gaussmix.files.spill`).
+    :class:`DataError` naming its data row and column (NaN in a feature column
+    are missing values in the copy an estimator with
+    ``missing='marginalize'`` reads, which refuses rows with nothing observed
+    when fitting); weights that sum to zero raise at the end of the first
+    pass. With ``spill``, a Parquet file's checked rows go to a scratch file
+    in the first pass, which later passes map (:mod:`gaussmix.files.spill`).
     """
 
     reiterable = True
@@ -241,14 +243,15 @@ class FileRows:
     def _read_group(self, index: int, start: int) -> Iterator[Chunk]:
         labels = [f"column {name!r}" for name in self.names]
         for X, _ in self._parquet.group_batches(index):
-            self._check(X, start, labels)
+            self._check(X, start, labels, self.missing)
             yield Chunk(X, None)
             start += len(X)
 
     def _read(self) -> Iterator[Chunk]:
         start, total = 0, 0.0
         for X, w in self._raw(self.chunk_size or DEFAULT_CHUNK_ROWS):
-            self._check(X, start, [f"column {name!r}" for name in self.names])
+            self._check(X, start, [f"column {name!r}" for name in self.names],
+                        self.missing)
             if w is not None:
                 self._check_weights(w, start)
                 total += float(w.sum())
@@ -259,14 +262,23 @@ class FileRows:
                             f"{_quote(self.path)} is all zeros; at least one row needs "
                             "a positive weight")
 
-    def _check(self, X: np.ndarray, start: int, labels: list[str]) -> None:
-        bad = first_non_finite(X)
+    def _check(self, X: np.ndarray, start: int, labels: list[str],
+               missing: str | None = None) -> None:
+        """Raise for a value that is not finite, except NaN with ``missing``
+        (see :class:`~gaussmix.engine.sources.ReadsMissing`)."""
+        nan = np.isnan(X) if missing else None
+        bad = first_non_finite(X if nan is None else np.where(nan, 0.0, X))
         if bad is not None:
             row, col, what = bad
             hint = (" (or treat them as missing at random with --missing marginalize)"
                     if "NaN" in what and labels[col].startswith("column") else "")
             raise DataError(f"{position(self.path, None, start + row)}, {labels[col]}, "
                             f"is {what}; {_FIX}{hint}")
+        if nan is not None and missing == "fit" and nan.all(axis=1).any():
+            row = int(np.flatnonzero(nan.all(axis=1))[0])
+            raise DataError(f"{position(self.path, None, start + row)} has every "
+                            "feature missing; such rows tell nothing about the "
+                            "mixture: delete them to fit (predict and score accept them)")
 
     def _check_weights(self, w: np.ndarray, start: int) -> None:
         role = f"weights column {self.header.names[self.w_pos or 0]!r}"

@@ -171,6 +171,7 @@ def shared_criteria_totals(
     for model in models:
         check_is_fitted(model)
     source = as_source(X, sample_weight, max(m.n_components for m in models))
+    source = models[0]._marked(source, fitting=False)  # NaN of a file or chunk source
     chunk_totals = [_criteria_chunk(model, source) for model in models]
     totals = fold(lambda c: np.stack([f(c) for f in chunk_totals]), source,
                   reducer_for(resolve_threads(n_threads), source))
@@ -223,8 +224,8 @@ def em_source(X: Any, weights: np.ndarray | None, tasks: Sequence[tuple[int, str
     :func:`~gaussmix.select`), or an in-memory array as ``fit`` makes it
     (weights scaled, marked for missing values), in chunks small enough for
     the costliest candidate."""
-    if is_data_source(X):
-        return X  # type: ignore[no-any-return]
+    if is_data_source(X):  # (a file or chunk source reads NaN as missing values)
+        return GaussianMixture(missing=missing)._marked(X, fitting=True)
     d = X.shape[1]
     chunk = min(auto_chunk_size(k, d, get_covariance_type(cov)) for k, cov, _ in tasks)
     source = ArraySource(X, scale_weights(weights), chunk)

@@ -354,15 +354,18 @@ def _training_rows(holder: GaussianMixture, X: Any, sample_weight: Any
 
 def _seeding_rows(holder: GaussianMixture, X: Any, weights: np.ndarray | None) -> Any:
     """The rows the starts are drawn from, as ``fit`` draws them: with
-    ``missing='marginalize'``, NaN filled with the weighted column means (and
-    rows or columns with nothing observed refused, as ``fit`` refuses them)."""
-    if holder.missing == "raise" or not isinstance(X, np.ndarray):
+    ``missing='marginalize'``, rows or columns of an array with nothing
+    observed refused, as ``fit`` refuses them, and a file or chunk source
+    that reads NaN as missing values (their draws fill NaN with column
+    means, see :func:`gaussmix.engine.init.mean_filled`)."""
+    if holder.missing == "raise":
         return X
-    source = holder._marked(ArraySource(X, scale_weights(weights), max(len(X), 1)),
-                            fitting=True)
-    filled = holder._init_source(source)
-    assert isinstance(filled, ArraySource)
-    return filled.X
+    if is_data_source(X):
+        return holder._marked(X, fitting=True)
+    if isinstance(X, np.ndarray):
+        holder._marked(ArraySource(X, scale_weights(weights), max(len(X), 1)),
+                       fitting=True)
+    return X
 
 
 def _n_rows(X: Any) -> int | None:
