@@ -399,3 +399,29 @@ def test_readme_example_runs(capsys):
     gm = namespace["gm"]
     assert sorted(gm.means_[:, 0].round()) == [0.0, 6.0]
     assert isinstance(namespace["labels"], da.Array)
+
+
+# ------------------------------------------------------------ missing values
+def test_missing_values_on_dask_equal_the_in_memory_fit(data, scheduler):
+    # missing='marginalize': NaN in a Dask array are missing values, through
+    # the same exact EM on the workers (the chunk kernel for incomplete rows
+    # travels with each pass), from the same start as in memory (at most
+    # 50,000 rows: all of them).
+    X, w = data
+    X = X.copy()
+    X[np.random.default_rng(5).random(X.shape) < 0.25] = np.nan
+    X, w = X[~np.isnan(X).all(axis=1)], w[~np.isnan(X).all(axis=1)]
+    client, how = scheduler
+    dX, dw = lazy(client, how, X, w)
+    params = dict(covariance_type="full", missing="marginalize", random_state=0)
+    on_dask, memory = fit(dX, dw, **params), fit(X, w, **params)
+    for name in ("weights_", "means_", "covariances_"):
+        assert_allclose(getattr(on_dask, name), getattr(memory, name), rtol=1e-10,
+                        atol=1e-13)
+    assert_allclose(on_dask.score_samples(dX).compute(), memory.score_samples(X),
+                    rtol=1e-10)
+    assert on_dask.score(dX) == pytest.approx(memory.score(X), rel=1e-12)
+    empty = X.copy()
+    empty[7] = np.nan  # a row with nothing observed: refused at fit, as in memory
+    with pytest.raises(ValueError, match="every feature missing"):
+        fit(lazy(client, how, empty)[0], **params)

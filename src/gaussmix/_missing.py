@@ -2,7 +2,7 @@
 and :meth:`~MissingValuesMixin.impute`.
 
 The estimator side of :mod:`gaussmix.engine.incomplete`: which sources hold
-rows with NaN (NumPy arrays, and file or chunk sources), and imputation
+rows with NaN (NumPy arrays, file or chunk sources, Dask arrays), and imputation
 under the fitted mixture. Kept out of :mod:`gaussmix.mixture` so
 that module stays short.
 
@@ -121,8 +121,8 @@ class MissingValuesMixin:
         """The source, marked as holding missing values when ``missing`` is
         'marginalize': an in-memory array with NaN, or a file or chunk source
         (a copy that reads NaN as missing, see
-        :meth:`~gaussmix.engine.sources.ReadsMissing.reading_missing`; Dask
-        arrays and tensors keep rejecting NaN). Fitting rejects rows with
+        :meth:`~gaussmix.engine.sources.ReadsMissing.reading_missing`, Dask
+        arrays too; tensors keep rejecting NaN). Fitting rejects rows with
         nothing observed, and columns with nothing observed in a row of
         positive weight unless ``columns_needed`` is False (a later batch of
         :meth:`partial_fit`: the running statistics already hold those

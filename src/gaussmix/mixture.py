@@ -127,9 +127,9 @@ default='kmeans'
         Keyword-only (gaussmix). float32 products on CUDA in strict float32, or
         TF32 (several times faster, about 3 significant digits per product).
     missing : {'raise', 'marginalize'}, default='raise'
-        Keyword-only (gaussmix). 'marginalize': NaN in X (a NumPy array, or a
-        file or chunk source) are missing at random, handled by exact EM (see
-        :mod:`gaussmix._missing`, :meth:`impute`); Dask arrays and tensors
+        Keyword-only (gaussmix). 'marginalize': NaN in X (a NumPy array, a
+        file or chunk source, or a Dask array) are missing at random, handled
+        by exact EM (see :mod:`gaussmix._missing`, :meth:`impute`); tensors
         reject NaN whatever this is.
 
     Attributes

@@ -57,7 +57,13 @@ import numpy as np
 from .._optional import require
 from ..engine.covariance import ComputeSpec
 from ..engine.reducers import Reducer, Sequential
-from ..engine.sources import Chunk, check_chunk, check_chunk_weights, times_power_of_two
+from ..engine.sources import (
+    Chunk,
+    ReadsMissing,
+    check_chunk,
+    check_chunk_weights,
+    times_power_of_two,
+)
 from ..engine.xp import array_namespace
 from .dask_futures import PersistedBlocks, active_client, block_futures, submit_pass
 
@@ -90,7 +96,7 @@ def _dask_array() -> Any:
     return require("dask.array", "dask", "fitting Dask arrays")
 
 
-class DaskSource:
+class DaskSource(ReadsMissing):
     """Rows of a Dask array (or a Dask DataFrame of numeric columns).
 
     Blocks are re-chunked to hold whole rows; integer and boolean data are read
@@ -175,7 +181,8 @@ class DaskSource:
         :class:`DaskTree` instead, which keep rows on the workers."""
         for block in self.blocks:
             X, w = _dask().compute(*block)
-            yield from _split(X, w, self.n_features, self.chunk_size)
+            yield from _split(X, w, self.n_features, self.chunk_size,
+                              missing=self.missing)
 
     def sample(self, size: int, rng: np.random.RandomState) -> tuple[np.ndarray, Any]:
         """A uniform random sample of at most ``size`` rows (and their weights),
@@ -186,7 +193,7 @@ class DaskSource:
         dask = _dask()
         if self.n_rows <= size:
             X, w = dask.compute(self.X, self.sample_weight)
-            return check_chunk(X, self.n_features, "the Dask array"), w
+            return check_chunk(X, self.n_features, "the Dask array", self.missing), w
         seeds = rng.randint(0, 2**31 - 1, size=self.n_chunks)
         offsets = np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]])
         draw = dask.delayed(_block_sample, pure=True)
@@ -196,7 +203,7 @@ class DaskSource:
         _, rows, weights, positions = dask.compute(
             _tree(parts, lambda values: _merge_samples(values, size)))[0]
         order = np.argsort(positions, kind="stable")
-        rows = check_chunk(rows[order], self.n_features, "the Dask array")
+        rows = check_chunk(rows[order], self.n_features, "the Dask array", self.missing)
         return rows, None if weights is None else weights[order]
 
     def map_rows(self, func: Callable[[Chunk], np.ndarray], n_columns: int | None,
@@ -206,9 +213,9 @@ class DaskSource:
         X, d, size = self.X, self.n_features, self.chunk_size
         meta = np.empty((0,) if n_columns is None else (0, 0), dtype=dtype)
         if n_columns is None:
-            return X.map_blocks(_rows_of, func, d, size, meta, drop_axis=1, dtype=dtype,
-                                meta=meta)
-        return X.map_blocks(_rows_of, func, d, size, meta,
+            return X.map_blocks(_rows_of, func, d, size, meta, self.missing, drop_axis=1,
+                                dtype=dtype, meta=meta)
+        return X.map_blocks(_rows_of, func, d, size, meta, self.missing,
                             chunks=(X.chunks[0], (n_columns,)), dtype=dtype, meta=meta)
 
 
@@ -245,7 +252,7 @@ class DaskTree:
             yield _dask().compute(self.graph(func, source))[0]
         else:
             yield submit_pass(func, blocks, source.n_features, source.chunk_size,
-                              self.split_every)
+                              self.split_every, source.missing)
 
     def graph(self, func: Callable[[Any], T], source: DaskSource) -> Any:
         """The pass as one delayed value: ``func`` held by one key that every
@@ -255,7 +262,7 @@ class DaskTree:
                              traverse=False)
         apply = dask.delayed(_apply_block, pure=True)
         size, rows = source.chunk_size, source.X.chunks[0]
-        values = [apply(bound, X, w, source.n_features, size, i)
+        values = [apply(bound, X, w, source.n_features, size, i, source.missing)
                   for i, (X, w) in enumerate(source.blocks) if rows[i]]
         return _tree(values, _sum, self.split_every)
 
@@ -278,11 +285,12 @@ def _sum(values: Sequence[T]) -> T:
 
 
 def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
-           check: bool = True) -> Iterator[Chunk]:
-    """A block's chunks of at most ``size`` rows, checked (finite, shape)
+           check: bool = True, missing: str | None = None) -> Iterator[Chunk]:
+    """A block's chunks of at most ``size`` rows, checked (finite, shape; NaN
+    as ``missing`` says, see :func:`~gaussmix.engine.sources.check_chunk`)
     unless ``check`` is False (a block already checked)."""
     if check:
-        X = check_chunk(X, n_features, "a block of the Dask array")
+        X = check_chunk(X, n_features, "a block of the Dask array", missing)
         if w is not None:
             w = check_chunk_weights(w, X.shape[0])
     size = size or DEFAULT_CHUNK_ROWS
@@ -292,20 +300,22 @@ def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
 
 
 def _block_values(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
-                  size: int | None, check: bool = True) -> Any:
+                  size: int | None, check: bool = True, missing: str | None = None) -> Any:
     """The chunk function's values over one block, added in row order."""
-    return _sum([bound.func(chunk) for chunk in _split(X, w, n_features, size, check)])
+    return _sum([bound.func(chunk)
+                 for chunk in _split(X, w, n_features, size, check, missing)])
 
 
 def _apply_block(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
-                 size: int | None, index: int) -> Any:
+                 size: int | None, index: int, missing: str | None = None) -> Any:
     """:func:`_block_values` as a graph task (``index`` tells blocks apart)."""
-    return _block_values(bound, X, w, n_features, size)
+    return _block_values(bound, X, w, n_features, size, missing=missing)
 
 
 def _rows_of(X: np.ndarray, func: Callable[[Chunk], np.ndarray], n_features: int,
-             size: int | None, empty: np.ndarray) -> np.ndarray:
-    parts = [func(chunk) for chunk in _split(X, None, n_features, size)]
+             size: int | None, empty: np.ndarray, missing: str | None = None
+             ) -> np.ndarray:
+    parts = [func(chunk) for chunk in _split(X, None, n_features, size, missing=missing)]
     return np.concatenate(parts) if parts else empty
 
 

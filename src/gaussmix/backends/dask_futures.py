@@ -107,12 +107,16 @@ Parts = list[tuple[list[int], Any]]  # a node's (positions in it, future of thei
 
 
 def submit_pass(func: Callable[[Any], T], blocks: PersistedBlocks, n_features: int,
-                chunk_size: int | None, split_every: int) -> T:
+                chunk_size: int | None, split_every: int, missing: str | None = None
+                ) -> T:
     """``func`` over every chunk of the persisted blocks, values added in block
-    order in a tree of ``split_every`` values per node; the sum."""
+    order in a tree of ``split_every`` values per node; the sum. The first
+    pass checks the rows (NaN as ``missing`` says, see
+    :func:`~gaussmix.engine.sources.check_chunk`)."""
     client = blocks.client
     name = f"gaussmix-pass-{uuid.uuid4().hex}"
-    nodes = _submit_nodes(func, blocks, n_features, chunk_size, split_every, name)
+    nodes = _submit_nodes(func, blocks, n_features, chunk_size, split_every, name,
+                          missing)
     if len(nodes) <= split_every:  # the client adds the parts of each node
         gathered = client.gather([[f for _, f in parts] for parts in nodes])
         moved, total = _sum_moved([
@@ -135,7 +139,8 @@ def submit_pass(func: Callable[[Any], T], blocks: PersistedBlocks, n_features: i
 
 
 def _submit_nodes(func: Callable[[Any], Any], blocks: PersistedBlocks, n_features: int,
-                  chunk_size: int | None, split_every: int, name: str) -> list[Parts]:
+                  chunk_size: int | None, split_every: int, name: str,
+                  missing: str | None = None) -> list[Parts]:
     """One task per worker and node of ``split_every`` consecutive blocks."""
     from .dask import _Bound
 
@@ -151,7 +156,7 @@ def _submit_nodes(func: Callable[[Any], Any], blocks: PersistedBlocks, n_feature
             future = client.submit(
                 _apply_blocks, bound, [blocks.rows[i] for i in mine],
                 [weights[i] for i in mine], n_features, chunk_size, not blocks.checked,
-                len(mine) == len(node), worker, pure=False,
+                len(mine) == len(node), worker, missing, pure=False,
                 key=f"{name}-{j // split_every}-{len(parts)}",
                 workers=[worker] if worker else None, allow_other_workers=True)
             parts.append((positions, future))
@@ -168,13 +173,13 @@ def _node_future(client: Any, parts: Parts, key: str) -> Any:
 
 
 def _apply_blocks(bound: Any, rows: list[Any], weights: list[Any], n_features: int,
-                  size: int | None, check: bool, whole: bool, planned: str
-                  ) -> tuple[bool, Any]:
+                  size: int | None, check: bool, whole: bool, planned: str,
+                  missing: str | None = None) -> tuple[bool, Any]:
     """The chunk function's value of each block (their sum when ``whole``: the
     blocks are a whole tree node), and whether this ran away from ``planned``."""
     from .dask import _block_values, _sum
 
-    values = [_block_values(bound, X, w, n_features, size, check)
+    values = [_block_values(bound, X, w, n_features, size, check, missing)
               for X, w in zip(rows, weights, strict=True)]
     try:
         moved = _distributed().get_worker().address != planned

@@ -521,8 +521,8 @@ def check_chunk(X: Any, n_features: int, where: str, missing: str | None = None)
     if missing is None:
         raise ValueError(f"{where} contains NaN or infinity; remove or impute "
                          "those values, or fit with missing='marginalize', which "
-                         "treats NaN as missing at random (in NumPy arrays and file "
-                         "or chunk sources; Dask arrays and tensors reject them).")
+                         "treats NaN as missing at random (in NumPy arrays, file "
+                         "or chunk sources and Dask arrays; tensors reject them).")
     if bool(xp.any(xp.isinf(X))):
         raise ValueError(f"{where} contains infinity; NaN are missing values under "
                          "missing='marginalize', infinity is not: remove or replace "
@@ -537,8 +537,8 @@ def _check_rows_observed(xp: Any, X: Any, where: str) -> None:
     empty = np.flatnonzero(np.asarray(xp.all(xp.isnan(X), axis=1)))
     if empty.size:
         raise ValueError(
-            f"{where} hold {empty.size} row(s) with every feature missing (NaN), "
-            f"the first at position {empty[0]} of those rows. Such rows carry no "
+            f"{where}: {empty.size} row(s) have every feature missing (NaN), the "
+            f"first at position {empty[0]} there. Such rows carry no "
             "information about the mixture: drop them before fitting (predict, "
             "score_samples and impute accept them).")
 
