@@ -12,7 +12,8 @@ shows the traceback instead. Commands added to :data:`main` later get the
 same handling.
 
 The commands live in their own modules: :mod:`.fit` (fit, example),
-:mod:`.apply` (predict, score, plot), :mod:`.sample` and :mod:`.select`.
+:mod:`.apply` (predict, score, plot), :mod:`.impute`, :mod:`.sample` and
+:mod:`.select`.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ Examples:
   gaussmix fit data.csv -k 3 -o model.npz   fit and save a model
   gaussmix select data.csv -o best.npz      choose K and covariance by BIC
   gaussmix predict model.npz data.csv -o labels.csv
+  gaussmix impute model.npz data.csv -o filled.csv   fill empty cells
   gaussmix plot model.npz data.csv -o mixture.png
   gaussmix fit --help                       options of one command
 
@@ -84,8 +86,8 @@ Data files: .csv/.tsv (header detected), .npy, .parquet (pip install
 def main(ctx: click.Context, debug: bool) -> None:
     """Gaussian mixture models fitted by EM, from the shell.
 
-    Fit a mixture to a table of numbers, then label, score, sample and plot
-    with the saved model. Errors print one line and exit with status 2.
+    Fit a mixture to a table of numbers, then label, score, impute, sample
+    and plot with the saved model. Errors print one line and exit with status 2.
     """
     if debug:
         ctx.meta[DEBUG_KEY] = True
@@ -95,11 +97,12 @@ def _register_commands() -> None:
     """Add the commands, which live in their own modules."""
     from .apply import plot_command, predict_command, score_command
     from .fit import example_command, fit_command
+    from .impute import impute_command
     from .sample import sample_command
     from .select import select_command
 
-    for command in (fit_command, predict_command, score_command, sample_command,
-                    plot_command, example_command, select_command):
+    for command in (fit_command, predict_command, score_command, impute_command,
+                    sample_command, plot_command, example_command, select_command):
         main.add_command(command)
 
 

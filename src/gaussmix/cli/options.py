@@ -29,8 +29,8 @@ def missing_option(default: str | None) -> Callable[[Callable[..., Any]], Any]:
         "--missing", type=click.Choice(["raise", "marginalize"]), default=default,
         show_default=default is not None,
         help="'marginalize': empty cells (and NaN) are missing values, handled "
-             "by exact EM on the observed entries (files are then read whole); "
-             "'raise': they are an error." + (
+             "by exact EM on the observed entries; 'raise': they are an "
+             "error." + (
                  "" if default else " Default: the model's setting."),
     )
 
