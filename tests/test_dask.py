@@ -425,3 +425,16 @@ def test_missing_values_on_dask_equal_the_in_memory_fit(data, scheduler):
     empty[7] = np.nan  # a row with nothing observed: refused at fit, as in memory
     with pytest.raises(ValueError, match="every feature missing"):
         fit(lazy(client, how, empty)[0], **params)
+
+
+def test_impute_of_a_dask_array_is_lazy_and_equals_numpys(data):
+    X, _ = data
+    X = X.copy()
+    X[np.random.default_rng(6).random(X.shape) < 0.25] = np.nan
+    gm = fit(X[~np.isnan(X).all(axis=1)], missing="marginalize", random_state=0)
+    with dask.config.set(scheduler="threads"):
+        filled = gm.impute(da.from_array(X, chunks=(250, 3)))
+        assert isinstance(filled, da.Array) and filled.chunks[0][0] == 250
+        assert_allclose(filled.compute(), gm.impute(X), rtol=1e-13)
+        with pytest.raises(ValueError, match="features"):
+            gm.impute(da.from_array(X[:, :2], chunks=(250, 2)))

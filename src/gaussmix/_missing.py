@@ -28,6 +28,7 @@ from .engine.incomplete import MarginalKernel
 from .engine.sources import ArraySource, DataSource
 from .engine.xp import array_namespace, from_host, to_host
 from .engine.xp import is_torch_array as is_torch
+from .inputs import dask_source, is_dask
 from .validation import check_data
 
 
@@ -63,8 +64,10 @@ class MissingValuesMixin:
         X_imputed : ndarray of shape (n_samples, n_features), or
             (n_draws, n_samples, n_features) when ``n_draws`` is an int.
             Observed entries are returned unchanged. A torch tensor gives a
-            tensor on its device (imputed on the host); a Dask array is
-            computed (NumPy result).
+            tensor on its device (imputed on the host); a Dask array gives a
+            lazy Dask array of the conditional expectations (imputed on the
+            workers, block by block), or with ``n_draws`` is computed (NumPy
+            result).
 
         Raises
         ------
@@ -93,6 +96,8 @@ class MissingValuesMixin:
             filled = self.impute(to_host(X, None), n_draws=n_draws,
                                  random_state=random_state)
             return from_host(filled, array_namespace(X), X.dtype, X.device)
+        if is_dask(X) and n_draws is None:
+            return self._lazy_imputation(X)
         X = check_data(est, X, reset=False, allow_nan=True)
         if n_draws is not None and not (isinstance(n_draws, (int, np.integer))
                                         and not isinstance(n_draws, bool) and n_draws >= 1):
@@ -109,6 +114,16 @@ class MissingValuesMixin:
                             for c in source.chunks()])
             for _ in range(n_draws)
         ]).astype(X.dtype, copy=False)
+
+    def _lazy_imputation(self, X: Any) -> Any:
+        """:meth:`impute`'s conditional expectations of a Dask array, lazily."""
+        est: Any = self
+        source = dask_source(est, X, None, reset=False).reading_missing(  # type: ignore[attr-defined]
+            fitting=False)
+        kernel = MarginalKernel.build(est._piece, est._params, source.spec)
+        return source.map_rows(  # type: ignore[attr-defined]
+            lambda c: kernel.impute(c.X, check_density=True).astype(c.X.dtype, copy=False),
+            source.n_features, source.spec.dtype)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()  # type: ignore[misc]
