@@ -28,7 +28,13 @@ from .inputs import (
     quiet_feature_names,
     warn,
 )
-from .options import TABLE_FORMATS, chunk_size_option, columns_option, missing_option
+from .options import (
+    TABLE_FORMATS,
+    chunk_size_option,
+    columns_option,
+    missing_option,
+    model_and_data,
+)
 
 __all__ = ["plot_command", "predict_command", "score_command"]
 
@@ -38,11 +44,7 @@ Examples:
   gaussmix predict model.npz data.csv                 labels as CSV on stdout
   gaussmix predict model.npz data.csv -o labels.parquet
   gaussmix predict model.npz data.npy --proba -o resp.csv""")
-@click.argument("model_path", metavar="MODEL")
-@click.argument("data", metavar="DATA")
-@click.option("-o", "--output", default=None, metavar="OUT",
-              help="Write to OUT (.csv, .tsv, .npy or .parquet); default: CSV on "
-                   "stdout.")
+@model_and_data
 @click.option("--proba", is_flag=True,
               help="Write responsibilities (one column per component) instead of "
                    "labels.")

@@ -19,7 +19,7 @@ from ..files.streams import StreamedData
 from ..files.tables import check_output_path
 from .apply import _chunks, _loaded, _warn_blank_lines, _write_chunks, _write_or_print
 from .inputs import check_not_input, model_data, n_rows, quiet_feature_names
-from .options import SEED, TABLE_FORMATS, chunk_size_option, columns_option
+from .options import SEED, TABLE_FORMATS, chunk_size_option, columns_option, model_and_data
 
 __all__ = ["impute_command"]
 
@@ -28,11 +28,7 @@ __all__ = ["impute_command"]
 Examples:
   gaussmix impute model.npz data.csv -o filled.csv
   gaussmix impute model.npz data.parquet --draw --seed 1 -o one-draw.parquet""")
-@click.argument("model_path", metavar="MODEL")
-@click.argument("data", metavar="DATA")
-@click.option("-o", "--output", default=None, metavar="OUT",
-              help="Write to OUT (.csv, .tsv, .npy or .parquet); default: CSV on "
-                   "stdout.")
+@model_and_data
 @click.option("--draw", is_flag=True,
               help="Fill each row's missing cells with one draw from their "
                    "conditional distribution (multiple imputation: run again with "

@@ -19,7 +19,7 @@ TABLE_FORMATS = ("csv", "tsv", "npy", "parquet")
 
 __all__ = [
     "COVARIANCE_TYPES", "INIT_METHODS", "SEED", "TABLE_FORMATS", "chunk_size_option",
-    "columns_option", "em_options", "missing_option", "progress_options",
+    "columns_option", "em_options", "missing_option", "model_and_data", "progress_options",
 ]
 
 
@@ -46,6 +46,16 @@ def em_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--max-iter", type=click.IntRange(min=1), default=100,
                         show_default=True,
                         help="Most EM iterations per initialisation.")(f)
+
+
+def model_and_data(f: Callable[..., Any]) -> Callable[..., Any]:
+    """MODEL and DATA arguments and -o OUT (a table; CSV on stdout without it),
+    for commands that write one row per data row."""
+    f = click.option("-o", "--output", default=None, metavar="OUT",
+                     help="Write to OUT (.csv, .tsv, .npy or .parquet); default: CSV "
+                          "on stdout.")(f)
+    f = click.argument("data", metavar="DATA")(f)
+    return click.argument("model_path", metavar="MODEL")(f)
 
 
 def columns_option(f: Callable[..., Any]) -> Callable[..., Any]:
