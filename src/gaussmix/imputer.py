@@ -129,6 +129,8 @@ init_params, random_state, n_threads
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        # transform returns float32 rows for float32 input (impute keeps X's dtype)
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
 

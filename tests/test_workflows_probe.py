@@ -1,0 +1,144 @@
+"""gaussmix inside scikit-learn's machinery: metadata routing, model
+selection, pipelines, persistence and estimator tags, side by side with
+scikit-learn's GaussianMixture where it applies (each a probe finding, or a
+check that a workflow holds)."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.base import clone
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import get_tags
+
+from gaussmix import GaussianMixture, GaussianMixtureImputer
+
+
+@pytest.fixture(scope="module")
+def X():
+    rng = np.random.default_rng(0)
+    return np.vstack([rng.normal(-3, 1, (60, 3)), rng.normal(3, 1, (60, 3))])
+
+
+@pytest.fixture(scope="module")
+def holes(X):
+    out = X.copy()
+    out[::5, 1] = np.nan
+    return out
+
+
+@pytest.fixture
+def routing():
+    with sklearn.config_context(enable_metadata_routing=True):
+        yield
+
+
+# -- estimator tags -------------------------------------------------------------
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_allow_nan_tag_says_whether_fit_takes_nan(holes, device):
+    # Was: allow_nan True under missing='marginalize' with a device, where torch
+    # computes and fit refuses NaN.
+    if device is not None:
+        pytest.importorskip("torch")
+    model = GaussianMixture(2, random_state=0, missing="marginalize", device=device)
+    try:
+        model.fit(holes)
+        takes_nan = True
+    except ValueError as err:
+        assert "NaN" in str(err)
+        takes_nan = False
+    assert takes_nan == (device is None)
+    assert get_tags(model).input_tags.allow_nan == takes_nan
+
+
+@pytest.mark.parametrize("sample_posterior", [False, True])
+def test_imputer_preserves_the_dtypes_its_tag_lists(holes, sample_posterior):
+    # Was: preserves_dtype ['float64'] only, though float32 rows come back float32.
+    imputer = GaussianMixtureImputer(2, random_state=0, sample_posterior=sample_posterior)
+    preserved = get_tags(imputer).transformer_tags.preserves_dtype
+    assert set(preserved) == {"float64", "float32"}
+    for dtype in preserved:
+        rows = holes.astype(dtype)
+        assert imputer.fit(rows).transform(rows).dtype == dtype
+        assert imputer.fit_transform(rows).dtype == dtype
+
+
+# -- metadata routing -----------------------------------------------------------
+def test_routed_weights_reach_fit_and_score_in_cross_validation(X, routing):
+    w = np.random.default_rng(1).integers(0, 4, len(X)).astype(float)
+    cv = KFold(3, shuffle=True, random_state=0)
+    model = GaussianMixture(2, random_state=0).set_fit_request(sample_weight=True)
+    routed = cross_validate(model.set_score_request(sample_weight=True), X, cv=cv,
+                            params={"sample_weight": w})["test_score"]
+    by_hand = [GaussianMixture(2, random_state=0).fit(X[tr], sample_weight=w[tr])
+               .score(X[te], sample_weight=w[te]) for tr, te in cv.split(X)]
+    np.testing.assert_allclose(routed, by_hand, rtol=1e-12)
+    unweighted_score = cross_validate(
+        clone(model).set_score_request(sample_weight=False), X, cv=cv,
+        params={"sample_weight": w})["test_score"]
+    assert not np.allclose(unweighted_score, routed)
+
+
+def test_routed_weights_reach_the_imputer_in_a_pipeline(holes, routing):
+    w = np.random.default_rng(2).integers(1, 4, len(holes)).astype(float)
+    pipe = make_pipeline(
+        GaussianMixtureImputer(2, random_state=0).set_fit_request(sample_weight=True),
+        GaussianMixture(2, random_state=0).set_fit_request(sample_weight=False))
+    pipe.fit(holes, sample_weight=w)
+    alone = GaussianMixtureImputer(2, random_state=0).fit(holes, sample_weight=w)
+    np.testing.assert_array_equal(pipe[0].mixture_.means_, alone.mixture_.means_)
+    unweighted = GaussianMixtureImputer(2, random_state=0).fit(holes)
+    assert not np.allclose(pipe[0].mixture_.means_, unweighted.mixture_.means_)
+
+
+def test_fit_params_without_routing_weight_the_fit(X):
+    w = np.random.default_rng(3).integers(0, 4, len(X)).astype(float)
+    pipe = make_pipeline(StandardScaler(), GaussianMixture(2, random_state=0))
+    pipe.fit(X, gaussianmixture__sample_weight=w)
+    alone = GaussianMixture(2, random_state=0).fit(pipe[0].transform(X), sample_weight=w)
+    np.testing.assert_array_equal(pipe[-1].means_, alone.means_)
+
+
+# -- model selection and pipelines ------------------------------------------------
+@pytest.mark.parametrize("backend", ["sequential", "threading"])
+def test_grid_search_scores_equal_scikit_learns(X, backend):
+    import joblib
+
+    grid = {"n_components": [1, 2], "covariance_type": ["full", "spherical"]}
+    scores = {}
+    with joblib.parallel_backend(backend, n_jobs=2), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for cls in (GaussianMixture, SkGaussianMixture):
+            search = GridSearchCV(cls(random_state=0), grid, cv=3, n_jobs=2).fit(X)
+            scores[cls] = search.cv_results_["mean_test_score"]
+    np.testing.assert_allclose(scores[GaussianMixture], scores[SkGaussianMixture],
+                               rtol=1e-10)
+
+
+def test_pipeline_predictions_equal_scikit_learns(X):
+    ours = make_pipeline(StandardScaler(), GaussianMixture(2, random_state=0)).fit(X)
+    theirs = make_pipeline(StandardScaler(), SkGaussianMixture(2, random_state=0)).fit(X)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), rtol=1e-10)
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-12)
+
+
+# -- persistence ----------------------------------------------------------------
+def test_a_pickled_stream_continues_as_the_original(holes):
+    stream = GaussianMixture(2, random_state=0, missing="marginalize")
+    for start in (0, 40):
+        stream.partial_fit(holes[start:start + 40])
+    copy = pickle.loads(pickle.dumps(stream))
+    stream.partial_fit(holes[80:])
+    copy.partial_fit(holes[80:])
+    assert copy.n_iter_ == stream.n_iter_ == 3
+    np.testing.assert_array_equal(copy.means_, stream.means_)
+    fresh = clone(stream)  # parameters only: a new stream
+    assert not hasattr(fresh, "means_") and fresh.partial_fit(holes[:40]).n_iter_ == 1
