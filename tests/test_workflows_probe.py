@@ -142,3 +142,57 @@ def test_a_pickled_stream_continues_as_the_original(holes):
     np.testing.assert_array_equal(copy.means_, stream.means_)
     fresh = clone(stream)  # parameters only: a new stream
     assert not hasattr(fresh, "means_") and fresh.partial_fit(holes[:40]).n_iter_ == 1
+
+
+# -- a fit that raises ------------------------------------------------------------
+def _stop(info):
+    raise RuntimeError("stop")
+
+
+@pytest.mark.parametrize(("estimator", "rows"), [
+    (GaussianMixture(5), 3),  # fewer rows than components
+    (GaussianMixture(2, callback=_stop), None),
+    (GaussianMixtureImputer(5), 3),
+], ids=["n_components", "callback", "imputer"])
+def test_a_first_fit_that_fails_leaves_the_estimator_unfitted(X, estimator, rows):
+    # Was: n_features_in_ of the failed data made check_is_fitted pass, and
+    # predict/transform/sample raised AttributeError ('weights_', 'mixture_') or
+    # sample() asked for covariances_ (scikit-learn: AttributeError 'means_').
+    from sklearn.exceptions import NotFittedError
+
+    estimator = clone(estimator)
+    with pytest.raises((ValueError, RuntimeError)):
+        estimator.fit(X[:rows])
+    assert not hasattr(estimator, "n_features_in_")
+    method = getattr(estimator, "predict", None) or estimator.transform
+    with pytest.raises(NotFittedError):
+        method(X)
+    if hasattr(estimator, "sample"):
+        with pytest.raises(NotFittedError):
+            estimator.sample(2)
+
+
+def test_a_hand_built_model_counts_as_fitted(X):
+    fitted = GaussianMixture(2, random_state=0).fit(X)
+    model = GaussianMixture(2)
+    for name in ("weights_", "means_", "precisions_cholesky_"):
+        setattr(model, name, getattr(fitted, name))
+    np.testing.assert_array_equal(model.predict(X), fitted.predict(X))
+
+
+def test_a_refit_that_fails_keeps_checking_the_fitted_features(X):
+    # Was: the failed data's n_features_in_ and feature_names_in_ replaced the
+    # fit's, though the model is still the fit's (as the callback's docs say):
+    # it then refused rows of its own width and names.
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    model = GaussianMixture(2, random_state=0).fit(frame)
+    before = model.predict(frame)
+    model.set_params(callback=_stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        model.fit(pd.DataFrame(X[:, :2], columns=["x", "y"]))
+    assert model.n_features_in_ == 3 and list(model.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(model.predict(frame), before)
+    with pytest.raises(RuntimeError, match="stop"):
+        model.fit(X[:, :2])  # no names: those of the fit stay
+    assert list(model.feature_names_in_) == ["a", "b", "c"]

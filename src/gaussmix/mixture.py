@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -302,16 +304,17 @@ or torch tensor
         Model selection uses it to skip the labels of candidates it discards.
         """
         check_parameters(self)
-        source = self._marked(training_source(self, X, sample_weight), fitting=True)
-        piece = self._piece
-        init = check_initial_parameters(self, piece, source.n_features)
-        settings = EMSettings(
-            tol=self.tol, max_iter=self.max_iter, reg_covar=self.reg_covar,
-            reducer=self._reducer(source), verbose=self.verbose,
-            verbose_interval=self.verbose_interval, callback=self.callback,
-        )
-        with single_threaded_blas():
-            run = self._run(source, piece, init, settings)
+        with features_kept_on_failure(self):
+            source = self._marked(training_source(self, X, sample_weight), fitting=True)
+            piece = self._piece
+            init = check_initial_parameters(self, piece, source.n_features)
+            settings = EMSettings(
+                tol=self.tol, max_iter=self.max_iter, reg_covar=self.reg_covar,
+                reducer=self._reducer(source), verbose=self.verbose,
+                verbose_interval=self.verbose_interval, callback=self.callback,
+            )
+            with single_threaded_blas():
+                run = self._run(source, piece, init, settings)
         self._set_fitted(run, piece)
         place_attributes(self, source)  # tensors for tensor input
         if not run.converged and self.max_iter > 0:
@@ -421,6 +424,14 @@ or torch tensor
         self.__dict__.pop("_stream_", None)  # partial_fit's running statistics
 
     # -- fitted model --------------------------------------------------------
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted when the parameters predictions read are set (by a fit,
+        :meth:`partial_fit`, :func:`gaussmix.load` or by hand): so that
+        ``check_is_fitted`` raises NotFittedError, not a later AttributeError,
+        on a model whose first fit failed."""
+        return all(hasattr(self, name)
+                   for name in ("weights_", "means_", "precisions_cholesky_"))
+
     @property
     def _piece(self) -> CovarianceType:
         return get_covariance_type(self.covariance_type)
@@ -588,6 +599,27 @@ or torch tensor
         from .files.model import save_model
 
         return save_model(on_host(self), path)  # NumPy arrays, whatever was fitted
+
+
+#: What validating the training rows records on an estimator.
+FEATURE_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
+
+
+@contextlib.contextmanager
+def features_kept_on_failure(est: Any) -> Iterator[None]:
+    """Restore ``n_features_in_`` and ``feature_names_in_`` when the block
+    raises: a fit that fails after validating X keeps the earlier fit's model
+    (or none), which must go on checking X against that model's features, not
+    the failed data's (scikit-learn's keeps the failed data's)."""
+    saved = {name: est.__dict__[name] for name in FEATURE_ATTRIBUTES
+             if name in est.__dict__}
+    try:
+        yield
+    except BaseException:
+        for name in FEATURE_ATTRIBUTES:
+            est.__dict__.pop(name, None)
+        est.__dict__.update(saved)
+        raise
 
 
 @dataclasses.dataclass(frozen=True)
