@@ -211,3 +211,20 @@ def test_nan_under_assume_finite_gets_the_ordinary_message(holes, fit):
     with sklearn.config_context(assume_finite=True):
         with pytest.raises(ValueError, match=r"(?s)contains (NaN|infinity).*non-finite"):
             fit(holes)
+
+
+# -- sparse input -----------------------------------------------------------------
+def test_sparse_rows_and_weights_are_refused_with_scikit_learns_message(X):
+    # X: as scikit-learn's GaussianMixture; sample_weight was: "sample_weight
+    # must be numeric: setting an array element with a sequence."
+    sparse = pytest.importorskip("scipy.sparse")
+    for estimator in (GaussianMixture(2), GaussianMixtureImputer(2),
+                      SkGaussianMixture(2)):
+        with pytest.raises(TypeError, match="Sparse data was passed for X"):
+            estimator.fit(sparse.csr_matrix(X))
+    weights = sparse.csr_matrix(np.ones(len(X)))
+    for method in (GaussianMixture(2).fit, GaussianMixtureImputer(2).fit,
+                   GaussianMixture(2).partial_fit,
+                   GaussianMixture(2, random_state=0).fit(X).score):
+        with pytest.raises(TypeError, match=r"sample_weight.*toarray\(\)\.ravel\(\)"):
+            method(X, sample_weight=weights)

@@ -16,6 +16,7 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn import config_context
 from sklearn.utils import assert_all_finite, check_array
 from sklearn.utils._param_validation import (
@@ -194,6 +195,11 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
         return None
     if is_torch_array(sample_weight):  # from any device (NumPy refuses a GPU's)
         sample_weight = to_host(sample_weight)
+    if issparse(sample_weight):  # else NumPy's "setting an array element with a sequence"
+        raise TypeError(
+            "Sparse data was passed for sample_weight, but dense data is required. "
+            f"Pass one weight per row as a 1-D array, e.g. "
+            f"sample_weight.toarray().ravel() for this {type(sample_weight).__name__}.")
     try:
         w = np.asarray(sample_weight, dtype=np.float64)
     except (TypeError, ValueError) as err:
