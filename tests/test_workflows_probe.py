@@ -228,3 +228,16 @@ def test_sparse_rows_and_weights_are_refused_with_scikit_learns_message(X):
                    GaussianMixture(2, random_state=0).fit(X).score):
         with pytest.raises(TypeError, match=r"sample_weight.*toarray\(\)\.ravel\(\)"):
             method(X, sample_weight=weights)
+
+
+# -- DataFrame columns that are not numbers -----------------------------------------
+def test_a_dataframe_with_dates_says_what_to_do(X):
+    # Was (and scikit-learn's): NumPy's DTypePromotionError about DTypes alone.
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(
+        when=pd.date_range("2020-01-01", periods=len(X)))
+    for estimator in (GaussianMixture(2), GaussianMixtureImputer(2)):
+        with pytest.raises(TypeError, match=r"only numbers: .*DateTime64.*select_dtypes"):
+            estimator.fit(frame)
+    with pytest.raises(TypeError, match="DateTime64"):  # the same exception type
+        SkGaussianMixture(2).fit(frame)

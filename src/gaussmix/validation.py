@@ -16,6 +16,7 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from numpy.exceptions import DTypePromotionError
 from scipy.sparse import issparse
 from sklearn import config_context
 from sklearn.utils import assert_all_finite, check_array
@@ -137,6 +138,12 @@ def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1,
                 "df.select_dtypes('number'))."
             ) from err
         raise
+    except DTypePromotionError as err:  # e.g. a DataFrame's dates or times
+        raise DTypePromotionError(
+            f"X must contain only numbers: {_first_line(err)}. Convert dates or "
+            "times to numbers (e.g. seconds since a reference time), or drop the "
+            "non-numeric columns (for a DataFrame: df.select_dtypes('number'))."
+        ) from err
     if allow_nan is None:
         allow_nan = getattr(est, "missing", "raise") == "marginalize"
     advice = ("NaN are missing values under missing='marginalize'; remove or replace "
@@ -319,6 +326,11 @@ def _init_array(
             f"{arr.shape}. {name} needs {needs}."
         )
     return np.array(arr, dtype=np.float64)
+
+
+def _first_line(err: Exception) -> str:
+    """The start of an exception's message: its first sentence."""
+    return str(err).split(". ")[0].strip().rstrip(".")
 
 
 def _sentence(text: str) -> str:
