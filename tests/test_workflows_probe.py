@@ -241,3 +241,26 @@ def test_a_dataframe_with_dates_says_what_to_do(X):
             estimator.fit(frame)
     with pytest.raises(TypeError, match="DateTime64"):  # the same exception type
         SkGaussianMixture(2).fit(frame)
+
+
+# -- threads in joblib's process workers ------------------------------------------------
+def test_default_threads_follow_the_omp_num_threads_workers_get(X, monkeypatch):
+    # Was: each of GridSearchCV's loky workers (OMP_NUM_THREADS set by joblib to
+    # its share of the cores, which scikit-learn's threaded code follows) ran a
+    # thread per core of the machine.
+    from gaussmix.engine.threads import available_cores, resolve_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert resolve_threads(None) == 1 and resolve_threads(3) == 3  # explicit wins
+    assert type(GaussianMixture(chunk_size=10)._reducer(_source(X))).__name__ == "Sequential"
+    monkeypatch.setenv("OMP_NUM_THREADS", "4096,2")
+    assert resolve_threads(None) == available_cores()  # a cap, never more threads
+    for unset in ("", "abc", "0"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert resolve_threads(None) == available_cores()
+
+
+def _source(X):
+    from gaussmix.engine.sources import ArraySource
+
+    return ArraySource(X, None, 10)

@@ -104,7 +104,8 @@ default='kmeans'
         about 2^20 numbers per chunk.
     n_threads : int or None, default=None
         Keyword-only (gaussmix). Threads that process chunks in parallel; None
-        uses the cores available to the process (affinity, cgroup quota).
+        uses the cores available to the process (affinity, cgroup quota),
+        at most ``OMP_NUM_THREADS`` when set (as in joblib's process workers).
         Results do not depend on it.
     callback : callable or None, default=None
         Keyword-only (gaussmix). Called after every EM iteration with a dict

@@ -19,11 +19,24 @@ def resolve_threads(n_threads: int | None) -> int:
     Those are the cores of its CPU affinity mask (``taskset``, ``cpuset``),
     capped by a cgroup CPU quota (``docker --cpus``, Kubernetes limits), not
     every core of the machine: threads beyond them only queue for the same
-    cores.
+    cores. ``OMP_NUM_THREADS``, when set, caps them too, as it caps
+    scikit-learn's threads: joblib's process workers (``GridSearchCV(...,
+    n_jobs=k)``) get it set to their share of the cores, so that k workers do
+    not each run a thread per core.
     """
     if n_threads is None:
-        return available_cores()
+        cap = _omp_num_threads()
+        cores = available_cores()
+        return cores if cap is None else min(cores, cap)
     return max(1, int(n_threads))
+
+
+def _omp_num_threads() -> int | None:
+    """``OMP_NUM_THREADS`` as a positive int (its first level when it lists
+    several, as OpenMP's nested form ``"4,2"`` does), or None when unset or
+    not a number."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def available_cores() -> int:
