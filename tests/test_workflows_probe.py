@@ -264,3 +264,15 @@ def _source(X):
     from gaussmix.engine.sources import ArraySource
 
     return ArraySource(X, None, 10)
+
+
+# -- the imputer's parameters -----------------------------------------------------------
+@pytest.mark.parametrize("params", [{"n_components": True}, {"n_threads": True},
+                                    {"max_iter": False}, {"n_components": 0}])
+def test_imputer_parameter_errors_name_the_imputer(X, params):
+    # Was: a bool for an int parameter passed the imputer's check and was refused
+    # by the inner mixture, as "parameter of GaussianMixture".
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="of GaussianMixtureImputer must be"):
+        GaussianMixtureImputer(**params).fit(X)

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from .mixture import GaussianMixture, features_kept_on_failure
-from .validation import check_data, check_sample_weight, parameter_constraints
+from .validation import check_data, check_parameters, check_sample_weight
 
 #: Mixture parameters passed through to :class:`~gaussmix.GaussianMixture`.
 MIXTURE_PARAMETERS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
@@ -94,11 +94,10 @@ init_params, random_state, n_threads
         -------
         self : GaussianMixtureImputer
         """
-        constraints = parameter_constraints()
-        validate_parameter_constraints(
-            {**{name: constraints[name] for name in MIXTURE_PARAMETERS},
-             "sample_posterior": ["boolean"]},
-            self.get_params(deep=False), caller_name=type(self).__name__)
+        check_parameters(self, MIXTURE_PARAMETERS)  # messages name this class
+        validate_parameter_constraints({"sample_posterior": ["boolean"]},
+                                       {"sample_posterior": self.sample_posterior},
+                                       caller_name=type(self).__name__)
         with features_kept_on_failure(self):
             X = check_data(self, X, reset=True, min_samples=2, allow_nan=True)
             X, sample_weight = _observed_rows(
