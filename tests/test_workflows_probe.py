@@ -244,26 +244,40 @@ def test_a_dataframe_with_dates_says_what_to_do(X):
 
 
 # -- threads in joblib's process workers ------------------------------------------------
-def test_default_threads_follow_the_omp_num_threads_workers_get(X, monkeypatch):
-    # Was: each of GridSearchCV's loky workers (OMP_NUM_THREADS set by joblib to
-    # its share of the cores, which scikit-learn's threaded code follows) ran a
-    # thread per core of the machine.
+def _default_threads(_=None):
+    from gaussmix.engine.threads import resolve_threads
+
+    return resolve_threads(None)
+
+
+def test_default_threads_are_a_joblib_workers_share_of_the_cores():
+    # Was: each of GridSearchCV's loky workers ran a thread per core, where
+    # joblib sets OMP_NUM_THREADS to the worker's share (cores // n_jobs),
+    # which scikit-learn's threaded code follows.
+    import joblib
+
+    share = max(1, joblib.cpu_count() // 2)
+    in_workers = joblib.Parallel(n_jobs=2, backend="loky")(
+        joblib.delayed(_default_threads)(i) for i in range(2))
+    assert all(1 <= n <= share for n in in_workers)
+
+
+def test_omp_num_threads_caps_threads_only_in_joblib_tasks(monkeypatch):
+    import joblib
+
     from gaussmix.engine.threads import available_cores, resolve_threads
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert resolve_threads(None) == 1 and resolve_threads(3) == 3  # explicit wins
-    assert type(GaussianMixture(chunk_size=10)._reducer(_source(X))).__name__ == "Sequential"
-    monkeypatch.setenv("OMP_NUM_THREADS", "4096,2")
-    assert resolve_threads(None) == available_cores()  # a cap, never more threads
-    for unset in ("", "abc", "0"):
-        monkeypatch.setenv("OMP_NUM_THREADS", unset)
-        assert resolve_threads(None) == available_cores()
-
-
-def _source(X):
-    from gaussmix.engine.sources import ArraySource
-
-    return ArraySource(X, None, 10)
+    # outside a joblib task (Dask's local cluster sets it in the parent process)
+    assert _default_threads() == available_cores()
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        in_tasks = joblib.Parallel()(joblib.delayed(_default_threads)(i) for i in range(2))
+        assert in_tasks == [1, 1]
+        assert joblib.Parallel()(joblib.delayed(resolve_threads)(3) for _ in range(1)) == [3]
+        for value in ("4096,2", "", "abc", "0"):  # a cap, never more threads
+            monkeypatch.setenv("OMP_NUM_THREADS", value)
+            assert joblib.Parallel()(joblib.delayed(_default_threads)(i)
+                                     for i in range(1)) == [available_cores()]
 
 
 # -- the imputer's parameters -----------------------------------------------------------

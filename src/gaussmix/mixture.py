@@ -105,7 +105,7 @@ default='kmeans'
     n_threads : int or None, default=None
         Keyword-only (gaussmix). Threads that process chunks in parallel; None
         uses the cores available to the process (affinity, cgroup quota),
-        at most ``OMP_NUM_THREADS`` when set (as in joblib's process workers).
+        in a joblib worker at most the ``OMP_NUM_THREADS`` joblib sets there.
         Results do not depend on it.
     callback : callable or None, default=None
         Keyword-only (gaussmix). Called after every EM iteration with a dict
