@@ -107,7 +107,7 @@ def test_fit_params_without_routing_weight_the_fit(X):
 
 
 # -- model selection and pipelines ------------------------------------------------
-@pytest.mark.parametrize("backend", ["sequential", "threading"])
+@pytest.mark.parametrize("backend", ["sequential", "threading", "loky"])
 def test_grid_search_scores_equal_scikit_learns(X, backend):
     import joblib
 
@@ -128,6 +128,22 @@ def test_pipeline_predictions_equal_scikit_learns(X):
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
     np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), rtol=1e-10)
     assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["predict", "partial_fit", "impute", "transform"])
+def test_feature_names_are_checked_as_scikit_learn_checks_them(X, method):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    estimator = (GaussianMixtureImputer(2, random_state=0) if method == "transform"
+                 else GaussianMixture(2, random_state=0)).fit(frame)
+    theirs = SkGaussianMixture(2, random_state=0).fit(frame)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        theirs.predict(X)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        getattr(estimator, method)(X)
+    for model, name in ((theirs, "predict"), (estimator, method)):
+        with pytest.raises(ValueError, match="same order as they were in fit"):
+            getattr(model, name)(frame[["b", "a", "c"]])
 
 
 # -- persistence ----------------------------------------------------------------
