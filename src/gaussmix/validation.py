@@ -16,7 +16,6 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from numpy.exceptions import DTypePromotionError
 from scipy.sparse import issparse
 from sklearn import config_context
 from sklearn.utils import assert_all_finite, check_array
@@ -46,6 +45,11 @@ __all__ = [
     "check_weighted_rows",
     "parameter_constraints",
 ]
+
+try:
+    from numpy.exceptions import DTypePromotionError
+except ImportError:  # NumPy < 1.25 has none: a stand-in that is never raised
+    DTypePromotionError = type("DTypePromotionError", (TypeError,), {})  # type: ignore[misc,assignment]
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 FLOAT_DTYPES = [np.float64, np.float32]
