@@ -232,6 +232,10 @@ default='kmeans'
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
         """Estimate the parameters with EM (``n_init`` starts, best kept).
 
+        A fit that raises (bad data, an exception of ``callback``) leaves the
+        estimator as it was: the earlier fit's model with the features it
+        checks X against, or not fitted.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), data source, Dask array \
