@@ -127,7 +127,10 @@ class MissingValuesMixin:
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()  # type: ignore[misc]
-        tags.input_tags.allow_nan = getattr(self, "missing", "raise") == "marginalize"
+        # NaN are marginalised only by the NumPy kernels: with a device, torch
+        # computes and fit refuses them (inputs.TORCH_NAN_ADVICE).
+        tags.input_tags.allow_nan = (getattr(self, "missing", "raise") == "marginalize"
+                                     and getattr(self, "device", None) is None)
         return tags
 
     # -- hooks for GaussianMixture --------------------------------------------

@@ -11,8 +11,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
-from .mixture import GaussianMixture
-from .validation import check_data, check_sample_weight, parameter_constraints
+from .mixture import GaussianMixture, features_kept_on_failure
+from .validation import check_data, check_parameters, check_sample_weight
 
 #: Mixture parameters passed through to :class:`~gaussmix.GaussianMixture`.
 MIXTURE_PARAMETERS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
@@ -94,17 +94,17 @@ init_params, random_state, n_threads
         -------
         self : GaussianMixtureImputer
         """
-        constraints = parameter_constraints()
-        validate_parameter_constraints(
-            {**{name: constraints[name] for name in MIXTURE_PARAMETERS},
-             "sample_posterior": ["boolean"]},
-            self.get_params(deep=False), caller_name=type(self).__name__)
-        X = check_data(self, X, reset=True, min_samples=2, allow_nan=True)
-        X, sample_weight = _observed_rows(X, check_sample_weight(sample_weight, len(X)),
-                                          self.n_components)
-        self.mixture_ = GaussianMixture(
-            **{name: getattr(self, name) for name in MIXTURE_PARAMETERS},
-            missing="marginalize").fit(X, sample_weight=sample_weight)
+        check_parameters(self, MIXTURE_PARAMETERS)  # messages name this class
+        validate_parameter_constraints({"sample_posterior": ["boolean"]},
+                                       {"sample_posterior": self.sample_posterior},
+                                       caller_name=type(self).__name__)
+        with features_kept_on_failure(self):
+            X = check_data(self, X, reset=True, min_samples=2, allow_nan=True)
+            X, sample_weight = _observed_rows(
+                X, check_sample_weight(sample_weight, len(X)), self.n_components)
+            self.mixture_ = GaussianMixture(
+                **{name: getattr(self, name) for name in MIXTURE_PARAMETERS},
+                missing="marginalize").fit(X, sample_weight=sample_weight)
         self.n_iter_ = self.mixture_.n_iter_
         self._rng = check_random_state(self.random_state)
         return self
@@ -126,9 +126,16 @@ init_params, random_state, n_threads
             return self.mixture_.impute(X)
         return self.mixture_.impute(X, n_draws=1, random_state=self._rng)[0]
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once a fit has produced ``mixture_`` (not when a first fit
+        failed after validating X)."""
+        return hasattr(self, "mixture_")
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        # transform returns float32 rows for float32 input (impute keeps X's dtype)
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -102,7 +104,8 @@ default='kmeans'
         about 2^20 numbers per chunk.
     n_threads : int or None, default=None
         Keyword-only (gaussmix). Threads that process chunks in parallel; None
-        uses the cores available to the process (affinity, cgroup quota).
+        uses the cores available to the process (affinity, cgroup quota),
+        in a joblib worker at most the ``OMP_NUM_THREADS`` joblib sets there.
         Results do not depend on it.
     callback : callable or None, default=None
         Keyword-only (gaussmix). Called after every EM iteration with a dict
@@ -231,6 +234,10 @@ default='kmeans'
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
         """Estimate the parameters with EM (``n_init`` starts, best kept).
 
+        A fit that raises (bad data, an exception of ``callback``) leaves the
+        estimator as it was: the earlier fit's model with the features it
+        checks X against, or not fitted.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), data source, Dask array \
@@ -304,16 +311,17 @@ or torch tensor
         Model selection uses it to skip the labels of candidates it discards.
         """
         check_parameters(self)
-        source = self._marked(training_source(self, X, sample_weight), fitting=True)
-        piece = self._piece
-        init = check_initial_parameters(self, piece, source.n_features)
-        settings = EMSettings(
-            tol=self.tol, max_iter=self.max_iter, reg_covar=self.reg_covar,
-            reducer=self._reducer(source), verbose=self.verbose,
-            verbose_interval=self.verbose_interval, callback=self.callback,
-        )
-        with single_threaded_blas():
-            run = self._run(source, piece, init, settings)
+        with features_kept_on_failure(self):
+            source = self._marked(training_source(self, X, sample_weight), fitting=True)
+            piece = self._piece
+            init = check_initial_parameters(self, piece, source.n_features)
+            settings = EMSettings(
+                tol=self.tol, max_iter=self.max_iter, reg_covar=self.reg_covar,
+                reducer=self._reducer(source), verbose=self.verbose,
+                verbose_interval=self.verbose_interval, callback=self.callback,
+            )
+            with single_threaded_blas():
+                run = self._run(source, piece, init, settings)
         self._set_fitted(run, piece)
         place_attributes(self, source)  # tensors for tensor input
         if not run.converged and self.max_iter > 0:
@@ -423,6 +431,14 @@ or torch tensor
         self.__dict__.pop("_stream_", None)  # partial_fit's running statistics
 
     # -- fitted model --------------------------------------------------------
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted when the parameters predictions read are set (by a fit,
+        :meth:`partial_fit`, :func:`gaussmix.load` or by hand): so that
+        ``check_is_fitted`` raises NotFittedError, not a later AttributeError,
+        on a model whose first fit failed."""
+        return all(hasattr(self, name)
+                   for name in ("weights_", "means_", "precisions_cholesky_"))
+
     @property
     def _piece(self) -> CovarianceType:
         return get_covariance_type(self.covariance_type)
@@ -590,6 +606,27 @@ or torch tensor
         from .files.model import save_model
 
         return save_model(on_host(self), path)  # NumPy arrays, whatever was fitted
+
+
+#: What validating the training rows records on an estimator.
+FEATURE_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
+
+
+@contextlib.contextmanager
+def features_kept_on_failure(est: Any) -> Iterator[None]:
+    """Restore ``n_features_in_`` and ``feature_names_in_`` when the block
+    raises: a fit that fails after validating X keeps the earlier fit's model
+    (or none), which must go on checking X against that model's features, not
+    the failed data's (scikit-learn's keeps the failed data's)."""
+    saved = {name: est.__dict__[name] for name in FEATURE_ATTRIBUTES
+             if name in est.__dict__}
+    try:
+        yield
+    except BaseException:
+        for name in FEATURE_ATTRIBUTES:
+            est.__dict__.pop(name, None)
+        est.__dict__.update(saved)
+        raise
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,8 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from scipy.sparse import issparse
+from sklearn import config_context
 from sklearn.utils import assert_all_finite, check_array
 from sklearn.utils._param_validation import (
     Interval,
@@ -43,6 +45,11 @@ __all__ = [
     "check_weighted_rows",
     "parameter_constraints",
 ]
+
+try:
+    from numpy.exceptions import DTypePromotionError
+except ImportError:  # NumPy < 1.25 has none: a stand-in that is never raised
+    DTypePromotionError = type("DTypePromotionError", (TypeError,), {})  # type: ignore[misc,assignment]
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 FLOAT_DTYPES = [np.float64, np.float32]
@@ -135,6 +142,12 @@ def check_data(est: Any, X: Any, *, reset: bool, min_samples: int = 1,
                 "df.select_dtypes('number'))."
             ) from err
         raise
+    except DTypePromotionError as err:  # e.g. a DataFrame's dates or times
+        raise DTypePromotionError(
+            f"X must contain only numbers: {_first_line(err)}. Convert dates or "
+            "times to numbers (e.g. seconds since a reference time), or drop the "
+            "non-numeric columns (for a DataFrame: df.select_dtypes('number'))."
+        ) from err
     if allow_nan is None:
         allow_nan = getattr(est, "missing", "raise") == "marginalize"
     advice = ("NaN are missing values under missing='marginalize'; remove or replace "
@@ -176,9 +189,12 @@ def check_finite(
 
 
 def _finite_message(X: np.ndarray, input_name: str, estimator_name: str | None) -> str:
-    """scikit-learn's message for NaN/inf in X (which has some)."""
+    """scikit-learn's message for NaN/inf in X (which has some). Asked for
+    with ``assume_finite`` off: under ``sklearn.set_config(assume_finite=True)``
+    scikit-learn skips the check, gaussmix does not (NaN would reach EM)."""
     try:
-        assert_all_finite(X, estimator_name=estimator_name, input_name=input_name)
+        with config_context(assume_finite=False):
+            assert_all_finite(X, estimator_name=estimator_name, input_name=input_name)
     except ValueError as err:
         return str(err)
     raise AssertionError("X has no NaN or inf")
@@ -190,6 +206,11 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
         return None
     if is_torch_array(sample_weight):  # from any device (NumPy refuses a GPU's)
         sample_weight = to_host(sample_weight)
+    if issparse(sample_weight):  # else NumPy's "setting an array element with a sequence"
+        raise TypeError(
+            "Sparse data was passed for sample_weight, but dense data is required. "
+            f"Pass one weight per row as a 1-D array, e.g. "
+            f"sample_weight.toarray().ravel() for this {type(sample_weight).__name__}.")
     try:
         w = np.asarray(sample_weight, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -309,6 +330,11 @@ def _init_array(
             f"{arr.shape}. {name} needs {needs}."
         )
     return np.array(arr, dtype=np.float64)
+
+
+def _first_line(err: Exception) -> str:
+    """The start of an exception's message: its first sentence."""
+    return str(err).split(". ")[0].strip().rstrip(".")
 
 
 def _sentence(text: str) -> str:

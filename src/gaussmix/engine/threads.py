@@ -19,11 +19,31 @@ def resolve_threads(n_threads: int | None) -> int:
     Those are the cores of its CPU affinity mask (``taskset``, ``cpuset``),
     capped by a cgroup CPU quota (``docker --cpus``, Kubernetes limits), not
     every core of the machine: threads beyond them only queue for the same
-    cores.
+    cores. In a joblib worker (``GridSearchCV(..., n_jobs=k)``) they are also
+    capped by ``OMP_NUM_THREADS``, which joblib sets in its worker processes
+    to their share of the cores (scikit-learn's threaded code follows it), so
+    that k workers do not each run a thread per core.
     """
     if n_threads is None:
-        return available_cores()
+        cores = available_cores()
+        share = _joblib_worker_share()
+        return cores if share is None else min(cores, share)
     return max(1, int(n_threads))
+
+
+def _joblib_worker_share() -> int | None:
+    """``OMP_NUM_THREADS`` (its first level, as in ``"4,2"``) while running as
+    a joblib task, else None. Read only there: outside, the variable may be
+    one that does not concern this process's threads (Dask's local cluster
+    sets it to 1 in the process that starts its worker processes)."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if not (value.isdigit() and int(value) > 0):
+        return None
+    parallel = sys.modules.get("joblib.parallel")  # never imports joblib
+    if parallel is None:
+        return None
+    backend, _ = parallel.get_active_backend()  # ~10 us: asked only when set
+    return int(value) if getattr(backend, "nesting_level", 0) >= 1 else None
 
 
 def available_cores() -> int:
