@@ -137,6 +137,9 @@ def _pattern_factors(model: Marginals, block: Block
     log_det = 2.0 * np.log(np.diagonal(lower)).sum(axis=-1)  # (P, K)
     base = (model.log_weights + model.log_det_chol)[:, None] - 0.5 * log_det[block.pattern].T
     base -= 0.5 * (d - q) * LOG_2PI
+    if q == d:  # nothing observed: density 1, where log det L_mm, the rounded
+        # precision's log det, would be off by cond(L) units in the last place
+        base = np.repeat(model.log_weights[:, None], len(block.rows), axis=1)
     return inverse, covariance, base
 
 
