@@ -416,7 +416,7 @@ def _nothing_observed(const, UT, out):  # noqa: ANN001, ANN202
     marginal density is 1), from ``const = log pi_k + sum log diag U``: the
     general formula's ``log det L_mm`` would be ``log det L`` of the rounded
     precision ``U U^T``, off by about cond(L) units in the last place (2e-6 at
-    condition number 1e11)."""
+    condition number 9e10)."""
     log_pi = const
     for j in range(UT.shape[0]):
         log_pi -= math.log(UT[j, j])
