@@ -66,6 +66,15 @@ from .patterns import Block, pattern_blocks
 # nk (K,), s1 (K, d), full s2 (K, d, d) about the component means, loglik
 Moments = tuple[np.ndarray, np.ndarray, np.ndarray, float]
 
+# An incomplete row whose largest score exceeds this in magnitude has its
+# per-row results (scores, log-likelihood, responsibilities, labels) from
+# :func:`.conditional.far_scores_of_block` (exact gaps between the
+# components), as if its distances overflowed: the scores' rounding, |score|
+# 1e-16, would reach 1e-4 beyond it, and exceed the gaps themselves for a row
+# some 1e16 standard deviations out (tied covariances: labels drawn by
+# rounding, where complete rows keep the exact gaps in their row term).
+FAR_SCORE = 2.0**40
+
 # In a float64 chunk with missing values, the complete rows go through the
 # compiled loops with the others while they are fewer than this share of the
 # chunk (the ordinary kernel is faster per row, but has a fixed cost per call).
@@ -270,7 +279,9 @@ class MarginalKernel:
             for block, cond in self._conditionals(X, mask):
                 out[:, block.rows] = cond.scores
         top = out.max(axis=0)
-        far = np.flatnonzero(~np.isfinite(top))  # (complete ones came rescued)
+        # (complete ones came rescued, and keep their row term apart anyway)
+        far = np.flatnonzero(~np.isfinite(top) | ((np.abs(top) > FAR_SCORE)
+                                                   & (_missing_counts(mask) > 0)))
         if far.size:
             self._far_scores(X[far], mask[far], far, out, far_row)
             top = out.max(axis=0)
@@ -279,7 +290,8 @@ class MarginalKernel:
     def _far_scores(self, X: np.ndarray, mask: np.ndarray, at: np.ndarray,
                     out: np.ndarray, row: np.ndarray) -> None:
         """Scores and row terms of incomplete rows ``X`` (chunk positions
-        ``at``) whose distances overflow under every component, into ``out``
+        ``at``) whose distances overflow under every component (or whose
+        scores exceed :data:`FAR_SCORE`), into ``out``
         and ``row``."""
         X64 = X.astype(np.float64, copy=False)
         for block in pattern_blocks(mask, len(self.model.means)):

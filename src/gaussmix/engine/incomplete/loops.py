@@ -16,7 +16,9 @@ component at a time, with every step vectorised over the rows of the tile
   ``r~^T L r~ - y^T L_mm^-1 y`` (the minimum over the missing values of the
   full quadratic form, without a second d x d product; a difference, whose
   rounding error, about 1e-16 of ``r~^T L r~``, grows relative to the result
-  only where the observed coordinates nearly determine the missing ones),
+  only where the observed coordinates nearly determine the missing ones,
+  where the tile's distances are summed as ``|U^T f|^2`` instead: see
+  :data:`CANCELLATION`),
   ``det L_mm`` (one vectorised logarithm per row, :func:`_logs`) and, for
   the moments, ``L_mm^-1``. For q up to :data:`.lanes.QMAX` this is one
   straight-line kernel per q
@@ -78,6 +80,20 @@ BUDGET = 1 << 16    # numbers in a tile's factors (K, q, q, rows): bounds the ti
 # times the time of normal arithmetic.
 _NEGLIGIBLE = -460.0
 _NEGLIGIBLE_RATIO = math.exp(_NEGLIGIBLE)
+# A lane's marginal distance, the difference ``r~^T L r~ - y^T L_mm^-1 y``,
+# errs by some 1e-16 of ``r~^T L r~``; where that exceeds this many times the
+# distance (plus one), the observed coordinates nearly determine the missing
+# ones (nearly collinear data: the difference was off by 2e-3 in a
+# log-density at condition number 1e14), and the tile's distances are taken
+# as ``|U^T f|^2`` instead, a sum of squares into which an error of ``delta``
+# enters to second order only (1e-10 there). Ordinary rows stay far below
+# (d = 16, K = 8, 30% missing: at most 2.1 times); a lane that passes loses
+# at most about 1e-13 of ``distance + 1`` to the difference's rounding. (Not
+# caught: the solve's error in ``y^T delta`` where ``L_mm`` alone is ill
+# conditioned, two missing columns nearly collinear with each other: some 1e-5
+# relative at condition number 4e10, where forming ``L_mm`` from the rounded
+# precision already costs every method 4e-7.)
+CANCELLATION = 1024.0
 # Where the product of a row's pivots is smaller than this or larger than its
 # inverse, log det L_mm is summed from their logarithms instead.
 _TINY = 1e-290
@@ -209,7 +225,7 @@ def _residuals(XT, n, mean, Fk):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _condition(Fk, M, pairs, n, q, P, Wk, s, PF, cov, work):  # noqa: ANN001, ANN202
+def _condition(Fk, M, pairs, n, q, P, UT, Wk, s, PF, cov, work, scale):  # noqa: ANN001, ANN202
     """One component's q x q part for the tile, in ``Wk`` (the rows of
     :func:`.lanes_source.layout`, stride s): ``L F`` by one BLAS product,
     ``r~^T L r~`` and the gathers of ``L_mm`` and ``y = -(L r~)_m`` into
@@ -219,7 +235,11 @@ def _condition(Fk, M, pairs, n, q, P, Wk, s, PF, cov, work):  # noqa: ANN001, AN
 
     The distance is ``r~^T L r~ - y^T L_mm^-1 y`` (the minimum over the
     missing values of the full quadratic form, as the filled residual's
-    ``|f U|^2``), so no second product."""
+    ``|f U|^2``), so no second product, except in a tile where, for some
+    lane, that difference is small against its rounding scale
+    (:data:`CANCELLATION`): then it is the filled residuals' ``|U^T f|^2``
+    (``UT`` = U^T), by a second product. ``scale`` is float64 scratch of n
+    lanes or more."""
     _, y_row, _, s_row = layout(q)
     np.dot(P, Fk, PF)  # L F: one BLAS product for the tile
     maha = Wk[s_row * s:s_row * s + n]
@@ -231,11 +251,23 @@ def _condition(Fk, M, pairs, n, q, P, Wk, s, PF, cov, work):  # noqa: ANN001, AN
     for a in range(q):
         for r in range(n):
             Wk[(y_row + a) * s + r] = -PF[M[a, r], r]
+    for r in range(n):
+        scale[r] = maha[r]
     if not (s == LANES and lanes(q, n, Wk, cov)):
         _lanes_generic(n, q, Wk, s, cov, work)
     for a in range(q):
         for r in range(n):
             Fk[M[a, r], r] = Wk[(y_row + a) * s + r]
+    cancelled = 0
+    for r in range(n):
+        cancelled += not scale[r] <= CANCELLATION * (maha[r] + 1.0)
+    if cancelled:
+        np.dot(UT, Fk, PF)
+        for r in range(n):
+            maha[r] = 0.0
+        for j in range(PF.shape[0]):
+            for r in range(n):
+                maha[r] += PF[j, r] * PF[j, r]
 
 
 @_jit
@@ -330,8 +362,8 @@ def _head(Fk, d):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF, cov,
-                 work, generic, sc):  # noqa: ANN001, ANN202
+def _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt, s, PF,
+                 cov, work, generic, sc):  # noqa: ANN001, ANN202
     """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
     the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, dp, n) and
     each component's rows of :func:`.lanes_source.layout` into ``Wt[k]``
@@ -360,7 +392,7 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s,
                 for r in range(n):
                     maha[r] += P[j, j] * Fk[j, r] * Fk[j, r]
         else:
-            _condition(Fk, M, pairs, n, q, P, Wk, s, PF, cov, generic)
+            _condition(Fk, M, pairs, n, q, P, UT[k], Wk, s, PF, cov, generic, work[1])
             det = Wk[(s_row + 1) * s:(s_row + 1) * s + n]
             low = Wk[(s_row + 2) * s:(s_row + 2) * s + n]
             maha = Wk[s_row * s:s_row * s + n]
@@ -371,9 +403,25 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s,
             sc[k, r] = (const[k] - 0.5 * (d - q) * LOG_2PI
                         - 0.5 * log_det[r] - 0.5 * maha[r])
             undefined |= sc[k, r] != sc[k, r]
+        if q == d:  # nothing observed: log pi_k exactly (see _nothing_observed)
+            _nothing_observed(const[k], UT[k], sc[k, :n])
         if undefined:  # NaN: inf - inf in the distance of a row far out
             return 1
     return 0
+
+
+@_jit
+def _nothing_observed(const, UT, out):  # noqa: ANN001, ANN202
+    """``out[:] = log pi_k``, the score of rows with nothing observed (their
+    marginal density is 1), from ``const = log pi_k + sum log diag U``: the
+    general formula's ``log det L_mm`` would be ``log det L`` of the rounded
+    precision ``U U^T``, off by about cond(L) units in the last place (2e-6 at
+    condition number 9e10)."""
+    log_pi = const
+    for j in range(UT.shape[0]):
+        log_pi -= math.log(UT[j, j])
+    for r in range(out.shape[0]):
+        out[r] = log_pi
 
 
 @_jit
@@ -501,7 +549,7 @@ def _tile_views(F, PF, rows, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
 
 
 @_jit
-def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):  # noqa: ANN001, ANN201, ARG001
+def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):  # noqa: ANN001, ANN201
     """Adds the moments of ``X[rows]`` (weights ``w[rows]``; rows sorted by
     their number of NaN) about ``means`` (K, d) to ``nk`` (K,), ``s1``
     (K, d) and the lower triangles of ``s2`` (K, d, d; only the diagonals
@@ -510,6 +558,7 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
     PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
+    UT = np.ascontiguousarray(chol.transpose((0, 2, 1)))
     # full second moments in padded lower-triangular blocks, added to s2 at
     # the end (second_moments also writes above the diagonal in its blocks)
     dp = padded(d)
@@ -521,8 +570,8 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
         F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF,
-                              True, work, generic, sc)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt,
+                              s, PF, True, work, generic, sc)
         if status:
             return status
         if not _responsibilities(sc, n, rows, t0, w, acc, work[0], work[1], bits):
@@ -545,18 +594,19 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
 
 
 @_jit
-def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, ANN201, ARG001
+def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, ANN201
     """``log pi_k + log N(x_o | k)`` of ``X[rows]`` (sorted by their number of
     NaN) into ``out`` (K, len(rows))."""
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
     PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
+    UT = np.ascontiguousarray(chol.transpose((0, 2, 1)))
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
         F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF,
-                              False, work, generic, sc)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt,
+                              s, PF, False, work, generic, sc)
         if status:
             return status
         for k in range(K):
@@ -567,20 +617,21 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
 
 
 @_jit
-def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201, ARG001
+def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     """Replaces the NaN of ``X[rows]`` (sorted by their number of NaN) in
     place by ``E[x_m | x_o]``."""
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
     PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
+    UT = np.ascontiguousarray(chol.transpose((0, 2, 1)))
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
         F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, const, diagonal, F, Wt, s, PF,
-                              False, work, generic, sc)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt,
+                              s, PF, False, work, generic, sc)
         if status:
             return status
         if not _responsibilities(sc, n, rows, t0, ones, acc, work[0], work[1], bits):
