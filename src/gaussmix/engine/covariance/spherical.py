@@ -72,6 +72,14 @@ class Spherical(VarianceType):
         spread = s2 / nk - (delta**2).sum(axis=1)
         return np.maximum(spread, 0.0) / n_features + reg_covar
 
+    def jump_losses(self, delta, covariances, prec_chol):
+        # The variance (s2/N - |delta|^2) / d loses |delta|^2 / (d var) of its
+        # accuracy (s2/N sums d var and |delta|^2, both positive). The general
+        # bound |delta|^2 trace(precision) is d^2 times that: with d = 40,000
+        # it took a second pass at every iteration (3x scikit-learn's time).
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.sum(delta ** 2, axis=1) * np.square(prec_chol) / delta.shape[1]
+
     def log_det_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
 
