@@ -99,11 +99,12 @@ def test_wide_variance_types_hold_no_dense_factors(monkeypatch, ct, kernel):
 
 
 def test_wide_spherical_fit_takes_no_second_pass(monkeypatch):
-    # The spherical variance (s2/N - |delta|^2) / d loses |delta|^2 / (d var)
-    # of its accuracy when the mean moves by delta from where the moments were
-    # taken; the general bound |delta|^2 d / var, d^2 times larger, took the
-    # second pass of engine.recentre at every iteration once d passed a few
-    # thousand (d=40,000: 3x scikit-learn's fit time).
+    # The spherical variance (s2/N - |delta|^2) / d loses about
+    # |delta|^2 / (d var) of its accuracy when the mean is delta from where
+    # the moments were taken (the group centre: the mixture's mean); the
+    # general bound |delta|^2 d / var, d^2 times larger, took the second pass
+    # of engine.recentre at every iteration once d passed a few thousand
+    # (d=40,000: 3x scikit-learn's fit time). Here |delta|^2 / var ~ 1e4.
     import gaussmix.engine.loop as loop
 
     passes = []
