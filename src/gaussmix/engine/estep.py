@@ -146,10 +146,11 @@ class EStepKernel:
         xp = array_namespace(X)
         n, K = X.shape[0], scores.shape[0]
         rows = xp.astype(X[overflowed], xp.float64, copy=False)
-        means, chol = self.state.means, self.state.chol_full
+        means, chol = self.state.means, self.state.prec_chol
         scale = power_of_two_scale(rows, means)
-        a = xp.matmul((rows / scale[:, None])[None, :, :], chol)  # (K, m, d)
-        b = xp.matmul(means[:, None, :] / scale[None, :, None], chol)
+        b = self.piece.whiten(means[:, None, :] / scale[None, :, None], chol)  # (K, m, d)
+        a = xp.broadcast_to(self.piece.whiten((rows / scale[:, None])[None, :, :], chol),
+                            b.shape)
         base = xp.astype(self.state.const + self.log_weights, xp.float64, copy=False)
         base = xp.broadcast_to(base[:, None], (K, rows.shape[0]))
         rescued, rescued_row = far_scores(a, b, base, scale)

@@ -60,8 +60,10 @@ class KernelState:
 
     ``shift`` (host float64, (K, d)) is where the moments are taken; ``groups``
     hold each centre group's arrays; ``const`` (K,) the log normalisers;
-    ``means`` and ``chol_full`` (float64, in the compute namespace) let the
-    E-step recompute rows whose densities overflow.
+    ``means`` and ``prec_chol`` (float64, in the compute namespace, the
+    factors in the type's own shape: a (K, d, d) form of diag factors would
+    take K d^2 numbers) let the E-step recompute rows whose densities
+    overflow (see :meth:`CovarianceType.whiten`).
     """
 
     shift: np.ndarray
@@ -69,7 +71,7 @@ class KernelState:
     groups: tuple[GroupArrays, ...]
     order: Any
     means: Any
-    chol_full: Any
+    prec_chol: Any
 
 
 #: Largest error, in a log-density, that a NumPy float32 E-step may spend on
@@ -201,7 +203,7 @@ class CovarianceType(ABC):
                 np.argsort(np.concatenate([g.members for g in groups])),
                 spec.xp.int64),
             means=spec.asarray(means, spec.xp.float64),
-            chol_full=spec.asarray(self.to_full(prec_chol, K, d), spec.xp.float64),
+            prec_chol=spec.asarray(prec_chol, spec.xp.float64),
         )
 
     def _precise_enough(self, groups: tuple[CentreGroup, ...], means: np.ndarray,
@@ -325,6 +327,13 @@ class CovarianceType(ABC):
         self, covariances: np.ndarray, n_components: int, n_features: int
     ) -> np.ndarray:
         """Covariances (or precision factors) as (K, d, d) matrices."""
+
+    @abstractmethod
+    def whiten(self, points: Any, prec_chol: Any) -> Any:
+        """``points`` (K or 1, m, d) mapped by each component's precision
+        factor ``U_k`` (``prec_chol``, the type's own shape), ``x -> x U_k``,
+        in the points' namespace: (K, m, d), or (1, m, d) where the
+        components share one factor (tied) and the points are (1, m, d)."""
 
     @abstractmethod
     def log_det_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:

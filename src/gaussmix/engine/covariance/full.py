@@ -168,6 +168,9 @@ class Full(CovarianceType):
     def to_full(self, covariances, n_components, n_features):
         return np.array(covariances, dtype=np.float64)
 
+    def whiten(self, points, prec_chol):
+        return array_namespace(points).matmul(points, prec_chol)
+
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
 

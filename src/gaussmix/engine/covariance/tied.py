@@ -117,6 +117,9 @@ class Tied(CovarianceType):
         return np.repeat(np.asarray(covariances, dtype=np.float64)[None], n_components,
                          axis=0)
 
+    def whiten(self, points, prec_chol):
+        return array_namespace(points).matmul(points, prec_chol)
+
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(np.diagonal(prec_chol)).sum(keepdims=True)  # (1,)
 

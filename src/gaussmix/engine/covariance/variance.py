@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..xp import array_namespace
 from .base import CovarianceType, group_centres
 from .groups import CentreGroup
 from .linalg import ILL_DEFINED_COVARIANCE
@@ -70,6 +71,10 @@ class VarianceType(CovarianceType):
     def to_full(self, covariances, n_components, n_features):
         variances = np.reshape(covariances, (n_components, -1))  # (K, d) or (K, 1)
         return variances[:, :, None] * _identity(n_features)
+
+    def whiten(self, points, prec_chol):
+        xp = array_namespace(points)
+        return points * xp.reshape(prec_chol, (prec_chol.shape[0], 1, -1))
 
     def sample(self, rng, means, covariances, counts):
         # sqrt(c) broadcasts: a vector of variances (diag) or one variance.
