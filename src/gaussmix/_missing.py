@@ -163,6 +163,7 @@ class MissingValuesMixin:
                             columns=columns_needed)
         return dataclasses.replace(source, missing=True)
 
+
 def _check_observed(mask: np.ndarray, weights: np.ndarray | None = None, *,
                     columns: bool = True) -> None:
     """Raise for rows (and, with ``columns``, columns) of ``mask`` (True where
