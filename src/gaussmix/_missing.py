@@ -118,8 +118,8 @@ class MissingValuesMixin:
     def _lazy_imputation(self, X: Any) -> Any:
         """:meth:`impute`'s conditional expectations of a Dask array, lazily."""
         est: Any = self
-        source = dask_source(est, X, None, reset=False).reading_missing(  # type: ignore[attr-defined]
-            fitting=False)
+        source: Any = dask_source(est, X, None, reset=False)
+        source = source.reading_missing(fitting=False)  # NaN read as missing values
         kernel = MarginalKernel.build(est._piece, est._params, source.spec)
         return source.map_rows(  # type: ignore[attr-defined]
             lambda c: kernel.impute(c.X, check_density=True).astype(c.X.dtype, copy=False),
