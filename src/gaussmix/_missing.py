@@ -121,7 +121,7 @@ class MissingValuesMixin:
         source: Any = dask_source(est, X, None, reset=False)
         source = source.reading_missing(fitting=False)  # NaN read as missing values
         kernel = MarginalKernel.build(est._piece, est._params, source.spec)
-        return source.map_rows(  # type: ignore[attr-defined]
+        return source.map_rows(
             lambda c: kernel.impute(c.X, check_density=True).astype(c.X.dtype, copy=False),
             source.n_features, source.spec.dtype)
 
