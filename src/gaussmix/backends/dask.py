@@ -211,7 +211,8 @@ class DaskSource(ReadsMissing):
         """``func`` over every block as a lazy Dask array: (n,) results when
         ``n_columns`` is None, else (n, n_columns)."""
         X, d, size = self.X, self.n_features, self.chunk_size
-        meta = np.empty((0,) if n_columns is None else (0, 0), dtype=dtype)
+        # (also the result of a block of zero rows, so it has the columns)
+        meta = np.empty((0,) if n_columns is None else (0, n_columns), dtype=dtype)
         if n_columns is None:
             return X.map_blocks(_rows_of, func, d, size, meta, self.missing, drop_axis=1,
                                 dtype=dtype, meta=meta)
