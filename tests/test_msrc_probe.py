@@ -27,3 +27,24 @@ def test_dask_blocks_of_zero_rows_impute_and_give_probabilities(holes):
     np.testing.assert_allclose(gm.impute(Xd).compute(), gm.impute(holes), rtol=1e-12)
     np.testing.assert_allclose(gm.predict_proba(Xd).compute(), gm.predict_proba(holes),
                                rtol=1e-12)
+
+
+def test_a_column_observed_only_outside_the_init_sample_is_fitted(tmp_path, monkeypatch):
+    # the sample's mean filling raised "drop it" for a column the file observes
+    from gaussmix import NpySource
+    from gaussmix.engine import init as engine_init
+
+    monkeypatch.setattr(engine_init, "INIT_SAMPLE_ROWS", 50)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 3)) + 5 * rng.integers(0, 2, (600, 1))
+    X[:-2, 2], X[-2:, 2] = np.nan, [1.0, 3.0]
+    np.save(tmp_path / "x.npy", X)
+    for seed in (0, 2):  # samples without the last two rows
+        gm = GaussianMixture(2, missing="marginalize", covariance_type="diag",
+                             random_state=seed).fit(NpySource(tmp_path / "x.npy"))
+        assert np.all(np.isfinite(gm.means_)) and np.all(gm.means_[:, 2] > 0.9)
+        assert np.all(gm.means_[:, 2] < 3.1)
+    X[-2:, 2] = np.nan  # nothing observed: the error says the file, not the sample
+    np.save(tmp_path / "x.npy", X)
+    with pytest.raises(ValueError, match="no observed value .* in its rows.* column 2"):
+        GaussianMixture(2, missing="marginalize").fit(NpySource(tmp_path / "x.npy"))
