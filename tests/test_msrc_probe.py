@@ -48,3 +48,19 @@ def test_a_column_observed_only_outside_the_init_sample_is_fitted(tmp_path, monk
     np.save(tmp_path / "x.npy", X)
     with pytest.raises(ValueError, match="no observed value .* in its rows.* column 2"):
         GaussianMixture(2, missing="marginalize").fit(NpySource(tmp_path / "x.npy"))
+
+
+def test_an_empty_row_in_a_dask_sample_is_named_by_its_row(holes, monkeypatch):
+    # the sample's check named the row's place in the sample, not in the array
+    import re
+
+    da = pytest.importorskip("dask.array")
+    from gaussmix.engine import init as engine_init
+
+    monkeypatch.setattr(engine_init, "INIT_SAMPLE_ROWS", 30)
+    X = np.vstack([holes, np.full((len(holes), 3), np.nan)])
+    with pytest.raises(ValueError, match="every feature missing") as error:
+        GaussianMixture(2, missing="marginalize", random_state=0).fit(
+            da.from_array(X, chunks=40))
+    row = int(re.search(r"row (\d+) of the Dask array", str(error.value)).group(1))
+    assert np.isnan(X[row]).all()

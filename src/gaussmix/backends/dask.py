@@ -203,7 +203,8 @@ class DaskSource(ReadsMissing):
         _, rows, weights, positions = dask.compute(
             _tree(parts, lambda values: _merge_samples(values, size)))[0]
         order = np.argsort(positions, kind="stable")
-        rows = check_chunk(rows[order], self.n_features, "the Dask array", self.missing)
+        rows = _checked_sample(rows[order], positions[order], self.n_features,
+                               self.missing)
         return rows, None if weights is None else weights[order]
 
     def map_rows(self, func: Callable[[Chunk], np.ndarray], n_columns: int | None,
@@ -283,6 +284,23 @@ def _sum(values: Sequence[T]) -> T:
     for value in values[1:]:
         total = total + value  # type: ignore[operator]
     return total
+
+
+def _checked_sample(rows: np.ndarray, positions: np.ndarray, n_features: int,
+                    missing: str | None) -> np.ndarray:
+    """:func:`~gaussmix.engine.sources.check_chunk` of rows drawn at
+    ``positions`` of the array: a row with nothing observed is named by its
+    row in the array (not its place in the sample)."""
+    where = "the rows of the Dask array sampled for initialisation"
+    rows = check_chunk(rows, n_features, where, "allow" if missing == "fit" else missing)
+    empty = np.flatnonzero(np.isnan(rows).all(axis=1)) if missing == "fit" else []
+    if len(empty):
+        raise ValueError(
+            f"row {positions[empty[0]]} of the Dask array has every feature missing "
+            f"(NaN), as have {len(empty) - 1} other(s) of the {len(rows)} sampled for "
+            "initialisation. Such rows carry no information about the mixture: drop "
+            "them before fitting (predict, score_samples and impute accept them).")
+    return rows
 
 
 def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
