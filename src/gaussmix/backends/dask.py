@@ -293,8 +293,8 @@ def _checked_sample(rows: np.ndarray, positions: np.ndarray, n_features: int,
     row in the array (not its place in the sample)."""
     where = "the rows of the Dask array sampled for initialisation"
     rows = check_chunk(rows, n_features, where, "allow" if missing == "fit" else missing)
-    empty = np.flatnonzero(np.isnan(rows).all(axis=1)) if missing == "fit" else []
-    if len(empty):
+    empty = np.flatnonzero(np.isnan(rows).all(axis=1) & (missing == "fit"))
+    if empty.size:
         raise ValueError(
             f"row {positions[empty[0]]} of the Dask array has every feature missing "
             f"(NaN), as have {len(empty) - 1} other(s) of the {len(rows)} sampled for "
