@@ -64,3 +64,15 @@ def test_an_empty_row_in_a_dask_sample_is_named_by_its_row(holes, monkeypatch):
             da.from_array(X, chunks=40))
     row = int(re.search(r"row (\d+) of the Dask array", str(error.value)).group(1))
     assert np.isnan(X[row]).all()
+
+
+def test_bad_values_in_a_dask_block_name_its_rows(holes):
+    # the block checks said "a block of the Dask array", not which rows
+    da = pytest.importorskip("dask.array")
+    gm = GaussianMixture(2, missing="marginalize", random_state=0).fit(holes)
+    X = holes.copy()
+    X[45, 1] = np.inf
+    Xd = da.from_array(X, chunks=20)
+    for method in (gm.score, lambda Xd: gm.predict(Xd).compute()):
+        with pytest.raises(ValueError, match=r"rows 40\.\.59 of the Dask array contains inf"):
+            method(Xd)

@@ -179,10 +179,10 @@ class DaskSource(ReadsMissing):
         """A pass over the rows *in the caller*, one block at a time (each
         block computed and sent here); the estimator uses :attr:`blocks` and
         :class:`DaskTree` instead, which keep rows on the workers."""
-        for block in self.blocks:
+        for block, where in zip(self.blocks, block_names(self.X.chunks[0]), strict=True):
             X, w = _dask().compute(*block)
             yield from _split(X, w, self.n_features, self.chunk_size,
-                              missing=self.missing)
+                              missing=self.missing, where=where)
 
     def sample(self, size: int, rng: np.random.RandomState) -> tuple[np.ndarray, Any]:
         """A uniform random sample of at most ``size`` rows (and their weights),
@@ -264,8 +264,9 @@ class DaskTree:
                              traverse=False)
         apply = dask.delayed(_apply_block, pure=True)
         size, rows = source.chunk_size, source.X.chunks[0]
-        values = [apply(bound, X, w, source.n_features, size, i, source.missing)
-                  for i, (X, w) in enumerate(source.blocks) if rows[i]]
+        values = [apply(bound, X, w, source.n_features, size, where, source.missing)
+                  for (X, w), where in zip(source.blocks, block_names(rows), strict=True)
+                  if where]
         return _tree(values, _sum, self.split_every)
 
 
@@ -303,15 +304,24 @@ def _checked_sample(rows: np.ndarray, positions: np.ndarray, n_features: int,
     return rows
 
 
+def block_names(rows: Sequence[int]) -> list[str]:
+    """What errors call each block of rows of these sizes ('' for no rows)."""
+    stops = np.cumsum(rows, dtype=np.int64)
+    return [f"rows {stop - n}..{stop - 1} of the Dask array" if n else ""
+            for n, stop in zip(rows, stops.tolist(), strict=True)]
+
+
 def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
-           check: bool = True, missing: str | None = None) -> Iterator[Chunk]:
+           check: bool = True, missing: str | None = None,
+           where: str = "a block of the Dask array") -> Iterator[Chunk]:
     """A block's chunks of at most ``size`` rows, checked (finite, shape; NaN
     as ``missing`` says, see :func:`~gaussmix.engine.sources.check_chunk`)
-    unless ``check`` is False (a block already checked)."""
+    unless ``check`` is False (a block already checked); ``where`` names the
+    block in errors."""
     if check:
-        X = check_chunk(X, n_features, "a block of the Dask array", missing)
+        X = check_chunk(X, n_features, where, missing)
         if w is not None:
-            w = check_chunk_weights(w, X.shape[0])
+            w = check_chunk_weights(w, X.shape[0], where)
     size = size or DEFAULT_CHUNK_ROWS
     for start in range(0, X.shape[0], size):
         stop = start + size
@@ -319,22 +329,29 @@ def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
 
 
 def _block_values(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
-                  size: int | None, check: bool = True, missing: str | None = None) -> Any:
+                  size: int | None, check: bool = True, missing: str | None = None,
+                  where: str = "a block of the Dask array") -> Any:
     """The chunk function's values over one block, added in row order."""
     return _sum([bound.func(chunk)
-                 for chunk in _split(X, w, n_features, size, check, missing)])
+                 for chunk in _split(X, w, n_features, size, check, missing, where)])
 
 
 def _apply_block(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
-                 size: int | None, index: int, missing: str | None = None) -> Any:
-    """:func:`_block_values` as a graph task (``index`` tells blocks apart)."""
-    return _block_values(bound, X, w, n_features, size, missing=missing)
+                 size: int | None, where: str, missing: str | None = None) -> Any:
+    """:func:`_block_values` as a graph task (``where``, the block's rows,
+    tells blocks apart)."""
+    return _block_values(bound, X, w, n_features, size, missing=missing, where=where)
 
 
 def _rows_of(X: np.ndarray, func: Callable[[Chunk], np.ndarray], n_features: int,
-             size: int | None, empty: np.ndarray, missing: str | None = None
-             ) -> np.ndarray:
-    parts = [func(chunk) for chunk in _split(X, None, n_features, size, missing=missing)]
+             size: int | None, empty: np.ndarray, missing: str | None = None,
+             block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    where = "a block of the Dask array"
+    if block_info and 0 in block_info:  # (Dask passes it by name)
+        start, stop = block_info[0]["array-location"][0]
+        where = f"rows {start}..{stop - 1} of the Dask array"
+    parts = [func(chunk) for chunk in _split(X, None, n_features, size,
+                                             missing=missing, where=where)]
     return np.concatenate(parts) if parts else empty
 
 
