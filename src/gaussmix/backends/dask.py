@@ -179,10 +179,10 @@ class DaskSource(ReadsMissing):
         """A pass over the rows *in the caller*, one block at a time (each
         block computed and sent here); the estimator uses :attr:`blocks` and
         :class:`DaskTree` instead, which keep rows on the workers."""
-        for block in self.blocks:
+        for block, where in zip(self.blocks, block_names(self.X.chunks[0]), strict=True):
             X, w = _dask().compute(*block)
             yield from _split(X, w, self.n_features, self.chunk_size,
-                              missing=self.missing)
+                              missing=self.missing, where=where)
 
     def sample(self, size: int, rng: np.random.RandomState) -> tuple[np.ndarray, Any]:
         """A uniform random sample of at most ``size`` rows (and their weights),
@@ -203,7 +203,8 @@ class DaskSource(ReadsMissing):
         _, rows, weights, positions = dask.compute(
             _tree(parts, lambda values: _merge_samples(values, size)))[0]
         order = np.argsort(positions, kind="stable")
-        rows = check_chunk(rows[order], self.n_features, "the Dask array", self.missing)
+        rows = _checked_sample(rows[order], positions[order], self.n_features,
+                               self.missing)
         return rows, None if weights is None else weights[order]
 
     def map_rows(self, func: Callable[[Chunk], np.ndarray], n_columns: int | None,
@@ -211,7 +212,8 @@ class DaskSource(ReadsMissing):
         """``func`` over every block as a lazy Dask array: (n,) results when
         ``n_columns`` is None, else (n, n_columns)."""
         X, d, size = self.X, self.n_features, self.chunk_size
-        meta = np.empty((0,) if n_columns is None else (0, 0), dtype=dtype)
+        # (also the result of a block of zero rows, so it has the columns)
+        meta = np.empty((0,) if n_columns is None else (0, n_columns), dtype=dtype)
         if n_columns is None:
             return X.map_blocks(_rows_of, func, d, size, meta, self.missing, drop_axis=1,
                                 dtype=dtype, meta=meta)
@@ -262,8 +264,9 @@ class DaskTree:
                              traverse=False)
         apply = dask.delayed(_apply_block, pure=True)
         size, rows = source.chunk_size, source.X.chunks[0]
-        values = [apply(bound, X, w, source.n_features, size, i, source.missing)
-                  for i, (X, w) in enumerate(source.blocks) if rows[i]]
+        values = [apply(bound, X, w, source.n_features, size, where, source.missing)
+                  for (X, w), where in zip(source.blocks, block_names(rows), strict=True)
+                  if where]
         return _tree(values, _sum, self.split_every)
 
 
@@ -284,15 +287,41 @@ def _sum(values: Sequence[T]) -> T:
     return total
 
 
+def _checked_sample(rows: np.ndarray, positions: np.ndarray, n_features: int,
+                    missing: str | None) -> np.ndarray:
+    """:func:`~gaussmix.engine.sources.check_chunk` of rows drawn at
+    ``positions`` of the array: a row with nothing observed is named by its
+    row in the array (not its place in the sample)."""
+    where = "the rows of the Dask array sampled for initialisation"
+    rows = check_chunk(rows, n_features, where, "allow" if missing == "fit" else missing)
+    empty = np.flatnonzero(np.isnan(rows).all(axis=1) & (missing == "fit"))
+    if empty.size:
+        raise ValueError(
+            f"row {positions[empty[0]]} of the Dask array has every feature missing "
+            f"(NaN), as have {len(empty) - 1} other(s) of the {len(rows)} sampled for "
+            "initialisation. Such rows carry no information about the mixture: drop "
+            "them before fitting (predict, score_samples and impute accept them).")
+    return rows
+
+
+def block_names(rows: Sequence[int]) -> list[str]:
+    """What errors call each block of rows of these sizes ('' for no rows)."""
+    stops = np.cumsum(rows, dtype=np.int64)
+    return [f"rows {stop - n}..{stop - 1} of the Dask array" if n else ""
+            for n, stop in zip(rows, stops.tolist(), strict=True)]
+
+
 def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
-           check: bool = True, missing: str | None = None) -> Iterator[Chunk]:
+           check: bool = True, missing: str | None = None,
+           where: str = "a block of the Dask array") -> Iterator[Chunk]:
     """A block's chunks of at most ``size`` rows, checked (finite, shape; NaN
     as ``missing`` says, see :func:`~gaussmix.engine.sources.check_chunk`)
-    unless ``check`` is False (a block already checked)."""
+    unless ``check`` is False (a block already checked); ``where`` names the
+    block in errors."""
     if check:
-        X = check_chunk(X, n_features, "a block of the Dask array", missing)
+        X = check_chunk(X, n_features, where, missing)
         if w is not None:
-            w = check_chunk_weights(w, X.shape[0])
+            w = check_chunk_weights(w, X.shape[0], where)
     size = size or DEFAULT_CHUNK_ROWS
     for start in range(0, X.shape[0], size):
         stop = start + size
@@ -300,22 +329,29 @@ def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
 
 
 def _block_values(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
-                  size: int | None, check: bool = True, missing: str | None = None) -> Any:
+                  size: int | None, check: bool = True, missing: str | None = None,
+                  where: str = "a block of the Dask array") -> Any:
     """The chunk function's values over one block, added in row order."""
     return _sum([bound.func(chunk)
-                 for chunk in _split(X, w, n_features, size, check, missing)])
+                 for chunk in _split(X, w, n_features, size, check, missing, where)])
 
 
 def _apply_block(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
-                 size: int | None, index: int, missing: str | None = None) -> Any:
-    """:func:`_block_values` as a graph task (``index`` tells blocks apart)."""
-    return _block_values(bound, X, w, n_features, size, missing=missing)
+                 size: int | None, where: str, missing: str | None = None) -> Any:
+    """:func:`_block_values` as a graph task (``where``, the block's rows,
+    tells blocks apart)."""
+    return _block_values(bound, X, w, n_features, size, missing=missing, where=where)
 
 
 def _rows_of(X: np.ndarray, func: Callable[[Chunk], np.ndarray], n_features: int,
-             size: int | None, empty: np.ndarray, missing: str | None = None
-             ) -> np.ndarray:
-    parts = [func(chunk) for chunk in _split(X, None, n_features, size, missing=missing)]
+             size: int | None, empty: np.ndarray, missing: str | None = None,
+             block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    where = "a block of the Dask array"
+    if block_info and 0 in block_info:  # (Dask passes it by name)
+        start, stop = block_info[0]["array-location"][0]
+        where = f"rows {start}..{stop - 1} of the Dask array"
+    parts = [func(chunk) for chunk in _split(X, None, n_features, size,
+                                             missing=missing, where=where)]
     return np.concatenate(parts) if parts else empty
 
 

@@ -142,9 +142,10 @@ def _submit_nodes(func: Callable[[Any], Any], blocks: PersistedBlocks, n_feature
                   chunk_size: int | None, split_every: int, name: str,
                   missing: str | None = None) -> list[Parts]:
     """One task per worker and node of ``split_every`` consecutive blocks."""
-    from .dask import _Bound
+    from .dask import _Bound, block_names
 
     client, holders, bound = blocks.client, blocks.placement(), _Bound(func)
+    names = block_names(blocks.row_counts)
     weights = blocks.weight_futures or [None] * len(holders)
     leaves = [i for i, rows in enumerate(blocks.row_counts) if rows]
     nodes = []
@@ -156,7 +157,8 @@ def _submit_nodes(func: Callable[[Any], Any], blocks: PersistedBlocks, n_feature
             future = client.submit(
                 _apply_blocks, bound, [blocks.rows[i] for i in mine],
                 [weights[i] for i in mine], n_features, chunk_size, not blocks.checked,
-                len(mine) == len(node), worker, missing, pure=False,
+                len(mine) == len(node), worker, missing, [names[i] for i in mine],
+                pure=False,
                 key=f"{name}-{j // split_every}-{len(parts)}",
                 workers=[worker] if worker else None, allow_other_workers=True)
             parts.append((positions, future))
@@ -174,13 +176,15 @@ def _node_future(client: Any, parts: Parts, key: str) -> Any:
 
 def _apply_blocks(bound: Any, rows: list[Any], weights: list[Any], n_features: int,
                   size: int | None, check: bool, whole: bool, planned: str,
-                  missing: str | None = None) -> tuple[bool, Any]:
+                  missing: str | None = None, wheres: list[str] | None = None
+                  ) -> tuple[bool, Any]:
     """The chunk function's value of each block (their sum when ``whole``: the
     blocks are a whole tree node), and whether this ran away from ``planned``."""
     from .dask import _block_values, _sum
 
-    values = [_block_values(bound, X, w, n_features, size, check, missing)
-              for X, w in zip(rows, weights, strict=True)]
+    wheres = wheres or ["a block of the Dask array"] * len(rows)
+    values = [_block_values(bound, X, w, n_features, size, check, missing, where)
+              for X, w, where in zip(rows, weights, wheres, strict=True)]
     try:
         moved = _distributed().get_worker().address != planned
     except ValueError:  # not on a worker (a test's synchronous run)

@@ -76,8 +76,9 @@ def drawn_responsibilities(
     chunk = (source.chunk_size if isinstance(source, ArraySource)
              else auto_chunk_size(n_components, X.shape[1], piece))
     if getattr(source, "missing", False):  # rows with NaN: see mean_filled
+        whole = source.in_memory or len(X) < INIT_SAMPLE_ROWS
         X = mean_filled(to_host(X, X.dtype), None if w is None else to_host(w),
-                        all_rows=source.in_memory or len(X) < INIT_SAMPLE_ROWS)
+                        source=None if whole else source)
         rows = ArraySource(X, w, chunk)
     else:
         rows = source if isinstance(source, ArraySource) else ArraySource(X, w, chunk)
@@ -86,26 +87,45 @@ def drawn_responsibilities(
     return rows, resp
 
 
-def mean_filled(X: np.ndarray, w: np.ndarray | None, *, all_rows: bool = True
-                ) -> np.ndarray:
+def mean_filled(X: np.ndarray, w: np.ndarray | None, *,
+                source: DataSource | None = None) -> np.ndarray:
     """X with each NaN (a missing value) replaced by its column's weighted
     mean: where EM with missing values starts (its first E-step already uses
     only the observed values, which undoes the shrinkage the filled rows put
     into the start's covariances). A column with no observed value in a row
-    of positive weight raises (``all_rows`` False: X is a sample of the
-    source's rows; estimators check the columns of arrays before this)."""
+    of positive weight raises (estimators check the columns of arrays before
+    this). ``source``: X is a sample of its rows; a column the sample never
+    observes takes its mean over every row of the source (one more pass)."""
     observed = ~np.isnan(X)
     w = np.ones(len(X)) if w is None else w
     seen = observed.T @ w
+    means = (np.where(observed, X, 0.0).T @ w) / np.where(seen > 0, seen, 1.0)
     empty = np.flatnonzero(~(seen > 0))
+    if empty.size and source is not None:
+        means[empty], seen[empty] = _column_means(source, empty)
+        empty = np.flatnonzero(~(seen > 0))
     if empty.size:
-        rows = "its rows" if all_rows else f"the {len(X)} rows sampled for initialisation"
         raise ValueError(
             f"{empty.size} column(s) of the data have no observed value (NaN only) in "
-            f"{rows} of positive sample_weight; the first is column {empty[0]}. "
-            "Nothing can be learnt about such a column: drop it before fitting.")
-    means = (np.where(observed, X, 0.0).T @ w) / seen
+            "its rows of positive sample_weight; the first is column "
+            f"{empty[0]}. Nothing can be learnt about such a column: drop it before "
+            "fitting.")
     return np.where(observed, X, means[None, :]).astype(X.dtype, copy=False)
+
+
+def _column_means(source: DataSource, columns: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted means of ``columns`` over the observed values of every row
+    of ``source``, and the weight observed in each."""
+    total, seen = np.zeros(len(columns)), np.zeros(len(columns))
+    for chunk in source.chunks():
+        X = to_host(chunk.X, chunk.X.dtype)[:, columns].astype(np.float64)
+        w = (np.ones(len(X)) if chunk.sample_weight is None
+             else to_host(chunk.sample_weight).astype(np.float64))
+        observed = ~np.isnan(X)
+        seen += observed.T @ w
+        total += np.where(observed, X, 0.0).T @ w
+    return total / np.where(seen > 0, seen, 1.0), seen
 
 
 def initial_responsibilities(
