@@ -192,3 +192,16 @@ def test_the_command_line_streams_a_file_with_missing_values(rows, tmp_path):
                                        str(tmp_path / "m.npz")])
     assert result.exit_code != 0 and "every feature missing" in result.output
     assert "data row 151 (counting from 1)" in result.output, result.output
+
+
+def test_select_over_a_source_with_an_empty_column_says_so(rows, tmp_path):
+    # Was: "... no observed value ...). Increase reg_covar or scale the data.":
+    # advice for covariances, given for a data problem.
+    X, _ = rows
+    X = X.copy()
+    X[:, 1] = np.nan
+    np.save(tmp_path / "x.npy", X[~np.isnan(X).all(axis=1)])
+    with pytest.raises(ValueError, match="no observed value") as error:
+        select(NpySource(tmp_path / "x.npy"), n_components=[1, 2],
+               covariance_types="diag", missing="marginalize", random_state=0)
+    assert "reg_covar" not in str(error.value)

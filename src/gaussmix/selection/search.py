@@ -305,10 +305,10 @@ def _choose(table: list[Candidate], criterion: str) -> Candidate:
     if not ok:
         reasons = "; ".join(f"K={c.n_components} {c.covariance_type}: {c.error}"
                             for c in table[:3])
-        raise ValueError(
-            f"Every candidate failed to fit ({reasons}). Increase reg_covar or "
-            "scale the data."
-        )
+        # the advice fits covariances that could not be factored, not bad data
+        advice = (" Increase reg_covar or scale the data." if "covariance" in reasons
+                  else "")
+        raise ValueError(f"Every candidate failed to fit ({reasons}).{advice}")
     # Values equal to rounding tie (K=1 full and tied are the same model, whose
     # criteria may differ in the last bits): fewer parameters, then the first.
     lowest = min(c.criterion(criterion) for c in ok)
