@@ -59,7 +59,10 @@ def impute_command(model_path: str, data: str, output: str | None, draw: bool,
     dataset = model_data(model, data, columns, chunk_size=chunk_size, stream=True)
     _warn_blank_lines("impute", dataset)
     rng = np.random.RandomState(seed) if draw else None
-    names = [str(n) for n in dataset.names]
+    # the model's column names for a file without names (a .npy file)
+    fitted = getattr(model, "feature_names_in_", None)
+    names = [str(n) for n in (fitted if fitted is not None and not dataset.named
+                              else dataset.names)]
 
     def filled(X: np.ndarray) -> dict[str, np.ndarray]:
         with quiet_feature_names():
