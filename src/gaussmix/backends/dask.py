@@ -62,6 +62,7 @@ from ..engine.sources import (
     ReadsMissing,
     check_chunk,
     check_chunk_weights,
+    check_rows_observed,
     times_power_of_two,
 )
 from ..engine.xp import array_namespace
@@ -294,26 +295,30 @@ def _checked_sample(rows: np.ndarray, positions: np.ndarray, n_features: int,
     row in the array (not its place in the sample)."""
     where = "the rows of the Dask array sampled for initialisation"
     rows = check_chunk(rows, n_features, where, "allow" if missing == "fit" else missing)
-    empty = np.flatnonzero(np.isnan(rows).all(axis=1) & (missing == "fit"))
-    if empty.size:
-        raise ValueError(
-            f"row {positions[empty[0]]} of the Dask array has every feature missing "
-            f"(NaN), as have {len(empty) - 1} other(s) of the {len(rows)} sampled for "
-            "initialisation. Such rows carry no information about the mixture: drop "
-            "them before fitting (predict, score_samples and impute accept them).")
+    if missing == "fit":
+        check_rows_observed(rows, where, lambda i: f"row {positions[i]} of the Dask array")
     return rows
+
+
+#: What errors call a block whose rows are not known.
+A_BLOCK = "a block of the Dask array"
+
+
+def _rows_name(start: int, stop: int) -> str:
+    """What errors call the rows ``start`` to ``stop - 1`` of the array."""
+    return f"rows {start}..{stop - 1} of the Dask array"
 
 
 def block_names(rows: Sequence[int]) -> list[str]:
     """What errors call each block of rows of these sizes ('' for no rows)."""
     stops = np.cumsum(rows, dtype=np.int64)
-    return [f"rows {stop - n}..{stop - 1} of the Dask array" if n else ""
+    return [_rows_name(stop - n, stop) if n else ""
             for n, stop in zip(rows, stops.tolist(), strict=True)]
 
 
 def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
            check: bool = True, missing: str | None = None,
-           where: str = "a block of the Dask array") -> Iterator[Chunk]:
+           where: str = A_BLOCK) -> Iterator[Chunk]:
     """A block's chunks of at most ``size`` rows, checked (finite, shape; NaN
     as ``missing`` says, see :func:`~gaussmix.engine.sources.check_chunk`)
     unless ``check`` is False (a block already checked); ``where`` names the
@@ -330,7 +335,7 @@ def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
 
 def _block_values(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
                   size: int | None, check: bool = True, missing: str | None = None,
-                  where: str = "a block of the Dask array") -> Any:
+                  where: str = A_BLOCK) -> Any:
     """The chunk function's values over one block, added in row order."""
     return _sum([bound.func(chunk)
                  for chunk in _split(X, w, n_features, size, check, missing, where)])
@@ -346,10 +351,9 @@ def _apply_block(bound: _Bound, X: np.ndarray, w: Any, n_features: int,
 def _rows_of(X: np.ndarray, func: Callable[[Chunk], np.ndarray], n_features: int,
              size: int | None, empty: np.ndarray, missing: str | None = None,
              block_info: dict[Any, Any] | None = None) -> np.ndarray:
-    where = "a block of the Dask array"
+    where = A_BLOCK
     if block_info and 0 in block_info:  # (Dask passes it by name)
-        start, stop = block_info[0]["array-location"][0]
-        where = f"rows {start}..{stop - 1} of the Dask array"
+        where = _rows_name(*block_info[0]["array-location"][0])
     parts = [func(chunk) for chunk in _split(X, None, n_features, size,
                                              missing=missing, where=where)]
     return np.concatenate(parts) if parts else empty

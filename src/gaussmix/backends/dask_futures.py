@@ -180,9 +180,9 @@ def _apply_blocks(bound: Any, rows: list[Any], weights: list[Any], n_features: i
                   ) -> tuple[bool, Any]:
     """The chunk function's value of each block (their sum when ``whole``: the
     blocks are a whole tree node), and whether this ran away from ``planned``."""
-    from .dask import _block_values, _sum
+    from .dask import A_BLOCK, _block_values, _sum
 
-    wheres = wheres or ["a block of the Dask array"] * len(rows)
+    wheres = wheres or [A_BLOCK] * len(rows)
     values = [_block_values(bound, X, w, n_features, size, check, missing, where)
               for X, w, where in zip(rows, weights, wheres, strict=True)]
     try:

@@ -528,17 +528,21 @@ def check_chunk(X: Any, n_features: int, where: str, missing: str | None = None)
                          "missing='marginalize', infinity is not: remove or replace "
                          "those values.")
     if missing == "fit":
-        _check_rows_observed(xp, X, where)
+        check_rows_observed(X, where)
     return X
 
 
-def _check_rows_observed(xp: Any, X: Any, where: str) -> None:
-    """Raise for a row of ``X`` with every value NaN (nothing to fit)."""
+def check_rows_observed(X: Any, where: str,
+                        name: Callable[[int], str] | None = None) -> None:
+    """Raise for a row of ``X`` with every value NaN (nothing to fit);
+    ``name(i)`` says where row ``i`` of X is (default: its position in X)."""
+    xp = array_namespace(X)
     empty = np.flatnonzero(np.asarray(xp.all(xp.isnan(X), axis=1)))
     if empty.size:
+        first = f"position {empty[0]} there" if name is None else name(int(empty[0]))
         raise ValueError(
             f"{where}: {empty.size} row(s) have every feature missing (NaN), the "
-            f"first at position {empty[0]} there. Such rows carry no "
+            f"first at {first}. Such rows carry no "
             "information about the mixture: drop them before fitting (predict, "
             "score_samples and impute accept them).")
 
