@@ -18,6 +18,7 @@ import click
 import numpy as np
 from rich.console import Console
 
+from ..files.formats import refuse_empty_rows
 from ..files.model import model_file_path
 from ..files.readers import name_list, separated_numbers
 from ..files.streams import StreamedData, file_header, open_rows, should_stream
@@ -178,14 +179,7 @@ def _without_row_index(command: str, table: Table, weights: str | None
 def _refuse_empty_rows(data: Dataset) -> None:
     """Rows with every feature missing, by file line: the estimator refuses
     them too, but names 0-based rows of an array."""
-    empty = np.flatnonzero(np.isnan(data.X).all(axis=1))
-    if empty.size:
-        others = f" (and {empty.size - 1} other row(s))" if empty.size > 1 else ""
-        raise DataError(
-            f"{data.where(int(empty[0]))}{others} has every feature missing; such "
-            "rows tell nothing about the mixture: delete them to fit (predict and "
-            "score accept them)"
-        )
+    refuse_empty_rows(np.isnan(data.X), data.where)
 
 
 def _refuse_separated_numbers(table: Table) -> None:

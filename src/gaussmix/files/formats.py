@@ -7,6 +7,7 @@ module and nothing of each other; :mod:`gaussmix.files.tables` gathers them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,17 @@ def first_non_finite(X: np.ndarray) -> tuple[int, int, str] | None:
     row, col = (int(i) for i in np.argwhere(~finite)[0])
     value = float(X[row, col])
     return row, col, "missing (NaN)" if np.isnan(value) else f"infinite ({value!r})"
+
+
+def refuse_empty_rows(missing: np.ndarray, where: Callable[[int], str]) -> None:
+    """Raise :class:`DataError` for rows of ``missing`` (a 2-D mask, True
+    where a value is missing) with every feature missing, naming the first by
+    ``where(row)`` (its file position): such rows cannot be fitted."""
+    empty = np.flatnonzero(missing.all(axis=1))
+    if empty.size:
+        others = f" (and {empty.size - 1} other row(s))" if empty.size > 1 else ""
+        raise DataError(
+            f"{where(int(empty[0]))}{others} has every feature missing; such rows "
+            "tell nothing about the mixture: delete them to fit (predict and score "
+            "accept them)"
+        )

@@ -26,7 +26,14 @@ import numpy as np
 from ..engine.covariance import ComputeSpec
 from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk
 from ..engine.xp import array_namespace
-from .formats import DataError, DataFileNotFoundError, PathLike, file_format, first_non_finite
+from .formats import (
+    DataError,
+    DataFileNotFoundError,
+    PathLike,
+    file_format,
+    first_non_finite,
+    refuse_empty_rows,
+)
 from .formats import quote as _quote
 from .readers import Table, check_unique_names, name_list, pandas_row_labels, position
 from .spill import SpillsMissing, row_spill
@@ -274,11 +281,8 @@ class FileRows(SpillsMissing):
                     if "NaN" in what and labels[col].startswith("column") else "")
             raise DataError(f"{position(self.path, None, start + row)}, {labels[col]}, "
                             f"is {what}; {_FIX}{hint}")
-        if nan is not None and missing == "fit" and nan.all(axis=1).any():
-            row = int(np.flatnonzero(nan.all(axis=1))[0])
-            raise DataError(f"{position(self.path, None, start + row)} has every "
-                            "feature missing; such rows tell nothing about the "
-                            "mixture: delete them to fit (predict and score accept them)")
+        if nan is not None and missing == "fit":
+            refuse_empty_rows(nan, lambda row: position(self.path, None, start + row))
 
     def _check_weights(self, w: np.ndarray, start: int) -> None:
         role = f"weights column {self.header.names[self.w_pos or 0]!r}"
