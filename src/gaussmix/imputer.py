@@ -11,8 +11,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
-from .mixture import GaussianMixture, features_kept_on_failure
-from .validation import check_data, check_parameters, check_sample_weight
+from .mixture import GaussianMixture
+from .validation import (
+    check_data,
+    check_parameters,
+    check_sample_weight,
+    features_kept_on_failure,
+)
 
 #: Mixture parameters passed through to :class:`~gaussmix.GaussianMixture`.
 MIXTURE_PARAMETERS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -40,6 +38,7 @@ from .validation import (
     check_initial_parameters,
     check_parameters,
     check_sample_weight,
+    features_kept_on_failure,
 )
 
 
@@ -606,27 +605,6 @@ or torch tensor
         from .files.model import save_model
 
         return save_model(on_host(self), path)  # NumPy arrays, whatever was fitted
-
-
-#: What validating the training rows records on an estimator.
-FEATURE_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
-
-
-@contextlib.contextmanager
-def features_kept_on_failure(est: Any) -> Iterator[None]:
-    """Restore ``n_features_in_`` and ``feature_names_in_`` when the block
-    raises: a fit that fails after validating X keeps the earlier fit's model
-    (or none), which must go on checking X against that model's features, not
-    the failed data's (scikit-learn's keeps the failed data's)."""
-    saved = {name: est.__dict__[name] for name in FEATURE_ATTRIBUTES
-             if name in est.__dict__}
-    try:
-        yield
-    except BaseException:
-        for name in FEATURE_ATTRIBUTES:
-            est.__dict__.pop(name, None)
-        est.__dict__.update(saved)
-        raise
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,10 @@ messages are scikit-learn's exactly.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
+from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any
 
@@ -339,3 +341,24 @@ def _first_line(err: Exception) -> str:
 
 def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+#: What validating the training rows records on an estimator.
+FEATURE_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
+
+
+@contextlib.contextmanager
+def features_kept_on_failure(est: Any) -> Iterator[None]:
+    """Restore ``n_features_in_`` and ``feature_names_in_`` when the block
+    raises: a fit that fails after validating X keeps the earlier fit's model
+    (or none), which must go on checking X against that model's features, not
+    the failed data's (scikit-learn's keeps the failed data's)."""
+    saved = {name: est.__dict__[name] for name in FEATURE_ATTRIBUTES
+             if name in est.__dict__}
+    try:
+        yield
+    except BaseException:
+        for name in FEATURE_ATTRIBUTES:
+            est.__dict__.pop(name, None)
+        est.__dict__.update(saved)
+        raise
