@@ -12,7 +12,8 @@ from conftest import COVARIANCE_TYPES, assert_same_fit, draw_mixture
 from gaussmix import GaussianMixture, IterableSource, NpySource
 from gaussmix.engine import init as init_module
 from gaussmix.engine.reducers import Sequential, ThreadPool, fold
-from gaussmix.engine.sources import ArraySource, sample_rows
+from gaussmix.engine.sampling import sample_rows
+from gaussmix.engine.sources import ArraySource
 
 
 @pytest.fixture

@@ -11,13 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine.sources import (
-    ArraySource,
-    DataSource,
-    check_enough_rows,
-    is_data_source,
-    scale_weights,
-)
+from .engine.chunk_checks import check_enough_rows
+from .engine.sources import ArraySource, DataSource, is_data_source, scale_weights
 from .engine.xp import is_torch_array as is_torch  # never imports torch
 from .engine.xp import to_host
 from .validation import check_data, check_finite, check_sample_weight, check_weighted_rows

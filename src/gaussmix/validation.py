@@ -30,8 +30,9 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import validate_data
 
+from .engine.chunk_checks import check_weighted_rows
 from .engine.covariance import CovarianceType
-from .engine.sources import check_weighted_rows, is_data_source
+from .engine.sources import is_data_source
 from .engine.xp import is_torch_array, to_host
 
 __all__ = [

@@ -55,16 +55,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._optional import require
+from ..engine.chunk_checks import check_chunk, check_chunk_weights, check_rows_observed
 from ..engine.covariance import ComputeSpec
 from ..engine.reducers import Reducer, Sequential
-from ..engine.sources import (
-    Chunk,
-    ReadsMissing,
-    check_chunk,
-    check_chunk_weights,
-    check_rows_observed,
-    times_power_of_two,
-)
+from ..engine.sources import Chunk, ReadsMissing, times_power_of_two
 from ..engine.xp import array_namespace
 from .dask_futures import PersistedBlocks, active_client, block_futures, submit_pass
 
@@ -290,7 +284,7 @@ def _sum(values: Sequence[T]) -> T:
 
 def _checked_sample(rows: np.ndarray, positions: np.ndarray, n_features: int,
                     missing: str | None) -> np.ndarray:
-    """:func:`~gaussmix.engine.sources.check_chunk` of rows drawn at
+    """:func:`~gaussmix.engine.chunk_checks.check_chunk` of rows drawn at
     ``positions`` of the array: a row with nothing observed is named by its
     row in the array (not its place in the sample)."""
     where = "the rows of the Dask array sampled for initialisation"
@@ -320,7 +314,7 @@ def _split(X: np.ndarray, w: Any, n_features: int, size: int | None,
            check: bool = True, missing: str | None = None,
            where: str = A_BLOCK) -> Iterator[Chunk]:
     """A block's chunks of at most ``size`` rows, checked (finite, shape; NaN
-    as ``missing`` says, see :func:`~gaussmix.engine.sources.check_chunk`)
+    as ``missing`` says, see :func:`~gaussmix.engine.chunk_checks.check_chunk`)
     unless ``check`` is False (a block already checked); ``where`` names the
     block in errors."""
     if check:

@@ -112,7 +112,7 @@ def submit_pass(func: Callable[[Any], T], blocks: PersistedBlocks, n_features: i
     """``func`` over every chunk of the persisted blocks, values added in block
     order in a tree of ``split_every`` values per node; the sum. The first
     pass checks the rows (NaN as ``missing`` says, see
-    :func:`~gaussmix.engine.sources.check_chunk`)."""
+    :func:`~gaussmix.engine.chunk_checks.check_chunk`)."""
     client = blocks.client
     name = f"gaussmix-pass-{uuid.uuid4().hex}"
     nodes = _submit_nodes(func, blocks, n_features, chunk_size, split_every, name,

@@ -247,7 +247,7 @@ class TorchSource:
         ``size`` distinct rows drawn uniformly with ``rng`` (see :meth:`_drawn`),
         in order."""
         if self.inner is not None:
-            from ..engine.sources import sample_rows
+            from ..engine.sampling import sample_rows
 
             X, w = sample_rows(self.inner, size, rng)
             return to_host(X, _numpy_dtype(self.dtype)), None if w is None else to_host(w)

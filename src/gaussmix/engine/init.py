@@ -21,19 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from .chunk_checks import check_enough_rows, check_weighted_rows
 from .covariance import CovarianceType
 from .mstep import NK_FLOOR, m_step
 from .params import MixtureParams
 from .reducers import Reducer, fold
-from .sources import (
-    ArraySource,
-    Chunk,
-    DataSource,
-    auto_chunk_size,
-    check_enough_rows,
-    check_weighted_rows,
-    sample_rows,
-)
+from .sampling import sample_rows
+from .sources import ArraySource, Chunk, DataSource, auto_chunk_size
 from .stats import SuffStats
 from .xp import array_namespace, from_host, to_host
 
@@ -62,7 +56,7 @@ def drawn_responsibilities(
 ) -> tuple[ArraySource, RespFn]:
     """The rows initialisation works on (all of an in-memory source, else a
     sample of at most :data:`INIT_SAMPLE_ROWS`, see
-    :func:`~gaussmix.engine.sources.sample_rows`; NaN of a source with
+    :func:`~gaussmix.engine.sampling.sample_rows`; NaN of a source with
     missing values filled by :func:`mean_filled`) and their initial
     responsibilities by ``method``; model selection shares one draw among
     covariance types (``piece`` only sizes the sample's chunks)."""

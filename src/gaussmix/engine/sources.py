@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from array_api_compat import device as array_device
 
+from .chunk_checks import check_chunk, check_chunk_weights
 from .covariance import ComputeSpec, CovarianceType
 from .splitting import ROUND_BELOW, even_chunk_rows
 from .threads import available_cores
@@ -331,39 +332,6 @@ def _mapped_npy(path: str) -> np.ndarray:
                          "check that it was written completely by numpy.save.") from error
 
 
-def check_enough_rows(n_rows: int, n_components: int) -> None:
-    """Raise, as for an array, when a data source's ``n_rows`` rows are too
-    few to fit ``n_components``: at least one per component, and 2."""
-    if n_rows < max(2, n_components):
-        raise ValueError(
-            f"The data source holds {n_rows} row(s); fitting {n_components} "
-            f"component(s) needs at least {max(2, n_components)} (one per component, "
-            "and 2). Lower n_components or add data."
-        )
-
-
-def check_weighted_rows(n_weighted: int, n_components: int, of: str = "") -> None:
-    """Raise ValueError unless at least ``n_components`` rows (``of`` says
-    which) have a positive weight: rows of weight zero count as absent (an
-    integer weight counts a row that many times), so fewer weighted rows are
-    fewer samples than components, which scikit-learn refuses for its
-    unweighted rows too.
-
-    >>> check_weighted_rows(3, 2)
-    >>> check_weighted_rows(1, 2)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: Expected n_samples >= n_components but only 1 row(s) have a ...
-    """
-    if n_weighted < n_components:
-        raise ValueError(
-            f"Expected n_samples >= n_components but only {n_weighted} row(s){of} have "
-            f"a positive sample_weight for n_components = {n_components}: rows of "
-            "weight zero count as absent. Give more rows a positive weight or lower "
-            "n_components."
-        )
-
-
 def check_chunk_size(chunk_size: Any) -> int | None:
     """A source's ``chunk_size``: None (the estimator chooses) or an int >= 1."""
     if chunk_size is None:
@@ -502,138 +470,3 @@ class _Passes:
 def spec_of(X: Any) -> ComputeSpec:
     """The namespace, dtype and device of an array."""
     return ComputeSpec(array_namespace(X), X.dtype, array_device(X))
-
-
-def check_chunk(X: Any, n_features: int, where: str, missing: str | None = None) -> Any:
-    """A float32/float64 chunk with ``n_features`` columns and finite values;
-    with ``missing`` ('allow' or 'fit', see :class:`ReadsMissing`) NaN pass as
-    missing values, but not infinity, nor at 'fit' a row of NaN only."""
-    if isinstance(X, np.ndarray) and X.dtype not in (np.float32, np.float64):
-        X = _as_float64(X, where)
-    if X.shape[1] != n_features:
-        raise ValueError(f"{where} has {X.shape[1]} features, but the source has "
-                         f"{n_features}; every chunk needs the same columns.")
-    xp = array_namespace(X)
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = bool(xp.all(xp.isfinite(X)))
-    if finite:
-        return X
-    if missing is None:
-        raise ValueError(f"{where} contains NaN or infinity; remove or impute "
-                         "those values, or fit with missing='marginalize', which "
-                         "treats NaN as missing at random (in NumPy arrays, file "
-                         "or chunk sources and Dask arrays; tensors reject them).")
-    if bool(xp.any(xp.isinf(X))):
-        raise ValueError(f"{where} contains infinity; NaN are missing values under "
-                         "missing='marginalize', infinity is not: remove or replace "
-                         "those values.")
-    if missing == "fit":
-        check_rows_observed(X, where)
-    return X
-
-
-def check_rows_observed(X: Any, where: str,
-                        name: Callable[[int], str] | None = None) -> None:
-    """Raise for a row of ``X`` with every value NaN (nothing to fit);
-    ``name(i)`` says where row ``i`` of X is (default: its position in X)."""
-    xp = array_namespace(X)
-    empty = np.flatnonzero(np.asarray(xp.all(xp.isnan(X), axis=1)))
-    if empty.size:
-        first = f"position {empty[0]} there" if name is None else name(int(empty[0]))
-        raise ValueError(
-            f"{where}: {empty.size} row(s) have every feature missing (NaN), the "
-            f"first at {first}. Such rows carry no "
-            "information about the mixture: drop them before fitting (predict, "
-            "score_samples and impute accept them).")
-
-
-def _as_float64(X: np.ndarray, where: str) -> np.ndarray:
-    """A NumPy chunk of numbers as float64; complex or non-numeric values raise."""
-    if X.dtype.kind == "c":
-        raise ValueError(f"{where} holds complex numbers ({X.dtype}); rows must be real.")
-    try:
-        return X.astype(np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{where} holds values that are not numbers ({error}); "
-                         "convert or drop the non-numeric columns.") from error
-
-
-def check_chunk_weights(w: Any, n_rows: int, where: str = "a chunk") -> Any:
-    """Non-negative finite weights, one per row of the chunk (``where``
-    names it in errors)."""
-    w = np.asarray(w, dtype=np.float64) if not hasattr(w, "__array_namespace__") else w
-    xp = array_namespace(w)
-    if tuple(w.shape) != (n_rows,):
-        raise ValueError(f"The weights of {where} have shape {tuple(w.shape)}, "
-                         f"expected ({n_rows},): one weight per row.")
-    if not bool(xp.all(xp.isfinite(w) & (w >= 0))):
-        raise ValueError(f"The sample weights of {where} must be finite and "
-                         "non-negative (a null weight is NaN).")
-    return w
-
-
-def sample_rows(source: DataSource, size: int, rng: np.random.RandomState
-                ) -> tuple[Any, Any]:
-    """Rows for initialisation: all of an in-memory source, else a uniform
-    random sample of at most ``size`` rows (reservoir sampling in one pass,
-    rows kept in their original order, with their weights; rows of weight
-    zero, absent from the fit, only if too few others). A source of at most
-    ``size`` rows gives all of them and leaves ``rng`` as it was (a stream of
-    unknown length is read, then its draws are undone), so it starts where
-    the same rows in memory start.
-
-    A source with a ``sample(size, rng)`` method draws the sample itself (a
-    Dask array draws it on the cluster, so rows never all reach the caller)."""
-    if source.in_memory:
-        return source.X, source.sample_weight  # type: ignore[attr-defined]
-    if callable(getattr(source, "sample", None)):
-        return source.sample(size, rng)  # type: ignore[attr-defined]
-    if source.n_rows is not None and source.n_rows <= size:
-        return _all_rows(source)
-    state = rng.get_state()
-    rows, weights, positions, n_read = _reservoir(source, size, rng)
-    if n_read <= size:  # every row kept: as from a source known to be that small,
-        rng.set_state(state)  # no random numbers drawn
-    order = np.argsort(positions, kind="stable")
-    w = None if weights is None else weights[order]
-    return rows[order], w
-
-
-def _all_rows(source: DataSource) -> tuple[np.ndarray, np.ndarray | None]:
-    from .xp import to_host
-
-    chunks = list(source.chunks())
-    X = np.concatenate([to_host(c.X, c.X.dtype) for c in chunks])
-    if all(c.sample_weight is None for c in chunks):
-        return X, None
-    return X, np.concatenate([np.ones(c.X.shape[0]) if c.sample_weight is None
-                              else to_host(c.sample_weight) for c in chunks])
-
-
-def _reservoir(source: DataSource, size: int, rng: np.random.RandomState):
-    from .xp import to_host
-
-    keys = np.empty(0)
-    rows = np.empty((0, source.n_features), dtype=np.dtype(source.spec.dtype))
-    weights: np.ndarray | None = None
-    positions = np.empty(0, dtype=np.int64)
-    offset = 0
-    for X, w in source.chunks():
-        X, n = to_host(X, X.dtype), X.shape[0]
-        new_w = None if w is None else to_host(w)
-        if new_w is not None or weights is not None:
-            weights = np.concatenate([
-                np.ones(len(keys)) if weights is None else weights,
-                np.ones(n) if new_w is None else new_w])
-        new_keys = np.asarray(rng.random_sample(n))
-        if new_w is not None:  # rows of weight zero (absent) only if too few others
-            new_keys = np.where(new_w > 0, new_keys, new_keys + 1.0)
-        keys = np.concatenate([keys, new_keys])
-        rows = np.concatenate([rows, X])
-        positions = np.concatenate([positions, offset + np.arange(n)])
-        offset += n
-        if len(keys) > size:
-            keep = np.argpartition(keys, size - 1)[:size]
-            keys, rows, positions = keys[keep], rows[keep], positions[keep]
-            weights = None if weights is None else weights[keep]
-    return rows, weights, positions, offset

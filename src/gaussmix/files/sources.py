@@ -28,14 +28,9 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from ..engine.chunk_checks import check_chunk, check_chunk_weights
 from ..engine.covariance import ComputeSpec
-from ..engine.sources import (
-    DEFAULT_CHUNK_ROWS,
-    Chunk,
-    check_chunk,
-    check_chunk_size,
-    check_chunk_weights,
-)
+from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk, check_chunk_size
 from ..engine.xp import array_namespace
 from .readers import check_unique_names, pandas_row_labels
 from .spill import SpilledReads, row_spill
