@@ -18,6 +18,9 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .vectors import prefer_full_width
+
+prefer_full_width()  # before any loop is compiled or loaded: see .vectors
 _jit = njit(nogil=True, cache=True)
 # The second moments sum over a tile's rows: letting the compiler reorder
 # that sum (into one partial sum per vector lane) is what vectorises it.
