@@ -40,13 +40,14 @@ def prefer_full_width() -> bool:
     from numba.core import codegen, config, registry
 
     wanted = f"-{NARROW_TUNING}"
-    if config.CPU_FEATURES is not None:
-        return config.CPU_FEATURES.endswith(wanted)
-    if (os.environ.get(SWITCH, "1") == "0" or config.CPU_NAME is not None
+    chosen = getattr(config, "CPU_FEATURES", None)  # set from the environment
+    if chosen is not None:
+        return bool(chosen.endswith(wanted))
+    if (os.environ.get(SWITCH, "1") == "0" or getattr(config, "CPU_NAME", None) is not None
             or "_toplevel_target_context" in vars(registry.cpu_target)):
         return False
     features = codegen.get_host_cpu_features()
     if "+avx512f" not in features.split(","):
         return False
-    config.CPU_FEATURES = f"{features},{wanted}"
+    config.CPU_FEATURES = f"{features},{wanted}"  # type: ignore[attr-defined]
     return True
