@@ -105,7 +105,7 @@ class SuffStats:
                 f"{other.covariance_type!r} mixture."
             )
         a, b = self, other
-        if a.shift is not b.shift and not np.array_equal(a.shift, b.shift):
+        if a.shift is not b.shift and not _same_centres(a.shift, b.shift):
             centre = merged_means(a, b)
             a, b = a.recentred(centre), b.recentred(centre)
         return SuffStats(
@@ -175,6 +175,12 @@ class SuffStats:
             loglik=float(data["loglik"]), weight=float(data["weight"]),
             min_weight=float(data["min_weight"]),
         )
+
+
+def _same_centres(a: np.ndarray, b: np.ndarray) -> bool:
+    """``np.array_equal(a, b)`` for two float arrays, without its conversions
+    (asked at every addition: twice a ``partial_fit`` call)."""
+    return a.shape == b.shape and bool((a == b).all())
 
 
 def merged_means(a: SuffStats, b: SuffStats) -> np.ndarray:

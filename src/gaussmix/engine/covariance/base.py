@@ -184,8 +184,9 @@ class CovarianceType(ABC):
                 lambda members, offsets: self.distances(prec_chol, members, offsets),
             )
         spec = self._precise_enough(groups, means, prec_chol, spec)
-        groups = tuple(CentreGroup(g.members, _representable(g.centre, spec))
-                       for g in groups)
+        if spec.dtype != spec.xp.float64:  # float64 holds every centre as it is
+            groups = tuple(CentreGroup(g.members, _representable(g.centre, spec))
+                           for g in groups)
         K, d = means.shape
         prepared = tuple(
             GroupArrays(
