@@ -121,7 +121,8 @@ class Tied(CovarianceType):
         return array_namespace(points).matmul(points, prec_chol)
 
     def log_det_cholesky(self, prec_chol, n_features):
-        return np.log(np.diagonal(prec_chol)).sum(keepdims=True)  # (1,)
+        # (the method: np.diagonal's dispatch costs five times as much)
+        return np.log(np.asarray(prec_chol).diagonal()).sum(keepdims=True)  # (1,)
 
     def precision_traces(self, prec_chol, n_features):
         return np.square(prec_chol).sum().reshape(1)  # one for all components
@@ -132,7 +133,7 @@ class Tied(CovarianceType):
         # the same roundings, written out to share the squares (a partial_fit
         # call on a small batch asks once).
         squares = np.square(prec_chol)
-        variances = np.diagonal(covariances)
+        variances = np.asarray(covariances).diagonal()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             moved = np.square(delta)
             general = np.sum(moved, axis=1) * squares.sum()
