@@ -190,5 +190,8 @@ def merged_means(a: SuffStats, b: SuffStats) -> np.ndarray:
     """
     nk = a.nk + b.nk
     total = a.nk[:, None] * a.shift + a.s1 + b.nk[:, None] * b.shift + b.s1
-    safe = np.where(nk > 0, nk, 1.0)[:, None]
-    return np.where(nk[:, None] > 0, total / safe, a.shift)
+    occupied = nk > 0
+    if occupied.all():  # the usual case, without the two selections
+        return total / nk[:, None]
+    safe = np.where(occupied, nk, 1.0)[:, None]
+    return np.where(occupied[:, None], total / safe, a.shift)
