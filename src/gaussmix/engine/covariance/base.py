@@ -288,7 +288,7 @@ class CovarianceType(ABC):
         xp = _namespace(X)
         K, d = centres.shape
         s1 = np.zeros((K, d))
-        parts = []
+        parts: list[np.ndarray] = []
         for k in range(K):
             rows = resp[k, :] > 0
             w = xp.astype(resp[k, :][rows], xp.float64, copy=False)

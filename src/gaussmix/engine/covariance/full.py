@@ -80,7 +80,6 @@ class Full(CovarianceType):
 
     def group_arrays(self, group, means, prec_chol, spec):
         chol = prec_chol[group.members]
-        K, d = len(group.members), means.shape[1]
         offsets = means[group.members] - group.centre
         white_offsets = np.einsum("kd,kde->ke", offsets, chol)
         return {
