@@ -183,6 +183,8 @@ def run_batch(source: DataSource, starts: Sequence[EMStart], settings: EMSetting
                                      runs[i].lower_bound, change, now - printed[i],
                                      now - t_start):
                     printed[i] = now
+        if passed:  # this pass's kernels go before the next pass builds its own
+            del passed, stats, kernel  # (full, wide: (K, d, d) arrays each)
         t_end = time.perf_counter()
         for i in going:
             if runs[i].converged or runs[i].error or n_iter >= settings.max_iter:

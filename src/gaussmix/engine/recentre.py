@@ -51,6 +51,7 @@ def m_step_about_new_means(
         stats = recentre()
         return step(stats), stats
     if jumped(passed, params, piece):
+        del params  # (K, d, d) arrays each, not needed for the second step
         stats = recentre()
         params = step(stats)
     return params, stats

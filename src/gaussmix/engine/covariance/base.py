@@ -93,6 +93,11 @@ class CovarianceType(ABC):
     #: losing about ``eps * D`` (full whitens ``x - c`` and subtracts whitened
     #: offsets instead, which loses about ``eps * sqrt(D)``).
     expands_about_centre: bool = True
+    #: Whether :meth:`scatter_s2` and :meth:`stack_s2` sum the groups' (or
+    #: components') statistics (tied: one shared (d, d) sum):
+    #: :meth:`moments` and :meth:`direct_moments` then add them as they
+    #: come instead of keeping one each (K=500, d=300: 360 MB a chunk).
+    sums_group_s2: bool = False
 
     # -- shapes and counting -------------------------------------------------
     @abstractmethod
@@ -250,10 +255,13 @@ class CovarianceType(ABC):
             s1, s2 = self._group_moments(X, resp, state, g, work[0])
             return s1, self.scatter_s2([(g.members, s2)], K, d)
         s1 = np.empty((K, d))
-        parts = []
+        parts: list[tuple[Any, np.ndarray]] = []
         for g, w in zip(state.groups, work, strict=True):
             s1[g.members], s2 = self._group_moments(X, _take(resp, g.index), state, g, w)
-            parts.append((g.members, s2))
+            if self.sums_group_s2 and parts:  # as np.sum over the stack adds them
+                parts = [(None, parts[0][1] + s2)]
+            else:
+                parts.append((g.members, s2))
         return s1, self.scatter_s2(parts, K, d)
 
     def _group_moments(self, X: Any, resp: Any, state: KernelState, group: GroupArrays,
@@ -283,14 +291,15 @@ class CovarianceType(ABC):
         xp = _namespace(X)
         K, d = centres.shape
         s1 = np.zeros((K, d))
-        parts = []
+        parts: list[np.ndarray] = []
         for k in range(K):
             rows = resp[k, :] > 0
             w = xp.astype(resp[k, :][rows], xp.float64, copy=False)
             residuals = (xp.astype(X[rows, :], xp.float64, copy=False)
                          - from_host(centres[k], xp, xp.float64, device(X)))
             s1[k] = to_host(xp.sum(residuals * w[:, None], axis=0))
-            parts.append(self.residual_s2(residuals, w))
+            s2 = self.residual_s2(residuals, w)
+            parts = [parts[0] + s2] if self.sums_group_s2 and parts else [*parts, s2]
         return s1, self.stack_s2(parts, d)
 
     # -- M-step --------------------------------------------------------------

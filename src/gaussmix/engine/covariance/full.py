@@ -30,6 +30,45 @@ from .linalg import (
 #: every mean down the slow path, measured 27% slower).
 FAR_DISTANCE = 1e4
 
+#: Most numbers a chunk's whitened rows may hold at once, at least (see
+#: :meth:`Full.batches`): past it, and past the size of the covariances
+#: themselves, the components are whitened in batches of this size and
+#: whitened again for the moments instead of all kept. Chunks hold at least
+#: ``4 d`` rows, so wide data with many components made (K, d, n) arrays many
+#: times the model (n=1,500, d=800, K=50: 480 MB, and as much again in each
+#: centre group's centred copy, against scikit-learn's 0.8 GB peak in all).
+#: The chunk sizes of ordinary problems keep every chunk below it (see
+#: :func:`~gaussmix.engine.sources.auto_chunk_size`).
+WHITE_BUDGET = 1 << 22
+
+
+def _stacked(chol: np.ndarray, white_offsets: np.ndarray) -> np.ndarray:
+    """``[U_k^T, -(mu_k - c) U_k]`` of all components stacked, (K d, d + 1),
+    written in place (no (K, d, d) transposed copy beside it)."""
+    K, d = white_offsets.shape
+    out = np.empty((K, d, d + 1))
+    out[:, :, :d] = chol.transpose(0, 2, 1)
+    out[:, :, d] = -white_offsets
+    return out.reshape(K * d, d + 1)
+
+
+class _GroupArrays(dict):
+    """A group's arrays, with ``"unwhiten"`` (the factors' inverses, K d^2
+    numbers) made on first use: scoring never needs them (n=1,500, d=800,
+    K=50: 256 MB of score_samples' 530 MB). Threads that ask at once each
+    make the same array; one is kept."""
+
+    def __init__(self, prec_chol: np.ndarray, members: np.ndarray,
+                 arrays: dict[str, Any]) -> None:
+        super().__init__(arrays)
+        self._prec_chol, self._members = prec_chol, members  # (the params' own)
+
+    def __missing__(self, key: str) -> Any:
+        if key != "unwhiten":
+            raise KeyError(key)
+        chol = self._prec_chol[self._members]
+        return self.setdefault(key, triangular_inverses(chol, lower=False, overwrite=True))
+
 
 class Full(CovarianceType):
     """Full covariance matrices, moments about each component's own mean.
@@ -59,19 +98,15 @@ class Full(CovarianceType):
 
     def group_arrays(self, group, means, prec_chol, spec):
         chol = prec_chol[group.members]
-        K, d = len(group.members), means.shape[1]
         offsets = means[group.members] - group.centre
         white_offsets = np.einsum("kd,kde->ke", offsets, chol)
-        return {
+        return _GroupArrays(prec_chol, group.members, {
             # All factors stacked, beside them the offsets: one (K*d, d+1)
             # product whitens a chunk (given a column of ones).
-            "stacked": spec.asarray(np.hstack([
-                chol.transpose(0, 2, 1).reshape(K * d, d),
-                -white_offsets.reshape(K * d, 1),
-            ])),
-            "unwhiten": triangular_inverses(chol, lower=False),
+            "stacked": spec.asarray(_stacked(chol, white_offsets)),
             "offsets": offsets,
-        }
+            "n_components": len(means),
+        })
 
     def group_log_prob(self, X, group, const):
         # y_k = (x - mu_k) U_k, computed as (x - c) U_k - (mu_k - c) U_k; the
@@ -79,17 +114,49 @@ class Full(CovarianceType):
         xp = array_namespace(X)
         n, d = X.shape
         centred = centred_with_ones(X, group.centre)
-        # Component-major (K, d, n): reductions over d and the weighting by
-        # responsibilities then run along contiguous rows.
-        white = xp.reshape(group.arrays["stacked"] @ centred.T, (-1, d, n))
-        norms = squared_norms(white, axis=1)
+        batches = self.batches(group, n, d)
+        if batches is None:
+            white = self._whitened(centred, group, slice(0, len(group.members)), d)
+            norms = squared_norms(white, axis=1)
+        else:  # the whitened rows of one batch at a time, built again for the moments
+            white = None
+            norms = xp.concat([squared_norms(self._whitened(centred, group, b, d), axis=1)
+                               for b in batches], axis=0)
         beyond = norms > FAR_DISTANCE
         # kept before log_density overwrites the norms; None when no row is far
         far = xp.where(beyond, norms, xp.zeros_like(norms)) if xp.any(beyond) else None
-        return log_density(norms, const), None, (centred, white, far)
+        return log_density(norms, const), None, (None if white is None else centred,
+                                                 white, far)
+
+    def batches(self, group: Any, n: int, d: int) -> list[slice] | None:
+        """None where the whitened rows of all the model's components (``K d
+        n`` numbers, in all its groups, and as many again for the groups'
+        centred rows where there are several) fit in :data:`WHITE_BUDGET` numbers,
+        or in as many as the model's covariances hold (``K d^2``) where that
+        is more: they are kept for the moments. Else the group's components
+        in batches whose whitened rows fit, whitened again for the moments."""
+        K_g, K = len(group.members), group.arrays["n_components"]
+        budget = max(WHITE_BUDGET, K * d * d)
+        copies = 1 if K_g == K else 2  # with several groups, each its centred rows
+        if copies * K * d * n <= budget:
+            return None
+        size = max(1, budget // (d * n))
+        return [slice(i, min(i + size, K_g)) for i in range(0, K_g, size)]
+
+    def _whitened(self, centred: Any, group: Any, batch: slice, d: int) -> Any:
+        """``y_k`` of the components ``batch``, component-major (K_b, d, n):
+        reductions over d and the weighting by responsibilities then run
+        along contiguous rows."""
+        xp = array_namespace(centred)
+        stacked = group.arrays["stacked"]
+        if batch.stop - batch.start < len(group.members):
+            stacked = stacked[batch.start * d:batch.stop * d, :]
+        return xp.reshape(stacked @ centred.T, (-1, d, centred.shape[0]))
 
     def group_moments(self, X, resp, group, work):
         centred, white, far = work  # centred has a trailing column of ones
+        if centred is None:
+            centred = centred_with_ones(X, group.centre)
         moments = to_host(resp @ centred)
         nk, s1 = moments[:, -1], moments[:, :-1]
         s1 -= nk[:, None] * group.arrays["offsets"]
@@ -104,10 +171,22 @@ class Full(CovarianceType):
             if xp.any(far):
                 near = xp.where(far, xp.zeros_like(resp), resp)
                 extra = self._far_moments(centred, resp, far, group.arrays["offsets"])
-        second = to_host(weighted_grams(white, near))
-        back = group.arrays["unwhiten"]
-        s2 = np.matmul(back.transpose(0, 2, 1), np.matmul(second, back))
+        if white is not None:
+            s2 = self._unwhitened_grams(white, near, group.arrays["unwhiten"])
+        else:
+            d = X.shape[1]
+            s2 = np.empty((len(group.members), d, d))
+            for b in self.batches(group, X.shape[0], d) or [slice(0, len(s2))]:
+                s2[b] = self._unwhitened_grams(self._whitened(centred, group, b, d),
+                                               near[b, :], group.arrays["unwhiten"][b])
         return s1, s2 if extra is None else s2 + extra
+
+    @staticmethod
+    def _unwhitened_grams(white: Any, weights: Any, back: np.ndarray) -> np.ndarray:
+        """``sum_i w_ki (x_i - mu_k)(x_i - mu_k)^T`` from whitened rows
+        (overwritten): ``x - mu_k = y_k U_k^-1``."""
+        second = to_host(weighted_grams(white, weights))
+        return np.matmul(back.transpose(0, 2, 1), np.matmul(second, back))
 
     def _far_moments(self, centred: Any, resp: Any, far: Any, offsets: np.ndarray
                      ) -> np.ndarray:
@@ -145,8 +224,11 @@ class Full(CovarianceType):
         return symmetric_outer_update(s2, s1, nk, delta)
 
     def covariances(self, nk, delta, s2, reg_covar):
-        cov = s2 / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
-        cov = 0.5 * (cov + cov.transpose(0, 2, 1))
+        # in place: (K, d, d) temporaries are the model's size at wide d
+        cov = s2 / nk[:, None, None]
+        cov -= delta[:, :, None] * delta[:, None, :]
+        np.add(cov, cov.transpose(0, 2, 1), out=cov)  # (NumPy copies the overlap)
+        cov *= 0.5
         d = cov.shape[1]
         idx = np.arange(d)
         cov[:, idx, idx] = np.maximum(cov[:, idx, idx], 0.0) + reg_covar

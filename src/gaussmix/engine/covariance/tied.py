@@ -27,6 +27,7 @@ class Tied(CovarianceType):
     """
 
     name = "tied"
+    sums_group_s2 = True
 
     def param_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_features, n_features)

@@ -41,11 +41,13 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 @dataclass(frozen=True)
 class Marginals:
-    """The mixture's parameters in the full (K, d, d) form the conditionals use."""
+    """The mixture's parameters in the (K, d, d) form the conditionals use, or
+    for diagonal precisions their diagonals as (K, 1, d): K d^2 numbers each
+    would be 1 GB at d=3,000, K=14."""
 
     means: np.ndarray        # (K, d)
     chol: np.ndarray         # (K, d, d) upper factors U of the precisions
-    precisions: np.ndarray   # (K, d, d) U U^T
+    precisions: np.ndarray   # (K, d, d) U U^T (both (K, 1, d) when diagonal)
     log_weights: np.ndarray  # (K,)
     log_det_chol: np.ndarray  # (K,) sum log diag U
     diagonal: bool           # diagonal precisions, and the type keeps only the
@@ -63,14 +65,18 @@ class Marginals:
     @classmethod
     def of(cls, piece: CovarianceType, params: MixtureParams) -> Marginals:
         K, d = params.means.shape
-        chol = np.ascontiguousarray(piece.to_full(params.precisions_cholesky, K, d))
         with np.errstate(divide="ignore"):  # an empty component has log weight -inf
             log_weights = np.log(params.weights)
-        off_diagonal = chol[:, ~np.eye(d, dtype=bool)]
-        return cls(np.ascontiguousarray(params.means, np.float64), chol,
-                   np.matmul(chol, chol.transpose(0, 2, 1)), log_weights,
-                   np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1),
-                   not off_diagonal.any() and _keeps_only_diagonal(piece))
+        means = np.ascontiguousarray(params.means, np.float64)
+        if _keeps_only_diagonal(piece):  # (diag, spherical: diagonal factors)
+            factors = np.broadcast_to(np.reshape(params.precisions_cholesky, (K, -1)),
+                                      (K, d))
+            chol = np.ascontiguousarray(factors, np.float64).reshape(K, 1, d)
+            return cls(means, chol, chol * chol, log_weights,
+                       np.log(chol[:, 0, :]).sum(axis=1), True)
+        chol = np.ascontiguousarray(piece.to_full(params.precisions_cholesky, K, d))
+        return cls(means, chol, np.matmul(chol, chol.transpose(0, 2, 1)), log_weights,
+                   np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1), False)
 
 
 def _keeps_only_diagonal(piece: CovarianceType) -> bool:
@@ -131,8 +137,7 @@ def _pattern_factors(model: Marginals, block: Block
     K, d = model.means.shape
     q = block.missing.shape[1]
     pm = block.patterns.T                                   # (q, P)
-    flat = model.precisions.reshape(K, d * d).T             # (d * d, K)
-    lower = _cholesky(np.take(flat, pm[:, None, :] * d + pm[None, :, :], axis=0))
+    lower = _cholesky(_missing_blocks(model, pm))
     inverse, covariance = _inverse_from_cholesky(lower)     # (q, q, P, K)
     log_det = 2.0 * np.log(np.diagonal(lower)).sum(axis=-1)  # (P, K)
     base = (model.log_weights + model.log_det_chol)[:, None] - 0.5 * log_det[block.pattern].T
@@ -141,6 +146,27 @@ def _pattern_factors(model: Marginals, block: Block
         # precision's log det, would be off by cond(L) units in the last place
         base = np.repeat(model.log_weights[:, None], len(block.rows), axis=1)
     return inverse, covariance, base
+
+
+def _missing_blocks(model: Marginals, pm: np.ndarray) -> np.ndarray:
+    """The blocks ``L_mm`` (q, q, P, K) of the patterns' missing coordinates
+    ``pm`` (q, P) (distinct within a pattern: diagonal precisions give
+    diagonal blocks)."""
+    K, d = model.means.shape
+    if model.diagonal:
+        q = pm.shape[0]
+        blocks = np.zeros((q, q, *pm.shape[1:], K))
+        at = np.arange(q)
+        blocks[at, at] = np.take(model.precisions[:, 0, :].T, pm, axis=0)
+        return blocks
+    flat = model.precisions.reshape(K, d * d).T             # (d * d, K)
+    return np.take(flat, pm[:, None, :] * d + pm[None, :, :], axis=0)
+
+
+def _times(rows: np.ndarray, factors: np.ndarray, diagonal: bool) -> np.ndarray:
+    """``rows @ factors`` (K, n, d) @ (K, d, d); for diagonal factors, given
+    as (K, 1, d), the same numbers by one product each."""
+    return rows * factors if diagonal else rows @ factors
 
 
 def _fill(model: Marginals, filled: np.ndarray, block: Block, inverse: np.ndarray
@@ -155,12 +181,12 @@ def _fill(model: Marginals, filled: np.ndarray, block: Block, inverse: np.ndarra
     number 1e14)."""
     at = (np.arange(block.missing.shape[0])[:, None], block.missing)
     filled[:, at[0], at[1]] = 0.0                           # r~ (K, n, d)
-    pulled = (filled @ model.precisions)[:, at[0], at[1]]   # (L r~)_m, (K, n, q)
+    pulled = _times(filled, model.precisions, model.diagonal)[:, at[0], at[1]]  # (L r~)_m
     factors = inverse[:, :, block.pattern]                  # (q, q, n, K)
     half = np.einsum("ijnk,knj->kni", factors, pulled)
     delta = -np.einsum("jink,knj->kni", factors, half)
     filled[:, at[0], at[1]] = delta
-    return filled @ model.chol  # type: ignore[no-any-return]
+    return _times(filled, model.chol, model.diagonal)
 
 
 # Small SPD algebra on stacks with the batch axes last, (q, q, ...): one NumPy

@@ -170,7 +170,7 @@ def _log_det(det, low, n, q, M, P, Wk, s, d_row, diagonal, log_det, scratch):  #
     """``log det L_mm`` of each lane from the product of its pivots (one
     vectorised logarithm per lane, :func:`_logs`), or from their logarithms
     where the product left the range of float64 (the pivots are the
-    diagonal of P when ``diagonal``, else rows ``d_row + a`` of ``Wk``, of
+    diagonal P, (1, d), when ``diagonal``, else rows ``d_row + a`` of ``Wk``, of
     stride s); False if a pivot is not positive."""
     for r in range(n):
         if not low[r] > 0.0:
@@ -181,7 +181,7 @@ def _log_det(det, low, n, q, M, P, Wk, s, d_row, diagonal, log_det, scratch):  #
             continue
         log_det[r] = 0.0
         for a in range(q):
-            log_det[r] += math.log(P[M[a, r], M[a, r]] if diagonal
+            log_det[r] += math.log(P[0, M[a, r]] if diagonal
                                    else Wk[(d_row + a) * s + r])
     return True
 
@@ -384,13 +384,13 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt
                 low[r] = np.inf
             for a in range(q):
                 for r in range(n):
-                    work[3, r] = P[M[a, r], M[a, r]]
+                    work[3, r] = P[0, M[a, r]]
                 _times(det, low, work[3], n)
             for r in range(n):
                 maha[r] = 0.0
             for j in range(d):
                 for r in range(n):
-                    maha[r] += P[j, j] * Fk[j, r] * Fk[j, r]
+                    maha[r] += P[0, j] * Fk[j, r] * Fk[j, r]
         else:
             _condition(Fk, M, pairs, n, q, P, UT[k], Wk, s, PF, cov, generic, work[1])
             det = Wk[(s_row + 1) * s:(s_row + 1) * s + n]
@@ -404,22 +404,22 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt
                         - 0.5 * log_det[r] - 0.5 * maha[r])
             undefined |= sc[k, r] != sc[k, r]
         if q == d:  # nothing observed: log pi_k exactly (see _nothing_observed)
-            _nothing_observed(const[k], UT[k], sc[k, :n])
+            _nothing_observed(const[k], UT[k], diagonal, sc[k, :n])
         if undefined:  # NaN: inf - inf in the distance of a row far out
             return 1
     return 0
 
 
 @_jit
-def _nothing_observed(const, UT, out):  # noqa: ANN001, ANN202
+def _nothing_observed(const, UT, diagonal, out):  # noqa: ANN001, ANN202
     """``out[:] = log pi_k``, the score of rows with nothing observed (their
     marginal density is 1), from ``const = log pi_k + sum log diag U``: the
     general formula's ``log det L_mm`` would be ``log det L`` of the rounded
     precision ``U U^T``, off by about cond(L) units in the last place (2e-6 at
-    condition number 9e10)."""
+    condition number 9e10). ``UT`` is (1, d), the diagonal, when ``diagonal``."""
     log_pi = const
-    for j in range(UT.shape[0]):
-        log_pi -= math.log(UT[j, j])
+    for j in range(UT.shape[1]):
+        log_pi -= math.log(UT[0, j] if diagonal else UT[j, j])
     for r in range(out.shape[0]):
         out[r] = log_pi
 
@@ -481,10 +481,10 @@ def _add_moments(Fk, g, n, s1k, s2k, diagonal):  # noqa: ANN001, ANN202
 @_jit
 def _add_conditional_diagonal(g, n, q, M, P, s2k):  # noqa: ANN001, ANN202
     """``s2k[m, m] += g_r / P_mm`` for each lane r: the conditional variances
-    for diagonal precisions."""
+    for diagonal precisions (``P`` their diagonal, (1, d))."""
     for a in range(q):
         for r in range(n):
-            s2k[M[a, r], M[a, r]] += g[r] / P[M[a, r], M[a, r]]
+            s2k[M[a, r], M[a, r]] += g[r] / P[0, M[a, r]]
 
 
 @_jit
@@ -549,16 +549,27 @@ def _tile_views(F, PF, rows, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
 
 
 @_jit
+def _transposed(prec, chol, diagonal):  # noqa: ANN001, ANN202
+    """The precisions as (d * d, K) and the factors transposed, (K, d, d); for
+    diagonal precisions (given as their diagonals, (K, 1, d)) no precisions
+    and the diagonals as they are."""
+    K, d = prec.shape[0], prec.shape[2]
+    if diagonal:
+        return np.empty((0, K)), chol
+    return (np.ascontiguousarray(prec.reshape((K, d * d)).T),
+            np.ascontiguousarray(chol.transpose((0, 2, 1))))
+
+
+@_jit
 def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):  # noqa: ANN001, ANN201
     """Adds the moments of ``X[rows]`` (weights ``w[rows]``; rows sorted by
     their number of NaN) about ``means`` (K, d) to ``nk`` (K,), ``s1``
     (K, d) and the lower triangles of ``s2`` (K, d, d; only the diagonals
     when ``diagonal``), and ``w log p(x_o)`` to ``acc[0]``. ``prec`` and
-    ``chol`` are (K, d, d)."""
+    ``chol`` are (K, d, d), or (K, 1, d) diagonals when ``diagonal``."""
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
-    PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
-    UT = np.ascontiguousarray(chol.transpose((0, 2, 1)))
+    PT, UT = _transposed(prec, chol, diagonal)
     # full second moments in padded lower-triangular blocks, added to s2 at
     # the end (second_moments also writes above the diagonal in its blocks)
     dp = padded(d)
@@ -599,8 +610,7 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
     NaN) into ``out`` (K, len(rows))."""
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
-    PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
-    UT = np.ascontiguousarray(chol.transpose((0, 2, 1)))
+    PT, UT = _transposed(prec, chol, diagonal)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
@@ -622,8 +632,7 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     place by ``E[x_m | x_o]``."""
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
-    PT = np.ascontiguousarray(prec.reshape((K, d * d)).T)
-    UT = np.ascontiguousarray(chol.transpose((0, 2, 1)))
+    PT, UT = _transposed(prec, chol, diagonal)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
