@@ -29,7 +29,7 @@ Cost of the incomplete rows of a chunk, with q missing coordinates per row:
   component O(d^2) for ``L r~`` (one BLAS product, as for a complete row) and
   for the second moments, O(q^3) for the ``L D L^T`` factors of the q x q
   block ``L_mm``, its solves and ``L_mm^-1`` (straight-line code per q up to
-  8, every number in registers). Nothing is per pattern, so the number of
+  10, every number in registers). Nothing is per pattern, so the number of
   distinct patterns does not matter: one EM iteration measured about 3.8-4.1x
   one on complete data at 30% MCAR, d = 16, K = 8, where nearly every row has
   its own pattern (``benchmarks/bench_missing.py``). Per incomplete row

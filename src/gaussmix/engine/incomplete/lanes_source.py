@@ -30,8 +30,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: Kernels are written for 1..QMAX missing coordinates; more take the loops.
-QMAX = 8
+#: Kernels are written for 1..QMAX missing coordinates; more take the loops,
+#: some four times slower per lane at q = 9 or 10 (d = 16, 30% missing: 3% of
+#: the rows, 14% of the q x q work). Each kernel beyond adds seconds to the
+#: first compilation (q = 10 about 8 s, q = 12 about 17 s).
+QMAX = 10
 #: Lanes per row of ``W``: the tile size of :mod:`.loops` (a constant, so
 #: that the compiler knows the distances between rows).
 LANES = 128
