@@ -83,6 +83,19 @@ def test_draws_are_reproducible_and_change_only_the_empty_cells(holes):
     assert abs(np.mean(first[~observed] - expectation[~observed])) < 0.2
 
 
+def test_draws_of_a_file_read_in_chunks_are_those_of_its_rows_in_memory(holes):
+    """Row i takes the same random numbers whatever the chunks: streamed
+    draws equal the whole file's and ``GaussianMixture.impute``'s."""
+    X, root = holes
+    for name, chunks in (("whole", ()), ("streamed", ("--chunk-size", 37))):
+        invoke("impute", root / "model.npz", root / "holes.npy", "--draw", "--seed", 5,
+               *chunks, "-o", root / f"{name}.npy")
+    whole, streamed = np.load(root / "whole.npy"), np.load(root / "streamed.npy")
+    np.testing.assert_array_equal(streamed, whole)
+    expected = load(root / "model.npz").impute(X, n_draws=1, random_state=5)[0]
+    np.testing.assert_allclose(whole, expected, rtol=1e-12)
+
+
 def test_a_model_fitted_without_missing_values_imputes_too(holes, tmp_path):
     X, root = holes
     complete = X[~np.isnan(X).any(axis=1)]

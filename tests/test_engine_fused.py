@@ -101,9 +101,10 @@ def correlated_full_params(d, K=3, seed=2):
     return MixtureParams(np.array([0.5, 0.3, 0.2][:K]), means, covariances, chol)
 
 
-# padded to 8 and 12 features: several blocks; 5 to 8 features are whitened
-# by compiled rows (6 reads the row of ones beyond d), others by one product
-@pytest.mark.parametrize("d", [6, 8, 9])
+# padded to 8, 12 and 24 features: several blocks; 5 to 8 features are
+# whitened by compiled rows (6 reads the row of ones beyond d), others by one
+# product per block of four features (21: a last block of one feature)
+@pytest.mark.parametrize("d", [6, 8, 9, 21])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 def test_full_statistics_match_reference_in_more_dimensions(monkeypatch, d, dtype, rtol):
     params = correlated_full_params(d)
@@ -119,18 +120,44 @@ def test_full_statistics_match_reference_in_more_dimensions(monkeypatch, d, dtyp
                            rtol=1e-12, atol=0)
 
 
-def test_factors_not_triangular_are_whitened_whole(monkeypatch):
-    """The compiled rows for 5 to 8 features take the factors' lower triangle
-    only (the M-step's are triangular); a factor that is not must take the
-    library product and give the reference's statistics."""
-    params = correlated_full_params(6)
-    below = np.tril(np.random.default_rng(4).standard_normal((3, 6, 6)), -1)
+@pytest.mark.parametrize("d", [6, 13])
+def test_factors_not_triangular_are_whitened_whole(monkeypatch, d):
+    """The compiled rows for 5 to 8 features and the products by blocks of
+    four features take the factors' lower triangle only (the M-step's are
+    triangular); a factor that is not must be whitened whole and give the
+    reference's statistics."""
+    params = correlated_full_params(d)
+    below = np.tril(np.random.default_rng(4).standard_normal((3, d, d)), -1)
     rotated = MixtureParams(params.weights, params.means, params.covariances,
                             params.precisions_cholesky + 0.1 * below)
-    X = np.random.default_rng(5).standard_normal((700, 6)) + params.means[0]
+    X = np.random.default_rng(5).standard_normal((700, d)) + params.means[0]
     reference, fast = kernels(monkeypatch, "full", rotated, np.float64)
     assert_same_stats(reference.statistics(X), fast.statistics(X), 1e-12)
     assert np.allclose(fast.log_likelihood(X), reference.log_likelihood(X), rtol=1e-12, atol=0)
+
+
+def test_blocks_take_the_features_their_factors_reach():
+    """Block i of four features multiplies only the first 4i + 4 features
+    where the factors below them are zero, all d where one is not; each
+    block's rows hold the offset first, then the factors."""
+    from gaussmix.engine.fused.full_loops import _block_stack
+    K, d = 2, 10
+    rng = np.random.default_rng(6)
+    stacked = np.zeros((K * d, d + 1))
+    for k in range(K):
+        stacked[k * d:(k + 1) * d, :d] = np.tril(rng.standard_normal((d, d)))
+        stacked[k * d:(k + 1) * d, d] = rng.standard_normal(d)
+    stacked[d + 5, 8] = 1.0  # component 1, feature 5 (block 1) reaches feature 8
+    flat, starts, widths = _block_stack(stacked, K, d)
+    assert list(widths) == [4, d, d]
+    for i, width in enumerate(widths):
+        block = flat[starts[i]:starts[i + 1]].reshape(K * 4, width + 1)
+        for k in range(K):
+            for r in range(4):
+                f = 4 * i + r
+                expected = (np.zeros(width + 1) if f >= d else
+                            np.r_[stacked[k * d + f, d], stacked[k * d + f, :width]])
+                assert np.array_equal(block[4 * k + r], expected)
 
 
 @pytest.mark.parametrize("cov", COVARIANCE_TYPES)

@@ -259,6 +259,20 @@ def test_impute_is_the_conditional_expectation():
     np.testing.assert_allclose(gm.impute([[np.nan] * 3])[0], mu, rtol=1e-12)
 
 
+
+def test_draws_do_not_depend_on_chunks_or_threads():
+    """A seed gives the same multiple imputations whatever the chunk size
+    and threads (other machines cut rows into other chunks), and a slice of
+    the rows gets its own rows' draws only through the streamed path."""
+    _, X, _ = _sample(700, 0.3, seed=12)
+    gm = GaussianMixture(3, missing="marginalize", random_state=0).fit(X)
+    first = gm.impute(X, n_draws=2, random_state=7)
+    for chunk_size, n_threads in ((50, 1), (333, 2), (None, 2)):
+        gm.set_params(chunk_size=chunk_size, n_threads=n_threads)
+        np.testing.assert_array_equal(gm.impute(X, n_draws=2, random_state=7), first)
+    assert not np.array_equal(first[0], first[1])  # two draws differ
+    assert not np.array_equal(gm.impute(X, n_draws=2, random_state=8), first)
+
 def test_imputer_in_a_pipeline_beats_mean_imputation():
     X, X_missing, _ = _sample(1200, 0.3, seed=8)
     imputer = GaussianMixtureImputer(3, random_state=0)

@@ -21,10 +21,10 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .engine.incomplete import MarginalKernel
+from .engine.incomplete.draws import RowDraws, row_draws
 from .engine.sources import ArraySource, DataSource
 from .engine.xp import array_namespace, from_host, to_host
 from .engine.xp import is_torch_array as is_torch
@@ -57,7 +57,9 @@ class MissingValuesMixin:
             Number of multiple imputations to draw; None gives the conditional
             expectation.
         random_state : int, RandomState instance or None, default=None
-            Seeds the draws.
+            Seeds the draws. An int gives the same draws on any machine,
+            whatever the chunk size or the number of threads (and the same as
+            ``gaussmix impute --draw --seed`` on a file of these rows).
 
         Returns
         -------
@@ -108,12 +110,22 @@ class MissingValuesMixin:
             parts = est._reducer(source).map(
                 lambda c: kernel.impute(c.X, check_density=True), source)
             return np.concatenate(list(parts)).astype(X.dtype, copy=False)
-        rng = check_random_state(random_state)
-        return np.stack([
-            np.concatenate([kernel.impute(c.X, rng, check_density=True)
-                            for c in source.chunks()])
-            for _ in range(n_draws)
-        ]).astype(X.dtype, copy=False)
+        return np.stack([self._drawn(X, draws) for draws in
+                         row_draws(random_state, n_draws, X.shape[1] + 1)])
+
+    def _drawn(self, X: Any, draws: RowDraws, first_row: int = 0) -> np.ndarray:
+        """One multiple imputation of X, whose rows are rows ``first_row`` on
+        of the draws' (:mod:`gaussmix.engine.incomplete.draws`: the draws do
+        not depend on how the rows are cut into chunks, so a file imputed
+        chunk by chunk gets the draws of its rows in memory)."""
+        est: Any = self
+        X = check_data(est, X, reset=False, allow_nan=True)
+        source = ArraySource(X, None, est._chunk_size(X.shape[1], X.shape[0]))
+        kernel = MarginalKernel.build(est._piece, est._params, source.spec)
+        parts = [kernel.impute(X[start:stop], draws.rows(first_row + start, first_row + stop),
+                               check_density=True)
+                 for start, stop in source.ranges()]
+        return np.concatenate(parts).astype(X.dtype, copy=False)
 
     def _lazy_imputation(self, X: Any) -> Any:
         """:meth:`impute`'s conditional expectations of a Dask array, lazily."""

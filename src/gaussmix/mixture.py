@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from typing import Any
 
@@ -10,40 +9,34 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
 from ._information_criteria import InformationCriteriaMixin
 from ._missing import MissingValuesMixin
 from ._partial_fit import PartialFitMixin
+from ._predictions import PredictionsMixin
 from ._sampling import SamplingMixin
 from .engine.covariance import CovarianceType, get_covariance_type
-from .engine.incomplete import kernel_type
 from .engine.init import initial_params
 from .engine.loop import Callback, EMRun, EMSettings, best_of_restarts
 from .engine.params import MixtureParams
 from .engine.reducers import Reducer, reducer_for
-from .engine.sources import ArraySource, DataSource, auto_chunk_size, scale_weights
+from .engine.sources import DataSource, auto_chunk_size
 from .engine.threads import resolve_threads, single_threaded_blas
 from .engine.xp import to_host
 from .inputs import (
-    exp,
-    is_data_source,
-    log_likelihood_totals,
     on_host,
     place_attributes,
-    prediction_input,
     training_source,
 )
 from .validation import (
     check_initial_parameters,
     check_parameters,
-    check_sample_weight,
     features_kept_on_failure,
 )
 
 
-class GaussianMixture(MissingValuesMixin, PartialFitMixin, InformationCriteriaMixin,
-                      SamplingMixin, DensityMixin, BaseEstimator):
+class GaussianMixture(MissingValuesMixin, PartialFitMixin, PredictionsMixin,
+                      InformationCriteriaMixin, SamplingMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -456,131 +449,6 @@ or torch tensor
                        if covariances is None else to_host(covariances))
         return MixtureParams(to_host(self.weights_), to_host(self.means_), covariances, chol)
 
-    def _validated(self, X: Any) -> Any:
-        check_is_fitted(self)
-        return prediction_input(self, X)
-
-    def _per_row(self, X: Any, what: str) -> np.ndarray:
-        """Per-row results on validated data (an array or a data source):
-        log_prob (n,), log_resp (n, K) or label (n,), as NumPy arrays."""
-        source = self._marked(X if is_data_source(X) else ArraySource(
-            X, None, self._chunk_size(X.shape[1], X.shape[0])), fitting=False)
-        kernel = kernel_type(source).build(self._piece, self._params, source.spec)
-        out = getattr(source, "result", to_host)  # torch: tensors for tensor input
-        func = _RowResult(kernel, what, out)
-        if hasattr(source, "map_rows"):  # a Dask array: a lazy Dask array
-            fitted = len(self.weights_)  # not n_components, which set_params may change
-            return source.map_rows(func, fitted if what == "log_resp" else None,
-                                   np.int64 if what == "label" else np.float64)
-        parts = list(self._reducer(source).map(func, source))
-        return np.concatenate(parts)
-
-    def score_samples(self, X: Any) -> np.ndarray:
-        """Log-likelihood ``log p(x)`` of each row of X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        log_prob : ndarray of shape (n_samples,)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from gaussmix import GaussianMixture
-        >>> rng = np.random.default_rng(0)
-        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
-        >>> gm = GaussianMixture(2, random_state=0).fit(X)
-        >>> near, far = gm.score_samples(np.array([[0.0, 0.0], [30.0, 30.0]]))
-        >>> bool(near > far)
-        True
-        """
-        return self._per_row(self._validated(X), "log_prob")
-
-    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """Weighted mean log-likelihood of X under the model.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or data source
-        y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
-            Row weights; None for a data source scores it with the weights it
-            carries (as :meth:`fit` uses them).
-
-        Returns
-        -------
-        log_likelihood : float
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from gaussmix import GaussianMixture
-        >>> rng = np.random.default_rng(0)
-        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
-        >>> gm = GaussianMixture(2, random_state=0).fit(X)
-        >>> bool(np.isclose(gm.score(X), gm.score_samples(X).mean()))
-        True
-        """
-        if sample_weight is None and is_data_source(X):  # its own weights, if any
-            return float(np.divide(*self._log_likelihood(X, None)))
-        log_prob = self.score_samples(X)
-        if not isinstance(log_prob, np.ndarray):  # Dask (on its scheduler), torch
-            return float(np.divide(*log_likelihood_totals(log_prob, sample_weight,
-                                                          scaled=True)))
-        weights = scale_weights(check_sample_weight(sample_weight, len(log_prob)))
-        return float(np.average(log_prob, weights=weights))
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Most probable component of each row of X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from gaussmix import GaussianMixture
-        >>> rng = np.random.default_rng(0)
-        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
-        >>> gm = GaussianMixture(2, random_state=0).fit(X)
-        >>> a, b = gm.predict(np.array([[0.0, 0.0], [6.0, 6.0]]))
-        >>> bool(a != b)
-        True
-        """
-        return self._per_row(self._validated(X), "label")
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Responsibilities: posterior probability of each component for each row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        resp : ndarray of shape (n_samples, n_components)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from gaussmix import GaussianMixture
-        >>> rng = np.random.default_rng(0)
-        >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
-        >>> gm = GaussianMixture(2, random_state=0).fit(X)
-        >>> resp = gm.predict_proba(np.array([[0.0, 0.0], [3.0, 3.0]]))
-        >>> resp.sum(axis=1).round(12).tolist(), float(resp[0].max().round(3))
-        ([1.0, 1.0], 1.0)
-        """
-        return exp(self._per_row(self._validated(X), "log_resp"))
-
     # -- persistence ---------------------------------------------------------
     def save(self, path: Any) -> Any:
         """Write the fitted model to ``path`` (see :mod:`gaussmix.files.model`).
@@ -605,25 +473,6 @@ or torch tensor
         from .files.model import save_model
 
         return save_model(on_host(self), path)  # NumPy arrays, whatever was fitted
-
-
-@dataclasses.dataclass(frozen=True)
-class _RowResult:
-    """A chunk's per-row result (``what``: 'log_prob', 'log_resp' transposed to
-    rows x K, or 'label'), passed through ``out``. A module-level class, not a
-    closure, so that a lazy Dask result holding it in its graph (``labels_``
-    after a Dask fit) pickles with the model."""
-
-    kernel: Any
-    what: str
-    out: Any
-
-    def __call__(self, chunk: Any) -> Any:
-        if self.what == "log_prob":
-            return self.out(self.kernel.log_likelihood(chunk.X))
-        if self.what == "log_resp":
-            return self.out(self.kernel.log_resp(chunk.X)).T
-        return self.out(self.kernel.labels(chunk.X), np.int64)
 
 
 def _register_with_model_files() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 import numpy as np
 
+from ..engine.incomplete.draws import row_draws
 from ..files.streams import StreamedData
 from ..files.tables import check_output_path
 from .apply import _chunks, _loaded, _warn_blank_lines, _write_chunks, _write_or_print
@@ -58,16 +59,19 @@ def impute_command(model_path: str, data: str, output: str | None, draw: bool,
     model = _loaded(model_path, chunk_size, "marginalize")  # empty cells: missing
     dataset = model_data(model, data, columns, chunk_size=chunk_size, stream=True)
     _warn_blank_lines("impute", dataset)
-    rng = np.random.RandomState(seed) if draw else None
+    # the draws of row i are the same whether the file is read whole or in chunks
+    draws = row_draws(seed, 1, model.n_features_in_ + 1)[0] if draw else None
     # the model's column names for a file without names (a .npy file)
     fitted = getattr(model, "feature_names_in_", None)
     names = [str(n) for n in (fitted if fitted is not None and not dataset.named
                               else dataset.names)]
+    done = [0]  # rows imputed so far
 
     def filled(X: np.ndarray) -> dict[str, np.ndarray]:
         with quiet_feature_names():
-            values = (model.impute(X) if rng is None
-                      else model.impute(X, n_draws=1, random_state=rng)[0])
+            values = (model.impute(X) if draws is None
+                      else model._drawn(X, draws, first_row=done[0]))
+        done[0] += len(X)
         return dict(zip(names, values.T, strict=True))
 
     if isinstance(dataset, StreamedData):

@@ -13,6 +13,7 @@ beside one very heavy row (it is not empty, only light).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -62,7 +63,8 @@ def m_step(stats: SuffStats, piece: CovarianceType, reg_covar: float,
 
 def row_scale(stats: SuffStats) -> float:
     """Weight of the lightest row (1 for unweighted data)."""
-    return stats.min_weight if np.isfinite(stats.min_weight) else 1.0
+    # (math, not np.isfinite: a scalar, asked at every M-step)
+    return stats.min_weight if math.isfinite(stats.min_weight) else 1.0
 
 
 def _reseed(piece, means, covariances, nk, empty, worst_rows):

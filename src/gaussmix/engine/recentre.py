@@ -70,7 +70,10 @@ def jumped(stats: SuffStats, params: MixtureParams, piece: CovarianceType) -> bo
 def _moves(stats: SuffStats) -> np.ndarray:
     """Each component's new mean minus ``stats.shift`` (``s1 / N_k``; 0 for
     an empty component), shape (K, d)."""
-    occupied = (stats.nk > 0)[:, None]
+    occupied = stats.nk > 0
+    if occupied.all():  # the usual case, without the two selections
+        return stats.s1 / stats.nk[:, None]
+    occupied = occupied[:, None]
     return np.where(occupied, stats.s1 / np.where(occupied, stats.nk[:, None], 1.0), 0.0)
 
 

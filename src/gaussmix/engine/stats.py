@@ -105,7 +105,7 @@ class SuffStats:
                 f"{other.covariance_type!r} mixture."
             )
         a, b = self, other
-        if a.shift is not b.shift and not np.array_equal(a.shift, b.shift):
+        if a.shift is not b.shift and not _same_centres(a.shift, b.shift):
             centre = merged_means(a, b)
             a, b = a.recentred(centre), b.recentred(centre)
         return SuffStats(
@@ -177,6 +177,12 @@ class SuffStats:
         )
 
 
+def _same_centres(a: np.ndarray, b: np.ndarray) -> bool:
+    """``np.array_equal(a, b)`` for two float arrays, without its conversions
+    (asked at every addition: twice a ``partial_fit`` call)."""
+    return a.shape == b.shape and bool((a == b).all())
+
+
 def merged_means(a: SuffStats, b: SuffStats) -> np.ndarray:
     """Per-component means of the union of ``a``'s and ``b``'s rows, (K, d).
 
@@ -184,5 +190,8 @@ def merged_means(a: SuffStats, b: SuffStats) -> np.ndarray:
     """
     nk = a.nk + b.nk
     total = a.nk[:, None] * a.shift + a.s1 + b.nk[:, None] * b.shift + b.s1
-    safe = np.where(nk > 0, nk, 1.0)[:, None]
-    return np.where(nk[:, None] > 0, total / safe, a.shift)
+    occupied = nk > 0
+    if occupied.all():  # the usual case, without the two selections
+        return total / nk[:, None]
+    safe = np.where(occupied, nk, 1.0)[:, None]
+    return np.where(occupied[:, None], total / safe, a.shift)

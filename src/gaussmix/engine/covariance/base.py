@@ -184,9 +184,12 @@ class CovarianceType(ABC):
                 lambda members, offsets: self.distances(prec_chol, members, offsets),
             )
         spec = self._precise_enough(groups, means, prec_chol, spec)
-        groups = tuple(CentreGroup(g.members, _representable(g.centre, spec))
-                       for g in groups)
+        if spec.dtype != spec.xp.float64:  # float64 holds every centre as it is
+            groups = tuple(CentreGroup(g.members, _representable(g.centre, spec))
+                           for g in groups)
         K, d = means.shape
+        const = np.empty(K)  # one per component (tied has one for all)
+        const[...] = self.log_const(prec_chol, d)
         prepared = tuple(
             GroupArrays(
                 members=g.members, centre=spec.asarray(_in_range(g.centre, spec)),
@@ -197,7 +200,7 @@ class CovarianceType(ABC):
         )
         return KernelState(
             shift=self.shift_of(means, groups),
-            const=spec.asarray(self.log_const(prec_chol, d) * np.ones(K)),
+            const=spec.asarray(const),
             groups=prepared,
             order=None if len(groups) == 1 else spec.asarray(
                 np.argsort(np.concatenate([g.members for g in groups])),

@@ -45,10 +45,10 @@ class VarianceType(CovarianceType):
         return np.stack(parts)
 
     def precisions_cholesky(self, covariances):
-        per_component = np.reshape(covariances, (len(covariances), -1))
-        bad = np.flatnonzero(~((per_component > 0.0)
-                                & np.isfinite(per_component)).all(axis=1))
-        if bad.size:
+        valid = (covariances > 0.0) & np.isfinite(covariances)
+        if not valid.all():  # one reduction in the usual case (each M-step)
+            per_component = np.reshape(valid, (len(covariances), -1))
+            bad = np.flatnonzero(~per_component.all(axis=1))
             raise ValueError(ILL_DEFINED_COVARIANCE.format(what=f"component {bad[0]}"))
         return 1.0 / np.sqrt(covariances)
 

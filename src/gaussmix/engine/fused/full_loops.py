@@ -10,40 +10,85 @@ from __future__ import annotations
 
 import numpy as np
 
-from .moments import BLOCK, padded, second_moments
+from .moments import BLOCK, block_second_moments, padded
 from .tile_steps import _centred_tile, _finish, _jit, _normalise, _overflowed, _weights, _wide
 
 
 @_jit
-def _full_scores(X, start, stop, centre, stacked, base, tri, ct, ct64, white, sc, sq):  # noqa: ANN001, ANN202
+def _full_scores(X, start, stop, centre, stack, base, tri, cb, ct64, white, sc, sq):  # noqa: ANN001, ANN202
     """Scores of one tile (into ``sc``) and its whitened copy (``white``,
-    (K*dp, tile): component k's rows from k*dp, its d features first, then
-    zero rows up to dp, a multiple of four, from zero rows in ``stacked``,
-    see :func:`_padded_stack`). Where ``tri`` holds the factors (see
+    (dp/4, K*4, tile): feature 4i + r of component k in ``white[i, 4k + r]``,
+    dp = d rounded up to a multiple of four, the features from d on zero).
+    ``cb`` (d+2, tile) holds the tile's centred rows between two rows of
+    ones (``cb[1:]`` is the ``[x - c, 1]`` of the other loops, ``cb[:j+1]``
+    the ``[1, x - c]`` of the first j features). ``stack`` is
+    :func:`_block_stack`'s. Where ``tri`` holds the factors (see
     :func:`_eight_factors`), the whitening is :func:`_whiten_eight` (``sq``:
     its scratch)."""
     d = X.shape[1]
     K = base.shape[0]
-    dp = stacked.shape[0] // K
     tile = sc.shape[1]
+    ct = cb[1:]
     _centred_tile(X, start, stop, centre, ct, ct64)
     if stop - start < tile:
         ct[d, stop - start:] = 0
+        cb[0, stop - start:] = 0
     if tri.shape[0] == K:
         for k in range(K):
-            _whiten_eight(ct, d, tri[k], base[k], white[k * dp:(k + 1) * dp], sc[k], sq)
+            _whiten_eight(ct, d, tri[k], base[k], white[0, k * BLOCK:(k + 1) * BLOCK],
+                          white[1, k * BLOCK:(k + 1) * BLOCK], sc[k], sq)
         return
-    np.dot(stacked, ct, white)
+    flat, starts, widths = stack
+    for i in range(white.shape[0]):
+        factors = flat[starts[i]:starts[i + 1]].reshape((K * BLOCK, widths[i] + 1))
+        np.dot(factors, cb[:widths[i] + 1], white[i])
     for k in range(K):
         score = sc[k]
         for b in range(tile):
             score[b] = 0.0
-        for j in range(k * dp, (k + 1) * dp, BLOCK):  # padding rows are zero
-            w0, w1, w2, w3 = white[j], white[j + 1], white[j + 2], white[j + 3]
+        for i in range(white.shape[0]):  # padding rows are zero
+            w = white[i, k * BLOCK:(k + 1) * BLOCK]
+            w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
             for b in range(tile):
                 score[b] += (w0[b] * w0[b] + w1[b] * w1[b]) + (w2[b] * w2[b] + w3[b] * w3[b])
         for b in range(tile):
             score[b] = -0.5 * score[b] + base[k]
+
+
+@_jit
+def _block_stack(stacked, K, d):  # noqa: ANN001, ANN202
+    """The whitening factors ``stacked`` (K*d, d+1; the offsets in column d)
+    cut into blocks of four features, for one product per block:
+    ``(flat, starts, widths)``, block i being ``flat[starts[i]:starts[i+1]]``
+    as a (K*4, widths[i] + 1) matrix whose row 4k + r is component k's
+    feature 4i + r (zero from d on), its offset first, then its factors on
+    the first ``widths[i]`` features. The factors are lower triangular (as
+    the M-step's are), so block i needs only the first 4i + 4 features:
+    with 16 blocks (d=64) about half the multiply-adds of one (K*d, d+1)
+    product. A block whose factors reach further (a user's start) takes all
+    d."""
+    nb = padded(d) // BLOCK
+    widths = np.empty(nb, np.int64)
+    starts = np.zeros(nb + 1, np.int64)
+    for i in range(nb):
+        width = min(BLOCK * (i + 1), d)
+        for k in range(K):
+            for f in range(BLOCK * i, min(BLOCK * (i + 1), d)):
+                for j in range(width, d):
+                    if stacked[k * d + f, j] != 0:
+                        width = d
+        widths[i] = width
+        starts[i + 1] = starts[i] + K * BLOCK * (width + 1)
+    flat = np.zeros(starts[nb], stacked.dtype)
+    for i in range(nb):
+        width = widths[i]
+        for k in range(K):
+            for f in range(BLOCK * i, min(BLOCK * (i + 1), d)):
+                row = starts[i] + (BLOCK * k + f - BLOCK * i) * (width + 1)
+                flat[row] = stacked[k * d + f, d]
+                for j in range(width):
+                    flat[row + 1 + j] = stacked[k * d + f, j]
+    return flat, starts, widths
 
 
 #: Features up to which (5 to 8: eight whitened rows per component) full
@@ -72,9 +117,10 @@ def _eight_factors(stacked, K, d):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _whiten_eight(ct, d, f, base, white, score, sq):  # noqa: ANN001, ANN202
+def _whiten_eight(ct, d, f, base, lo, hi, score, sq):  # noqa: ANN001, ANN202
     """One component's whitened rows ``y = f[:, :8] [x - c] + f[:, 8]``
-    (``f`` lower triangular, (8, 9)) into ``white`` (8, tile) and its score
+    (``f`` lower triangular, (8, 9)) into ``lo`` and ``hi`` (4, tile each:
+    features 0-3 and 4-7) and its score
     ``-|y|^2 / 2 + base`` into ``score``, in one pass over the tile: 44
     multiply-adds per row against the 72 of the library product (which
     cannot skip the zeros above the diagonal), and no second pass for the
@@ -82,8 +128,8 @@ def _whiten_eight(ct, d, f, base, white, score, sq):  # noqa: ANN001, ANN202
     ``sq`` (tile,) is scratch in white's dtype."""
     x0, x1, x2, x3 = ct[0], ct[1], ct[2], ct[3]
     x4, x5, x6, x7 = ct[4], ct[min(5, d)], ct[min(6, d)], ct[min(7, d)]
-    y0, y1, y2, y3 = white[0], white[1], white[2], white[3]
-    y4, y5, y6, y7 = white[4], white[5], white[6], white[7]
+    y0, y1, y2, y3 = lo[0], lo[1], lo[2], lo[3]
+    y4, y5, y6, y7 = hi[0], hi[1], hi[2], hi[3]
     f00 = f[0, 0]
     f10, f11 = f[1, 0], f[1, 1]
     f20, f21, f22 = f[2, 0], f[2, 1], f[2, 2]
@@ -117,17 +163,6 @@ def _whiten_eight(ct, d, f, base, white, score, sq):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _padded_stack(stacked, K, dp):  # noqa: ANN001, ANN202
-    """``stacked`` (K*d, d+1) with each component's rows padded with zero
-    rows to ``dp``: (K*dp, d+1)."""
-    d = stacked.shape[1] - 1
-    out = np.zeros((K * dp, d + 1), stacked.dtype)
-    for k in range(K):
-        out[k * dp:k * dp + d] = stacked[k * d:(k + 1) * d]
-    return out
-
-
-@_jit
 def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2, acc):  # noqa: ANN001, ANN201
     """Full covariances. ``stacked`` (K*d, d+1) whitens ``[x - c, 1]`` for all
     components; ``base`` (K,) = log weight + log normaliser. Accumulates
@@ -138,15 +173,16 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     n, d = X.shape
     K = base.shape[0]
     dp = padded(d)
-    padded_stack = _padded_stack(stacked, K, dp)
+    stack = _block_stack(stacked, K, d)
     tri = _eight_factors(stacked, K, d)
     sq = np.empty(tile, X.dtype)
-    ct = np.ones((d + 1, tile), X.dtype)
+    cb = np.ones((d + 2, tile), X.dtype)
+    ct = cb[1:]
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
     work = np.empty((3, tile))
     bits = np.empty(tile, np.int64)
-    white = np.empty((K * dp, tile), X.dtype)
+    white = np.empty((dp // BLOCK, K * BLOCK, tile), X.dtype)
     scaled = np.empty((BLOCK, tile), X.dtype)
     mom_t = np.empty((K, d + 1))
     mom = np.zeros((K, d + 1))
@@ -162,8 +198,7 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     _weights(w, n, acc)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, padded_stack, base, tri, ct, ct64, white, sc,
-                     sq)
+        _full_scores(X, start, stop, centre, stack, base, tri, cb, ct64, white, sc, sq)
         n_far = _far_pairs(sc, base, stop - start, far_sq, far)
         if not _normalise(sc, row, stop - start, w, start, acc, nk, work, bits):
             return 1
@@ -172,7 +207,7 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
         if n_far:
             _far_moments(sc, far, stop - start, _wide(ct, ct64), offsets, far_sq, s2far)
         for k in range(K):
-            second_moments(white[k * dp:(k + 1) * dp], sc[k], floor, d, scaled, s2w[k])
+            block_second_moments(white, k, sc[k], floor, d, scaled, s2w[k])
     back = np.empty((d, d))
     lower = np.empty((d, d))
     for k in range(K):
@@ -242,21 +277,19 @@ def full_rows(X, centre, stacked, base, offsets, unwhiten, tile, what, out):  # 
     and ``unwhiten`` serve only the statistics)."""
     n, d = X.shape
     K = base.shape[0]
-    ct = np.ones((d + 1, tile), X.dtype)
+    cb = np.ones((d + 2, tile), X.dtype)
     ct64 = np.ones((d + 1, tile))
     sc = np.empty((K, tile))
     work = np.empty((2 + K, tile))
     bits = np.empty(tile, np.int64)
-    dp = padded(d)
-    padded_stack = _padded_stack(stacked, K, dp)
+    stack = _block_stack(stacked, K, d)
     tri = _eight_factors(stacked, K, d)
     sq = np.empty(tile, X.dtype)
-    white = np.empty((K * dp, tile), X.dtype)
+    white = np.empty((padded(d) // BLOCK, K * BLOCK, tile), X.dtype)
     row = np.zeros(tile)
     for start in range(0, n, tile):
         stop = min(start + tile, n)
-        _full_scores(X, start, stop, centre, padded_stack, base, tri, ct, ct64, white, sc,
-                     sq)
+        _full_scores(X, start, stop, centre, stack, base, tri, cb, ct64, white, sc, sq)
         if not _finish(sc, row, start, stop, what, out, work, bits):
             return 1
     return 0

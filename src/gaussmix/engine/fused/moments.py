@@ -18,6 +18,9 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .vectors import prefer_full_width
+
+prefer_full_width()  # before any loop is compiled or loaded: see .vectors
 _jit = njit(nogil=True, cache=True)
 # The second moments sum over a tile's rows: letting the compiler reorder
 # that sum (into one partial sum per vector lane) is what vectorises it.
@@ -60,31 +63,46 @@ def padded(d: int) -> int:
 @_jit_sum
 def second_moments(white, resp, floor, d, scaled, out):  # noqa: ANN001, ANN201
     """Adds ``sum_b resp[b] white[i, b] white[j, b]`` to ``out[i, j]`` for
-    the lower triangle ``j <= i < d``, in 4x4 blocks (``out`` is (dp, dp);
-    entries above the diagonal within a diagonal block get their values
-    too, copied from below it). Responsibilities at most ``floor`` count as
-    zero (see ``full_loops.full_chunk``); ``scaled`` (4, tile) is scratch in
-    white's dtype. Eight padded features take :func:`_eight_moments`."""
-    tile = white.shape[1]
-    if BLOCK < d <= 2 * BLOCK:
-        _eight_moments(white, resp, floor, out)
-        return
-    for i in range(0, d, BLOCK):
-        for r in range(BLOCK):
-            yi, si = white[i + r], scaled[r]
-            for b in range(tile):
-                si[b] = resp[b] * yi[b] if resp[b] > floor else 0.0
-        for j in range(0, i, BLOCK):
-            _moment_block(scaled, white, i, j, out)
-        _diagonal_block(scaled, white, i, out)
+    the lower triangle ``j <= i < d``, in 4x4 blocks (``white`` is (dp,
+    tile), ``out`` (dp, dp); entries above the diagonal within a diagonal
+    block get their values too, copied from below it). Responsibilities at
+    most ``floor`` count as zero (see ``full_loops.full_chunk``); ``scaled``
+    (4, tile) is scratch in white's dtype."""
+    dp, tile = white.shape
+    block_second_moments(white.reshape((dp // BLOCK, BLOCK, tile)), 0, resp, floor, d,
+                         scaled, out)
 
 
 @_jit_sum
-def _moment_block(scaled, white, i, j, out):  # noqa: ANN001, ANN202
-    """Adds ``scaled[0:4] @ white[j:j+4].T`` to ``out[i:i+4, j:j+4]``."""
+def block_second_moments(blocks, k, resp, floor, d, scaled, out):  # noqa: ANN001, ANN201
+    """:func:`second_moments` of component ``k``'s rows in a block layout:
+    ``blocks`` (dp/4, K*4, tile) holds feature ``4i + r`` of component k in
+    ``blocks[i, 4k + r]`` (the layout the block-triangular whitening of
+    :mod:`.full_loops` writes). Eight padded features take
+    :func:`_eight_moments`."""
+    tile = blocks.shape[2]
+    lo = BLOCK * k
+    if BLOCK < d <= 2 * BLOCK:
+        _eight_moments(blocks[0, lo:lo + BLOCK], blocks[1, lo:lo + BLOCK], resp, floor, out)
+        return
+    for ib in range(-(-d // BLOCK)):
+        yi = blocks[ib, lo:lo + BLOCK]
+        for r in range(BLOCK):
+            row, si = yi[r], scaled[r]
+            for b in range(tile):
+                si[b] = resp[b] * row[b] if resp[b] > floor else 0.0
+        for jb in range(ib):
+            _moment_block(scaled, blocks[jb, lo:lo + BLOCK], ib * BLOCK, jb * BLOCK, out)
+        _diagonal_block(scaled, yi, ib * BLOCK, out)
+
+
+@_jit_sum
+def _moment_block(scaled, y, i, j, out):  # noqa: ANN001, ANN202
+    """Adds ``scaled[0:4] @ y.T`` to ``out[i:i+4, j:j+4]`` (``y``: the (4,
+    tile) whitened rows of features j to j+3)."""
     s0, s1, s2, s3 = scaled[0], scaled[1], scaled[2], scaled[3]
-    y0, y1, y2, y3 = white[j], white[j + 1], white[j + 2], white[j + 3]
-    zero = _zero(white)  # sums in the tile's precision, as the reference
+    y0, y1, y2, y3 = y[0], y[1], y[2], y[3]
+    zero = _zero(y)  # sums in the tile's precision, as the reference
     a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = zero
     a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = zero
     for b in range(y0.shape[0]):
@@ -124,13 +142,13 @@ def _moment_block(scaled, white, i, j, out):  # noqa: ANN001, ANN202
 
 
 @_jit_sum
-def _diagonal_block(scaled, white, i, out):  # noqa: ANN001, ANN202
+def _diagonal_block(scaled, y, i, out):  # noqa: ANN001, ANN202
     """:func:`_moment_block` for ``j == i``: the 10 sums on and below the
     diagonal only (the block is symmetric; at d=8 a quarter of the products),
     each also added to its mirror entry above the diagonal."""
     s0, s1, s2, s3 = scaled[0], scaled[1], scaled[2], scaled[3]
-    y0, y1, y2, y3 = white[i], white[i + 1], white[i + 2], white[i + 3]
-    zero = _zero(white)
+    y0, y1, y2, y3 = y[0], y[1], y[2], y[3]
+    zero = _zero(y)
     a00 = a10 = a11 = a20 = a21 = a22 = a30 = a31 = a32 = a33 = zero
     for b in range(y0.shape[0]):
         v0, v1, v2, v3 = y0[b], y1[b], y2[b], y3[b]
@@ -163,21 +181,22 @@ def _diagonal_block(scaled, white, i, out):  # noqa: ANN001, ANN202
 
 
 @_jit_sum
-def _eight_moments(white, resp, floor, out):  # noqa: ANN001, ANN202
+def _eight_moments(lo, hi, resp, floor, out):  # noqa: ANN001, ANN202
     """:func:`second_moments` for 5 to 8 features (eight padded rows): the 36
     sums of the lower triangle in two passes over the tile of 18 sums each,
     the responsibilities multiplied in on the way (no scaled rows written and
     read back, no products above the diagonal). In float32 they are rounded
     to float32 first (the loop then vectorises eight lanes wide): the
-    products differ from the other blocks' by a rounding of float32."""
-    y0, y1, y2, y3 = white[0], white[1], white[2], white[3]
-    y4, y5, y6, y7 = white[4], white[5], white[6], white[7]
-    zero = _zero(white)
+    products differ from the other blocks' by a rounding of float32.
+    ``lo`` and ``hi``: the (4, tile) whitened rows of features 0-3 and 4-7."""
+    y0, y1, y2, y3 = lo[0], lo[1], lo[2], lo[3]
+    y4, y5, y6, y7 = hi[0], hi[1], hi[2], hi[3]
+    zero = _zero(lo)
     # rows 0-3 with columns 0-3 (lower triangle), rows 4-7 with columns 0-1
     a00 = a10 = a11 = a20 = a21 = a22 = a30 = a31 = a32 = a33 = zero
     a40 = a41 = a50 = a51 = a60 = a61 = a70 = a71 = zero
     for b in range(y0.shape[0]):
-        r = _like(white, resp[b]) if resp[b] > floor else zero
+        r = _like(lo, resp[b]) if resp[b] > floor else zero
         v0, v1, v2, v3 = y0[b], y1[b], y2[b], y3[b]
         s0, s1, s2, s3 = r * v0, r * v1, r * v2, r * v3
         s4, s5, s6, s7 = r * y4[b], r * y5[b], r * y6[b], r * y7[b]
@@ -203,7 +222,7 @@ def _eight_moments(white, resp, floor, out):  # noqa: ANN001, ANN202
     a42 = a43 = a52 = a53 = a62 = a63 = a72 = a73 = zero
     a44 = a54 = a55 = a64 = a65 = a66 = a74 = a75 = a76 = a77 = zero
     for b in range(y0.shape[0]):
-        r = _like(white, resp[b]) if resp[b] > floor else zero
+        r = _like(lo, resp[b]) if resp[b] > floor else zero
         v2, v3, v4, v5, v6, v7 = y2[b], y3[b], y4[b], y5[b], y6[b], y7[b]
         s4, s5, s6, s7 = r * v4, r * v5, r * v6, r * v7
         a42 += s4 * v2

@@ -35,6 +35,9 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .vectors import prefer_full_width
+
+prefer_full_width()  # before any loop is compiled or loaded: see .vectors
 _jit = njit(nogil=True, cache=True, fastmath={"contract"})
 _jit_sum = njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
 

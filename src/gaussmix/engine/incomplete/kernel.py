@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtri
 
 from ..covariance import ComputeSpec, CovarianceType
 from ..estep import EStepKernel, LowestRows
@@ -337,15 +338,17 @@ class MarginalKernel:
         return LowestRows(ll[idx], self.impute(to_host(X, X.dtype)[idx]), count)
 
     # -- imputation ----------------------------------------------------------
-    def impute(self, X: np.ndarray, rng: np.random.RandomState | None = None, *,
+    def impute(self, X: np.ndarray, uniforms: np.ndarray | None = None, *,
                check_density: bool = False) -> np.ndarray:
-        """X with each NaN replaced by ``E[x_m | x_o]`` (``rng`` None) or by a
-        draw from the conditional mixture ``p(x_m | x_o)`` (float64 copy).
-        ``check_density``: raise for an incomplete row whose density is 0
-        under every component (else its NaN stay NaN, or its draw is junk,
-        which the statistics of a fit tolerate)."""
+        """X with each NaN replaced by ``E[x_m | x_o]`` (``uniforms`` None)
+        or by a draw from the conditional mixture ``p(x_m | x_o)`` made from
+        each row's ``uniforms`` (n, d + 1), numbers in (0, 1): see
+        :mod:`.draws` (float64 copy). ``check_density``: raise for an
+        incomplete row whose density is 0 under every component (else its
+        NaN stay NaN, or its draw is junk, which the statistics of a fit
+        tolerate)."""
         out = np.array(X, dtype=np.float64)
-        if rng is None and self._compiled_impute(out):
+        if uniforms is None and self._compiled_impute(out):
             return out
         for block, cond in self._conditionals(out, np.isnan(out)):
             with np.errstate(invalid="ignore"):  # rows of density 0: checked next
@@ -355,10 +358,10 @@ class MarginalKernel:
             resp = np.exp(log_resp)                            # (K, n_b)
             values = (np.take_along_axis(cond.filled, _each(block.missing, resp), axis=2)
                       + self.model.means[:, block.missing])  # (K, n_b, q)
-            if rng is None:
+            if uniforms is None:
                 fill = np.einsum("kn,knq->nq", resp, values)
             else:
-                fill = _draw(rng, resp, values, cond.covariance, block)
+                fill = _draw(uniforms[block.rows], resp, values, cond.covariance, block)
             out[block.rows[:, None], block.missing] = fill
         return out
 
@@ -411,15 +414,17 @@ def _each(missing: np.ndarray, resp: np.ndarray) -> np.ndarray:
     return np.broadcast_to(missing[None], (resp.shape[0],) + missing.shape)
 
 
-def _draw(rng: np.random.RandomState, resp: np.ndarray, values: np.ndarray,
+def _draw(uniforms: np.ndarray, resp: np.ndarray, values: np.ndarray,
           covariance: np.ndarray, block: Block) -> np.ndarray:
-    """One draw per row: a component from ``p(k | x_o)``, then ``x_m`` from
-    that component's conditional Gaussian."""
+    """One draw per row of the block: a component from ``p(k | x_o)`` by the
+    row's first uniform number, then ``x_m`` from that component's
+    conditional Gaussian, its standard normal deviates the inverse normal
+    CDF of the row's numbers at its missing coordinates."""
     n = resp.shape[1]
     cumulative = np.cumsum(resp, axis=0)
-    u = rng.random_sample(n) * cumulative[-1]
+    u = uniforms[:, 0] * cumulative[-1]
     k = np.minimum((cumulative < u[None, :]).sum(axis=0), resp.shape[0] - 1)
-    eps = rng.standard_normal(block.missing.shape)
+    eps = ndtri(np.take_along_axis(uniforms[:, 1:], block.missing, axis=1))
     lower = np.linalg.cholesky(covariance[:, :, block.pattern, k].transpose(2, 0, 1))
     return values[k, np.arange(n)] + np.einsum("nij,nj->ni", lower, eps)
 
