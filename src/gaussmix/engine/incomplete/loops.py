@@ -36,7 +36,7 @@ its rows padded with zeros to a multiple of four) and ``g L_mm^-1`` added
 at each row's missing rows and columns (a scatter, all K components at once,
 :func:`_add_conditionals`). Each tile's missing pairs become flat indices
 once, for the gathers of ``L_mm`` and the scatter, which move a lane's K
-components four at a time (:mod:`.vectors`). Second moments are
+components four at a time (:mod:`.four_wide`). Second moments are
 accumulated in lower triangles (the caller mirrors them). Everything is
 float64.
 
@@ -64,9 +64,9 @@ from numba import njit
 
 from ..fused.moments import padded, second_moments
 from ..fused.tile_steps import _exp_shifted
+from .four_wide import add_product4, copy4
 from .lanes import LANES, QMAX, lanes
 from .lanes_source import layout as _layout
-from .vectors import add_product4, copy4
 
 _jit = njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 # For sums over a tile's lanes: summed in vector lanes (a plain loop is one
