@@ -19,6 +19,13 @@ from numba.extending import intrinsic
 _FOUR = ir.VectorType(ir.DoubleType(), 4)
 
 
+def _flat(*arrays) -> bool:  # noqa: ANN002
+    """Whether every argument is a C-contiguous 1-d float64 array (the only
+    kind these steps are for: a pointer plus an index)."""
+    return all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+               and a.dtype == types.float64 for a in arrays)
+
+
 def _four_at(context, builder, array_type, array, index):  # noqa: ANN001, ANN202
     """A pointer to ``array[index:index + 4]`` as one vector."""
     data = context.make_array(array_type)(context, builder, array).data
@@ -28,6 +35,8 @@ def _four_at(context, builder, array_type, array, index):  # noqa: ANN001, ANN20
 @intrinsic
 def copy4(typingctx, src, at, dst, to):  # noqa: ANN001, ANN201, ARG001
     """``dst[to:to + 4] = src[at:at + 4]`` (float64, C-contiguous)."""
+    if not _flat(src, dst):
+        return None
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
         source = _four_at(context, builder, signature.args[0], args[0], args[1])
         target = _four_at(context, builder, signature.args[2], args[2], args[3])
@@ -40,6 +49,8 @@ def copy4(typingctx, src, at, dst, to):  # noqa: ANN001, ANN201, ARG001
 def add_product4(typingctx, out, at, x, i, y, j):  # noqa: ANN001, ANN201, ARG001
     """``out[at:at + 4] += x[i:i + 4] * y[j:j + 4]`` (float64, C-contiguous;
     one fused multiply-add per number)."""
+    if not _flat(out, x, y):
+        return None
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
         a, b, c = (_four_at(context, builder, signature.args[n], args[n], args[n + 1])
                    for n in (0, 2, 4))
