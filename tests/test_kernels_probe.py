@@ -118,8 +118,8 @@ def test_marginal_density_when_observed_coordinates_nearly_fix_the_missing(
     ``L_mm`` (off by 1e6 for 9); both now agree with the per-row Cholesky
     solve to 1e-10, and for 9 missing to the 1e-3 that ``log det L_mm``
     of a 9 x 9 block of condition number 1e14, formed from the rounded
-    precision, allows any method. 1 and 3 take the straight-line lanes, 9
-    the generic loops."""
+    precision, allows any method. All take the straight-line lanes (up to
+    10 missing; the generic loops beyond have the same check)."""
     params = _collinear_params(d=10, noise=1e-4)
     assert np.linalg.cond(params.covariances[0]) > 1e13
     X = _rows(params, [1, 3, 9], per_count=40)

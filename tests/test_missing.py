@@ -456,15 +456,15 @@ def test_compiled_chunks_with_few_or_many_complete_rows(monkeypatch, complete_sh
 
 @needs_numba
 def test_compiled_loops_for_every_number_of_missing_coordinates(monkeypatch):
-    # d = 11: rows missing 1..10 coordinates, each count in its own tiles, so
+    # d = 13: rows missing 1..12 coordinates, each count in its own tiles, so
     # that every generated per-lane kernel (q <= QMAX) and the loops beyond
     # them give the reference's statistics and per-row results
     from gaussmix.engine.incomplete.lanes import QMAX
 
     rng = np.random.default_rng(11)
-    d = 11
-    X = rng.normal(size=(600, d)) * 2.0 + rng.integers(0, 3, 600)[:, None]
-    count = np.arange(len(X)) % d  # 0 (complete) .. 10
+    d = 13
+    X = rng.normal(size=(650, d)) * 2.0 + rng.integers(0, 3, 650)[:, None]
+    count = np.arange(len(X)) % d  # 0 (complete) .. 12
     for i, q in enumerate(count):
         X[i, rng.choice(d, q, replace=False)] = np.nan
     assert count.max() > QMAX

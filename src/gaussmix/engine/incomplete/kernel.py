@@ -25,18 +25,20 @@ the same switch.
 Cost of the incomplete rows of a chunk, with q missing coordinates per row:
 
 - compiled loops: rows are taken in tiles of up to 128 rows with the same q
-  (any patterns), each step vectorised over the tile's rows; per row and
-  component O(d^2) for ``L r~`` (one BLAS product, as for a complete row) and
-  for the second moments, O(q^3) for the ``L D L^T`` factors of the q x q
-  block ``L_mm``, its solves and ``L_mm^-1`` (straight-line code per q up to
-  8, every number in registers). Nothing is per pattern, so the number of
-  distinct patterns does not matter: one EM iteration measured about 3.8-4.1x
-  one on complete data at 30% MCAR, d = 16, K = 8, where nearly every row has
-  its own pattern (``benchmarks/bench_missing.py``). Per incomplete row
-  (K = 8, one thread) about 0.75 us against 0.24 us for a complete row in
-  the ordinary compiled kernel: the scatter of the conditional covariances
-  (K q (q + 1) / 2 additions at data-dependent places) and the gathers of
-  ``L_mm`` are a third of it, the q x q kernels and ``L r~`` a fifth.
+  (any patterns), each step vectorised over the tile's rows or over its
+  (row, component) pairs; per row and component O(d^2) for ``L r~`` (one
+  BLAS product, as for a complete row) and for the second moments, O(q^3)
+  for the ``L D L^T`` factors of the q x q block ``L_mm``, its solves and
+  ``L_mm^-1`` (straight-line code per q up to 10, every number in
+  registers). Nothing is per pattern, so the number of distinct patterns
+  does not matter: one EM iteration measured about 3.2-3.7x one on complete
+  data at 30% MCAR, d = 16, K = 8, where nearly every row has its own
+  pattern (``benchmarks/bench_missing.py``). Per incomplete row (K = 8, one
+  thread) about 0.75 us against 0.22 us for a complete row in the ordinary
+  compiled kernel: ``L r~``, the residuals and their moves into the lanes
+  about 0.2, the q x q kernels 0.1, the second moments 0.1, the scatter of
+  the conditional covariances (K q (q + 1) / 2 additions at data-dependent
+  places) 0.07.
 - NumPy reference: rows grouped by pattern, O(P K q^3) for the factorisations
   of the P patterns of a block (vectorised over patterns and components) plus
   three (K, n, d) x (d, d) products per row; when nearly every row has its

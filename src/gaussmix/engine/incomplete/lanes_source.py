@@ -1,7 +1,7 @@
 """Writes :mod:`.lanes`: straight-line kernels for rows missing q coordinates.
 
-For each q up to :data:`QMAX`, ``_lanes_{q}`` does, for every lane (row) of a
-tile and one component, the whole q x q part of :mod:`.loops` with each
+For each q up to :data:`QMAX`, ``_lanes_{q}`` does, for every lane (a row of a
+tile and one component) the whole q x q part of :mod:`.loops` with each
 number in a named local (a register): the ``L D L^T`` factorisation of the
 precision block ``L_mm`` (unit lower ``L``, pivots ``D``; one division per
 pivot and no square root), the solves for the conditional mean offset, the
@@ -30,11 +30,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: Kernels are written for 1..QMAX missing coordinates; more take the loops.
-QMAX = 8
-#: Lanes per row of ``W``: the tile size of :mod:`.loops` (a constant, so
-#: that the compiler knows the distances between rows).
-LANES = 128
+#: Kernels are written for 1..QMAX missing coordinates; more take the loops,
+#: some four times slower per lane at q = 9 or 10 (d = 16, 30% missing: 3% of
+#: the rows, 14% of the q x q work). Each kernel beyond adds seconds to the
+#: first compilation (q = 10 about 8 s, q = 12 about 17 s).
+QMAX = 10
+#: Lanes per row of ``W`` (a constant, so that the compiler knows the
+#: distances between rows): the tiles of :mod:`.loops` hold at most this many
+#: (row, component) pairs. Not a power of two: rows 2^13 bytes apart would all
+#: fall in the same sets of the L1 cache, and evict each other.
+LANES = 1032
 
 
 def layout(q: int) -> tuple[int, int, int, int]:

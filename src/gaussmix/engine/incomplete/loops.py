@@ -1,30 +1,32 @@
 """Compiled loops for incomplete rows (numba, no GIL held).
 
 The identities of :mod:`.conditional`, computed for a *tile* of rows that
-miss the same number q of coordinates (their patterns may differ), one
-component at a time, with every step vectorised over the rows of the tile
-(arrays laid out (..., rows)). For component k:
+miss the same number q of coordinates (their patterns may differ), with
+every step vectorised over the tile's rows (arrays laid out (..., rows)) or
+over its *lanes*, one per (row, component) pair: lane ``r K + k``, so that
+a row's K components lie side by side. For each component k:
 
 - ``F``: the residuals ``x - mu_k`` of the tile, transposed (d, rows), with
   the missing entries zeroed (``r~``);
 - ``L F``: one BLAS product (d x d per row), whose rows at each row's
   missing coordinates give ``y = -(L r~)_m`` and whose dot with ``F`` gives
-  ``r~^T L r~``;
-- the q x q part, per row: the ``L D L^T`` factors of the block ``L_mm``,
-  the conditional mean offset ``delta = L_mm^-1 y`` (written into ``F``,
-  which then holds ``E[x | x_o, k] - mu_k``), the marginal distance
-  ``r~^T L r~ - y^T L_mm^-1 y`` (the minimum over the missing values of the
-  full quadratic form, without a second d x d product; a difference, whose
-  rounding error, about 1e-16 of ``r~^T L r~``, grows relative to the result
-  only where the observed coordinates nearly determine the missing ones,
-  where the tile's distances are summed as ``|U^T f|^2`` instead: see
-  :data:`CANCELLATION`),
-  ``det L_mm`` (one vectorised logarithm per row, :func:`_logs`) and, for
-  the moments, ``L_mm^-1``. For q up to :data:`.lanes.QMAX` this is one
-  straight-line kernel per q
-  (:mod:`.lanes`, written by :mod:`.lanes_source`) that keeps every number
-  of a row in registers and vectorises over the rows as a whole; beyond it,
-  :func:`_lanes_generic` does the same as loops over the rows.
+  ``r~^T L r~``, both moved into the lanes.
+
+Then, for all lanes at once, the q x q part: the ``L D L^T`` factors of the
+block ``L_mm`` (gathered for the K components of a row side by side), the
+conditional mean offset ``delta = L_mm^-1 y`` (written into ``F``, which
+then holds ``E[x | x_o, k] - mu_k``), the marginal distance
+``r~^T L r~ - y^T L_mm^-1 y`` (the minimum over the missing values of the
+full quadratic form, without a second d x d product; a difference, whose
+rounding error, about 1e-16 of ``r~^T L r~``, grows relative to the result
+only where the observed coordinates nearly determine the missing ones,
+where the component's distances are summed as ``|U^T f|^2`` instead: see
+:data:`CANCELLATION`), ``det L_mm`` (one vectorised logarithm per lane,
+:func:`_logs`) and, for the moments, ``L_mm^-1``. For q up to
+:data:`.lanes.QMAX` this is one straight-line kernel per q (:mod:`.lanes`,
+written by :mod:`.lanes_source`) that keeps every number of a lane in
+registers and vectorises over the lanes as a whole; beyond it,
+:func:`_lanes_generic` does the same as loops over the lanes.
 
 Then the responsibilities by log-sum-exp over K, and the moments about the
 component means: ``sum g f`` and ``sum g f f^T`` (the latter by the complete
@@ -33,7 +35,8 @@ multiplied in, :func:`..fused.moments.second_moments`, for which ``F`` has
 its rows padded with zeros to a multiple of four) and ``g L_mm^-1`` added
 at each row's missing rows and columns (a scatter, all K components at once,
 :func:`_add_conditionals`). Each tile's missing pairs become flat indices
-once, for the gathers of ``L_mm`` and the scatter. Second moments are
+once, for the gathers of ``L_mm`` and the scatter, which move a lane's K
+components four at a time (:mod:`.four_wide`). Second moments are
 accumulated in lower triangles (the caller mirrors them). Everything is
 float64.
 
@@ -61,6 +64,7 @@ from numba import njit
 
 from ..fused.moments import padded, second_moments
 from ..fused.tile_steps import _exp_shifted
+from .four_wide import add_product4, copy4
 from .lanes import LANES, QMAX, lanes
 from .lanes_source import layout as _layout
 
@@ -72,7 +76,7 @@ _lanes_jit = njit(nogil=True, cache=True, error_model="numpy",
 
 LOG_2PI = math.log(2.0 * math.pi)
 layout = _jit(_layout)  # rows of a component's per-lane numbers (lanes_source)
-TILE = LANES        # rows per tile at most (128)
+TILE = 128          # rows per tile at most
 BUDGET = 1 << 16    # numbers in a tile's factors (K, q, q, rows): bounds the tile
 # A responsibility below exp(_NEGLIGIBLE) = 1e-200 of the row's largest is
 # taken as 0: its terms are far below the rounding of any moment that counts,
@@ -142,14 +146,30 @@ def _missing_of(X, i, M, XT, r):  # noqa: ANN001, ANN202
 
 
 @_jit
+def _tile_rows(K, d, q):  # noqa: ANN001, ANN202
+    """Rows per tile at most for q missing coordinates: :data:`TILE`, the
+    factors' :data:`BUDGET`, and at most :data:`.lanes.LANES` (row,
+    component) lanes (one row where K alone exceeds either)."""
+    return max(1, min(TILE, BUDGET // (K * max(d, q * q)), LANES // K))
+
+
+@_jit
+def _stride(K, q, n):  # noqa: ANN001, ANN202
+    """Distance between the rows of a tile's lanes (n rows, K components):
+    :data:`.lanes.LANES` where the kernels of :mod:`.lanes` take them, else
+    the lanes themselves."""
+    return LANES if q <= QMAX and n * K <= LANES else n * K
+
+
+@_jit
 def _next_tile(X, rows, t0, K, M, XT):  # noqa: ANN001, ANN202
     """The tile starting at ``rows[t0]``: the run of rows with its number q of
-    missing coordinates, at most the tile size for q; the rows transposed
+    missing coordinates, at most :func:`_tile_rows`; the rows transposed
     into ``XT[:, :n]``, their missing columns into ``M[:q, :n]``. Returns
     (n, q)."""
     d = X.shape[1]
     q = _missing_of(X, rows[t0], M, XT, 0)
-    cap = max(1, min(TILE, BUDGET // (K * max(d, q * q))))
+    cap = _tile_rows(K, d, q)
     n = 1
     while (n < cap and t0 + n < rows.shape[0]
            and _missing_of(X, rows[t0 + n], M, XT, n) == q):
@@ -166,11 +186,11 @@ def _times(det, low, pivot, n):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _log_det(det, low, n, q, M, P, Wk, s, d_row, diagonal, log_det, scratch):  # noqa: ANN001, ANN202
+def _log_det(det, low, n, q, M, P, W, s, d_row, diagonal, log_det, scratch):  # noqa: ANN001, ANN202
     """``log det L_mm`` of each lane from the product of its pivots (one
     vectorised logarithm per lane, :func:`_logs`), or from their logarithms
     where the product left the range of float64 (the pivots are the
-    diagonal P, (1, d), when ``diagonal``, else rows ``d_row + a`` of ``Wk``, of
+    diagonal P, (1, d), when ``diagonal``, else rows ``d_row + a`` of ``W``, of
     stride s); False if a pivot is not positive."""
     for r in range(n):
         if not low[r] > 0.0:
@@ -182,7 +202,7 @@ def _log_det(det, low, n, q, M, P, Wk, s, d_row, diagonal, log_det, scratch):  #
         log_det[r] = 0.0
         for a in range(q):
             log_det[r] += math.log(P[0, M[a, r]] if diagonal
-                                   else Wk[(d_row + a) * s + r])
+                                   else W[(d_row + a) * s + r])
     return True
 
 
@@ -223,51 +243,92 @@ def _residuals(XT, n, mean, Fk):  # noqa: ANN001, ANN202
             v = XT[j, r] - mean[j]
             Fk[j, r] = v if v == v else 0.0
 
+@_jit
+def _products(F, XT, n, means, prec, PF, dist):  # noqa: ANN001, ANN202
+    """Each component's residuals into ``F[k]`` (missing entries zero), ``L F``
+    by one BLAS product into ``PF[k]`` (K, d, n) and ``r~^T L r~`` into
+    ``dist[k n:(k + 1) n]``."""
+    K, d = means.shape
+    for k in range(K):
+        Fk, PFk, dk = _head(F[k], d), PF[k], dist[k * n:(k + 1) * n]
+        _residuals(XT, n, means[k], Fk)
+        np.dot(prec[k], Fk, PFk)  # L F: one BLAS product for the tile
+        for r in range(n):
+            dk[r] = 0.0
+        for j in range(d):  # r~ . (L r~) (r~ is zero at the missing entries)
+            for r in range(n):
+                dk[r] += Fk[j, r] * PFk[j, r]
+
 
 @_jit
-def _condition(Fk, M, pairs, n, q, P, UT, Wk, s, PF, cov, work, scale):  # noqa: ANN001, ANN202
-    """One component's q x q part for the tile, in ``Wk`` (the rows of
-    :func:`.lanes_source.layout`, stride s): ``L F`` by one BLAS product,
-    ``r~^T L r~`` and the gathers of ``L_mm`` and ``y = -(L r~)_m`` into
-    their rows, then the per-lane kernel of :mod:`.lanes` (or
-    :func:`_lanes_generic` beyond its q), and the conditional mean offsets
-    written into the missing entries of ``Fk``.
-
-    The distance is ``r~^T L r~ - y^T L_mm^-1 y`` (the minimum over the
-    missing values of the full quadratic form, as the filled residual's
-    ``|f U|^2``), so no second product, except in a tile where, for some
-    lane, that difference is small against its rounding scale
-    (:data:`CANCELLATION`): then it is the filled residuals' ``|U^T f|^2``
-    (``UT`` = U^T), by a second product. ``scale`` is float64 scratch of n
-    lanes or more."""
+def _into_lanes(PF, dist, M, n, q, W, s, scale):  # noqa: ANN001, ANN202
+    """The lanes' inputs to the q x q part (lane ``r K + k``, rows of
+    :func:`.lanes_source.layout`, stride s): ``r~^T L r~`` (row S, and a copy
+    in ``scale``) and ``y = -(L r~)_m`` (rows Y) from :func:`_products`. Rows
+    outer and components inner: the writes run along the lanes, and the
+    reads of one row's K components stay in cache for the next row."""
+    K = PF.shape[0]
     _, y_row, _, s_row = layout(q)
-    np.dot(P, Fk, PF)  # L F: one BLAS product for the tile
-    maha = Wk[s_row * s:s_row * s + n]
     for r in range(n):
-        maha[r] = 0.0
-    for j in range(Fk.shape[0]):  # r~ . (L r~) (r~ is zero at the missing entries)
-        for r in range(n):
-            maha[r] += Fk[j, r] * PF[j, r]
+        for k in range(K):
+            v = dist[k * n + r]
+            W[s_row * s + r * K + k] = v
+            scale[r * K + k] = v
     for a in range(q):
+        row = (y_row + a) * s
         for r in range(n):
-            Wk[(y_row + a) * s + r] = -PF[M[a, r], r]
-    for r in range(n):
-        scale[r] = maha[r]
-    if not (s == LANES and lanes(q, n, Wk, cov)):
-        _lanes_generic(n, q, Wk, s, cov, work)
+            m = M[a, r]
+            for k in range(K):
+                W[row + r * K + k] = -PF[k, m, r]
+
+
+@_jit
+def _fill(Fk, M, n, q, W, start, s, K):  # noqa: ANN001, ANN202
+    """``Fk[M[a, r], r] = W[start + a s + r K]``: one component's conditional
+    mean offsets (its lanes of rows Y) into its missing entries."""
     for a in range(q):
+        row = start + a * s
         for r in range(n):
-            Fk[M[a, r], r] = Wk[(y_row + a) * s + r]
-    cancelled = 0
+            Fk[M[a, r], r] = W[row + r * K]
+
+
+@_jit
+def _filled(F, M, n, q, UT, W, s, scale, PF, count):  # noqa: ANN001, ANN202
+    """The conditional mean offsets (rows Y of ``W``, from the q x q part)
+    written into the missing entries of ``F`` (K, dp, n).
+
+    The lanes' distances (row S) are ``r~^T L r~ - y^T L_mm^-1 y`` (the
+    minimum over the missing values of the full quadratic form, as the
+    filled residual's ``|f U|^2``), so no second product, except for a
+    component with a lane where that difference is small against its
+    rounding scale ``scale`` (``r~^T L r~``, :data:`CANCELLATION`): then its
+    distances are the filled residuals' ``|U^T f|^2`` (``UT`` = U^T), by a
+    second product (into ``PF``). ``count`` is scratch of K numbers."""
+    K, d = UT.shape[0], UT.shape[1]
+    _, y_row, _, s_row = layout(q)
+    for k in range(K):
+        _fill(_head(F[k], d), M, n, q, W, y_row * s + k, s, K)
+    maha = W[s_row * s:s_row * s + n * K]
+    held = True
+    for lane in range(n * K):
+        held &= scale[lane] <= CANCELLATION * (maha[lane] + 1.0)
+    if held:
+        return
+    for k in range(K):
+        count[k] = 0.0
     for r in range(n):
-        cancelled += not scale[r] <= CANCELLATION * (maha[r] + 1.0)
-    if cancelled:
-        np.dot(UT, Fk, PF)
-        for r in range(n):
-            maha[r] = 0.0
-        for j in range(PF.shape[0]):
+        for k in range(K):
+            lane = r * K + k
+            count[k] += not scale[lane] <= CANCELLATION * (W[s_row * s + lane] + 1.0)
+    for k in range(K):
+        if count[k]:
+            Fk, PFk = _head(F[k], d), PF[k]
+            np.dot(UT[k], Fk, PFk)
             for r in range(n):
-                maha[r] += PF[j, r] * PF[j, r]
+                total = 0.0
+                for j in range(d):
+                    total += PFk[j, r] * PFk[j, r]
+                W[s_row * s + r * K + k] = total
 
 
 @_jit
@@ -338,76 +399,106 @@ def _lanes_generic(n, q, W, s, cov, work):  # noqa: ANN001, ANN202
                 for r in range(n):
                     W[row + r] += w[c, a, r] * L[c, c, r] * w[c, b, r]
 
-
 @_jit
-def _gather_blocks(pairs, n, q, PT, Wt, s):  # noqa: ANN001, ANN202
-    """Each component's ``L_mm`` entries into its rows of ``Wt`` (stride s):
-    through the precisions transposed, ``PT`` (d * d, K), one lane's pair
-    index fetches the K components' entries side by side."""
-    K = Wt.shape[0]
+def _gather_blocks(pairs, n, q, PT, W, s, K):  # noqa: ANN001, ANN202
+    """Each component's ``L_mm`` entries into its lanes of ``W`` (rows of
+    :func:`.lanes_source.layout`, stride s; lane ``r K + k``): through the
+    precisions transposed, ``PT`` (flat, d * d by K), one lane's pair index
+    fetches the K components' entries side by side, stored side by side."""
     for a in range(q):
         for b in range(a + 1):
             row = (a * (a + 1) // 2 + b) * s
             for r in range(n):
-                p = pairs[a, b, r]
-                for k in range(K):
-                    Wt[k, row + r] = PT[p, k]
+                at, to = pairs[a, b, r] * K, row + r * K
+                k = 0
+                while k + 4 <= K:
+                    copy4(PT, at + k, W, to + k)
+                    k += 4
+                for j in range(k, K):
+                    W[to + j] = PT[at + j]
 
 
 @_jit
 def _head(Fk, d):  # noqa: ANN001, ANN202
     """The first d rows of a component's padded residuals (dp, n), as a
-    contiguous array (for the BLAS product of :func:`_condition`)."""
+    contiguous array (for the BLAS products of :func:`_products`)."""
     return Fk.reshape(Fk.size)[:d * Fk.shape[1]].reshape((d, Fk.shape[1]))
 
 
 @_jit
-def _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt, s, PF,
+def _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W, s, PF,
                  cov, work, generic, sc):  # noqa: ANN001, ANN202
     """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
     the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, dp, n) and
-    each component's rows of :func:`.lanes_source.layout` into ``Wt[k]``
-    (with ``L_mm^-1`` when ``cov``). Returns a status (1 where a score is
-    NaN: a distance of a row far out came as ``inf - inf``)."""
+    the lanes' rows of :func:`.lanes_source.layout` into ``W`` (stride s,
+    lane ``r K + k``; with ``L_mm^-1`` when ``cov``). Returns a status (1
+    where a score is NaN: a distance of a row far out came as ``inf - inf``;
+    2 where a pivot is not positive)."""
+    if diagonal:
+        return _diagonal_scores(XT, n, q, M, means, prec, UT, const, F, work, sc)
     K, d = means.shape
     _, _, d_row, s_row = layout(q)
-    log_det, scratch = work[0], work[5]
-    if not diagonal:
-        _gather_blocks(pairs, n, q, PT, Wt, s)
+    lanes_n = n * K
+    log_det, scale, dist, scratch = work[0], work[1], work[2], work[5]
+    _gather_blocks(pairs, n, q, PT, W, s, K)
+    _products(F, XT, n, means, prec, PF, dist)
+    _into_lanes(PF, dist, M, n, q, W, s, scale)
+    if not (s == LANES and lanes(q, lanes_n, W, cov)):
+        _lanes_generic(lanes_n, q, W, s, cov, generic)
+    _filled(F, M, n, q, UT, W, s, scale, PF, work[3])
+    det = W[(s_row + 1) * s:(s_row + 1) * s + lanes_n]
+    low = W[(s_row + 2) * s:(s_row + 2) * s + lanes_n]
+    if not _log_det(det, low, lanes_n, q, M, prec[0], W, s, d_row, False, log_det, scratch):
+        return 2
+    maha = W[s_row * s:s_row * s + lanes_n]
     for k in range(K):
-        Fk, P, Wk = _head(F[k], d), prec[k], Wt[k]
-        _residuals(XT, n, means[k], Fk)
-        if diagonal:
-            det, low, maha = work[1], work[2], work[4]
-            for r in range(n):
-                det[r] = 1.0
-                low[r] = np.inf
-            for a in range(q):
-                for r in range(n):
-                    work[3, r] = P[0, M[a, r]]
-                _times(det, low, work[3], n)
-            for r in range(n):
-                maha[r] = 0.0
-            for j in range(d):
-                for r in range(n):
-                    maha[r] += P[0, j] * Fk[j, r] * Fk[j, r]
-        else:
-            _condition(Fk, M, pairs, n, q, P, UT[k], Wk, s, PF, cov, generic, work[1])
-            det = Wk[(s_row + 1) * s:(s_row + 1) * s + n]
-            low = Wk[(s_row + 2) * s:(s_row + 2) * s + n]
-            maha = Wk[s_row * s:s_row * s + n]
-        if not _log_det(det, low, n, q, M, P, Wk, s, d_row, diagonal, log_det, scratch):
-            return 2
-        undefined = False
-        for r in range(n):
-            sc[k, r] = (const[k] - 0.5 * (d - q) * LOG_2PI
-                        - 0.5 * log_det[r] - 0.5 * maha[r])
-            undefined |= sc[k, r] != sc[k, r]
-        if q == d:  # nothing observed: log pi_k exactly (see _nothing_observed)
-            _nothing_observed(const[k], UT[k], diagonal, sc[k, :n])
-        if undefined:  # NaN: inf - inf in the distance of a row far out
+        if _scores_of(sc[k], const[k], UT[k], d, q, n, log_det, maha, K, k, False):
             return 1
     return 0
+
+
+@_jit
+def _diagonal_scores(XT, n, q, M, means, prec, UT, const, F, work, sc):  # noqa: ANN001, ANN202
+    """:func:`_tile_scores` for diagonal precisions: the conditional mean
+    is the component mean (the missing entries of ``F`` stay zero), the
+    marginal's determinant the product of the missing diagonal entries."""
+    K, d = means.shape
+    log_det, det, low, pivot, maha, scratch = work[0], work[1], work[2], work[3], work[4], work[5]
+    for k in range(K):
+        Fk, P = _head(F[k], d), prec[k]
+        _residuals(XT, n, means[k], Fk)
+        for r in range(n):
+            det[r] = 1.0
+            low[r] = np.inf
+        for a in range(q):
+            for r in range(n):
+                pivot[r] = P[0, M[a, r]]
+            _times(det, low, pivot, n)
+        for r in range(n):
+            maha[r] = 0.0
+        for j in range(d):
+            for r in range(n):
+                maha[r] += P[0, j] * Fk[j, r] * Fk[j, r]
+        if not _log_det(det, low, n, q, M, P, scratch, 0, 0, True, log_det, scratch):
+            return 2
+        if _scores_of(sc[k], const[k], UT[k], d, q, n, log_det, maha, 1, 0, True):
+            return 1
+    return 0
+
+
+@_jit
+def _scores_of(sck, const, UT, d, q, n, log_det, maha, K, k, diagonal):  # noqa: ANN001, ANN202
+    """One component's scores ``sck`` (n,) from its lanes ``r K + k`` of
+    ``log_det`` and ``maha``; True if one is NaN (``inf - inf`` in the
+    distance of a row far out). ``UT``: see :func:`_nothing_observed`."""
+    undefined = False
+    for r in range(n):
+        sck[r] = (const - 0.5 * (d - q) * LOG_2PI
+                  - 0.5 * log_det[r * K + k] - 0.5 * maha[r * K + k])
+        undefined |= sck[r] != sck[r]
+    if q == d:  # nothing observed: log pi_k exactly (see _nothing_observed)
+        _nothing_observed(const, UT, diagonal, sck[:n])
+    return undefined
 
 
 @_jit
@@ -486,77 +577,88 @@ def _add_conditional_diagonal(g, n, q, M, P, s2k):  # noqa: ANN001, ANN202
         for r in range(n):
             s2k[M[a, r], M[a, r]] += g[r] / P[0, M[a, r]]
 
-
 @_jit
-def _add_conditionals(sc, n, q, pairs, Wt, s, C):  # noqa: ANN001, ANN202
-    """``C[m_a d + m_b, k] += g_kr (L_mm^-1)_ab`` for each lane r and
-    component k (lower triangle), ``g`` the responsibilities ``sc`` (K, n),
-    ``L_mm^-1`` in the rows of each ``Wt[k]`` (stride s). ``C`` (d * d, K)
-    keeps a pair's K entries side by side: one scatter per lane and pair
-    serves every component (the lanes' targets collide; their chains of
-    dependent additions are K entries wide instead of one)."""
+def _add_conditionals(sc, n, q, pairs, W, s, C, g):  # noqa: ANN001, ANN202
+    """``C[(m_a d + m_b) K + k] += g_kr (L_mm^-1)_ab`` for each lane ``r K + k``
+    (lower triangle), ``g`` the responsibilities ``sc`` (K, n), ``L_mm^-1``
+    in the rows of ``W`` (stride s). ``C`` (d * d * K) keeps a pair's K
+    entries side by side, as the lanes keep a row's components: one lane's
+    pair adds K neighbours to K neighbours, four at a time. ``g`` is scratch
+    of K n numbers (the responsibilities by row)."""
     K = sc.shape[0]
+    for k in range(K):
+        for r in range(n):
+            g[r * K + k] = sc[k, r]
     for a in range(q):
         for b in range(a + 1):
             row = (a * (a + 1) // 2 + b) * s
             for r in range(n):  # no branch on g = 0 (unpredictable, and adds 0)
-                Cp = C[pairs[a, b, r]]
-                for k in range(K):
-                    Cp[k] += sc[k, r] * Wt[k, row + r]
+                at, gi, wi = pairs[a, b, r] * K, r * K, row + r * K
+                k = 0
+                while k + 4 <= K:
+                    add_product4(C, at + k, g, gi + k, W, wi + k)
+                    k += 4
+                for j in range(k, K):
+                    C[at + j] += g[gi + j] * W[wi + j]
 
 
 @_jit
-def _buffers(K, d):  # noqa: ANN001, ANN202
-    """Work arrays for tiles of at most ``TILE`` rows, and no more than
-    :func:`_next_tile` allows at this K and d."""
-    cap = max(1, min(TILE, BUDGET // (K * d)))
+def _buffers(K, d, X, rows, diagonal):  # noqa: ANN001, ANN202
+    """Work arrays for tiles of at most :func:`_tile_rows` rows of
+    ``X[rows]`` (sorted by their number of NaN: the last misses the most,
+    which bounds the lanes' buffers; diagonal precisions need none of them:
+    at d = 3,000, K = 5 the general buffers would take 0.7 GB)."""
+    cap = _tile_rows(K, d, 0)
     M = np.empty((d, cap), np.int64)  # missing columns, (q, rows) in use
     XT = np.empty((d, cap))
-    # F (K, dp, rows) and PF (d, rows) are cut to each tile's rows by
+    # F (K, dp, rows) and PF (K, d, rows) are cut to each tile's rows by
     # _tile_views, so that the BLAS products get contiguous arrays.
-    F, PF = np.empty(K * padded(d) * cap), np.empty(d * cap)
-    # Each component's rows of lanes_source.layout: stride LANES up to QMAX,
-    # else the tile's rows (at most BUDGET / (K q^2), or one).
-    rows = np.empty(K * max(layout(QMAX)[0] * LANES, BUDGET // K + layout(d)[0]))
-    pairs = np.empty(max(BUDGET // K, d * d), np.int64)  # (q, q, rows)
-    generic = np.empty(2 * max(BUDGET // K, d * d))
-    return M, XT, F, PF, rows, pairs, generic, np.empty((6, cap)), np.empty((K, cap))
+    F = np.empty(K * padded(d) * cap)
+    q_most = int(np.isnan(X[rows[-1]]).sum()) if rows.shape[0] else 0
+    q_lanes = 0 if diagonal else q_most
+    PF = np.empty(K * d * cap if q_lanes else 0)
+    size = 0  # the lanes' rows of lanes_source.layout, stride _stride
+    for q in range(1, q_lanes + 1):
+        size = max(size, layout(q)[0] * _stride(K, q, _tile_rows(K, d, q)))
+    pairs = np.empty(max(BUDGET // K, q_most * q_most), np.int64)  # (q, q, rows)
+    generic = np.empty(2 * max(BUDGET, K * q_lanes * q_lanes) if q_lanes > QMAX else 0)
+    return (M, XT, F, PF, np.empty(size), pairs, generic, np.empty((6, cap * K)),
+            np.empty((K, cap)))
 
 
 @_jit
-def _tile_views(F, PF, rows, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
+def _tile_views(F, PF, W, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
     """The flat buffers of :func:`_buffers` as contiguous arrays for a tile of
     n rows: F (K, dp, n) with its rows from d on zero (dp = padded(d), for
-    :func:`..fused.moments.second_moments`), PF (d, n), each component's rows (K, rows x s) and
-    their stride s, and the pairs (q, q, n), whose lower triangles get the
-    flat indices ``m_a d + m_b`` of each lane's missing pairs (found once
-    for all K components)."""
+    :func:`..fused.moments.second_moments`), PF (K, d, n), the lanes' rows
+    (layout(q) rows of stride s) and s, and the pairs (q, q, n), whose lower
+    triangles get the flat indices ``m_a d + m_b`` of each lane's missing
+    pairs (found once for all K components)."""
     P = pairs[:q * q * n].reshape((q, q, n))
     for a in range(q):
         for b in range(a + 1):
             for r in range(n):
                 P[a, b, r] = M[a, r] * d + M[b, r]
-    s = LANES if q <= QMAX and n <= LANES else n
-    size = layout(q)[0] * s
+    s = _stride(K, q, n)
     dp = padded(d)
     F3 = F[:K * dp * n].reshape((K, dp, n))
     for k in range(K):
         for j in range(d, dp):
             for r in range(n):
                 F3[k, j, r] = 0.0
-    return (F3, PF[:d * n].reshape((d, n)),
-            rows[:K * size].reshape((K, size)), s, P)
+    PF3 = PF[:K * d * n].reshape((K, d, n)) if PF.shape[0] else np.empty((0, 0, 0))
+    return F3, PF3, W[:min(layout(q)[0] * s, W.shape[0])], s, P
 
 
 @_jit
 def _transposed(prec, chol, diagonal):  # noqa: ANN001, ANN202
-    """The precisions as (d * d, K) and the factors transposed, (K, d, d); for
-    diagonal precisions (given as their diagonals, (K, 1, d)) no precisions
-    and the diagonals as they are."""
+    """The precisions as (d * d * K,), component fastest, and the factors
+    transposed, (K, d, d); for diagonal precisions (given as their
+    diagonals, (K, 1, d)) no precisions and the diagonals as they are."""
     K, d = prec.shape[0], prec.shape[2]
     if diagonal:
-        return np.empty((0, K)), chol
-    return (np.ascontiguousarray(prec.reshape((K, d * d)).T),
+        return np.empty(0), chol
+    return (np.ascontiguousarray(prec.reshape((K, d * d)).T).reshape(d * d * K),
             np.ascontiguousarray(chol.transpose((0, 2, 1))))
 
 
@@ -568,20 +670,21 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     when ``diagonal``), and ``w log p(x_o)`` to ``acc[0]``. ``prec`` and
     ``chol`` are (K, d, d), or (K, 1, d) diagonals when ``diagonal``."""
     K, d = means.shape
-    M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d, X, rows, diagonal)
     PT, UT = _transposed(prec, chol, diagonal)
     # full second moments in padded lower-triangular blocks, added to s2 at
     # the end (second_moments also writes above the diagonal in its blocks)
     dp = padded(d)
     S2 = np.zeros((K, dp, dp)) if not diagonal else np.zeros((K, 0, 0))
-    C = np.zeros((d * d, K))  # the conditional covariances, see _add_conditionals
+    C = np.zeros(d * d * K)  # the conditional covariances, see _add_conditionals
+    g = np.empty(K * sc.shape[1])
     scaled = np.empty((4, sc.shape[1]))
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt,
+        F, PF, W, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
                               s, PF, True, work, generic, sc)
         if status:
             return status
@@ -594,13 +697,13 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
             else:
                 second_moments(F[k], sc[k], -np.inf, d, scaled, S2[k])
         if not diagonal:
-            _add_conditionals(sc, n, q, pairs, Wt, s, C)
+            _add_conditionals(sc, n, q, pairs, W, s, C, g)
         t0 += n
     if not diagonal:
         for k in range(K):
             for a in range(d):
                 for b in range(a + 1):
-                    s2[k, a, b] += S2[k, a, b] + C[a * d + b, k]
+                    s2[k, a, b] += S2[k, a, b] + C[(a * d + b) * K + k]
     return 0
 
 
@@ -609,13 +712,13 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
     """``log pi_k + log N(x_o | k)`` of ``X[rows]`` (sorted by their number of
     NaN) into ``out`` (K, len(rows))."""
     K, d = means.shape
-    M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d, X, rows, diagonal)
     PT, UT = _transposed(prec, chol, diagonal)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt,
+        F, PF, W, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
                               s, PF, False, work, generic, sc)
         if status:
             return status
@@ -631,15 +734,15 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     """Replaces the NaN of ``X[rows]`` (sorted by their number of NaN) in
     place by ``E[x_m | x_o]``."""
     K, d = means.shape
-    M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d)
+    M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d, X, rows, diagonal)
     PT, UT = _transposed(prec, chol, diagonal)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
         n, q = _next_tile(X, rows, t0, K, M, XT)
-        F, PF, Wt, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
-        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, Wt,
+        F, PF, W, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
+        status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
                               s, PF, False, work, generic, sc)
         if status:
             return status
