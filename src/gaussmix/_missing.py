@@ -110,7 +110,7 @@ class MissingValuesMixin:
             parts = est._reducer(source).map(
                 lambda c: kernel.impute(c.X, check_density=True), source)
             return np.concatenate(list(parts)).astype(X.dtype, copy=False)
-        return np.stack([self._drawn(X, draws) for draws in
+        return np.stack([_drawn_rows(kernel, source, draws) for draws in
                          row_draws(random_state, n_draws, X.shape[1] + 1)])
 
     def _drawn(self, X: Any, draws: RowDraws, first_row: int = 0) -> np.ndarray:
@@ -122,10 +122,7 @@ class MissingValuesMixin:
         X = check_data(est, X, reset=False, allow_nan=True)
         source = ArraySource(X, None, est._chunk_size(X.shape[1], X.shape[0]))
         kernel = MarginalKernel.build(est._piece, est._params, source.spec)
-        parts = [kernel.impute(X[start:stop], draws.rows(first_row + start, first_row + stop),
-                               check_density=True)
-                 for start, stop in source.ranges()]
-        return np.concatenate(parts).astype(X.dtype, copy=False)
+        return _drawn_rows(kernel, source, draws, first_row)
 
     def _lazy_imputation(self, X: Any) -> Any:
         """:meth:`impute`'s conditional expectations of a Dask array, lazily."""
@@ -174,6 +171,17 @@ class MissingValuesMixin:
             _check_observed(mask, None if weights is None else to_host(weights),
                             columns=columns_needed)
         return dataclasses.replace(source, missing=True)
+
+
+def _drawn_rows(kernel: MarginalKernel, source: ArraySource, draws: RowDraws,
+                first_row: int = 0) -> np.ndarray:
+    """One multiple imputation of the source's rows, chunk by chunk, row i
+    taking the draws' row ``first_row + i``."""
+    X = source.X
+    parts = [kernel.impute(X[start:stop], draws.rows(first_row + start, first_row + stop),
+                           check_density=True)
+             for start, stop in source.ranges()]
+    return np.concatenate(parts).astype(X.dtype, copy=False)
 
 
 def _check_observed(mask: np.ndarray, weights: np.ndarray | None = None, *,
