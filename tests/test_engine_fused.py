@@ -171,6 +171,26 @@ def test_per_row_results_match_reference(monkeypatch, cov):
     assert np.array_equal(reference.labels(X), fast.labels(X))
 
 
+def test_read_only_rows_share_the_compiled_loops(monkeypatch):
+    """numba compiles a loop per writeable flag of its arrays: rows from a
+    memory-mapped file (read-only) and the same rows in memory must not cost
+    a second compilation (tens of seconds)."""
+    from gaussmix.engine.fused import full_loops
+
+    X = mixture_data()
+    _, fast = kernels(monkeypatch, "full", fitted_params("full"), np.float64)
+    expected = fast.statistics(X)
+    compiled = set(full_loops.full_chunk.signatures)
+    locked = X.copy()
+    locked.flags.writeable = False
+    weights = np.ones(len(X))
+    weights.flags.writeable = False
+    assert fast.statistics(locked) == expected
+    fast.statistics(locked, weights)
+    fast.statistics(X, weights.copy())
+    assert set(full_loops.full_chunk.signatures) == compiled
+
+
 def test_small_chunks_use_the_reference(monkeypatch):
     X = mixture_data()
     reference, fast = kernels(monkeypatch, "full", fitted_params("full"), np.float64)

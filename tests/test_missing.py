@@ -539,12 +539,15 @@ def test_compiled_loops_hand_hard_rows_to_the_reference(monkeypatch):
     np.testing.assert_array_equal(fast[0].s2, ref[0].s2)
     np.testing.assert_allclose(fast[1], ref[1], rtol=1e-12)  # -inf for the far row
 
+    from gaussmix.engine.fused.kernel import read_only
     from gaussmix.engine.incomplete import loops
     miss = np.array([[np.nan, 1.0]])
     bad = np.array([[[-1.0, 0.0], [0.0, 1.0]]])  # L_mm = -1 for the missing column
     out = np.empty((1, 1))
-    assert loops.scores(miss, np.array([0]), np.zeros((1, 2)), bad, np.eye(2)[None],
-                        np.zeros(1), False, out) == 2
+    # read-only, as the kernel passes them (one compiled loop for both)
+    inputs = [read_only(a) for a in (miss, np.array([0]), np.zeros((1, 2)), bad,
+                                     np.eye(2)[None], np.zeros(1))]
+    assert loops.scores(*inputs, False, out) == 2
 
 
 def test_kernel_choice(monkeypatch):

@@ -102,9 +102,9 @@ class FusedEStepKernel(EStepKernel):
             return super().statistics(X, sample_weight)
         layout = _LAYOUTS[self.covariance_type]
         buffers, acc = layout.buffers(K, d), np.zeros(3)
-        args = [a[name] for name in layout.order]
-        status = loop(np.ascontiguousarray(X, a["centre"].dtype), _weights(sample_weight),
-                      *args, self.tile, *buffers, acc)
+        args = [read_only(a[name]) for name in layout.order]
+        status = loop(read_only(np.ascontiguousarray(X, a["centre"].dtype)),
+                      read_only(_weights(sample_weight)), *args, self.tile, *buffers, acc)
         if status:
             # a row far beyond every component, or an overflow: the reference
             # rescues such rows (or reports them)
@@ -151,10 +151,26 @@ class FusedEStepKernel(EStepKernel):
         assert a is not None
         K = self.state.shift.shape[0]
         out = np.empty((K if what == 1 else 1, X.shape[0]))
-        args = [a[name] for name in _LAYOUTS[self.covariance_type].order]
-        status = loop(np.ascontiguousarray(X, a["centre"].dtype), *args, self.tile, what,
-                      out)
+        args = [read_only(a[name]) for name in _LAYOUTS[self.covariance_type].order]
+        status = loop(read_only(np.ascontiguousarray(X, a["centre"].dtype)), *args,
+                      self.tile, what, out)
         return None if status else out
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``, for the arrays the compiled loops only read.
+
+    numba compiles a loop once per combination of its arrays' writeable
+    flags: a memory-mapped file's rows (read-only) and the same rows in
+    memory would each cost a compilation of tens of seconds. Passed
+    read-only always, they share one.
+
+    >>> read_only(np.zeros(3)).flags.writeable
+    False
+    """
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def _weights(sample_weight: Any) -> np.ndarray:

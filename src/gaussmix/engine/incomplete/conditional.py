@@ -33,6 +33,7 @@ import numpy as np
 from ..covariance import CovarianceType
 from ..covariance.linalg import ILL_DEFINED_COVARIANCE
 from ..far_rows import far_scores, power_of_two_scale
+from ..fused.kernel import read_only
 from ..params import MixtureParams
 from .patterns import Block
 
@@ -59,8 +60,10 @@ class Marginals:
         return self.log_weights + self.log_det_chol
 
     def arguments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
-        """The parameters as the compiled loops (:mod:`.loops`) take them."""
-        return self.means, self.precisions, self.chol, self.const, self.diagonal
+        """The parameters as the compiled loops (:mod:`.loops`) take them
+        (read-only views: see :func:`..fused.kernel.read_only`)."""
+        return (read_only(self.means), read_only(self.precisions), read_only(self.chol),
+                read_only(self.const), self.diagonal)
 
     @classmethod
     def of(cls, piece: CovarianceType, params: MixtureParams) -> Marginals:

@@ -58,6 +58,7 @@ from scipy.special import ndtri
 
 from ..covariance import ComputeSpec, CovarianceType
 from ..estep import EStepKernel, LowestRows
+from ..fused.kernel import read_only
 from ..logspace import log_normalise
 from ..params import MixtureParams
 from ..stats import SuffStats
@@ -125,7 +126,7 @@ class MarginalKernel:
         complete rows taken with the others (no call of the ordinary kernel
         for them); None where a row needs the reference's handling."""
         order = np.empty(len(X), np.intp)
-        n_complete = int(loops.by_count(X, order))
+        n_complete = int(loops.by_count(read_only(X), order))
         if n_complete == len(X):
             return self.base.statistics(X, sample_weight)
         X64 = np.ascontiguousarray(X, dtype=np.float64)
@@ -246,7 +247,8 @@ class MarginalKernel:
         K, d = m.means.shape
         w64 = np.ones(len(X64)) if w is None else np.ascontiguousarray(w, np.float64)
         nk, s1, s2, acc = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)), np.zeros(1)
-        if loops.statistics(X64, rows, w64, *m.arguments(), nk, s1, s2, acc):
+        if loops.statistics(read_only(X64), read_only(rows), read_only(w64), *m.arguments(),
+                            nk, s1, s2, acc):
             return None
         s2 += np.tril(s2, -1).transpose(0, 2, 1)  # the loops fill lower triangles
         return nk, s1, s2, float(acc[0])
@@ -310,7 +312,7 @@ class MarginalKernel:
             return False
         X64 = np.ascontiguousarray(X, dtype=np.float64)
         part = np.empty((len(m.means), len(rows)))
-        if loops.scores(X64, rows, *m.arguments(), part):
+        if loops.scores(read_only(X64), read_only(rows), *m.arguments(), part):
             return False
         out[:, rows] = part
         return True
@@ -377,7 +379,7 @@ class MarginalKernel:
         if loops is None:
             return False
         filled = out.copy()  # left as it was if a row needs the reference
-        if loops.impute(filled, rows, *m.arguments()):
+        if loops.impute(filled, read_only(rows), *m.arguments()):
             return False
         out[rows] = filled[rows]
         return True
