@@ -483,4 +483,12 @@ class _Passes:
 
 def spec_of(X: Any) -> ComputeSpec:
     """The namespace, dtype and device of an array."""
+    if type(X) is np.ndarray:  # (a source per partial_fit call)
+        return _numpy_spec(X.dtype)
     return ComputeSpec(array_namespace(X), X.dtype, array_device(X))
+
+
+@functools.lru_cache(maxsize=64)
+def _numpy_spec(dtype: np.dtype) -> ComputeSpec:  # type: ignore[type-arg]
+    return ComputeSpec(array_namespace(np.empty(0, dtype)), dtype,
+                       array_device(np.empty(0, dtype)))
