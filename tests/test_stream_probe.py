@@ -5,6 +5,8 @@ held and restored around a call."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,90 @@ def test_partial_fit_holds_blas_to_one_thread_and_gives_its_threads_back():
         half = len(seen) // 2
         assert seen[:half] == [1] * half
         assert sorted(seen[half:]) == sorted(before)
+
+
+def test_a_pass_over_array_views_keeps_its_first_chunk_for_the_caller():
+    """The calling thread runs the first chunk of an in-memory pass without
+    submitting it (a worker woken for it would find it taken); the others go
+    to the pool, and results keep chunk order; a failing pass leaves nothing
+    queued."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gaussmix.engine.reducers import _ordered_map
+
+    class Counting(ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            Counting.submitted += 1
+            return super().submit(fn, *args, **kwargs)
+
+    caller = threading.get_ident()
+    tasks = [lambda i=i: (i, threading.get_ident()) for i in range(2)]
+    with Counting(1) as pool:
+        results = list(_ordered_map(pool, tasks, 4, keep_first=True))
+        assert [i for i, _ in results] == [0, 1]
+        assert results[0][1] == caller and Counting.submitted == 1
+        Counting.submitted = 0
+        assert [i for i, _ in _ordered_map(pool, tasks, 4)] == [0, 1]
+        assert Counting.submitted == 2  # a file source's first read may go to a worker
+
+        def failing():  # type: ignore[no-untyped-def]
+            yield tasks[0]
+            raise OSError("the file went away")
+
+        with pytest.raises(OSError):
+            list(_ordered_map(pool, failing(), 4, keep_first=True))
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_scaled_sum_is_the_sum_of_the_scaled_values_bit_for_bit(ct):
+    rng = np.random.default_rng(3)
+    K, d = 3, 4
+    piece = get_covariance_type(ct)
+
+    def stats(shift):  # type: ignore[no-untyped-def]
+        s2 = np.abs(rng.normal(size=piece.param_shape(K, d)))
+        return SuffStats(ct, rng.uniform(1, 5, K), rng.normal(size=(K, d)), s2, shift,
+                         -rng.uniform(1, 9), rng.uniform(1, 9), rng.uniform(0.1, 1))
+
+    a = stats(rng.normal(size=(K, d)))
+    for b in (stats(rng.normal(size=(K, d))), stats(a.shift), stats(a.shift.copy())):
+        for fa, fb in ((0.3, 0.7 / b.weight), (1.0, 0.0), (0.0, 2.0)):
+            assert a.scaled_sum(fa, b, fb) == a.scaled(fa) + b.scaled(fb)
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_jumps_past_answers_as_the_losses_do(ct):
+    rng = np.random.default_rng(4)
+    K, d = 3, 4
+    piece = get_covariance_type(ct)
+    for scale in (1e-3, 1.0, 1e2, 1e3, 1e5, np.inf, np.nan):
+        a = rng.normal(size=(d, 2 * d))
+        full = np.stack([a @ a.T / d + np.eye(d) for _ in range(K)])
+        covariances = {"full": full, "tied": full[0], "diag": np.diagonal(full, 0, 1, 2).copy(),
+                       "spherical": full[:, 0, 0].copy()}[ct]
+        chol = piece.precisions_cholesky(covariances)
+        delta = rng.normal(size=(K, d)) * scale
+        for limit in (1.0, 1e6):
+            with np.errstate(all="ignore"):
+                expected = bool(np.any(piece.jump_losses(delta, covariances, chol) > limit))
+                assert piece.jumps_past(delta, covariances, chol, limit) == expected
+
+
+def test_one_inverse_factor_is_the_stacks_bit_for_bit():
+    from gaussmix.engine.covariance.linalg import (
+        upper_cholesky_of_inverse,
+        upper_cholesky_of_inverses,
+    )
+
+    rng = np.random.default_rng(5)
+    for d in (1, 3, 16):
+        a = rng.normal(size=(d, 3 * d))
+        c = a @ a.T / d + 1e-3 * np.eye(d)
+        one = upper_cholesky_of_inverse(c, "x")
+        np.testing.assert_array_equal(one, upper_cholesky_of_inverses(c[None], ["x"])[0])
+        assert one.flags.c_contiguous
+    for bad in (np.full((2, 2), np.nan), -np.eye(2), np.array([[1.0, 2.0], [2.0, 1.0]])):
+        with pytest.raises(ValueError, match="Not positive definite: the tied covariance"):
+            upper_cholesky_of_inverse(bad, "the tied covariance")

@@ -64,8 +64,8 @@ def jumped(stats: SuffStats, params: MixtureParams, piece: CovarianceType) -> bo
     The covariance type bounds the loss (:meth:`CovarianceType.jump_losses`).
     Empty components (reseeded by the M-step) do not count.
     """
-    loss = piece.jump_losses(_moves(stats), params.covariances, params.precisions_cholesky)
-    return bool(np.any(loss > JUMP_LIMIT))
+    return piece.jumps_past(_moves(stats), params.covariances, params.precisions_cholesky,
+                            JUMP_LIMIT)
 
 
 def _moves(stats: SuffStats) -> np.ndarray:

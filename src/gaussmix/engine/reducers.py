@@ -73,7 +73,10 @@ class ThreadPool:
     def map(self, func: Callable[[Any], T], source: ChunkSource) -> Iterator[T]:
         with single_threaded_blas():
             workers = shared_pool(max(1, self.n_threads - 1))
-            for results in _ordered_map(workers, _tasks(func, source), 2 * self.n_threads):
+            # chunks of an in-memory source are views: nothing for a worker to
+            # overlap with the reading of the next ones
+            for results in _ordered_map(workers, _tasks(func, source), 2 * self.n_threads,
+                                        keep_first=getattr(source, "in_memory", False)):
                 yield from results
 
 
@@ -170,14 +173,14 @@ class _Queued:
 
     __slots__ = ("task", "future", "outcome")
 
-    def __init__(self, task: Callable[[], Any], future: Future[Any]) -> None:
+    def __init__(self, task: Callable[[], Any], future: Future[Any] | None) -> None:
         self.task = task
-        self.future = future
+        self.future = future  # None: kept for the calling thread, never submitted
         self.outcome: tuple[bool, Any] | None = None  # (raised, value) when run here
 
     def run_here(self) -> bool:
         """Run the task in this thread unless a worker has started it."""
-        if self.outcome is not None or not self.future.cancel():
+        if self.outcome is not None or not (self.future is None or self.future.cancel()):
             return False
         try:
             self.outcome = (False, self.task())
@@ -187,6 +190,7 @@ class _Queued:
 
     def result(self) -> Any:
         if self.outcome is None:
+            assert self.future is not None  # (a kept task runs before its result)
             return self.future.result()
         raised, value = self.outcome
         if raised:
@@ -195,27 +199,37 @@ class _Queued:
 
 
 def _ordered_map(pool: ThreadPoolExecutor, tasks: Iterable[Callable[[], T]],
-                 ahead: int) -> Iterator[T]:
+                 ahead: int, *, keep_first: bool = False) -> Iterator[T]:
     """The tasks' results in order, at most ``ahead`` of them queued.
 
     Left early (a task or the source raised, the consumer stopped), it
     cancels the tasks no thread has started and waits for the started ones,
     so that no work of the pass runs on after it: the workers are idle for
     the next pass, and a source is not read after its caller moved on.
+
+    With ``keep_first`` (tasks that come at no cost, such as views of an
+    array) the first task is not submitted: the calling thread takes it in
+    any case once it has queued the others, so a pass of two chunks (a
+    ``partial_fit`` batch of 10,000 rows) submits one task and wakes one
+    worker, which starts on its own chunk at once instead of finding the
+    first taken. Otherwise a worker may start on the first task while this
+    thread reads the next (file sources).
     """
     pending: deque[_Queued] = deque()
     try:
         for task in tasks:
-            pending.append(_Queued(task, pool.submit(task)))
+            kept = keep_first and not pending
+            pending.append(_Queued(task, None if kept else pool.submit(task)))
             if len(pending) >= ahead:
                 yield _first_result(pending)
         while pending:
             yield _first_result(pending)
     finally:
-        if pending:  # empty after a complete pass: no cost then
-            for queued in pending:
-                queued.future.cancel()
-            wait([queued.future for queued in pending])
+        started = [queued.future for queued in pending if queued.future is not None]
+        if started:  # none after a complete pass: no cost then
+            for future in started:
+                future.cancel()
+            wait(started)
 
 
 def _first_result(pending: deque[_Queued]) -> Any:
@@ -223,6 +237,7 @@ def _first_result(pending: deque[_Queued]) -> Any:
     runs later tasks that no worker has started."""
     head = pending[0]  # left in ``pending`` until it has given its result
     if not head.run_here():
+        assert head.future is not None  # (a kept task is run here)
         while not head.future.done() and any(
                 q.run_here() for q in itertools.islice(pending, 1, None)):
             pass

@@ -22,6 +22,7 @@ point, so the fit is unchanged, and no sum of weights can overflow.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -92,16 +93,23 @@ def auto_chunk_size(
     """
     per_row = (piece.numbers_per_row(n_components, n_features) if piece is not None
                else n_components * (n_features + 1))
-    if _fused_kernel_serves():
+    return _chunk_rows(per_row, n_features, _fused_kernel_serves(), n_rows,
+                       None if n_rows is None else available_cores())
+
+
+@functools.lru_cache(maxsize=256)  # asked at each partial_fit call
+def _chunk_rows(per_row: int, n_features: int, fused: bool, n_rows: int | None,
+                cores: int | None) -> int:
+    if fused:
         rows = FUSED_CHUNK_FLOPS // (4 * max(1, per_row) * (n_features + 1))
     else:
         rows = TARGET_CHUNK_ELEMENTS // max(1, per_row)
     rows = int(min(max(rows, 4096), 65536))
     rows = min(rows, max(MIN_CHUNK_ROWS, 4 * n_features,
                          MAX_CHUNK_ELEMENTS // max(1, per_row)))
-    if n_rows is None:
+    if n_rows is None or cores is None:
         return rows
-    return even_chunk_rows(_enough_pieces(rows, n_rows, available_cores()), n_rows)
+    return even_chunk_rows(_enough_pieces(rows, n_rows, cores), n_rows)
 
 
 #: Chunks per available core that an input is cut into at least (when its
@@ -132,9 +140,15 @@ def _enough_pieces(rows: int, n_rows: int, cores: int) -> int:
 
 
 def _fused_kernel_serves() -> bool:
-    from . import fused
+    fused = _fused_package()
+    return fused.available() and fused.mode() != "reference"  # type: ignore[no-any-return]
 
-    return fused.available() and fused.mode() != "reference"
+
+@functools.cache
+def _fused_package() -> Any:
+    from . import fused  # (on first use: it imports the E-step, which imports this)
+
+    return fused
 
 
 class Chunk(NamedTuple):
@@ -469,4 +483,12 @@ class _Passes:
 
 def spec_of(X: Any) -> ComputeSpec:
     """The namespace, dtype and device of an array."""
+    if type(X) is np.ndarray:  # (a source per partial_fit call)
+        return _numpy_spec(X.dtype)
     return ComputeSpec(array_namespace(X), X.dtype, array_device(X))
+
+
+@functools.lru_cache(maxsize=64)
+def _numpy_spec(dtype: np.dtype) -> ComputeSpec:  # type: ignore[type-arg]
+    return ComputeSpec(array_namespace(np.empty(0, dtype)), dtype,
+                       array_device(np.empty(0, dtype)))

@@ -104,20 +104,12 @@ class SuffStats:
                 f"Cannot add statistics of a {self.covariance_type!r} and a "
                 f"{other.covariance_type!r} mixture."
             )
-        a, b = self, other
-        if a.shift is not b.shift and not _same_centres(a.shift, b.shift):
-            centre = merged_means(a, b)
-            a, b = a.recentred(centre), b.recentred(centre)
-        return SuffStats(
-            covariance_type=a.covariance_type,
-            nk=a.nk + b.nk,
-            s1=a.s1 + b.s1,
-            s2=a.s2 + b.s2,
-            shift=a.shift,
-            loglik=a.loglik + b.loglik,
-            weight=a.weight + b.weight,
-            min_weight=min(a.min_weight, b.min_weight),
-        )
+        nk, s1, s2, shift = _sums(self.covariance_type,
+                                  (self.nk, self.s1, self.s2, self.shift),
+                                  (other.nk, other.s1, other.s2, other.shift))
+        return SuffStats(self.covariance_type, nk, s1, s2, shift,
+                         self.loglik + other.loglik, self.weight + other.weight,
+                         min(self.min_weight, other.min_weight))
 
     def __radd__(self, other: object) -> SuffStats:
         # Lets the built-in sum() start from 0.
@@ -159,6 +151,23 @@ class SuffStats:
                          self.s2 * factor, self.shift, self.loglik * factor,
                          self.weight * factor, self.min_weight * factor)
 
+    def scaled_sum(self, factor: float, other: SuffStats, other_factor: float
+                   ) -> SuffStats:
+        """``self.scaled(factor) + other.scaled(other_factor)``, the same
+        numbers without the four intermediate values (the streaming blend,
+        once per ``partial_fit`` call)."""
+        if self.covariance_type != other.covariance_type:
+            return self.scaled(factor) + other.scaled(other_factor)  # (its error)
+        nk, s1, s2, shift = _sums(
+            self.covariance_type,
+            (self.nk * factor, self.s1 * factor, self.s2 * factor, self.shift),
+            (other.nk * other_factor, other.s1 * other_factor, other.s2 * other_factor,
+             other.shift))
+        return SuffStats(self.covariance_type, nk, s1, s2, shift,
+                         self.loglik * factor + other.loglik * other_factor,
+                         self.weight * factor + other.weight * other_factor,
+                         min(self.min_weight * factor, other.min_weight * other_factor))
+
     def to_dict(self) -> dict[str, Any]:
         """A plain form: NumPy arrays, floats and the covariance type's name."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -183,15 +192,40 @@ def _same_centres(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool((a == b).all())
 
 
+Moments = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # nk, s1, s2, shift
+
+
+def _sums(covariance_type: str, a: Moments, b: Moments) -> Moments:
+    """The (nk, s1, s2, shift) of the union of two sets of rows: added as they
+    are about the same centres, else both first moved to the merged means."""
+    nk_a, s1_a, s2_a, c_a = a
+    nk_b, s1_b, s2_b, c_b = b
+    if c_a is c_b or _same_centres(c_a, c_b):
+        return nk_a + nk_b, s1_a + s1_b, s2_a + s2_b, c_a
+    nk = nk_a + nk_b
+    centre = _merged_means(nk, a, b)
+    piece = get_covariance_type(covariance_type)
+    delta_a, delta_b = centre - c_a, centre - c_b
+    return (nk, (s1_a - nk_a[:, None] * delta_a) + (s1_b - nk_b[:, None] * delta_b),
+            piece.recentre_s2(s2_a, s1_a, nk_a, delta_a)
+            + piece.recentre_s2(s2_b, s1_b, nk_b, delta_b),
+            centre)
+
+
 def merged_means(a: SuffStats, b: SuffStats) -> np.ndarray:
     """Per-component means of the union of ``a``'s and ``b``'s rows, (K, d).
 
     A component with no weight in either keeps ``a``'s centre.
     """
-    nk = a.nk + b.nk
-    total = a.nk[:, None] * a.shift + a.s1 + b.nk[:, None] * b.shift + b.s1
+    return _merged_means(a.nk + b.nk, (a.nk, a.s1, a.s2, a.shift),
+                         (b.nk, b.s1, b.s2, b.shift))
+
+
+def _merged_means(nk: np.ndarray, a: Moments, b: Moments) -> np.ndarray:
+    # ``nk``: a's plus b's
+    total = a[0][:, None] * a[3] + a[1] + b[0][:, None] * b[3] + b[1]
     occupied = nk > 0
     if occupied.all():  # the usual case, without the two selections
         return total / nk[:, None]
     safe = np.where(occupied, nk, 1.0)[:, None]
-    return np.where(occupied[:, None], total / safe, a.shift)
+    return np.where(occupied[:, None], total / safe, a[3])

@@ -93,7 +93,7 @@ def blend(running: SuffStats | None, batch: SuffStats, rho: float) -> SuffStats:
         raise ValueError(f"The step size must be in (0, 1], got {rho!r}.")
     if running is None or rho == 1.0:
         return batch.scaled(1.0 / batch.weight)
-    return running.scaled(1.0 - rho) + batch.scaled(rho / batch.weight)
+    return running.scaled_sum(1.0 - rho, batch, rho / batch.weight)
 
 
 def stream_step(

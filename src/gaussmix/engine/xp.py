@@ -64,7 +64,8 @@ def array_namespace(*arrays: Any, **options: Any) -> Any:
 
 def is_numpy(xp: Any) -> bool:
     """Whether ``xp`` is NumPy's namespace (the fast paths below apply)."""
-    return bool(is_numpy_namespace(xp))
+    # (the usual answer by identity: asked about ten times per kernel build)
+    return xp is _numpy_namespace or bool(is_numpy_namespace(xp))
 
 
 def is_torch(xp: Any) -> bool:
@@ -74,7 +75,7 @@ def is_torch(xp: Any) -> bool:
 
 def to_host(a: Any, dtype: Any = np.float64) -> np.ndarray:
     """An array of any namespace as a NumPy array of ``dtype`` on the host."""
-    if is_numpy_array(a):
+    if type(a) is np.ndarray or is_numpy_array(a):
         return np.asarray(a, dtype=dtype)
     if hasattr(a, "cpu"):  # torch: leave the device first
         a = a.detach().cpu()

@@ -369,6 +369,12 @@ class CovarianceType(ABC):
         with np.errstate(over="ignore", invalid="ignore"):
             return np.sum(delta ** 2, axis=1) * traces
 
+    def jumps_past(self, delta: np.ndarray, covariances: np.ndarray,
+                   prec_chol: np.ndarray, limit: float) -> bool:
+        """Whether some component's :meth:`jump_losses` exceed ``limit``
+        (asked after every M-step)."""
+        return bool(np.any(self.jump_losses(delta, covariances, prec_chol) > limit))
+
     @abstractmethod
     def check_precisions(self, precisions: np.ndarray) -> None:
         """Raise ValueError unless ``precisions`` are valid (positive definite)."""

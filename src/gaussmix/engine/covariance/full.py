@@ -267,6 +267,13 @@ class Full(CovarianceType):
                            delta, np.diagonal(covariances, axis1=1, axis2=2),
                            np.square(prec_chol).sum(axis=2)))
 
+    def jumps_past(self, delta, covariances, prec_chol, limit):
+        # The losses are at most the general bound (fmin): where it stays
+        # within the limit (the usual case) the scale-free one is not needed.
+        if (super().jump_losses(delta, covariances, prec_chol) <= limit).all():
+            return False
+        return super().jumps_past(delta, covariances, prec_chol, limit)
+
     def check_precisions(self, precisions):
         for k, p in enumerate(precisions):
             check_symmetric_positive_definite(p, self.name, f"precisions_init[{k}]")

@@ -21,8 +21,24 @@ ILL_DEFINED_COVARIANCE = (
 
 
 def upper_cholesky_of_inverse(covariance: np.ndarray, what: str) -> np.ndarray:
-    """Upper factor U with U U^T = inv(covariance), by one triangular inversion."""
-    return upper_cholesky_of_inverses(covariance[None], [what])[0]
+    """Upper factor U with U U^T = inv(covariance), by one triangular inversion
+    (the steps of :func:`upper_cholesky_of_inverses` for one matrix, the same
+    numbers without the stack's copies and loop: the tied M-step, at every
+    ``partial_fit`` call)."""
+    covariance = np.asarray(covariance, dtype=np.float64)
+    lower = None
+    if np.isfinite(covariance).all():
+        try:
+            lower = np.linalg.cholesky(covariance)
+        except np.linalg.LinAlgError:
+            pass
+    if lower is None or not np.isfinite(lower).all():
+        raise ValueError(ILL_DEFINED_COVARIANCE.format(what=what))
+    inverse, info = get_lapack_funcs("trtri", (lower,))(lower, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("triangular factor 0 is singular")
+    np.copyto(inverse, 0.0, where=_outside_triangle(covariance.shape[-1], True))
+    return np.ascontiguousarray(inverse.T)
 
 
 def upper_cholesky_of_inverses(covariances: np.ndarray, names: Sequence[str]
@@ -81,7 +97,7 @@ def triangular_inverses(factors: np.ndarray, lower: bool, overwrite: bool = Fals
     # trtri leaves the other triangle as it found it: zero it for all at once
     # (np.tril's result, from a cached mask: np.tril builds one each call),
     # in place.
-    np.copyto(out, 0.0, where=~_triangle(out.shape[-1], lower))
+    np.copyto(out, 0.0, where=_outside_triangle(out.shape[-1], lower))
     return out
 
 
@@ -91,6 +107,14 @@ def _triangle(d: int, lower: bool) -> np.ndarray:
     mask = np.tri(d, dtype=bool)
     mask.flags.writeable = False
     return mask if lower else mask.T
+
+
+@functools.cache
+def _outside_triangle(d: int, lower: bool) -> np.ndarray:
+    """The mask of the other triangle, diagonal excluded."""
+    mask = ~_triangle(d, lower)
+    mask.flags.writeable = False
+    return mask
 
 
 def upper_cholesky_of_matrix(precision: np.ndarray) -> np.ndarray:

@@ -143,6 +143,16 @@ class Tied(CovarianceType):
             scale_free = np.sum(moved / variances, axis=1) * inverse_correlation
         return np.fmin(general, scale_free)
 
+    def jumps_past(self, delta, covariances, prec_chol, limit):
+        # The losses are at most the general bound (fmin, the same roundings):
+        # where it stays within the limit (the usual case) the scale-free one,
+        # twice its work, is not needed.
+        with np.errstate(over="ignore", invalid="ignore"):
+            general = np.sum(np.square(delta), axis=1) * np.square(prec_chol).sum()
+        if (general <= limit).all():
+            return False
+        return super().jumps_past(delta, covariances, prec_chol, limit)
+
     def check_precisions(self, precisions):
         check_symmetric_positive_definite(precisions, self.name, "precisions_init")
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from typing import Any
 
 from ..estep import EStepKernel
 
@@ -72,13 +73,22 @@ def specialised(kernel: EStepKernel) -> EStepKernel:
             raise ImportError(f"{ENVIRONMENT_VARIABLE}=fused requires numba: "
                               "pip install numba")
         return kernel
-    from .kernel import FusedEStepKernel, load_loops_if_worth_it, loop_arrays, tile_rows
-
-    arrays = loop_arrays(kernel)
+    fused = _kernel_module()
+    arrays = fused.loop_arrays(kernel)
     if arrays is None:
         return kernel
-    compiled = load_loops_if_worth_it() if choice == "auto" else True
+    compiled = fused.load_loops_if_worth_it() if choice == "auto" else True
     K, d = kernel.state.shift.shape
-    return FusedEStepKernel(kernel.piece, kernel.state, kernel.log_weights,
-                            kernel.covariance_type, fused=arrays,
-                            tile=tile_rows(kernel.covariance_type, K, d), compiled=compiled)
+    return fused.FusedEStepKernel(kernel.piece, kernel.state, kernel.log_weights,
+                                  kernel.covariance_type, fused=arrays,
+                                  tile=fused.tile_rows(kernel.covariance_type, K, d),
+                                  compiled=compiled)
+
+
+@functools.cache
+def _kernel_module() -> Any:
+    # imported on the first use, not at each kernel build (an import
+    # statement in a function costs about 4 us a call)
+    from . import kernel
+
+    return kernel
