@@ -102,7 +102,7 @@ class FusedEStepKernel(EStepKernel):
             return super().statistics(X, sample_weight)
         layout = _LAYOUTS[self.covariance_type]
         buffers, acc = layout.buffers(K, d), np.zeros(3)
-        args = [read_only(a[name]) for name in layout.order]
+        args = [a[name] for name in layout.order]
         status = loop(read_only(np.ascontiguousarray(X, a["centre"].dtype)),
                       read_only(_weights(sample_weight)), *args, self.tile, *buffers, acc)
         if status:
@@ -151,7 +151,7 @@ class FusedEStepKernel(EStepKernel):
         assert a is not None
         K = self.state.shift.shape[0]
         out = np.empty((K if what == 1 else 1, X.shape[0]))
-        args = [read_only(a[name]) for name in _LAYOUTS[self.covariance_type].order]
+        args = [a[name] for name in _LAYOUTS[self.covariance_type].order]
         status = loop(read_only(np.ascontiguousarray(X, a["centre"].dtype)), *args,
                       self.tile, what, out)
         return None if status else out
@@ -261,8 +261,8 @@ def loop_arrays(kernel: EStepKernel) -> dict[str, np.ndarray] | None:
         return None
     dtype = centre.dtype
 
-    def c(a: Any, dt: Any = dtype) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=dt)
+    def c(a: Any, dt: Any = dtype) -> np.ndarray:  # (read-only: see read_only)
+        return read_only(np.ascontiguousarray(a, dtype=dt))
 
     with np.errstate(invalid="ignore"):  # -inf log weights stay -inf
         base = np.asarray(state.const, np.float64) + np.asarray(kernel.log_weights,
