@@ -169,7 +169,7 @@ def read_only(a: np.ndarray) -> np.ndarray:
     False
     """
     view = a.view()
-    view.flags.writeable = False
+    view.setflags(write=False)  # (half the time of setting view.flags.writeable)
     return view
 
 
