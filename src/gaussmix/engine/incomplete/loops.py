@@ -162,17 +162,36 @@ def _stride(K, q, n):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _next_tile(X, rows, t0, K, M, XT):  # noqa: ANN001, ANN202
-    """The tile starting at ``rows[t0]``: the run of rows with its number q of
-    missing coordinates, at most :func:`_tile_rows`; the rows transposed
-    into ``XT[:, :n]``, their missing columns into ``M[:q, :n]``. Returns
-    (n, q)."""
-    d = X.shape[1]
-    q = _missing_of(X, rows[t0], M, XT, 0)
+def _sorted_copy(X, rows):  # noqa: ANN001, ANN202
+    """``X[rows]``, read in one pass along ``X``: the rows come sorted by
+    their number of NaN, which scatters them over the chunk, and reading
+    them in that order waited on memory for each (a third of the time of a
+    row at d = 16, K = 8); read in order, the hardware prefetches them, and
+    the copy's writes run along a few runs (one per number of NaN)."""
+    at = np.full(X.shape[0], -1, np.int64)
+    for j in range(rows.shape[0]):
+        at[rows[j]] = j
+    out = np.empty((rows.shape[0], X.shape[1]))
+    for i in range(X.shape[0]):
+        j = at[i]
+        if j >= 0:
+            for c in range(X.shape[1]):
+                out[j, c] = X[i, c]
+    return out
+
+
+@_jit
+def _next_tile(Xs, t0, K, M, XT):  # noqa: ANN001, ANN202
+    """The tile starting at row t0 of ``Xs`` (the rows of :func:`_sorted_copy`):
+    the run of rows with its number q of missing coordinates, at most
+    :func:`_tile_rows`; the rows transposed into ``XT[:, :n]``, their
+    missing columns into ``M[:q, :n]``. Returns (n, q)."""
+    d = Xs.shape[1]
+    q = _missing_of(Xs, t0, M, XT, 0)
     cap = _tile_rows(K, d, q)
     n = 1
-    while (n < cap and t0 + n < rows.shape[0]
-           and _missing_of(X, rows[t0 + n], M, XT, n) == q):
+    while (n < cap and t0 + n < Xs.shape[0]
+           and _missing_of(Xs, t0 + n, M, XT, n) == q):
         n += 1
     return n, q
 
@@ -672,6 +691,7 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d, X, rows, diagonal)
     PT, UT = _transposed(prec, chol, diagonal)
+    Xs = _sorted_copy(X, rows)
     # full second moments in padded lower-triangular blocks, added to s2 at
     # the end (second_moments also writes above the diagonal in its blocks)
     dp = padded(d)
@@ -682,7 +702,7 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
-        n, q = _next_tile(X, rows, t0, K, M, XT)
+        n, q = _next_tile(Xs, t0, K, M, XT)
         F, PF, W, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
         status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
                               s, PF, True, work, generic, sc)
@@ -714,9 +734,10 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d, X, rows, diagonal)
     PT, UT = _transposed(prec, chol, diagonal)
+    Xs = _sorted_copy(X, rows)
     t0 = 0
     while t0 < rows.shape[0]:
-        n, q = _next_tile(X, rows, t0, K, M, XT)
+        n, q = _next_tile(Xs, t0, K, M, XT)
         F, PF, W, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
         status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
                               s, PF, False, work, generic, sc)
@@ -736,11 +757,12 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d, X, rows, diagonal)
     PT, UT = _transposed(prec, chol, diagonal)
+    Xs = _sorted_copy(X, rows)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
-        n, q = _next_tile(X, rows, t0, K, M, XT)
+        n, q = _next_tile(Xs, t0, K, M, XT)
         F, PF, W, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
         status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
                               s, PF, False, work, generic, sc)
