@@ -98,6 +98,10 @@ _NEGLIGIBLE_RATIO = math.exp(_NEGLIGIBLE)
 # relative at condition number 4e10, where forming ``L_mm`` from the rounded
 # precision already costs every method 4e-7.)
 CANCELLATION = 1024.0
+# Lanes of a component whose distances :data:`CANCELLATION` sends to the
+# second product: one BLAS product for the whole tile once more than one
+# in this many of its lanes need it, else a product per lane.
+_DENSE = 6
 # Where the product of a row's pivots is smaller than this or larger than its
 # inverse, log det L_mm is summed from their logarithms instead.
 _TINY = 1e-290
@@ -272,11 +276,26 @@ def _products(F, XT, n, means, prec, PF, dist):  # noqa: ANN001, ANN202
         Fk, PFk, dk = _head(F[k], d), PF[k], dist[k * n:(k + 1) * n]
         _residuals(XT, n, means[k], Fk)
         np.dot(prec[k], Fk, PFk)  # L F: one BLAS product for the tile
+        _dot_columns(Fk, PFk, n, dk)  # r~ . (L r~) (r~ zero at the missing entries)
+
+
+@_jit
+def _dot_columns(A, B, n, out):  # noqa: ANN001, ANN202
+    """``out[r] = sum_j A[j, r] B[j, r]`` over the d rows of ``B`` (``A`` may
+    have more), four rows a pass: one load and store of ``out`` per four
+    products, not per product."""
+    d = B.shape[0]
+    for r in range(n):
+        out[r] = 0.0
+    j = 0
+    while j + 4 <= d:
         for r in range(n):
-            dk[r] = 0.0
-        for j in range(d):  # r~ . (L r~) (r~ is zero at the missing entries)
-            for r in range(n):
-                dk[r] += Fk[j, r] * PFk[j, r]
+            out[r] += ((A[j, r] * B[j, r] + A[j + 1, r] * B[j + 1, r])
+                       + (A[j + 2, r] * B[j + 2, r] + A[j + 3, r] * B[j + 3, r]))
+        j += 4
+    for i in range(j, d):
+        for r in range(n):
+            out[r] += A[i, r] * B[i, r]
 
 
 @_jit
@@ -312,17 +331,17 @@ def _fill(Fk, M, n, q, W, start, s, K):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _filled(F, M, n, q, UT, W, s, scale, PF, count):  # noqa: ANN001, ANN202
+def _filled(F, M, n, q, UT, W, s, scale, PF, count, acc):  # noqa: ANN001, ANN202
     """The conditional mean offsets (rows Y of ``W``, from the q x q part)
     written into the missing entries of ``F`` (K, dp, n).
 
     The lanes' distances (row S) are ``r~^T L r~ - y^T L_mm^-1 y`` (the
     minimum over the missing values of the full quadratic form, as the
-    filled residual's ``|f U|^2``), so no second product, except for a
-    component with a lane where that difference is small against its
-    rounding scale ``scale`` (``r~^T L r~``, :data:`CANCELLATION`): then its
-    distances are the filled residuals' ``|U^T f|^2`` (``UT`` = U^T), by a
-    second product (into ``PF``). ``count`` is scratch of K numbers."""
+    filled residual's ``|f U|^2``), so no second product, except for a lane
+    where that difference is small against its rounding scale ``scale``
+    (``r~^T L r~``, :data:`CANCELLATION`): its distance is the filled
+    residual's ``|U^T f|^2`` (``UT`` = U^T), see :func:`_recomputed`.
+    ``count`` is scratch of K numbers, ``acc`` of n."""
     K, d = UT.shape[0], UT.shape[1]
     _, y_row, _, s_row = layout(q)
     for k in range(K):
@@ -337,17 +356,55 @@ def _filled(F, M, n, q, UT, W, s, scale, PF, count):  # noqa: ANN001, ANN202
         count[k] = 0.0
     for r in range(n):
         for k in range(K):
-            lane = r * K + k
-            count[k] += not scale[lane] <= CANCELLATION * (W[s_row * s + lane] + 1.0)
+            count[k] += _cancelled(scale, maha, r * K + k)
     for k in range(K):
         if count[k]:
-            Fk, PFk = _head(F[k], d), PF[k]
-            np.dot(UT[k], Fk, PFk)
-            for r in range(n):
-                total = 0.0
-                for j in range(d):
-                    total += PFk[j, r] * PFk[j, r]
-                W[s_row * s + r * K + k] = total
+            _recomputed(_head(F[k], d), UT[k], PF[k], n, k, scale, maha,
+                        count[k] * _DENSE > n, acc)
+
+
+@_jit
+def _cancelled(scale, maha, lane):  # noqa: ANN001, ANN202
+    """Whether a lane's distance lost too many digits (:data:`CANCELLATION`;
+    also where it is NaN)."""
+    return not scale[lane] <= CANCELLATION * (maha[lane] + 1.0)
+
+
+@_jit
+def _recomputed(Fk, UTk, PFk, n, k, scale, maha, dense, acc):  # noqa: ANN001, ANN202
+    """``maha[r K + k] = |U^T f_r|^2`` for component k's lanes that
+    :func:`_cancelled` picks (``f_r`` its filled residuals, ``Fk`` (d, n)):
+    where many do, by one BLAS product for the tile (into ``PFk``; ``acc``
+    scratch of n numbers); where few do, lane by lane (a product for the
+    whole tile cost as much as some 25 lanes' own)."""
+    K = maha.shape[0] // n
+    d = Fk.shape[0]
+    if dense:
+        np.dot(UTk, Fk, PFk)
+        _dot_columns(PFk, PFk, n, acc)
+        for r in range(n):
+            if _cancelled(scale, maha, r * K + k):
+                maha[r * K + k] = acc[r]
+        return
+    f = PFk[0]  # (scratch)
+    for r in range(n):
+        if _cancelled(scale, maha, r * K + k):
+            for j in range(d):
+                f[j] = Fk[j, r]
+            maha[r * K + k] = _squared_image(UTk, f)
+
+
+@_lanes_jit
+def _squared_image(UTk, f):  # noqa: ANN001, ANN202
+    """``|U^T f|^2`` of one residual ``f`` (d,), each entry of ``U^T f`` a
+    dot product summed in vector lanes."""
+    total = 0.0
+    for i in range(UTk.shape[0]):
+        z = 0.0
+        for j in range(UTk.shape[1]):
+            z += UTk[i, j] * f[j]
+        total += z * z
+    return total
 
 
 @_jit
@@ -464,7 +521,7 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
     _into_lanes(PF, dist, M, n, q, W, s, scale)
     if not (s == LANES and lanes(q, lanes_n, W, cov)):
         _lanes_generic(lanes_n, q, W, s, cov, generic)
-    _filled(F, M, n, q, UT, W, s, scale, PF, work[3])
+    _filled(F, M, n, q, UT, W, s, scale, PF, work[3], work[4])
     det = W[(s_row + 1) * s:(s_row + 1) * s + lanes_n]
     low = W[(s_row + 2) * s:(s_row + 2) * s + lanes_n]
     if not _log_det(det, low, lanes_n, q, M, prec[0], W, s, d_row, False, log_det, scratch):
@@ -628,7 +685,10 @@ def _buffers(K, d, X, rows, diagonal):  # noqa: ANN001, ANN202
     which bounds the lanes' buffers; diagonal precisions need none of them:
     at d = 3,000, K = 5 the general buffers would take 0.7 GB)."""
     cap = _tile_rows(K, d, 0)
-    M = np.empty((d, cap), np.int64)  # missing columns, (q, rows) in use
+    # Indices read from arrays are unsigned: numba then skips its test for a
+    # negative index (an add and a select at each use; the moves between the
+    # tiles' arrays and the lanes, d = 16, K = 8: 6% of a row's time).
+    M = np.empty((d, cap), np.uint32)  # missing columns, (q, rows) in use
     XT = np.empty((d, cap))
     # F (K, dp, rows) and PF (K, d, rows) are cut to each tile's rows by
     # _tile_views, so that the BLAS products get contiguous arrays.
@@ -639,7 +699,8 @@ def _buffers(K, d, X, rows, diagonal):  # noqa: ANN001, ANN202
     size = 0  # the lanes' rows of lanes_source.layout, stride _stride
     for q in range(1, q_lanes + 1):
         size = max(size, layout(q)[0] * _stride(K, q, _tile_rows(K, d, q)))
-    pairs = np.empty(max(BUDGET // K, q_most * q_most), np.int64)  # (q, q, rows)
+    # (q, q, rows): m_a d + m_b, below 2^32 for any d whose K d^2 precisions fit
+    pairs = np.empty(max(BUDGET // K, q_most * q_most), np.uint32)
     generic = np.empty(2 * max(BUDGET, K * q_lanes * q_lanes) if q_lanes > QMAX else 0)
     return (M, XT, F, PF, np.empty(size), pairs, generic, np.empty((6, cap * K)),
             np.empty((K, cap)))
