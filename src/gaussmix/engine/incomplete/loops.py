@@ -316,8 +316,9 @@ def _into_lanes(PF, dist, M, n, q, W, s, scale):  # noqa: ANN001, ANN202
         row = (y_row + a) * s
         for r in range(n):
             m = M[a, r]
+            at = np.uint64(row + r * K)  # (unsigned: see _buffers)
             for k in range(K):
-                W[row + r * K + k] = -PF[k, m, r]
+                W[at + np.uint64(k)] = -PF[k, m, r]
 
 
 @_jit
@@ -386,7 +387,7 @@ def _recomputed(Fk, UTk, PFk, n, k, scale, maha, dense, acc):  # noqa: ANN001, A
             if _cancelled(scale, maha, r * K + k):
                 maha[r * K + k] = acc[r]
         return
-    f = PFk[0]  # (scratch)
+    f = PFk.reshape(PFk.size)[:d]  # (scratch: d numbers of d n)
     for r in range(n):
         if _cancelled(scale, maha, r * K + k):
             for j in range(d):
