@@ -20,7 +20,7 @@ then holds ``E[x | x_o, k] - mu_k``), the marginal distance
 full quadratic form, without a second d x d product; a difference, whose
 rounding error, about 1e-16 of ``r~^T L r~``, grows relative to the result
 only where the observed coordinates nearly determine the missing ones,
-where the component's distances are summed as ``|U^T f|^2`` instead: see
+where that lane's distance is summed as ``|U^T f|^2`` instead: see
 :data:`CANCELLATION`), ``det L_mm`` (one vectorised logarithm per lane,
 :func:`_logs`) and, for the moments, ``L_mm^-1``. For q up to
 :data:`.lanes.QMAX` this is one straight-line kernel per q (:mod:`.lanes`,
@@ -46,7 +46,8 @@ variances are the component variances, and only the diagonal of the second
 moments is accumulated.
 
 Rows must come sorted by their number of missing coordinates (the tiles are
-runs of equal q). Every loop returns a status: 0 when all went well, 1 when a
+runs of equal q); the loops first copy them in that order
+(:func:`_sorted_copy`). Every loop returns a status: 0 when all went well, 1 when a
 row's scores are not all defined or have no finite maximum (far beyond every
 component: the caller recomputes the chunk with the NumPy reference, whose
 behaviour such rows then get), and 2 when a component's precision restricted
@@ -88,11 +89,14 @@ _NEGLIGIBLE_RATIO = math.exp(_NEGLIGIBLE)
 # errs by some 1e-16 of ``r~^T L r~``; where that exceeds this many times the
 # distance (plus one), the observed coordinates nearly determine the missing
 # ones (nearly collinear data: the difference was off by 2e-3 in a
-# log-density at condition number 1e14), and the tile's distances are taken
+# log-density at condition number 1e14), and the lane's distance is taken
 # as ``|U^T f|^2`` instead, a sum of squares into which an error of ``delta``
-# enters to second order only (1e-10 there). Ordinary rows stay far below
-# (d = 16, K = 8, 30% missing: at most 2.1 times); a lane that passes loses
-# at most about 1e-13 of ``distance + 1`` to the difference's rounding. (Not
+# enters to second order only (1e-10 there). Well-conditioned components
+# stay far below, but not all: the mixture of benchmarks/bench_missing.py
+# (d = 16, K = 8, 30% missing) has components of condition number 5.6e4 and
+# 3.7e6, 4% and 82% of whose lanes exceed it (the others none). A lane that
+# passes loses at most about 1e-13 of ``distance + 1`` to the difference's
+# rounding. (Not
 # caught: the solve's error in ``y^T delta`` where ``L_mm`` alone is ill
 # conditioned, two missing columns nearly collinear with each other: some 1e-5
 # relative at condition number 4e10, where forming ``L_mm`` from the rounded
