@@ -137,6 +137,42 @@ def test_marginal_density_when_observed_coordinates_nearly_fix_the_missing(
 
 @needs_numba
 @pytest.mark.parametrize("mode", ["reference", "fused"])
+def test_a_few_nearly_fixed_rows_among_ordinary_ones(monkeypatch, mode):
+    """The compiled loops recompute the distances that lost digits to the
+    difference ``r~^T L r~ - y^T L_mm^-1 y`` lane by lane where few of a
+    component's lanes in a tile need it (a product for the whole tile
+    where many do, as in the test above): here 4 rows of a tile of 44, all
+    missing 3 coordinates, whose observed coordinates nearly fix the
+    missing ones, among rows shifted some 1e5 noise scales (their
+    distances are large, and the difference loses little). Scores and
+    conditional means as the per-row judge's."""
+    params = _collinear_params(d=10, noise=1e-4)
+    X = _rows(params, [3], per_count=44)
+    far = np.arange(len(X)) >= 4
+    X[far] += 15.0 * np.random.default_rng(2).standard_normal((far.sum(), 10))
+    judge = _marginal_scores(params, X)
+    # (the premise: only the 4 rows lose digits, a few lanes per component)
+    m = np.isnan(X)
+    for k in range(2):
+        r = np.where(m, 0.0, X - params.means[k])
+        U = params.precisions_cholesky[k]
+        scale = np.einsum("nd,de,ne->n", r, U @ U.T, r)
+        maha = np.array([ro @ np.linalg.solve(params.covariances[k][np.ix_(o, o)], ro)
+                         for ro, o in ((r[i, ~m[i]], ~m[i]) for i in range(len(X)))])
+        lost = scale > 1024 * (maha + 1)
+        assert 0 < lost.sum() <= 4 and not lost[far].any()
+    assert np.abs(judge.max(axis=0)).max() < 2.0**40  # (not far out: FAR_SCORE)
+    kernel = _marginal_kernel(monkeypatch, mode, params)
+    scores = kernel.scores(X)[0]
+    # (rtol: the difference's rounding in the other lanes, up to CANCELLATION
+    # ulps of the distance; in the 4 rows' it would be 1e-11 to 1e-6)
+    np.testing.assert_allclose(scores, judge, rtol=1e-12, atol=1e-8)
+    filled, expected = kernel.impute(X), _imputed(params, X)
+    np.testing.assert_allclose(filled, expected, rtol=1e-12, atol=1e-9)
+
+
+@needs_numba
+@pytest.mark.parametrize("mode", ["reference", "fused"])
 def test_rows_with_nothing_observed_have_density_one(monkeypatch, mode):
     """A row with every coordinate missing has marginal density 1: score
     ``log pi_k``, log-likelihood 0. Both kernels took ``log det Sigma_oo`` as

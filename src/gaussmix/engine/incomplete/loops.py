@@ -20,7 +20,7 @@ then holds ``E[x | x_o, k] - mu_k``), the marginal distance
 full quadratic form, without a second d x d product; a difference, whose
 rounding error, about 1e-16 of ``r~^T L r~``, grows relative to the result
 only where the observed coordinates nearly determine the missing ones,
-where the component's distances are summed as ``|U^T f|^2`` instead: see
+where that lane's distance is summed as ``|U^T f|^2`` instead: see
 :data:`CANCELLATION`), ``det L_mm`` (one vectorised logarithm per lane,
 :func:`_logs`) and, for the moments, ``L_mm^-1``. For q up to
 :data:`.lanes.QMAX` this is one straight-line kernel per q (:mod:`.lanes`,
@@ -46,7 +46,8 @@ variances are the component variances, and only the diagonal of the second
 moments is accumulated.
 
 Rows must come sorted by their number of missing coordinates (the tiles are
-runs of equal q). Every loop returns a status: 0 when all went well, 1 when a
+runs of equal q); the loops first copy them in that order
+(:func:`_sorted_copy`). Every loop returns a status: 0 when all went well, 1 when a
 row's scores are not all defined or have no finite maximum (far beyond every
 component: the caller recomputes the chunk with the NumPy reference, whose
 behaviour such rows then get), and 2 when a component's precision restricted
@@ -88,16 +89,23 @@ _NEGLIGIBLE_RATIO = math.exp(_NEGLIGIBLE)
 # errs by some 1e-16 of ``r~^T L r~``; where that exceeds this many times the
 # distance (plus one), the observed coordinates nearly determine the missing
 # ones (nearly collinear data: the difference was off by 2e-3 in a
-# log-density at condition number 1e14), and the tile's distances are taken
+# log-density at condition number 1e14), and the lane's distance is taken
 # as ``|U^T f|^2`` instead, a sum of squares into which an error of ``delta``
-# enters to second order only (1e-10 there). Ordinary rows stay far below
-# (d = 16, K = 8, 30% missing: at most 2.1 times); a lane that passes loses
-# at most about 1e-13 of ``distance + 1`` to the difference's rounding. (Not
+# enters to second order only (1e-10 there). Well-conditioned components
+# stay far below, but not all: the mixture of benchmarks/bench_missing.py
+# (d = 16, K = 8, 30% missing) has components of condition number 5.6e4 and
+# 3.7e6, 4% and 82% of whose lanes exceed it (the others none). A lane that
+# passes loses at most about 1e-13 of ``distance + 1`` to the difference's
+# rounding. (Not
 # caught: the solve's error in ``y^T delta`` where ``L_mm`` alone is ill
 # conditioned, two missing columns nearly collinear with each other: some 1e-5
 # relative at condition number 4e10, where forming ``L_mm`` from the rounded
 # precision already costs every method 4e-7.)
 CANCELLATION = 1024.0
+# Lanes of a component whose distances :data:`CANCELLATION` sends to the
+# second product: one BLAS product for the whole tile once more than one
+# in this many of its lanes need it, else a product per lane.
+_DENSE = 6
 # Where the product of a row's pivots is smaller than this or larger than its
 # inverse, log det L_mm is summed from their logarithms instead.
 _TINY = 1e-290
@@ -162,17 +170,36 @@ def _stride(K, q, n):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _next_tile(X, rows, t0, K, M, XT):  # noqa: ANN001, ANN202
-    """The tile starting at ``rows[t0]``: the run of rows with its number q of
-    missing coordinates, at most :func:`_tile_rows`; the rows transposed
-    into ``XT[:, :n]``, their missing columns into ``M[:q, :n]``. Returns
-    (n, q)."""
-    d = X.shape[1]
-    q = _missing_of(X, rows[t0], M, XT, 0)
+def _sorted_copy(X, rows):  # noqa: ANN001, ANN202
+    """``X[rows]``, read in one pass along ``X``: the rows come sorted by
+    their number of NaN, which scatters them over the chunk, and reading
+    them in that order waited on memory for each (a third of the time of a
+    row at d = 16, K = 8); read in order, the hardware prefetches them, and
+    the copy's writes run along a few runs (one per number of NaN)."""
+    at = np.full(X.shape[0], -1, np.int64)
+    for j in range(rows.shape[0]):
+        at[rows[j]] = j
+    out = np.empty((rows.shape[0], X.shape[1]))
+    for i in range(X.shape[0]):
+        j = at[i]
+        if j >= 0:
+            for c in range(X.shape[1]):
+                out[j, c] = X[i, c]
+    return out
+
+
+@_jit
+def _next_tile(Xs, t0, K, M, XT):  # noqa: ANN001, ANN202
+    """The tile starting at row t0 of ``Xs`` (the rows of :func:`_sorted_copy`):
+    the run of rows with its number q of missing coordinates, at most
+    :func:`_tile_rows`; the rows transposed into ``XT[:, :n]``, their
+    missing columns into ``M[:q, :n]``. Returns (n, q)."""
+    d = Xs.shape[1]
+    q = _missing_of(Xs, t0, M, XT, 0)
     cap = _tile_rows(K, d, q)
     n = 1
-    while (n < cap and t0 + n < rows.shape[0]
-           and _missing_of(X, rows[t0 + n], M, XT, n) == q):
+    while (n < cap and t0 + n < Xs.shape[0]
+           and _missing_of(Xs, t0 + n, M, XT, n) == q):
         n += 1
     return n, q
 
@@ -253,11 +280,26 @@ def _products(F, XT, n, means, prec, PF, dist):  # noqa: ANN001, ANN202
         Fk, PFk, dk = _head(F[k], d), PF[k], dist[k * n:(k + 1) * n]
         _residuals(XT, n, means[k], Fk)
         np.dot(prec[k], Fk, PFk)  # L F: one BLAS product for the tile
+        _dot_columns(Fk, PFk, n, dk)  # r~ . (L r~) (r~ zero at the missing entries)
+
+
+@_jit
+def _dot_columns(A, B, n, out):  # noqa: ANN001, ANN202
+    """``out[r] = sum_j A[j, r] B[j, r]`` over the d rows of ``B`` (``A`` may
+    have more), four rows a pass: one load and store of ``out`` per four
+    products, not per product."""
+    d = B.shape[0]
+    for r in range(n):
+        out[r] = 0.0
+    j = 0
+    while j + 4 <= d:
         for r in range(n):
-            dk[r] = 0.0
-        for j in range(d):  # r~ . (L r~) (r~ is zero at the missing entries)
-            for r in range(n):
-                dk[r] += Fk[j, r] * PFk[j, r]
+            out[r] += ((A[j, r] * B[j, r] + A[j + 1, r] * B[j + 1, r])
+                       + (A[j + 2, r] * B[j + 2, r] + A[j + 3, r] * B[j + 3, r]))
+        j += 4
+    for i in range(j, d):
+        for r in range(n):
+            out[r] += A[i, r] * B[i, r]
 
 
 @_jit
@@ -278,8 +320,9 @@ def _into_lanes(PF, dist, M, n, q, W, s, scale):  # noqa: ANN001, ANN202
         row = (y_row + a) * s
         for r in range(n):
             m = M[a, r]
+            at = np.uint64(row + r * K)  # (unsigned: see _buffers)
             for k in range(K):
-                W[row + r * K + k] = -PF[k, m, r]
+                W[at + np.uint64(k)] = -PF[k, m, r]
 
 
 @_jit
@@ -293,17 +336,17 @@ def _fill(Fk, M, n, q, W, start, s, K):  # noqa: ANN001, ANN202
 
 
 @_jit
-def _filled(F, M, n, q, UT, W, s, scale, PF, count):  # noqa: ANN001, ANN202
+def _filled(F, M, n, q, UT, W, s, scale, PF, count, acc):  # noqa: ANN001, ANN202
     """The conditional mean offsets (rows Y of ``W``, from the q x q part)
     written into the missing entries of ``F`` (K, dp, n).
 
     The lanes' distances (row S) are ``r~^T L r~ - y^T L_mm^-1 y`` (the
     minimum over the missing values of the full quadratic form, as the
-    filled residual's ``|f U|^2``), so no second product, except for a
-    component with a lane where that difference is small against its
-    rounding scale ``scale`` (``r~^T L r~``, :data:`CANCELLATION`): then its
-    distances are the filled residuals' ``|U^T f|^2`` (``UT`` = U^T), by a
-    second product (into ``PF``). ``count`` is scratch of K numbers."""
+    filled residual's ``|f U|^2``), so no second product, except for a lane
+    where that difference is small against its rounding scale ``scale``
+    (``r~^T L r~``, :data:`CANCELLATION`): its distance is the filled
+    residual's ``|U^T f|^2`` (``UT`` = U^T), see :func:`_recomputed`.
+    ``count`` is scratch of K numbers, ``acc`` of n."""
     K, d = UT.shape[0], UT.shape[1]
     _, y_row, _, s_row = layout(q)
     for k in range(K):
@@ -318,17 +361,55 @@ def _filled(F, M, n, q, UT, W, s, scale, PF, count):  # noqa: ANN001, ANN202
         count[k] = 0.0
     for r in range(n):
         for k in range(K):
-            lane = r * K + k
-            count[k] += not scale[lane] <= CANCELLATION * (W[s_row * s + lane] + 1.0)
+            count[k] += _cancelled(scale, maha, r * K + k)
     for k in range(K):
         if count[k]:
-            Fk, PFk = _head(F[k], d), PF[k]
-            np.dot(UT[k], Fk, PFk)
-            for r in range(n):
-                total = 0.0
-                for j in range(d):
-                    total += PFk[j, r] * PFk[j, r]
-                W[s_row * s + r * K + k] = total
+            _recomputed(_head(F[k], d), UT[k], PF[k], n, k, scale, maha,
+                        count[k] * _DENSE > n, acc)
+
+
+@_jit
+def _cancelled(scale, maha, lane):  # noqa: ANN001, ANN202
+    """Whether a lane's distance lost too many digits (:data:`CANCELLATION`;
+    also where it is NaN)."""
+    return not scale[lane] <= CANCELLATION * (maha[lane] + 1.0)
+
+
+@_jit
+def _recomputed(Fk, UTk, PFk, n, k, scale, maha, dense, acc):  # noqa: ANN001, ANN202
+    """``maha[r K + k] = |U^T f_r|^2`` for component k's lanes that
+    :func:`_cancelled` picks (``f_r`` its filled residuals, ``Fk`` (d, n)):
+    where many do, by one BLAS product for the tile (into ``PFk``; ``acc``
+    scratch of n numbers); where few do, lane by lane (a product for the
+    whole tile cost as much as some 25 lanes' own)."""
+    K = maha.shape[0] // n
+    d = Fk.shape[0]
+    if dense:
+        np.dot(UTk, Fk, PFk)
+        _dot_columns(PFk, PFk, n, acc)
+        for r in range(n):
+            if _cancelled(scale, maha, r * K + k):
+                maha[r * K + k] = acc[r]
+        return
+    f = PFk.reshape(PFk.size)[:d]  # (scratch: d numbers of d n)
+    for r in range(n):
+        if _cancelled(scale, maha, r * K + k):
+            for j in range(d):
+                f[j] = Fk[j, r]
+            maha[r * K + k] = _squared_image(UTk, f)
+
+
+@_lanes_jit
+def _squared_image(UTk, f):  # noqa: ANN001, ANN202
+    """``|U^T f|^2`` of one residual ``f`` (d,), each entry of ``U^T f`` a
+    dot product summed in vector lanes."""
+    total = 0.0
+    for i in range(UTk.shape[0]):
+        z = 0.0
+        for j in range(UTk.shape[1]):
+            z += UTk[i, j] * f[j]
+        total += z * z
+    return total
 
 
 @_jit
@@ -445,7 +526,7 @@ def _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
     _into_lanes(PF, dist, M, n, q, W, s, scale)
     if not (s == LANES and lanes(q, lanes_n, W, cov)):
         _lanes_generic(lanes_n, q, W, s, cov, generic)
-    _filled(F, M, n, q, UT, W, s, scale, PF, work[3])
+    _filled(F, M, n, q, UT, W, s, scale, PF, work[3], work[4])
     det = W[(s_row + 1) * s:(s_row + 1) * s + lanes_n]
     low = W[(s_row + 2) * s:(s_row + 2) * s + lanes_n]
     if not _log_det(det, low, lanes_n, q, M, prec[0], W, s, d_row, False, log_det, scratch):
@@ -609,7 +690,10 @@ def _buffers(K, d, X, rows, diagonal):  # noqa: ANN001, ANN202
     which bounds the lanes' buffers; diagonal precisions need none of them:
     at d = 3,000, K = 5 the general buffers would take 0.7 GB)."""
     cap = _tile_rows(K, d, 0)
-    M = np.empty((d, cap), np.int64)  # missing columns, (q, rows) in use
+    # Indices read from arrays are unsigned: numba then skips its test for a
+    # negative index (an add and a select at each use; the moves between the
+    # tiles' arrays and the lanes, d = 16, K = 8: 6% of a row's time).
+    M = np.empty((d, cap), np.uint32)  # missing columns, (q, rows) in use
     XT = np.empty((d, cap))
     # F (K, dp, rows) and PF (K, d, rows) are cut to each tile's rows by
     # _tile_views, so that the BLAS products get contiguous arrays.
@@ -620,7 +704,8 @@ def _buffers(K, d, X, rows, diagonal):  # noqa: ANN001, ANN202
     size = 0  # the lanes' rows of lanes_source.layout, stride _stride
     for q in range(1, q_lanes + 1):
         size = max(size, layout(q)[0] * _stride(K, q, _tile_rows(K, d, q)))
-    pairs = np.empty(max(BUDGET // K, q_most * q_most), np.int64)  # (q, q, rows)
+    # (q, q, rows): m_a d + m_b, below 2^32 for any d whose K d^2 precisions fit
+    pairs = np.empty(max(BUDGET // K, q_most * q_most), np.uint32)
     generic = np.empty(2 * max(BUDGET, K * q_lanes * q_lanes) if q_lanes > QMAX else 0)
     return (M, XT, F, PF, np.empty(size), pairs, generic, np.empty((6, cap * K)),
             np.empty((K, cap)))
@@ -672,6 +757,7 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d, X, rows, diagonal)
     PT, UT = _transposed(prec, chol, diagonal)
+    Xs = _sorted_copy(X, rows)
     # full second moments in padded lower-triangular blocks, added to s2 at
     # the end (second_moments also writes above the diagonal in its blocks)
     dp = padded(d)
@@ -682,7 +768,7 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
-        n, q = _next_tile(X, rows, t0, K, M, XT)
+        n, q = _next_tile(Xs, t0, K, M, XT)
         F, PF, W, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
         status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
                               s, PF, True, work, generic, sc)
@@ -714,9 +800,10 @@ def scores(X, rows, means, prec, chol, const, diagonal, out):  # noqa: ANN001, A
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d, X, rows, diagonal)
     PT, UT = _transposed(prec, chol, diagonal)
+    Xs = _sorted_copy(X, rows)
     t0 = 0
     while t0 < rows.shape[0]:
-        n, q = _next_tile(X, rows, t0, K, M, XT)
+        n, q = _next_tile(Xs, t0, K, M, XT)
         F, PF, W, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
         status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
                               s, PF, False, work, generic, sc)
@@ -736,11 +823,12 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
     K, d = means.shape
     M, XT, Fb, PFb, Wb, pairb, generic, work, sc = _buffers(K, d, X, rows, diagonal)
     PT, UT = _transposed(prec, chol, diagonal)
+    Xs = _sorted_copy(X, rows)
     ones, acc = np.ones(X.shape[0]), np.zeros(1)
     bits = np.empty(sc.shape[1], np.int64)
     t0 = 0
     while t0 < rows.shape[0]:
-        n, q = _next_tile(X, rows, t0, K, M, XT)
+        n, q = _next_tile(Xs, t0, K, M, XT)
         F, PF, W, s, pairs = _tile_views(Fb, PFb, Wb, pairb, M, K, d, q, n)
         status = _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W,
                               s, PF, False, work, generic, sc)
