@@ -22,7 +22,7 @@ rounding error, about 1e-16 of ``r~^T L r~``, grows relative to the result
 only where the observed coordinates nearly determine the missing ones,
 where that lane's distance is summed as ``|U^T f|^2`` instead: see
 :data:`CANCELLATION`), ``det L_mm`` (one vectorised logarithm per lane,
-:func:`_logs`) and, for the moments, ``L_mm^-1``. For q up to
+:func:`.log_det._logs`) and, for the moments, ``L_mm^-1``. For q up to
 :data:`.lanes.QMAX` this is one straight-line kernel per q (:mod:`.lanes`,
 written by :mod:`.lanes_source`) that keeps every number of a lane in
 registers and vectorises over the lanes as a whole; beyond it,
@@ -68,8 +68,9 @@ from ..fused.tile_steps import _exp_shifted
 from .four_wide import add_product4, copy4
 from .lanes import LANES, QMAX, lanes
 from .lanes_source import layout as _layout
+from .log_det import _log_det, _times
+from .tiles import BUDGET, _jit, _next_tile, _sorted_copy, _stride, _tile_rows
 
-_jit = njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 # For sums over a tile's lanes: summed in vector lanes (a plain loop is one
 # long dependency chain); the order of the rows' terms differs by rounding.
 _lanes_jit = njit(nogil=True, cache=True, error_model="numpy",
@@ -77,8 +78,6 @@ _lanes_jit = njit(nogil=True, cache=True, error_model="numpy",
 
 LOG_2PI = math.log(2.0 * math.pi)
 layout = _jit(_layout)  # rows of a component's per-lane numbers (lanes_source)
-TILE = 128          # rows per tile at most
-BUDGET = 1 << 16    # numbers in a tile's factors (K, q, q, rows): bounds the tile
 # A responsibility below exp(_NEGLIGIBLE) = 1e-200 of the row's largest is
 # taken as 0: its terms are far below the rounding of any moment that counts,
 # and products of such numbers would be subnormal, which costs a hundred
@@ -106,14 +105,6 @@ CANCELLATION = 1024.0
 # second product: one BLAS product for the whole tile once more than one
 # in this many of its lanes need it, else a product per lane.
 _DENSE = 6
-# Where the product of a row's pivots is smaller than this or larger than its
-# inverse, log det L_mm is summed from their logarithms instead.
-_TINY = 1e-290
-_MANTISSA, _ONE_BITS = (1 << 52) - 1, 0x3FF << 52
-_SQRT2 = math.sqrt(2.0)
-_LN2_HI, _LN2_LO = 0.693145751953125, 1.4286068203094173e-06
-# 2 atanh(s) = 2 s + s^3 sum_j 2 s^(2j) / (2j + 3), Horner's coefficients
-_ATANH = tuple(2.0 / (2 * j + 3) for j in range(10, -1, -1))
 
 
 @_jit
@@ -136,128 +127,6 @@ def by_count(X, order):  # noqa: ANN001, ANN201
         order[start[count[i]]] = i
         start[count[i]] += 1
     return start[0]
-
-
-@_jit
-def _missing_of(X, i, M, XT, r):  # noqa: ANN001, ANN202
-    """Row ``X[i]`` into ``XT[:, r]`` and its missing (NaN) columns into
-    ``M[:, r]``; returns their number. Branch-free (whether an entry is NaN
-    is unpredictable): every column is written at slot q, which only the
-    missing ones advance."""
-    q = 0
-    for j in range(X.shape[1]):
-        v = X[i, j]
-        XT[j, r] = v
-        M[q, r] = j
-        q += np.isnan(v)
-    return q
-
-
-@_jit
-def _tile_rows(K, d, q):  # noqa: ANN001, ANN202
-    """Rows per tile at most for q missing coordinates: :data:`TILE`, the
-    factors' :data:`BUDGET`, and at most :data:`.lanes.LANES` (row,
-    component) lanes (one row where K alone exceeds either)."""
-    return max(1, min(TILE, BUDGET // (K * max(d, q * q)), LANES // K))
-
-
-@_jit
-def _stride(K, q, n):  # noqa: ANN001, ANN202
-    """Distance between the rows of a tile's lanes (n rows, K components):
-    :data:`.lanes.LANES` where the kernels of :mod:`.lanes` take them, else
-    the lanes themselves."""
-    return LANES if q <= QMAX and n * K <= LANES else n * K
-
-
-@_jit
-def _sorted_copy(X, rows):  # noqa: ANN001, ANN202
-    """``X[rows]``, read in one pass along ``X``: the rows come sorted by
-    their number of NaN, which scatters them over the chunk, and reading
-    them in that order waited on memory for each (a third of the time of a
-    row at d = 16, K = 8); read in order, the hardware prefetches them, and
-    the copy's writes run along a few runs (one per number of NaN)."""
-    at = np.full(X.shape[0], -1, np.int64)
-    for j in range(rows.shape[0]):
-        at[rows[j]] = j
-    out = np.empty((rows.shape[0], X.shape[1]))
-    for i in range(X.shape[0]):
-        j = at[i]
-        if j >= 0:
-            for c in range(X.shape[1]):
-                out[j, c] = X[i, c]
-    return out
-
-
-@_jit
-def _next_tile(Xs, t0, K, M, XT):  # noqa: ANN001, ANN202
-    """The tile starting at row t0 of ``Xs`` (the rows of :func:`_sorted_copy`):
-    the run of rows with its number q of missing coordinates, at most
-    :func:`_tile_rows`; the rows transposed into ``XT[:, :n]``, their
-    missing columns into ``M[:q, :n]``. Returns (n, q)."""
-    d = Xs.shape[1]
-    q = _missing_of(Xs, t0, M, XT, 0)
-    cap = _tile_rows(K, d, q)
-    n = 1
-    while (n < cap and t0 + n < Xs.shape[0]
-           and _missing_of(Xs, t0 + n, M, XT, n) == q):
-        n += 1
-    return n, q
-
-
-@_jit
-def _times(det, low, pivot, n):  # noqa: ANN001, ANN202
-    """``det *= pivot`` and ``low = min(low, pivot)`` on n lanes."""
-    for r in range(n):
-        det[r] *= pivot[r]
-        low[r] = pivot[r] if pivot[r] < low[r] else low[r]
-
-
-@_jit
-def _log_det(det, low, n, q, M, P, W, s, d_row, diagonal, log_det, scratch):  # noqa: ANN001, ANN202
-    """``log det L_mm`` of each lane from the product of its pivots (one
-    vectorised logarithm per lane, :func:`_logs`), or from their logarithms
-    where the product left the range of float64 (the pivots are the
-    diagonal P, (1, d), when ``diagonal``, else rows ``d_row + a`` of ``W``, of
-    stride s); False if a pivot is not positive."""
-    for r in range(n):
-        if not low[r] > 0.0:
-            return False
-    _logs(det, n, log_det, scratch)
-    for r in range(n):
-        if _TINY < det[r] < 1.0 / _TINY:
-            continue
-        log_det[r] = 0.0
-        for a in range(q):
-            log_det[r] += math.log(P[0, M[a, r]] if diagonal
-                                   else W[(d_row + a) * s + r])
-    return True
-
-
-@_jit
-def _logs(v, n, out, scratch):  # noqa: ANN001, ANN202
-    """``out = log(v)`` on n lanes of positive normal numbers (others give
-    meaningless values): ``v = 2^e m`` with ``m`` in [1/sqrt 2, sqrt 2) from
-    the bits, ``log m = 2 atanh(s)``, ``s = (m - 1) / (m + 1)``
-    (``|s| < 0.172``) by its series to ``s^23`` (remainder below 1e-19 of
-    the sum), and ``e log 2`` with log 2 split in two (Cody and Waite) so
-    that ``e log 2`` is exact. Written as plain arithmetic, the loop
-    vectorises (libm's log does not); within 2 units in the last place of
-    libm's. ``scratch`` is a float64 array of n lanes or more."""
-    bits, mantissa = v.view(np.int64), scratch.view(np.int64)
-    for r in range(n):
-        mantissa[r] = (bits[r] & _MANTISSA) | _ONE_BITS
-    for r in range(n):
-        e = float(((bits[r] >> 52) & 0x7FF) - 1023)
-        m = scratch[r]  # in [1, 2)
-        big = m > _SQRT2
-        m = 0.5 * m if big else m
-        e = e + 1.0 if big else e
-        s = (m - 1.0) / (m + 1.0)
-        s2 = s * s
-        p = _ATANH[0]
-        for c in _ATANH[1:]:
-            p = p * s2 + c
-        out[r] = e * _LN2_HI + (e * _LN2_LO + (2.0 * s + s * s2 * p))
 
 
 @_jit
