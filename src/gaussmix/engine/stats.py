@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .covariance import get_covariance_type
+from .covariance import CovarianceType, get_covariance_type
 
 
 @dataclass(frozen=True)
@@ -135,13 +135,12 @@ class SuffStats:
         added), which is how :meth:`__add__` merges different centres.
         """
         shift = np.asarray(shift, dtype=np.float64)
-        delta = shift - self.shift
-        piece = get_covariance_type(self.covariance_type)
+        s1, s2 = _moved(get_covariance_type(self.covariance_type),
+                        (self.nk, self.s1, self.s2, self.shift), shift)
         # the constructor, not dataclasses.replace (a few times its cost; a
         # partial_fit call on a small batch blends with two scalings and two
         # re-centrings)
-        return SuffStats(self.covariance_type, self.nk, self.s1 - self.nk[:, None] * delta,
-                         piece.recentre_s2(self.s2, self.s1, self.nk, delta), shift,
+        return SuffStats(self.covariance_type, self.nk, s1, s2, shift,
                          self.loglik, self.weight, self.min_weight)
 
     def scaled(self, factor: float) -> SuffStats:
@@ -205,11 +204,16 @@ def _sums(covariance_type: str, a: Moments, b: Moments) -> Moments:
     nk = nk_a + nk_b
     centre = _merged_means(nk, a, b)
     piece = get_covariance_type(covariance_type)
-    delta_a, delta_b = centre - c_a, centre - c_b
-    return (nk, (s1_a - nk_a[:, None] * delta_a) + (s1_b - nk_b[:, None] * delta_b),
-            piece.recentre_s2(s2_a, s1_a, nk_a, delta_a)
-            + piece.recentre_s2(s2_b, s1_b, nk_b, delta_b),
-            centre)
+    (s1a, s2a), (s1b, s2b) = _moved(piece, a, centre), _moved(piece, b, centre)
+    return nk, s1a + s1b, s2a + s2b, centre
+
+
+def _moved(piece: CovarianceType, moments: Moments, centre: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(s1, s2) of ``moments`` taken about ``centre`` instead (exact)."""
+    nk, s1, s2, shift = moments
+    delta = centre - shift
+    return s1 - nk[:, None] * delta, piece.recentre_s2(s2, s1, nk, delta)
 
 
 def merged_means(a: SuffStats, b: SuffStats) -> np.ndarray:
