@@ -23,7 +23,7 @@ ILL_DEFINED_COVARIANCE = (
 def upper_cholesky_of_inverse(covariance: np.ndarray, what: str) -> np.ndarray:
     """Upper factor U with U U^T = inv(covariance), by one triangular inversion
     (the steps of :func:`upper_cholesky_of_inverses` for one matrix, the same
-    numbers without the stack's copies and loop: the tied M-step, at every
+    numbers without the stack's checks and copies: the tied M-step, at every
     ``partial_fit`` call)."""
     covariance = np.asarray(covariance, dtype=np.float64)
     lower = None
@@ -34,10 +34,7 @@ def upper_cholesky_of_inverse(covariance: np.ndarray, what: str) -> np.ndarray:
             pass
     if lower is None or not np.isfinite(lower).all():
         raise ValueError(ILL_DEFINED_COVARIANCE.format(what=what))
-    inverse, info = get_lapack_funcs("trtri", (lower,))(lower, lower=1)
-    if info != 0:
-        raise np.linalg.LinAlgError("triangular factor 0 is singular")
-    np.copyto(inverse, 0.0, where=_outside_triangle(covariance.shape[-1], True))
+    inverse = triangular_inverses(lower[None], lower=True, overwrite=True)[0]
     return np.ascontiguousarray(inverse.T)
 
 
