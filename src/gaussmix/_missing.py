@@ -104,13 +104,12 @@ class MissingValuesMixin:
         if n_draws is not None and not (isinstance(n_draws, (int, np.integer))
                                         and not isinstance(n_draws, bool) and n_draws >= 1):
             raise ValueError(f"n_draws must be None or an int >= 1, got {n_draws!r}.")
-        source = ArraySource(X, None, est._chunk_size(X.shape[1], X.shape[0]))
-        kernel = MarginalKernel.build(est._piece, est._params, source.spec)
+        source, kernel = self._imputing(X)
         if n_draws is None:
             parts = est._reducer(source).map(
                 lambda c: kernel.impute(c.X, check_density=True), source)
             return np.concatenate(list(parts)).astype(X.dtype, copy=False)
-        return np.stack([_drawn_rows(kernel, source, draws) for draws in
+        return np.stack([_drawn_rows(source, kernel, draws) for draws in
                          row_draws(random_state, n_draws, X.shape[1] + 1)])
 
     def _drawn(self, X: Any, draws: RowDraws, first_row: int = 0) -> np.ndarray:
@@ -118,11 +117,14 @@ class MissingValuesMixin:
         of the draws' (:mod:`gaussmix.engine.incomplete.draws`: the draws do
         not depend on how the rows are cut into chunks, so a file imputed
         chunk by chunk gets the draws of its rows in memory)."""
+        X = check_data(self, X, reset=False, allow_nan=True)
+        return _drawn_rows(*self._imputing(X), draws, first_row)
+
+    def _imputing(self, X: np.ndarray) -> tuple[ArraySource, MarginalKernel]:
+        """Checked rows X as a source, and the kernel that imputes them."""
         est: Any = self
-        X = check_data(est, X, reset=False, allow_nan=True)
         source = ArraySource(X, None, est._chunk_size(X.shape[1], X.shape[0]))
-        kernel = MarginalKernel.build(est._piece, est._params, source.spec)
-        return _drawn_rows(kernel, source, draws, first_row)
+        return source, MarginalKernel.build(est._piece, est._params, source.spec)
 
     def _lazy_imputation(self, X: Any) -> Any:
         """:meth:`impute`'s conditional expectations of a Dask array, lazily."""
@@ -173,7 +175,7 @@ class MissingValuesMixin:
         return dataclasses.replace(source, missing=True)
 
 
-def _drawn_rows(kernel: MarginalKernel, source: ArraySource, draws: RowDraws,
+def _drawn_rows(source: ArraySource, kernel: MarginalKernel, draws: RowDraws,
                 first_row: int = 0) -> np.ndarray:
     """One multiple imputation of the source's rows, chunk by chunk, row i
     taking the draws' row ``first_row + i``."""
