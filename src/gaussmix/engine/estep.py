@@ -16,14 +16,13 @@ nearest in Mahalanobis terms (exact ties share by weight and normaliser).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .covariance import ComputeSpec, CovarianceType, KernelState
+from .deferred import deferred
 from .far_rows import far_scores, power_of_two_scale
 from .logspace import log_normalise, normalise_in_place
 from .params import MixtureParams
@@ -48,8 +47,11 @@ class EStepKernel:
         with np.errstate(divide="ignore"):  # an empty component has log weight -inf
             log_weights = np.log(params.weights)
         kernel = cls(piece, state, spec.asarray(log_weights), piece.name)
-        # compiled loops for NumPy chunks, if numba is
-        return _specialise()(kernel) if cls is EStepKernel else kernel
+        if cls is not EStepKernel:
+            return kernel
+        # compiled loops for NumPy chunks, if numba is (the fused package
+        # imports this module: deferred)
+        return deferred("gaussmix.engine.fused").specialised(kernel)  # type: ignore[no-any-return]
 
     # -- per-row results -----------------------------------------------------
     def scores(self, X: Any) -> tuple[Any, Any, Any, list[Any]]:
@@ -165,15 +167,6 @@ class EStepKernel:
         old_row = xp.zeros_like(new_row) if row is None else row
         return scores, xp.where(overflowed, new_row, old_row)
 
-
-
-@functools.cache
-def _specialise() -> Callable[[EStepKernel], EStepKernel]:
-    # imported at the first kernel build, not at each (an import statement in
-    # a function costs about 4 us a call): the fused package imports this module
-    from .fused import specialised
-
-    return specialised
 
 @dataclass(frozen=True)
 class LowestRows:

@@ -34,6 +34,7 @@ from array_api_compat import device as array_device
 
 from .chunk_checks import check_chunk, check_chunk_weights
 from .covariance import ComputeSpec, CovarianceType
+from .deferred import deferred
 from .splitting import ROUND_BELOW, even_chunk_rows
 from .threads import available_cores
 from .xp import array_namespace
@@ -140,15 +141,9 @@ def _enough_pieces(rows: int, n_rows: int, cores: int) -> int:
 
 
 def _fused_kernel_serves() -> bool:
-    fused = _fused_package()
+    fused = deferred("gaussmix.engine.fused")
     return fused.available() and fused.mode() != "reference"  # type: ignore[no-any-return]
 
-
-@functools.cache
-def _fused_package() -> Any:
-    from . import fused  # (on first use: it imports the E-step, which imports this)
-
-    return fused
 
 
 class Chunk(NamedTuple):

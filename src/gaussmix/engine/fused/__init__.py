@@ -23,8 +23,8 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from typing import Any
 
+from ..deferred import deferred
 from ..estep import EStepKernel
 
 __all__ = ["ENVIRONMENT_VARIABLE", "available", "specialised"]
@@ -73,7 +73,7 @@ def specialised(kernel: EStepKernel) -> EStepKernel:
             raise ImportError(f"{ENVIRONMENT_VARIABLE}=fused requires numba: "
                               "pip install numba")
         return kernel
-    fused = _kernel_module()
+    fused = deferred("gaussmix.engine.fused.kernel")
     arrays = fused.loop_arrays(kernel)
     if arrays is None:
         return kernel
@@ -84,11 +84,3 @@ def specialised(kernel: EStepKernel) -> EStepKernel:
                                   tile=fused.tile_rows(kernel.covariance_type, K, d),
                                   compiled=compiled)
 
-
-@functools.cache
-def _kernel_module() -> Any:
-    # imported on the first use, not at each kernel build (an import
-    # statement in a function costs about 4 us a call)
-    from . import kernel
-
-    return kernel
