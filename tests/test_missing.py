@@ -493,9 +493,30 @@ def test_compiled_loops_with_many_features(monkeypatch, K):
     rng = np.random.default_rng(4)
     X = rng.normal(size=(300, 40)) + rng.integers(0, 2, 300)[:, None]
     X[rng.random(X.shape) < 0.5] = np.nan
-    A = rng.normal(size=(K, 40, 40)) / np.sqrt(40)
-    start = dict(weights_init=np.full(K, 1 / K), means_init=rng.normal(size=(K, 40)),
-                 precisions_init=np.linalg.inv(A @ A.transpose(0, 2, 1) + np.eye(40)))
+    _assert_one_iteration_as_the_reference(monkeypatch, X, K, rng)
+
+
+@needs_numba
+@pytest.mark.parametrize("K", [4, 13])
+def test_compiled_loops_move_any_number_of_components(monkeypatch, K):
+    # the gather of L_mm and the scatter of the conditional covariances take a
+    # row's K components eight, four, then one at a time: K = 4 (one step of
+    # four), K = 13 (one of each); K = 2, 3 and 40 are in the tests above
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(400, 6)) + rng.integers(0, 3, 400)[:, None]
+    X[rng.random(X.shape) < 0.35] = np.nan
+    _assert_one_iteration_as_the_reference(monkeypatch, X[~np.isnan(X).all(axis=1)], K, rng)
+
+
+def _assert_one_iteration_as_the_reference(monkeypatch, X: np.ndarray, K: int,
+                                           rng: np.random.Generator) -> None:
+    """One EM iteration on X from a random start of K components gives the
+    same means, covariances and per-row scores with the compiled loops as with
+    the NumPy reference."""
+    d = X.shape[1]
+    A = rng.normal(size=(K, d, d)) / np.sqrt(d)
+    start = dict(weights_init=np.full(K, 1 / K), means_init=rng.normal(size=(K, d)),
+                 precisions_init=np.linalg.inv(A @ A.transpose(0, 2, 1) + np.eye(d)))
     out = []
     for mode in ("reference", "fused"):
         monkeypatch.setenv("GAUSSMIX_KERNEL", mode)

@@ -31,18 +31,19 @@ Cost of the incomplete rows of a chunk, with q missing coordinates per row:
   for the ``L D L^T`` factors of the q x q block ``L_mm``, its solves and
   ``L_mm^-1`` (straight-line code per q up to 10, every number in
   registers). Nothing is per pattern, so the number of distinct patterns
-  does not matter: one EM iteration measured about 3.0-3.3x one on complete
+  does not matter: one EM iteration measured about 2.7x one on complete
   data at 30% MCAR, d = 16, K = 8, where nearly every row has its own
   pattern (``benchmarks/bench_missing.py``). Per incomplete row (K = 8, one
-  thread, AMD Zen 4) about 0.57 us against 0.19 us for a complete row in the
-  ordinary compiled kernel; in cycles of 2.56 GHz: the tile's rows and
-  missing columns 90 (after one copy of the chunk's rows in sorted order),
-  ``L r~`` with the residuals 325 (the BLAS products 220), the moves
-  between the components' arrays and the lanes (``L_mm`` gathered, ``y`` in,
-  the conditional means out) 290, the q x q kernels 165, the distances
-  recomputed where the difference cancels 55, scores and responsibilities
-  110, the second moments 220, the scatter of the conditional covariances
-  (K q (q + 1) / 2 additions at data-dependent places) 165.
+  thread, AMD Zen 4) about 0.48 us against 0.19 us for a complete row in the
+  ordinary compiled kernel; in cycles of the time-stamp counter: the tile's
+  rows and missing columns 100 (after one copy of the chunk's rows in sorted
+  order), ``L r~`` with the residuals 335 (the BLAS products 215), the
+  moves between the components' arrays and the lanes (``L_mm`` gathered,
+  ``y`` in, the conditional means out) 185, the q x q kernels 170, the
+  distances recomputed where the difference cancels 70, scores and
+  responsibilities 115, the second moments 225, the scatter of the
+  conditional covariances (K q (q + 1) / 2 additions at data-dependent
+  places) 80.
 - NumPy reference: rows grouped by pattern, O(P K q^3) for the factorisations
   of the P patterns of a block (vectorised over patterns and components) plus
   three (K, n, d) x (d, d) products per row; when nearly every row has its

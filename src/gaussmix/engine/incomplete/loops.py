@@ -105,6 +105,11 @@ CANCELLATION = 1024.0
 # second product: one BLAS product for the whole tile once more than one
 # in this many of its lanes need it, else a product per lane.
 _DENSE = 6
+# Numbers between the components' parts of a tile's buffers (one cache line):
+# without it, parts of 16 x 128 numbers lie 16 KiB apart, the same sets of
+# the L1 cache, and the moves that take a row's K components at once
+# (:func:`_into_lanes`, :func:`_fill`) evict their own lines.
+_PAD = 8
 
 
 @_jit
@@ -141,12 +146,12 @@ def _residuals(XT, n, mean, Fk):  # noqa: ANN001, ANN202
 
 @_jit
 def _products(F, XT, n, means, prec, PF, dist):  # noqa: ANN001, ANN202
-    """Each component's residuals into ``F[k]`` (missing entries zero), ``L F``
-    by one BLAS product into ``PF[k]`` (K, d, n) and ``r~^T L r~`` into
-    ``dist[k n:(k + 1) n]``."""
+    """Each component's residuals into its part of ``F`` (missing entries
+    zero, see :func:`_part`), ``L F`` by one BLAS product into its part of
+    ``PF`` and ``r~^T L r~`` into ``dist[k n:(k + 1) n]``."""
     K, d = means.shape
     for k in range(K):
-        Fk, PFk, dk = _head(F[k], d), PF[k], dist[k * n:(k + 1) * n]
+        Fk, PFk, dk = _part(F, k, d, n), _part(PF, k, d, n), dist[k * n:(k + 1) * n]
         _residuals(XT, n, means[k], Fk)
         np.dot(prec[k], Fk, PFk)  # L F: one BLAS product for the tile
         _dot_columns(Fk, PFk, n, dk)  # r~ . (L r~) (r~ zero at the missing entries)
@@ -178,7 +183,8 @@ def _into_lanes(PF, dist, M, n, q, W, s, scale):  # noqa: ANN001, ANN202
     in ``scale``) and ``y = -(L r~)_m`` (rows Y) from :func:`_products`. Rows
     outer and components inner: the writes run along the lanes, and the
     reads of one row's K components stay in cache for the next row."""
-    K = PF.shape[0]
+    K, stride = PF.shape
+    flat = PF.reshape(PF.size)
     _, y_row, _, s_row = layout(q)
     for r in range(n):
         for k in range(K):
@@ -188,26 +194,34 @@ def _into_lanes(PF, dist, M, n, q, W, s, scale):  # noqa: ANN001, ANN202
     for a in range(q):
         row = (y_row + a) * s
         for r in range(n):
-            m = M[a, r]
             at = np.uint64(row + r * K)  # (unsigned: see _buffers)
+            src = np.uint64(M[a, r] * n + r)
             for k in range(K):
-                W[at + np.uint64(k)] = -PF[k, m, r]
+                W[at + np.uint64(k)] = -flat[src + np.uint64(k * stride)]
 
 
 @_jit
-def _fill(Fk, M, n, q, W, start, s, K):  # noqa: ANN001, ANN202
-    """``Fk[M[a, r], r] = W[start + a s + r K]``: one component's conditional
-    mean offsets (its lanes of rows Y) into its missing entries."""
+def _fill(F, M, n, q, W, start, s):  # noqa: ANN001, ANN202
+    """The conditional mean offsets (rows Y of ``W`` from ``start``, stride
+    s) into the missing entries of every component's part of ``F``: rows
+    outer and components inner, as :func:`_into_lanes` (the reads run along
+    the lanes; the components' parts do not share cache sets, see
+    :data:`_PAD`)."""
+    K, stride = F.shape
+    flat = F.reshape(F.size)
     for a in range(q):
         row = start + a * s
         for r in range(n):
-            Fk[M[a, r], r] = W[row + r * K]
+            at = np.uint64(row + r * K)
+            to = np.uint64(M[a, r] * n + r)
+            for k in range(K):
+                flat[to + np.uint64(k * stride)] = W[at + np.uint64(k)]
 
 
 @_jit
 def _filled(F, M, n, q, UT, W, s, scale, PF, count, acc):  # noqa: ANN001, ANN202
     """The conditional mean offsets (rows Y of ``W``, from the q x q part)
-    written into the missing entries of ``F`` (K, dp, n).
+    written into the missing entries of ``F`` (see :func:`_part`).
 
     The lanes' distances (row S) are ``r~^T L r~ - y^T L_mm^-1 y`` (the
     minimum over the missing values of the full quadratic form, as the
@@ -218,8 +232,7 @@ def _filled(F, M, n, q, UT, W, s, scale, PF, count, acc):  # noqa: ANN001, ANN20
     ``count`` is scratch of K numbers, ``acc`` of n."""
     K, d = UT.shape[0], UT.shape[1]
     _, y_row, _, s_row = layout(q)
-    for k in range(K):
-        _fill(_head(F[k], d), M, n, q, W, y_row * s + k, s, K)
+    _fill(F, M, n, q, W, y_row * s, s)
     maha = W[s_row * s:s_row * s + n * K]
     held = True
     for lane in range(n * K):
@@ -233,7 +246,7 @@ def _filled(F, M, n, q, UT, W, s, scale, PF, count, acc):  # noqa: ANN001, ANN20
             count[k] += _cancelled(scale, maha, r * K + k)
     for k in range(K):
         if count[k]:
-            _recomputed(_head(F[k], d), UT[k], PF[k], n, k, scale, maha,
+            _recomputed(_part(F, k, d, n), UT[k], _part(PF, k, d, n), n, k, scale, maha,
                         count[k] * _DENSE > n, acc)
 
 
@@ -354,32 +367,37 @@ def _gather_blocks(pairs, n, q, PT, W, s, K):  # noqa: ANN001, ANN202
     """Each component's ``L_mm`` entries into its lanes of ``W`` (rows of
     :func:`.lanes_source.layout`, stride s; lane ``r K + k``): through the
     precisions transposed, ``PT`` (flat, d * d by K), one lane's pair index
-    fetches the K components' entries side by side, stored side by side."""
+    fetches the K components' entries side by side, stored side by side
+    (eight, four, then one at a time: see :func:`_add_conditionals`)."""
+    eight, four = K - K % 8, K - K % 4
     for a in range(q):
         for b in range(a + 1):
-            row = (a * (a + 1) // 2 + b) * s
+            row, P = (a * (a + 1) // 2 + b) * s, pairs[a, b]
             for r in range(n):
-                at, to = pairs[a, b, r] * K, row + r * K
-                k = 0
-                while k + 4 <= K:
-                    copy4(PT, at + k, W, to + k)
-                    k += 4
-                for j in range(k, K):
-                    W[to + j] = PT[at + j]
+                at, to = np.uint64(P[r]) * np.uint64(K), np.uint64(row + r * K)
+                for k in range(0, eight, 8):
+                    copy4(PT, at + np.uint64(k), W, to + np.uint64(k))
+                    copy4(PT, at + np.uint64(k + 4), W, to + np.uint64(k + 4))
+                for k in range(eight, four, 4):
+                    copy4(PT, at + np.uint64(k), W, to + np.uint64(k))
+                for k in range(four, K):
+                    W[to + np.uint64(k)] = PT[at + np.uint64(k)]
 
 
 @_jit
-def _head(Fk, d):  # noqa: ANN001, ANN202
-    """The first d rows of a component's padded residuals (dp, n), as a
-    contiguous array (for the BLAS products of :func:`_products`)."""
-    return Fk.reshape(Fk.size)[:d * Fk.shape[1]].reshape((d, Fk.shape[1]))
+def _part(F, k, rows, n):  # noqa: ANN001, ANN202
+    """Component k's first ``rows`` rows of a tile's buffer ``F`` (K, stride;
+    each component's rows of n lanes one after the other, :data:`_PAD`
+    numbers apart from the next component's) as a contiguous (rows, n) array
+    (for the BLAS products and :func:`..fused.moments.second_moments`)."""
+    return F[k][:rows * n].reshape((rows, n))
 
 
 @_jit
 def _tile_scores(XT, n, q, M, pairs, means, prec, PT, UT, const, diagonal, F, W, s, PF,
                  cov, work, generic, sc):  # noqa: ANN001, ANN202
     """Scores ``log pi_k + log N(x_o | k)`` of the tile into ``sc`` (K, n),
-    the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (K, dp, n) and
+    the filled residuals ``E[x | x_o, k] - mu_k`` into ``F`` (:func:`_part`) and
     the lanes' rows of :func:`.lanes_source.layout` into ``W`` (stride s,
     lane ``r K + k``; with ``L_mm^-1`` when ``cov``). Returns a status (1
     where a score is NaN: a distance of a row far out came as ``inf - inf``;
@@ -415,7 +433,7 @@ def _diagonal_scores(XT, n, q, M, means, prec, UT, const, F, work, sc):  # noqa:
     K, d = means.shape
     log_det, det, low, pivot, maha, scratch = work[0], work[1], work[2], work[3], work[4], work[5]
     for k in range(K):
-        Fk, P = _head(F[k], d), prec[k]
+        Fk, P = _part(F, k, d, n), prec[k]
         _residuals(XT, n, means[k], Fk)
         for r in range(n):
             det[r] = 1.0
@@ -534,22 +552,33 @@ def _add_conditionals(sc, n, q, pairs, W, s, C, g):  # noqa: ANN001, ANN202
     in the rows of ``W`` (stride s). ``C`` (d * d * K) keeps a pair's K
     entries side by side, as the lanes keep a row's components: one lane's
     pair adds K neighbours to K neighbours, four at a time. ``g`` is scratch
-    of K n numbers (the responsibilities by row)."""
+    of K n numbers (the responsibilities by row). The components go eight
+    at a time (two steps of four), then four, then one at a time, each a
+    loop with its count known before it starts, and the indices unsigned:
+    a ``while`` loop over steps of four with signed indices took 2.3 times
+    as long (d = 16, K = 8)."""
     K = sc.shape[0]
     for k in range(K):
         for r in range(n):
             g[r * K + k] = sc[k, r]
+    eight, four = K - K % 8, K - K % 4
     for a in range(q):
         for b in range(a + 1):
-            row = (a * (a + 1) // 2 + b) * s
+            row, P = (a * (a + 1) // 2 + b) * s, pairs[a, b]
             for r in range(n):  # no branch on g = 0 (unpredictable, and adds 0)
-                at, gi, wi = pairs[a, b, r] * K, r * K, row + r * K
-                k = 0
-                while k + 4 <= K:
-                    add_product4(C, at + k, g, gi + k, W, wi + k)
-                    k += 4
-                for j in range(k, K):
-                    C[at + j] += g[gi + j] * W[wi + j]
+                at, gi = np.uint64(P[r]) * np.uint64(K), np.uint64(r * K)
+                wi = np.uint64(row + r * K)
+                for k in range(0, eight, 8):
+                    u = np.uint64(k)
+                    add_product4(C, at + u, g, gi + u, W, wi + u)
+                    u += np.uint64(4)
+                    add_product4(C, at + u, g, gi + u, W, wi + u)
+                for k in range(eight, four, 4):
+                    u = np.uint64(k)
+                    add_product4(C, at + u, g, gi + u, W, wi + u)
+                for k in range(four, K):
+                    u = np.uint64(k)
+                    C[at + u] += g[gi + u] * W[wi + u]
 
 
 @_jit
@@ -559,17 +588,18 @@ def _buffers(K, d, X, rows, diagonal):  # noqa: ANN001, ANN202
     which bounds the lanes' buffers; diagonal precisions need none of them:
     at d = 3,000, K = 5 the general buffers would take 0.7 GB)."""
     cap = _tile_rows(K, d, 0)
+    dp = padded(d)
     # Indices read from arrays are unsigned: numba then skips its test for a
     # negative index (an add and a select at each use; the moves between the
     # tiles' arrays and the lanes, d = 16, K = 8: 6% of a row's time).
     M = np.empty((d, cap), np.uint32)  # missing columns, (q, rows) in use
     XT = np.empty((d, cap))
-    # F (K, dp, rows) and PF (K, d, rows) are cut to each tile's rows by
+    # F (K, dp rows) and PF (K, d rows) are cut to each tile's rows by
     # _tile_views, so that the BLAS products get contiguous arrays.
-    F = np.empty(K * padded(d) * cap)
+    F = np.empty(K * (dp * cap + _PAD))
     q_most = int(np.isnan(X[rows[-1]]).sum()) if rows.shape[0] else 0
     q_lanes = 0 if diagonal else q_most
-    PF = np.empty(K * d * cap if q_lanes else 0)
+    PF = np.empty(K * (d * cap + _PAD) if q_lanes else 0)
     size = 0  # the lanes' rows of lanes_source.layout, stride _stride
     for q in range(1, q_lanes + 1):
         size = max(size, layout(q)[0] * _stride(K, q, _tile_rows(K, d, q)))
@@ -582,9 +612,10 @@ def _buffers(K, d, X, rows, diagonal):  # noqa: ANN001, ANN202
 
 @_jit
 def _tile_views(F, PF, W, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
-    """The flat buffers of :func:`_buffers` as contiguous arrays for a tile of
-    n rows: F (K, dp, n) with its rows from d on zero (dp = padded(d), for
-    :func:`..fused.moments.second_moments`), PF (K, d, n), the lanes' rows
+    """The flat buffers of :func:`_buffers` as arrays for a tile of n rows
+    (see :func:`_part`): F (K, dp n + pad) with its rows from d on zero (dp =
+    padded(d), for :func:`..fused.moments.second_moments`), PF (K, d n +
+    pad), the lanes' rows
     (layout(q) rows of stride s) and s, and the pairs (q, q, n), whose lower
     triangles get the flat indices ``m_a d + m_b`` of each lane's missing
     pairs (found once for all K components)."""
@@ -595,13 +626,13 @@ def _tile_views(F, PF, W, pairs, M, K, d, q, n):  # noqa: ANN001, ANN202
                 P[a, b, r] = M[a, r] * d + M[b, r]
     s = _stride(K, q, n)
     dp = padded(d)
-    F3 = F[:K * dp * n].reshape((K, dp, n))
+    F2 = F[:K * (dp * n + _PAD)].reshape((K, dp * n + _PAD))
     for k in range(K):
-        for j in range(d, dp):
-            for r in range(n):
-                F3[k, j, r] = 0.0
-    PF3 = PF[:K * d * n].reshape((K, d, n)) if PF.shape[0] else np.empty((0, 0, 0))
-    return F3, PF3, W[:min(layout(q)[0] * s, W.shape[0])], s, P
+        for i in range(d * n, dp * n):
+            F2[k, i] = 0.0
+    PF2 = (PF[:K * (d * n + _PAD)].reshape((K, d * n + _PAD)) if PF.shape[0]
+           else np.empty((0, 0)))
+    return F2, PF2, W[:min(layout(q)[0] * s, W.shape[0])], s, P
 
 
 @_jit
@@ -646,11 +677,12 @@ def statistics(X, rows, w, means, prec, chol, const, diagonal, nk, s1, s2, acc):
         if not _responsibilities(sc, n, rows, t0, w, acc, work[0], work[1], bits):
             return 1
         for k in range(K):
-            nk[k] += _add_moments(F[k], sc[k], n, s1[k], s2[k], diagonal)
+            Fk = _part(F, k, dp, n)
+            nk[k] += _add_moments(Fk, sc[k], n, s1[k], s2[k], diagonal)
             if diagonal:
                 _add_conditional_diagonal(sc[k], n, q, M, prec[k], s2[k])
             else:
-                second_moments(F[k], sc[k], -np.inf, d, scaled, S2[k])
+                second_moments(Fk, sc[k], -np.inf, d, scaled, S2[k])
         if not diagonal:
             _add_conditionals(sc, n, q, pairs, W, s, C, g)
         t0 += n
@@ -710,7 +742,7 @@ def impute(X, rows, means, prec, chol, const, diagonal):  # noqa: ANN001, ANN201
                 m = M[a, r]
                 fill = 0.0
                 for k in range(K):
-                    fill += sc[k, r] * (means[k, m] + F[k, m, r])
+                    fill += sc[k, r] * (means[k, m] + F[k, m * n + r])
                 X[rows[t0 + r], m] = fill
         t0 += n
     return 0
