@@ -18,9 +18,7 @@ materialise per iteration. It keeps the fixed cost of an EM iteration low:
   no task waits for a transfer of the parameters from another worker.
 - **one message per pass**: the client sends its messages to the scheduler in
   batches, at most one every 10 ms, so the tasks of a pass go in one message
-  (a task per worker in separate messages started 10 ms apart), and the last
-  pass's values are released after it (released as the pass ended, they held
-  the next pass's tasks back by up to 10 ms).
+  (a task per worker in separate messages started 10 ms apart).
 - **the last level in the client**: at most ``split_every`` values are
   gathered and added in the client, one round trip fewer than a root task.
 - **rows checked once**: the first pass checks every block (finite values,
@@ -83,7 +81,6 @@ class PersistedBlocks:
     weight_futures: list[Any] | None = None
     holders: list[str] = field(default_factory=list)
     checked: bool = False
-    held: Any = None  # the last pass's futures (see submit_pass)
 
     def placement(self) -> list[str]:
         """The worker holding each block (asked once, and again after a task
@@ -123,10 +120,6 @@ def submit_pass(func: Callable[[Any], T], blocks: PersistedBlocks, n_features: i
     name = f"gaussmix-pass-{uuid.uuid4().hex}"
     nodes = _submit_nodes(func, blocks, n_features, chunk_size, split_every, name,
                           missing)
-    # the last pass's values are released now, after this pass's tasks were
-    # sent: released as that pass ended, they opened the client's 10 ms batch
-    # window (see _submit_together) just before these tasks
-    blocks.held = nodes
     if len(nodes) <= split_every:  # the client adds the parts of each node
         gathered = client.gather([[f for _, f in parts] for parts in nodes])
         moved, total = _sum_moved([
@@ -141,7 +134,6 @@ def submit_pass(func: Callable[[Any], T], blocks: PersistedBlocks, n_features: i
             level = [client.submit(_sum_moved, level[i:i + split_every], pure=False,
                                    key=f"{name}-sum-{depth}-{i}")
                      for i in range(0, len(level), split_every)]
-        blocks.held = (nodes, level)
         moved, total = _sum_moved(client.gather(level))
     blocks.checked = True
     if moved:
