@@ -49,7 +49,7 @@ class EStepKernel:
             log_weights = np.log(params.weights)
         kernel = cls(piece, state, spec.asarray(log_weights), piece.name)
         # compiled loops for NumPy chunks, if numba is
-        return _specialise()(kernel) if cls is EStepKernel else kernel
+        return _specialise()(kernel, spec) if cls is EStepKernel else kernel
 
     # -- per-row results -----------------------------------------------------
     def scores(self, X: Any) -> tuple[Any, Any, Any, list[Any]]:
@@ -168,7 +168,7 @@ class EStepKernel:
 
 
 @functools.cache
-def _specialise() -> Callable[[EStepKernel], EStepKernel]:
+def _specialise() -> Callable[[EStepKernel, ComputeSpec], EStepKernel]:
     # imported at the first kernel build, not at each (an import statement in
     # a function costs about 4 us a call): the fused package imports this module
     from .fused import specialised
