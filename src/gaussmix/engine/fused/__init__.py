@@ -87,7 +87,8 @@ def specialised(kernel: EStepKernel, spec: ComputeSpec | None = None) -> EStepKe
         return kernel
     compiled = fused.load_loops_if_worth_it() if choice == "auto" else True
     if choice == "auto" and spec is not None and spec.rows_elsewhere:
-        fused.count_rows(kernel, spec.rows_elsewhere)  # (after: as a local pass)
+        # counted after the choice, as a local pass's chunks count for the next
+        fused.count_rows(kernel, spec.rows_elsewhere)
     K, d = kernel.state.shift.shape
     return fused.FusedEStepKernel(kernel.piece, kernel.state, kernel.log_weights,
                                   kernel.covariance_type, fused=arrays,
