@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import os
 import sys
 import tempfile
@@ -95,11 +94,8 @@ def one_pass(loop, kernel, X: np.ndarray, tile: int) -> tuple[float, float]:  # 
     K, d = kernel.state.shift.shape
     buffers, acc = layout.buffers(K, d), np.zeros(3)
     args = [kernel.fused[name] for name in layout.order]
-    shape = fused_kernel._scratch_shape(kernel.covariance_type)
-    takes = shape is not None and "white" in inspect.signature(loop.py_func).parameters
-    scratch = (np.empty(shape(K, d, tile), X.dtype),) if takes else ()  # (after only)
     t = time.thread_time()
-    status = loop(X, np.empty(0), *args, tile, *buffers, acc, *scratch)
+    status = loop(X, np.empty(0), *args, tile, *buffers, acc)
     elapsed = time.thread_time() - t
     assert status == 0
     return elapsed, float(acc[0])

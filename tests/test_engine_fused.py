@@ -422,29 +422,6 @@ def test_far_rows_second_moments_are_exact_in_both_kernels(monkeypatch, distance
         assert np.all(np.abs(moved.s2 - expected) <= 1e-10 * scale), type(kernel).__name__
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_full_loops_reuse_a_scratch_array_of_any_contents(monkeypatch, dtype):
-    """The whitened tile is a scratch array given to the loops (one per thread,
-    reused from one chunk to the next, not mapped afresh at each call): any
-    contents it holds from before leave the results unchanged, bit for bit."""
-    import threading
-
-    X = mixture_data().astype(dtype)
-    _, fast = kernels(monkeypatch, "full", fitted_params("full"), dtype)
-    expected, labels = fast.statistics(X), fast.labels(X)
-    (white,) = fast._scratch()
-    assert fast._scratch()[0] is white  # the same array at each call
-    others = []
-    thread = threading.Thread(target=lambda: others.append(fast._scratch()[0]))
-    thread.start()
-    thread.join()
-    assert others[0] is not white  # each thread its own
-    for junk in (np.nan, np.inf, np.finfo(dtype).max):
-        white[...] = junk
-        assert fast.statistics(X) == expected
-        assert np.array_equal(fast.labels(X), labels)
-
-
 def test_auto_mode_counts_the_passes_run_in_other_processes(monkeypatch):
     """In ``auto`` mode the kernels of a source whose chunks run elsewhere (a
     Dask array on a cluster's workers: ``rows_elsewhere``) count each pass's

@@ -162,28 +162,14 @@ def _whiten_eight(ct, d, f, base, lo, hi, score, sq):  # noqa: ANN001, ANN202
         score[b] = -0.5 * sq[b] + base
 
 
-def scratch_shape(n_components: int, n_features: int, tile: int) -> tuple[int, int, int]:
-    """Shape of the whitened tile (``white`` of :func:`_full_scores`), which the
-    caller gives the loops (and reuses from one call to the next) instead of
-    the loops allocating it at each call: K * d * tile numbers (320 KiB at
-    d=16, K=8 and 320-row tiles) are above glibc's mmap threshold, and where
-    a trim threshold is set (Dask's worker processes set
-    ``MALLOC_TRIM_THRESHOLD_``) that threshold stays fixed, so each call mapped
-    fresh pages and faulted them in: about 0.15 ms a call, 8% of a pass in
-    14,500-row chunks (measured, 2026-11-29)."""
-    return padded.py_func(n_features) // BLOCK, n_components * BLOCK, tile
-
-
 @_jit
-def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2, acc, white):  # noqa: ANN001, ANN201, E501
+def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2, acc):  # noqa: ANN001, ANN201
     """Full covariances. ``stacked`` (K*d, d+1) whitens ``[x - c, 1]`` for all
     components; ``base`` (K,) = log weight + log normaliser. Accumulates
     ``resp @ [x - c, 1]`` and the second moments in each component's whitened
     coordinates (:mod:`.moments`), then gives, as the reference, ``s1`` (K, d)
     about the means (``offsets`` = means - c) and ``s2`` (K, d, d) mapped back
-    with ``unwhiten`` (K, d, d): x - mu = y U^-1. ``white``: the whitened
-    tile's scratch, of :func:`scratch_shape` (given, not allocated here: see
-    :func:`scratch_shape`)."""
+    with ``unwhiten`` (K, d, d): x - mu = y U^-1."""
     n, d = X.shape
     K = base.shape[0]
     dp = padded(d)
@@ -196,6 +182,7 @@ def full_chunk(X, w, centre, stacked, base, offsets, unwhiten, tile, nk, s1, s2,
     sc = np.empty((K, tile))
     work = np.empty((3, tile))
     bits = np.empty(tile, np.int64)
+    white = np.empty((dp // BLOCK, K * BLOCK, tile), X.dtype)
     scaled = np.empty((BLOCK, tile), X.dtype)
     mom_t = np.empty((K, d + 1))
     mom = np.zeros((K, d + 1))
@@ -285,10 +272,9 @@ def _far_moments(resp, far, m, ct, offsets, far_sq, out):  # noqa: ANN001, ANN20
 
 
 @_jit
-def full_rows(X, centre, stacked, base, offsets, unwhiten, tile, what, out, white):  # noqa: ANN001, ANN201, ARG001, E501
+def full_rows(X, centre, stacked, base, offsets, unwhiten, tile, what, out):  # noqa: ANN001, ANN201, ARG001
     """Per-row results (see :func:`_finish`) for full covariances (``offsets``
-    and ``unwhiten`` serve only the statistics; ``white`` as in
-    :func:`full_chunk`)."""
+    and ``unwhiten`` serve only the statistics)."""
     n, d = X.shape
     K = base.shape[0]
     cb = np.ones((d + 2, tile), X.dtype)
@@ -299,6 +285,7 @@ def full_rows(X, centre, stacked, base, offsets, unwhiten, tile, what, out, whit
     stack = _block_stack(stacked, K, d)
     tri = _eight_factors(stacked, K, d)
     sq = np.empty(tile, X.dtype)
+    white = np.empty((padded(d) // BLOCK, K * BLOCK, tile), X.dtype)
     row = np.zeros(tile)
     for start in range(0, n, tile):
         stop = min(start + tile, n)

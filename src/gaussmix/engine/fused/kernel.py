@@ -24,7 +24,6 @@ import functools
 import importlib
 import os
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -106,8 +105,7 @@ class FusedEStepKernel(EStepKernel):
         buffers, acc = layout.buffers(K, d), np.zeros(3)
         args = [a[name] for name in layout.order]
         status = loop(read_only(np.ascontiguousarray(X, a["centre"].dtype)),
-                      read_only(_weights(sample_weight)), *args, self.tile, *buffers, acc,
-                      *self._scratch())
+                      read_only(_weights(sample_weight)), *args, self.tile, *buffers, acc)
         if status:
             # a row far beyond every component, or an overflow: the reference
             # rescues such rows (or reports them)
@@ -156,18 +154,8 @@ class FusedEStepKernel(EStepKernel):
         out = np.empty((K if what == 1 else 1, X.shape[0]))
         args = [a[name] for name in _LAYOUTS[self.covariance_type].order]
         status = loop(read_only(np.ascontiguousarray(X, a["centre"].dtype)), *args,
-                      self.tile, what, out, *self._scratch())
+                      self.tile, what, out)
         return None if status else out
-
-    def _scratch(self) -> tuple[np.ndarray, ...]:
-        """The loops' reusable scratch array, if they take one (see
-        :func:`scratch`)."""
-        shape = _scratch_shape(self.covariance_type)
-        if shape is None:
-            return ()
-        assert self.fused is not None
-        K, d = self.state.shift.shape
-        return (scratch(shape(K, d, self.tile), self.fused["centre"].dtype),)
 
 
 def read_only(a: np.ndarray) -> np.ndarray:
@@ -184,33 +172,6 @@ def read_only(a: np.ndarray) -> np.ndarray:
     view = a.view()
     view.setflags(write=False)  # (half the time of setting view.flags.writeable)
     return view
-
-
-_thread = threading.local()
-
-#: Scratch arrays kept per thread (those of the last shapes used).
-SCRATCH_KEPT = 4
-
-
-def scratch(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """An uninitialised array of this shape and dtype, the same one at each
-    call from the same thread (the loops run without the GIL: threads must
-    not share one), for loop buffers too large to allocate at every chunk
-    (see ``full_loops.scratch_shape``). Callers overwrite it before reading
-    it. At most :data:`SCRATCH_KEPT` are kept per thread.
-
-    >>> scratch((2, 3), np.float64) is scratch((2, 3), np.float64)
-    True
-    """
-    kept: dict[tuple[Any, ...], np.ndarray] = _thread.__dict__.setdefault("scratch", {})
-    key = (shape, np.dtype(dtype).str)
-    array = kept.pop(key, None)
-    if array is None:
-        array = np.empty(shape, dtype)
-        while len(kept) >= SCRATCH_KEPT:
-            del kept[next(iter(kept))]  # the least recently used
-    kept[key] = array  # (last: the most recently used)
-    return array
 
 
 def _weights(sample_weight: Any) -> np.ndarray:
@@ -285,14 +246,6 @@ def _loop(covariance_type: str, kind: str) -> Callable[..., int] | None:
     except ImportError:
         return None
     return getattr(loops, f"{covariance_type}_{kind}")  # type: ignore[no-any-return]
-
-
-@functools.cache
-def _scratch_shape(covariance_type: str) -> Callable[[int, int, int], tuple[int, ...]] | None:
-    """The shape (from K, d and the tile's rows) of the scratch array that a
-    covariance type's loops take last, or None where they take none."""
-    loops = importlib.import_module(f".{covariance_type}_loops", __package__)
-    return getattr(loops, "scratch_shape", None)
 
 
 def loop_arrays(kernel: EStepKernel) -> dict[str, np.ndarray] | None:
