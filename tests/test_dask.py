@@ -221,6 +221,26 @@ def test_a_pass_is_one_message(data, client, monkeypatch):
     assert all(len(m["keys"]) == 2 for m in graphs)
 
 
+def test_workers_take_larger_chunks_unless_told(data, monkeypatch):
+    """A Dask array's blocks are cut into chunks of worker_chunk_size rows (a
+    worker's chunks run one after another: larger ones cost less per row),
+    bounded as the estimator's by the reference kernel's memory; the
+    estimator's chunk_size, when given, is used as it is."""
+    from gaussmix.engine.sources import worker_chunk_size
+    from gaussmix.inputs import dask_source
+
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "fused")
+    X, _ = data
+    dX = da.from_array(X, chunks=(ROWS_PER_BLOCK, 3))
+    gm = GaussianMixture(8)
+    size = dask_source(gm, dX, None, reset=True).chunk_size
+    assert size == worker_chunk_size(8, 3, gm._piece) > gm._chunk_size(3)
+    assert dask_source(GaussianMixture(8, chunk_size=CHUNK), dX, None,
+                       reset=True).chunk_size == CHUNK
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "reference")  # no bigger chunks for it
+    assert dask_source(gm, dX, None, reset=True).chunk_size == gm._chunk_size(3)
+
+
 def test_default_initialisation_equals_in_memory(data):
     # At most 50,000 rows: all of them initialise, in order, as in memory.
     X, _ = data
