@@ -199,10 +199,12 @@ def test_persisted_rows_pass_on_their_futures(data, client, monkeypatch):
     assert ok
 
 
-def test_a_pass_is_one_message(data, client, monkeypatch):
-    """A pass's tasks (one per worker here) go to the scheduler in one message:
-    the client sends its messages in batches at most every 10 ms, so a second
-    message started the second worker's task up to 10 ms later."""
+def test_a_pass_is_one_message_sent_before_the_last_release(data, client,
+                                                             monkeypatch):
+    """A pass's tasks (one per worker here) go to the scheduler in one message,
+    and the previous pass's values are released after it: the client sends
+    its messages in batches at most every 10 ms, so a second message, or a
+    release just before, held the pass's tasks back by up to 10 ms."""
     X, _ = data
     dX = client.persist(da.from_array(X, chunks=(150, 3)))  # 8 blocks: one node
     with client.as_current():
@@ -216,9 +218,16 @@ def test_a_pass_is_one_message(data, client, monkeypatch):
         assert len(set(source.persisted_blocks(client).placement())) == 2  # both workers
         total = [next(DaskTree().map(lambda c: c.X.sum(), source)) for _ in range(3)]
     assert_allclose(total, X.sum(), rtol=1e-12)
-    graphs = [m for m in sent if m["op"] == "update-graph"]
+    graphs = [i for i, m in enumerate(sent) if m["op"] == "update-graph"]
     assert len(graphs) == 3  # one message per pass, with both workers' tasks
-    assert all(len(m["keys"]) == 2 for m in graphs)
+    assert all(len(sent[i]["keys"]) == 2 for i in graphs)
+    # each pass's values are released after the next pass's message (a
+    # release just before it held it back), the last pass's are kept
+    released = [i for i, m in enumerate(sent) if m["op"] == "client-releases-keys"
+                and str(m["keys"][0]).startswith("gaussmix-pass")]
+    assert len(released) == 4
+    assert all(graphs[1] < i < graphs[2] for i in released[:2])
+    assert all(i > graphs[2] for i in released[2:])
 
 
 def test_workers_take_larger_chunks_unless_told(data, monkeypatch):
