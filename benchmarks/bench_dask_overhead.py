@@ -19,7 +19,8 @@ machine hits every case alike:
   shipping the function, the row checks, adding the values);
 - *E-step pass*: one pass of the E-step kernel over all rows, in memory
   (``--cores`` threads) and then on the cluster by each path, in turn, at
-  fixed parameters; the ratio of each pass to the in-memory pass just before;
+  fixed parameters, in chunks of the sizes a fit takes in each place; the
+  ratio of each pass to the in-memory pass just before;
 - *iteration*: the median time between two EM iterations (the estimator's
   ``callback``: start-up and the final labels pass are left out) in memory
   (``--cores`` threads) and on the cluster by each path, and their ratio.
@@ -151,8 +152,10 @@ def main() -> None:
         layered = persisted.map_blocks(same_block, dtype=float)
         paths = {"futures": persisted, "graph": layered}
         model = fit_memory(X, None, 1)
-        size = model._chunk_size(D)
-        sources = {path: DaskSource(data, chunk_size=size) for path, data in paths.items()}
+        size, on_workers = model._chunk_size(D), model._worker_chunk_size(D)
+        print(f"rows per chunk: {size} in memory, {on_workers} on the workers (as fits)")
+        sources = {path: DaskSource(data, chunk_size=on_workers)
+                   for path, data in paths.items()}
         in_memory = (ArraySource(X, None, size), ThreadPool(args.cores))
         assert sources["futures"].persisted_blocks(client) is not None
         assert sources["graph"].persisted_blocks(client) is None

@@ -199,6 +199,57 @@ def test_persisted_rows_pass_on_their_futures(data, client, monkeypatch):
     assert ok
 
 
+def test_a_pass_is_one_message_sent_before_the_last_release(data, client,
+                                                             monkeypatch):
+    """A pass's tasks (one per worker here) go to the scheduler in one message,
+    and the previous pass's values are released after it: the client sends
+    its messages in batches at most every 10 ms, so a second message, or a
+    release just before, held the pass's tasks back by up to 10 ms."""
+    X, _ = data
+    dX = client.persist(da.from_array(X, chunks=(150, 3)))  # 8 blocks: one node
+    with client.as_current():
+        distributed.wait(dX)
+    sent = []
+    send = client._send_to_scheduler
+    monkeypatch.setattr(client, "_send_to_scheduler",
+                        lambda msg: (sent.append(msg), send(msg))[1])
+    with dask.config.set(scheduler=client):
+        source = DaskSource(dX)
+        assert len(set(source.persisted_blocks(client).placement())) == 2  # both workers
+        total = [next(DaskTree().map(lambda c: c.X.sum(), source)) for _ in range(3)]
+    assert_allclose(total, X.sum(), rtol=1e-12)
+    graphs = [i for i, m in enumerate(sent) if m["op"] == "update-graph"]
+    assert len(graphs) == 3  # one message per pass, with both workers' tasks
+    assert all(len(sent[i]["keys"]) == 2 for i in graphs)
+    # each pass's values are released after the next pass's message (a
+    # release just before it held it back), the last pass's are kept
+    released = [i for i, m in enumerate(sent) if m["op"] == "client-releases-keys"
+                and str(m["keys"][0]).startswith("gaussmix-pass")]
+    assert len(released) == 4
+    assert all(graphs[1] < i < graphs[2] for i in released[:2])
+    assert all(i > graphs[2] for i in released[2:])
+
+
+def test_workers_take_larger_chunks_unless_told(data, monkeypatch):
+    """A Dask array's blocks are cut into chunks of worker_chunk_size rows (a
+    worker's chunks run one after another: larger ones cost less per row),
+    bounded as the estimator's by the reference kernel's memory; the
+    estimator's chunk_size, when given, is used as it is."""
+    from gaussmix.engine.sources import worker_chunk_size
+    from gaussmix.inputs import dask_source
+
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "fused")
+    X, _ = data
+    dX = da.from_array(X, chunks=(ROWS_PER_BLOCK, 3))
+    gm = GaussianMixture(8)
+    size = dask_source(gm, dX, None, reset=True).chunk_size
+    assert size == worker_chunk_size(8, 3, gm._piece) > gm._chunk_size(3)
+    assert dask_source(GaussianMixture(8, chunk_size=CHUNK), dX, None,
+                       reset=True).chunk_size == CHUNK
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "reference")  # no bigger chunks for it
+    assert dask_source(gm, dX, None, reset=True).chunk_size == gm._chunk_size(3)
+
+
 def test_default_initialisation_equals_in_memory(data):
     # At most 50,000 rows: all of them initialise, in order, as in memory.
     X, _ = data

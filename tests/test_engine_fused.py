@@ -420,3 +420,25 @@ def test_far_rows_second_moments_are_exact_in_both_kernels(monkeypatch, distance
         diagonal = np.sqrt(np.einsum("kii->ki", expected))
         scale = diagonal[:, :, None] * diagonal[:, None, :]
         assert np.all(np.abs(moved.s2 - expected) <= 1e-10 * scale), type(kernel).__name__
+
+
+def test_auto_mode_counts_the_passes_run_in_other_processes(monkeypatch):
+    """In ``auto`` mode the kernels of a source whose chunks run elsewhere (a
+    Dask array on a cluster's workers: ``rows_elsewhere``) count each pass's
+    work where they are built, so that after enough passes they use the
+    compiled loops, as a local source's do; before, they never did."""
+    from gaussmix.engine.fused import kernel as fused_kernel
+    from gaussmix.engine.threads import WorkCounter
+
+    monkeypatch.setenv("GAUSSMIX_KERNEL", "auto")
+    monkeypatch.setattr(fused_kernel, "loops_loaded", lambda: False)
+    piece, params = get_covariance_type("full"), fitted_params("full")
+    K, d = params.means.shape
+    one_pass = 4.0 * piece.numbers_per_row(K, d) * (d + 1) * 1000
+    monkeypatch.setattr(fused_kernel, "LOAD_AFTER_FLOPS", 2.5 * one_pass)
+    for spec, expected in [(ComputeSpec(np, np.float64, rows_elsewhere=1000),
+                            [False, False, False, True, True]),
+                           (ComputeSpec(np, np.float64), [False] * 5)]:
+        monkeypatch.setattr(fused_kernel, "_work", WorkCounter())
+        built = [EStepKernel.build(piece, params, spec) for _ in expected]
+        assert [k.compiled for k in built] == expected

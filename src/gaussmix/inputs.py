@@ -32,6 +32,7 @@ def dask_source(est: Any, X: Any, sample_weight: Any, *, reset: bool) -> DataSou
     from .backends.dask import DaskSource
 
     source = DaskSource(X, sample_weight)
+    source.chunk_size = est._worker_chunk_size(source.n_features)
     if not reset:  # scikit-learn's order: names first, then their number
         _check_column_names(est, X, source.n_features, reset=False)
     source = adopted(est, source, reset=reset)

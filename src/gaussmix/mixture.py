@@ -20,7 +20,7 @@ from .engine.init import initial_params
 from .engine.loop import Callback, EMRun, EMSettings, best_of_restarts
 from .engine.params import MixtureParams
 from .engine.reducers import Reducer, reducer_for
-from .engine.sources import DataSource, auto_chunk_size
+from .engine.sources import DataSource, auto_chunk_size, worker_chunk_size
 from .engine.threads import resolve_threads, single_threaded_blas
 from .engine.xp import to_host
 from .inputs import (
@@ -93,7 +93,9 @@ default='kmeans'
         memory is about ``chunk_size * (K * (d + 3) + d)`` numbers for full
         covariances (measured with tracemalloc), ``chunk_size * (4 d + K)`` for
         diag and ``chunk_size * 3 (d + K)`` for tied and spherical. None picks
-        about 2^20 numbers per chunk.
+        about 2^20 numbers per chunk (on a Dask cluster's workers, where
+        chunks of a block run one after another, up to 2^22: see
+        :func:`gaussmix.engine.sources.worker_chunk_size`).
     n_threads : int or None, default=None
         Keyword-only (gaussmix). Threads that process chunks in parallel; None
         uses the cores available to the process (affinity, cgroup quota),
@@ -385,6 +387,12 @@ or torch tensor
         if self.chunk_size is not None:
             return int(self.chunk_size)
         return auto_chunk_size(self.n_components, n_features, self._piece, n_rows)
+
+    def _worker_chunk_size(self, n_features: int) -> int:
+        """Rows per chunk of a Dask array's blocks, on the workers."""
+        if self.chunk_size is not None:
+            return int(self.chunk_size)
+        return worker_chunk_size(self.n_components, n_features, self._piece)
 
     def _initial_params(
         self, source: DataSource, piece: CovarianceType,

@@ -133,7 +133,8 @@ class DaskSource(ReadsMissing):
         X, self.feature_names = _as_array(X)
         self.X = X
         self.n_rows, self.n_features = int(X.shape[0]), int(X.shape[1])
-        self.spec = ComputeSpec(array_namespace(np.empty(0, X.dtype)), X.dtype)
+        self.spec = ComputeSpec(array_namespace(np.empty(0, X.dtype)), X.dtype,
+                                rows_elsewhere=self.n_rows)  # (on the workers)
         self.sample_weight, self.weight_exponent, self.n_weighted = _aligned_weights(
             sample_weight, X)
         self.chunk_size = chunk_size

@@ -51,7 +51,7 @@ class EStepKernel:
             return kernel
         # compiled loops for NumPy chunks, if numba is (the fused package
         # imports this module: deferred)
-        return deferred("gaussmix.engine.fused").specialised(kernel)  # type: ignore[no-any-return]
+        return deferred("gaussmix.engine.fused").specialised(kernel, spec)  # type: ignore[no-any-return]
 
     # -- per-row results -----------------------------------------------------
     def scores(self, X: Any) -> tuple[Any, Any, Any, list[Any]]:

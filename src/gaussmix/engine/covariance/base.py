@@ -32,11 +32,15 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 @dataclass(frozen=True)
 class ComputeSpec:
-    """Where and in what precision chunks live: namespace, dtype, device."""
+    """Where and in what precision chunks live: namespace, dtype, device, and
+    how many rows each pass runs in other processes (a cluster's workers),
+    whose E-step work the fused kernel's ``auto`` mode counts where the
+    kernels are built (see :func:`gaussmix.engine.fused.specialised`)."""
 
     xp: Any
     dtype: Any
     device: Any = None
+    rows_elsewhere: int = 0
 
     def asarray(self, a: np.ndarray, dtype: Any = None) -> Any:
         """A host array moved to this namespace and device (``dtype`` default

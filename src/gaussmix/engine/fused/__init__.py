@@ -23,9 +23,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from typing import TYPE_CHECKING
 
 from ..deferred import deferred
 from ..estep import EStepKernel
+
+if TYPE_CHECKING:
+    from ..covariance import ComputeSpec
 
 __all__ = ["ENVIRONMENT_VARIABLE", "available", "specialised"]
 
@@ -50,8 +54,13 @@ def mode() -> str:
     return value
 
 
-def specialised(kernel: EStepKernel) -> EStepKernel:
+def specialised(kernel: EStepKernel, spec: ComputeSpec | None = None) -> EStepKernel:
     """The fused version of ``kernel`` where it applies, else ``kernel``.
+
+    In ``auto`` mode, a kernel whose chunks run in other processes (``spec``'s
+    ``rows_elsewhere``: a pass over a Dask array on a cluster) counts the work
+    of its pass here, where the next kernels are built: the workers' own counts
+    never reach this process, so their kernels would stay the reference's.
 
     Examples
     --------
@@ -78,6 +87,9 @@ def specialised(kernel: EStepKernel) -> EStepKernel:
     if arrays is None:
         return kernel
     compiled = fused.load_loops_if_worth_it() if choice == "auto" else True
+    if choice == "auto" and spec is not None and spec.rows_elsewhere:
+        # counted after the choice, as a local pass's chunks count for the next
+        fused.count_rows(kernel, spec.rows_elsewhere)
     K, d = kernel.state.shift.shape
     return fused.FusedEStepKernel(kernel.piece, kernel.state, kernel.log_weights,
                                   kernel.covariance_type, fused=arrays,

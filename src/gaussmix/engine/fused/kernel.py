@@ -62,10 +62,11 @@ def load_loops_if_worth_it() -> bool:
     return _loop("full", "chunk") is not None
 
 
-def _count_work(kernel: EStepKernel, X: Any) -> None:
+def count_rows(kernel: EStepKernel, n_rows: int) -> None:
+    """Count the E-step work of ``n_rows`` rows for the ``auto`` mode."""
     K, d = kernel.state.shift.shape
     per_row = 4.0 * kernel.piece.numbers_per_row(K, d) * (d + 1)
-    _work.add(per_row * X.shape[0])
+    _work.add(per_row * n_rows)
 
 # A tile's work arrays take this share of one core's L2 cache, so that the
 # tile, its products and the statistics stay in cache between the steps.
@@ -136,7 +137,7 @@ class FusedEStepKernel(EStepKernel):
                    and X.shape[0] >= MIN_ROWS
                    and X.dtype in (self.fused["centre"].dtype, np.float32))
         if applies and not self.compiled:
-            _count_work(self, X)
+            count_rows(self, X.shape[0])
             return False
         return applies
 
