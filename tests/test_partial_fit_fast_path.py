@@ -152,6 +152,22 @@ def test_step_parameters_are_checked_again_whenever_they_change(rows):
     assert gm.n_iter_ == 3
 
 
+def test_unchanged_step_parameters_are_not_checked_again(rows, monkeypatch):
+    # the stream's state keeps the settings of its last step: a later call
+    # with the same parameters skips their validation (a small batch's cost)
+    import gaussmix._partial_fit as pf
+
+    calls = []
+    check = pf.check_parameters
+    monkeypatch.setattr(pf, "check_parameters", lambda *a: calls.append(1) or check(*a))
+    gm = GaussianMixture(3, **start("diag"), covariance_type="diag")
+    for i in range(4):
+        gm.partial_fit(rows[100 * i:100 * (i + 1)])
+    assert len(calls) == 1
+    gm.set_params(reg_covar=1e-5).partial_fit(rows[400:500])
+    assert len(calls) == 2
+
+
 def test_bad_batches_after_the_first_still_get_clear_errors(rows):
     gm = GaussianMixture(3, covariance_type="diag", **start("diag")).partial_fit(
         rows[:300])

@@ -137,16 +137,15 @@ class PartialFitMixin:
             try:
                 with quiet:
                     params, state, lower_bound = stream_step(
-                        batch, piece, params, state, rate, est.reg_covar, reducer)
+                        batch, piece, params, state, rate, est.reg_covar, reducer,
+                        step_settings)
             except (ValueError, ArithmeticError):
                 if unchecked:  # NaN or inf in the batch: the validation's message
                     check_data(est, X, reset=False, min_samples=1)
                 raise
         est._set_fitted(EMRun(params, lower_bound, [lower_bound], state.n_steps),
                         piece)
-        # (the constructor: dataclasses.replace costs several times as much)
-        est._stream_ = StreamState(state.stats, state.n_steps, state.rate, state.params,
-                                   step_settings)
+        est._stream_ = state
         est.__dict__.pop("labels_", None)  # labels of an earlier fit's rows
         return est
 

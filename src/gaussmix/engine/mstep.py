@@ -45,7 +45,8 @@ def m_step(stats: SuffStats, piece: CovarianceType, reg_covar: float,
     means = stats.shift + delta
     covariances = piece.covariances(nk, delta, stats.s2, reg_covar)
     empty = stats.nk <= floor
-    if empty.any() and not empty.all():
+    # one reduction (not any() and all(): each M-step, each partial_fit call)
+    if 0 < np.count_nonzero(empty) < len(empty):
         means, covariances, nk = _reseed(piece, means, covariances, nk, empty,
                                          worst_rows)
     weights = nk / nk.sum()

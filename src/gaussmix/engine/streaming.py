@@ -99,12 +99,14 @@ def blend(running: SuffStats | None, batch: SuffStats, rho: float) -> SuffStats:
 def stream_step(
     batch: DataSource, piece: CovarianceType, params: MixtureParams,
     state: StreamState | None, rate: StepSize, reg_covar: float, reducer: Reducer,
+    settings: tuple[Any, ...] = (),
 ) -> tuple[MixtureParams, StreamState, float]:
     """One step of stepwise EM on a batch.
 
-    Returns the new parameters, the new state and the batch's weighted mean
-    log-likelihood at ``params`` (before the update). Empty components are
-    reseeded at the batch's worst-explained rows, as in a full fit.
+    Returns the new parameters, the new state (holding ``settings``, the
+    caller's, as they are) and the batch's weighted mean log-likelihood at
+    ``params`` (before the update). Empty components are reseeded at the
+    batch's worst-explained rows, as in a full fit.
     """
     stats, kernel = data_statistics(batch, piece, params, reducer)
     n_steps = 0 if state is None else state.n_steps
@@ -120,5 +122,5 @@ def stream_step(
     new, running = m_step_about_new_means(
         blend(previous, stats, rho), lambda s: m_step(s, piece, reg_covar, worst),
         recentred, piece, passed=stats)
-    return (new, StreamState(running, n_steps + 1, rate, new),
+    return (new, StreamState(running, n_steps + 1, rate, new, settings),
             stats.loglik / stats.weight)

@@ -377,7 +377,8 @@ class CovarianceType(ABC):
                    prec_chol: np.ndarray, limit: float) -> bool:
         """Whether some component's :meth:`jump_losses` exceed ``limit``
         (asked after every M-step)."""
-        return bool(np.any(self.jump_losses(delta, covariances, prec_chol) > limit))
+        # (the method, not np.any, whose dispatch costs more than the reduction)
+        return bool((self.jump_losses(delta, covariances, prec_chol) > limit).any())
 
     @abstractmethod
     def check_precisions(self, precisions: np.ndarray) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,13 @@ def _stacked(chol: np.ndarray, white_offsets: np.ndarray) -> np.ndarray:
     out[:, :, :d] = chol.transpose(0, 2, 1)
     out[:, :, d] = -white_offsets
     return out.reshape(K * d, d + 1)
+
+
+@functools.cache
+def _component_names(n_components: int) -> tuple[str, ...]:
+    """Names of the components in error messages: built once per K, not at
+    every M-step (each ``partial_fit`` call)."""
+    return tuple(f"component {k}" for k in range(n_components))
 
 
 class _GroupArrays(dict):
@@ -235,8 +243,8 @@ class Full(CovarianceType):
         return cov
 
     def precisions_cholesky(self, covariances):
-        names = [f"component {k}" for k in range(len(covariances))]
-        return upper_cholesky_of_inverses(np.asarray(covariances), names)
+        return upper_cholesky_of_inverses(np.asarray(covariances),
+                                          _component_names(len(covariances)))
 
     def precisions_cholesky_from_precisions(self, precisions):
         return np.stack([upper_cholesky_of_matrix(p) for p in precisions])
