@@ -46,7 +46,7 @@ def client():
     # (seen once in a full run on 2 shared cores); placement is the library's.
     with dask.config.set({"distributed.scheduler.work-stealing": False}):
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
-                                           processes=True, dashboard_address=None,
+                                           processes=True, dashboard_address=":0",
                                            silence_logs=40)
     with distributed.Client(cluster, set_as_default=False) as c:
         yield c
