@@ -203,3 +203,28 @@ def test_inputs_are_cut_into_enough_chunks_for_the_cores(cores, monkeypatch):
     # full covariances' chunks of 1M rows are small already: the cores change nothing
     assert sources.auto_chunk_size(8, 16, full, n_rows=1_000_000) == \
         sources.even_chunk_rows(sources.auto_chunk_size(8, 16, full), 1_000_000)
+
+
+def test_a_file_is_checked_in_its_first_complete_pass_only(tmp_path, monkeypatch):
+    from gaussmix.engine import sources
+
+    rows = np.arange(40.0).reshape(20, 2)
+    rows[13, 1] = np.nan
+    path = tmp_path / "rows.npy"
+    np.save(path, rows)
+    checked = []
+    real = sources.check_chunk
+    monkeypatch.setattr(sources, "check_chunk",
+                        lambda X, *a: checked.append(len(X)) or real(X, *a))
+    source = NpySource(path, chunk_size=6)
+    for _ in range(2):  # a pass that raised checks again next time
+        with pytest.raises(ValueError, match="NaN"):
+            list(source.chunks())
+    reading = source.reading_missing(fitting=True)  # NaN as missing values
+    assert [len(c.X) for c in reading.chunks()] == [6, 6, 6, 2]
+    assert sum(checked) == 18 + 18 + 20  # the raising passes end at chunk 12..17
+    checked.clear()
+    assert np.isnan(np.concatenate([c.X for c in reading.chunks()])[13, 1])
+    assert checked == []  # checked already, as this copy reads NaN
+    with pytest.raises(ValueError, match="NaN"):  # the original: NaN still refused
+        list(source.chunks())
