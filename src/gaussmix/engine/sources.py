@@ -92,8 +92,7 @@ def auto_chunk_size(
     >>> 4096 <= auto_chunk_size(8, 16, get_covariance_type("full")) <= 65536
     True
     """
-    per_row = (piece.numbers_per_row(n_components, n_features) if piece is not None
-               else n_components * (n_features + 1))
+    per_row = _numbers_per_row(n_components, n_features, piece)
     return _chunk_rows(per_row, n_features, _fused_kernel_serves(), n_rows,
                        None if n_rows is None else available_cores())
 
@@ -126,9 +125,17 @@ def worker_chunk_size(n_components: int, n_features: int,
     rows = auto_chunk_size(n_components, n_features, piece)
     if not _fused_kernel_serves():
         return rows
-    per_row = (piece.numbers_per_row(n_components, n_features) if piece is not None
-               else n_components * (n_features + 1))
+    per_row = _numbers_per_row(n_components, n_features, piece)
     return max(rows, min(MAX_WORKER_CHUNK_ROWS, MAX_CHUNK_ELEMENTS // max(1, per_row)))
+
+
+def _numbers_per_row(n_components: int, n_features: int,
+                     piece: CovarianceType | None) -> int:
+    """Numbers per row of the reference kernel's largest work array (the
+    full type's when no type is given)."""
+    if piece is None:
+        return n_components * (n_features + 1)
+    return piece.numbers_per_row(n_components, n_features)
 
 
 @functools.lru_cache(maxsize=256)  # asked at each partial_fit call
@@ -176,7 +183,6 @@ def _enough_pieces(rows: int, n_rows: int, cores: int) -> int:
 def _fused_kernel_serves() -> bool:
     fused = deferred("gaussmix.engine.fused")
     return fused.available() and fused.mode() != "reference"  # type: ignore[no-any-return]
-
 
 
 class Chunk(NamedTuple):
