@@ -7,19 +7,28 @@ rows = 4 GiB by default) and a Parquet file of the same rows (row groups of
 each of: the array loaded into memory (from a fixed start: an in-memory default
 initialisation would run k-means on every row), ``NpySource`` and
 ``ParquetSource`` (default initialisation: k-means on a 50,000-row reservoir
-sample, one extra pass), the latter also with ``cache=True`` ("parquet,
-spilled": the sampling pass writes the rows to a row-major scratch file in the
-temporary folder, which every EM pass then maps; see gaussmix.files.spill).
-Prints the seconds per EM iteration (between the first and last iteration
-callbacks, so initialisation is left out), the peak
+sample, one extra pass). ``ParquetSource`` runs as a user gets it ("parquet":
+``cache="auto"``, the sampling pass writes the rows to a row-major scratch
+file in the temporary folder, which every EM pass then maps; see
+gaussmix.files.spill) and with ``cache=False`` ("parquet,decoded": every pass
+decodes the file). Prints the seconds per EM iteration (between the first and
+last iteration callbacks, so initialisation is left out), the peak
 *private* memory above the process's start (RssAnon from /proc/self/status,
 sampled every 5 ms; pages of a memory map or of the page cache are not private)
 and the total time. The files are deleted at the end unless --keep is given.
 
+Before each fit, the file it reads is read through once (so it is in the page
+cache, as the target "when the file is in the page cache" asks) and the other
+file's pages are dropped from the page cache (``posix_fadvise(DONTNEED)``), so
+that one mode's fit does not pay for the cache another left behind (with 24 GiB
+of RAM, the rows in memory, the .npy, the Parquet file and a scratch file do
+not all fit at once). ``--rounds R`` runs the modes R times in turn and prints
+each mode's ratio to the in-memory iteration per round and their median.
+
 Run ``python benchmarks/bench_out_of_core.py [--rows N] [--max-iter 4]
-[--memory-rows M] [--dir DIR]``. ``--memory-rows`` fits only the first M rows in
-memory (when n rows do not fit alongside); seconds per iteration are then
-compared per row.
+[--memory-rows M] [--rounds R] [--dir DIR]``. ``--memory-rows`` fits only the
+first M rows in memory (when n rows do not fit alongside); seconds per
+iteration are then compared per row.
 """
 
 from __future__ import annotations
@@ -84,12 +93,28 @@ def fit_once(path: str, mode: str, max_iter: int, memory_rows: int) -> None:
             data = NpySource(path)
             n = data.n_rows
         else:
-            data = ParquetSource(path, cache=mode == "parquet,spilled")
+            data = (ParquetSource(path) if mode == "parquet"
+                    else ParquetSource(path, cache=False))
             n = data.n_rows
         model = GaussianMixture(K, **settings).fit(data)
         seconds = time.perf_counter() - t
     per_iter = (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1)
     print(mode, per_iter, peak[0], seconds, model.lower_bound_, n, stamps[0] - t)
+
+
+def in_page_cache(path: str, others: list[str]) -> None:
+    """Read ``path`` through once (into the page cache) and drop the pages of
+    ``others`` from it (clean pages: no privileges needed)."""
+    for other in others:
+        fd = os.open(other, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    with open(path, "rb", buffering=0) as f:
+        block = bytearray(1 << 24)
+        while f.readinto(block):
+            pass
 
 
 def main() -> None:
@@ -99,6 +124,8 @@ def main() -> None:
     parser.add_argument("--memory-rows", type=int, default=None)
     parser.add_argument("--dir", default=None)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of all modes in turn (ratios per round, median)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -120,22 +147,27 @@ def main() -> None:
         print("| data given as | rows | s/it | s/it per 1M rows | peak private MiB "
               "above start | s to the 1st iteration | total s | lower bound |")
         print("|---|---|---|---|---|---|---|---|")
-        per_row = {}
         modes = (("memory", npy), ("npy", npy), ("parquet", parquet),
-                 ("parquet,spilled", parquet))
-        for mode, path in modes:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", path, mode, str(args.max_iter),
-                 str(memory_rows)], capture_output=True, text=True, check=True
-            ).stdout.split()
-            _, sec, mib, total, bound, rows, first = out
-            per_row[mode] = float(sec) / int(rows) * 1e6
-            print(f"| {mode} | {int(rows)} | {float(sec):.3f} | {per_row[mode]:.4f} | "
-                  f"{float(mib):.0f} | {float(first):.1f} | {float(total):.1f} | "
-                  f"{float(bound):.6f} |", flush=True)
-        for mode, _ in modes[1:]:
-            print(f"# {mode}: {per_row[mode] / per_row['memory']:.2f}x the in-memory "
-                  "seconds per iteration (per row)")
+                 ("parquet,decoded", parquet))
+        ratios: dict[str, list[float]] = {mode: [] for mode, _ in modes[1:]}
+        for _ in range(args.rounds):
+            per_row = {}
+            for mode, path in modes:
+                in_page_cache(path, [p for p in (npy, parquet) if p != path])
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", path, mode, str(args.max_iter),
+                     str(memory_rows)], capture_output=True, text=True, check=True
+                ).stdout.split()
+                _, sec, mib, total, bound, rows, first = out
+                per_row[mode] = float(sec) / int(rows) * 1e6
+                print(f"| {mode} | {int(rows)} | {float(sec):.3f} | {per_row[mode]:.4f} | "
+                      f"{float(mib):.0f} | {float(first):.1f} | {float(total):.1f} | "
+                      f"{float(bound):.6f} |", flush=True)
+            for mode in ratios:
+                ratios[mode].append(per_row[mode] / per_row["memory"])
+        for mode, each in ratios.items():
+            print(f"# {mode}: {np.median(each):.2f}x the in-memory seconds per iteration "
+                  f"(per row; rounds: {', '.join(f'{r:.2f}' for r in each)})")
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)

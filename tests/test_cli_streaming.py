@@ -139,6 +139,15 @@ def test_spill_maps_the_rows_after_the_first_pass_and_leaves_nothing(
               64, "--spill", "-q"))
     assert len(made) == 2 and all(spill.ready for spill in made)
     assert list(scratch.iterdir()) == []
+    made.clear()  # spilling is the default; --no-spill decodes every pass
+    ok(invoke("fit", files["parquet"], *FIT, "--chunk-size", 64, "-o", tmp_path / "d.npz"))
+    assert len(made) == 1 and made[0].ready
+    made.clear()
+    ok(invoke("fit", files["parquet"], *FIT, "--chunk-size", 64, "--no-spill",
+              "-o", tmp_path / "n.npz"))
+    assert made == []
+    np.testing.assert_allclose(load(tmp_path / "n.npz").means_,
+                               load(tmp_path / "d.npz").means_, rtol=1e-10)
 
 
 def test_files_over_the_threshold_stream_without_reading_whole(files, tmp_path,

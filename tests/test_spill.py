@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +174,140 @@ def test_mapped_passes_hold_no_copy_of_the_rows(tmp_path):
     tracemalloc.stop()
     assert total == pytest.approx(X[:, 0].sum())
     assert peak < 64 * 1024  # the rows are 6.4 MB; one chunk would be 320 kB
+
+
+# -- cache="auto", the default: fits spill, predictions do not ---------------
+def _decoded_row_groups(monkeypatch):
+    """The row groups every pass decodes from the Parquet file, in order."""
+    decoded = []
+    original = gaussmix.ParquetSource._read_group
+
+    def counting(self, index, start):
+        decoded.append(index)
+        return original(self, index, start)
+
+    monkeypatch.setattr(gaussmix.ParquetSource, "_read_group", counting)
+    return decoded
+
+
+def _mapped_scratch_files(folder):
+    """Scratch files in ``folder`` this process still maps (Linux)."""
+    with open("/proc/self/maps") as maps:
+        return [line for line in maps if f"{folder}{os.sep}gaussmix-spill" in line]
+
+
+def _spying(made):
+    """RowSpill._spilling that records the folder of each spill that writes."""
+    original = spill_module.RowSpill._spilling
+
+    def spilling(self, chunks):
+        made.append(self.folder)
+        return original(self, chunks)
+
+    return spilling
+
+
+def _drain_pool():
+    """Wait until the chunk threads have dequeued every task submitted so far."""
+    from concurrent.futures import wait
+
+    from gaussmix.engine.reducers import shared_pool
+    from gaussmix.engine.threads import available_cores
+
+    workers = max(1, available_cores() - 1)
+    pool = shared_pool(workers)
+    wait([pool.submit(lambda: None) for _ in range(workers)])
+
+
+def _fixed_start(X, **more):
+    start = GaussianMixture(2, max_iter=0, random_state=0).fit(X)
+    return dict(weights_init=start.weights_, means_init=start.means_,
+                precisions_init=start.precisions_, tol=0, max_iter=5, **more)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc")
+def test_a_fit_spills_by_default_and_drops_the_scratch_file_when_it_ends(
+        parquet, monkeypatch, tmp_path):
+    path, X, w = parquet
+    decoded = _decoded_row_groups(monkeypatch)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the scratch files' folder
+    source = gaussmix.ParquetSource(path, weights="w")
+    made = []
+    monkeypatch.setattr(spill_module.RowSpill, "_spilling", _spying(made))
+    fitted = GaussianMixture(2, **_fixed_start(X)).fit(source)
+    assert sorted(decoded) == [0, 1, 2]  # 5 passes, 1 decoded: 4 mapped the rows
+    assert made == [str(tmp_path)]
+    _drain_pool()  # a chunk a worker has yet to drop (a task the caller took over)
+    assert source._spill is None and not _mapped_scratch_files(tmp_path)
+    reference = GaussianMixture(2, **_fixed_start(X)).fit(X, sample_weight=w)
+    np.testing.assert_allclose(fitted.means_, reference.means_, rtol=1e-10)
+    np.testing.assert_allclose(fitted.covariances_, reference.covariances_, rtol=1e-10)
+    decoded.clear()
+    fitted.score_samples(source)
+    fitted.predict(source)  # single passes read the file: nothing spilled
+    assert sorted(decoded) == [0, 0, 1, 1, 2, 2] and source._spill is None
+
+
+def test_a_fit_without_cache_decodes_every_pass(parquet, monkeypatch):
+    path, X, _ = parquet
+    decoded = _decoded_row_groups(monkeypatch)
+    GaussianMixture(2, **_fixed_start(X)).fit(
+        gaussmix.ParquetSource(path, columns=["a", "b", "c"], cache=False))
+    assert len(decoded) == 3 * 5  # a pass per iteration
+
+
+def test_a_fit_without_room_warns_and_reads_the_file(parquet, monkeypatch):
+    path, X, _ = parquet
+    usage = shutil.disk_usage("/")
+    monkeypatch.setattr(spill_module.shutil, "disk_usage",
+                        lambda folder: usage._replace(free=10))
+    decoded = _decoded_row_groups(monkeypatch)
+    source = gaussmix.ParquetSource(path, columns=["a", "b", "c"])
+    with pytest.warns(RuntimeWarning, match="GiB free.*cache=False to silence"):
+        fitted = GaussianMixture(2, **_fixed_start(X)).fit(source)
+    assert len(decoded) == 3 * 5
+    reference = GaussianMixture(2, **_fixed_start(X)).fit(X)
+    np.testing.assert_allclose(fitted.means_, reference.means_, rtol=1e-10)
+
+
+def test_a_selection_over_a_parquet_file_spills_by_default(parquet, monkeypatch):
+    path, X, _ = parquet
+    decoded = _decoded_row_groups(monkeypatch)
+    settings = dict(n_init=1, max_iter=4, tol=0, random_state=0)
+    spilled = gaussmix.select(gaussmix.ParquetSource(path, columns=["a", "b", "c"]),
+                              (1, 2), ("full", "diag"), **settings)
+    auto_passes = len(decoded) / 3
+    decoded.clear()
+    decoding = gaussmix.select(gaussmix.ParquetSource(path, columns=["a", "b", "c"],
+                                                      cache=False),
+                               (1, 2), ("full", "diag"), **settings)
+    assert len(decoded) / 3 == auto_passes + 3  # 4 EM passes: 3 of them mapped
+    for a, b in zip(spilled.table, decoding.table, strict=True):
+        assert (a.n_components, a.covariance_type) == (b.n_components, b.covariance_type)
+        assert a.bic == pytest.approx(b.bic, rel=1e-10)
+
+
+def test_a_zarr_fit_spills_by_default(tmp_path, parquet, monkeypatch):
+    zarr = pytest.importorskip("zarr")
+    _, X, _ = parquet
+    z = zarr.open_array(str(tmp_path / "z"), mode="w", shape=X.shape, chunks=(250, 3),
+                        dtype="f8")
+    z[:] = X
+    reads = []
+    original = gaussmix.ZarrSource._read_rows
+    monkeypatch.setattr(gaussmix.ZarrSource, "_read_rows",
+                        lambda self, a, b: reads.append(a) or original(self, a, b))
+    source = gaussmix.ZarrSource(str(tmp_path / "z"), chunk_size=500)
+    fitted = GaussianMixture(2, **_fixed_start(X)).fit(source)
+    assert reads == [0, 500, 1000] and source._spill is None
+    reference = GaussianMixture(2, **_fixed_start(X)).fit(X)
+    np.testing.assert_allclose(fitted.means_, reference.means_, rtol=1e-10)
+
+
+def test_a_folder_named_auto_is_a_folder(parquet, tmp_path, monkeypatch):
+    path, _, _ = parquet
+    (tmp_path / "auto").mkdir()
+    monkeypatch.chdir(tmp_path)
+    source = gaussmix.ParquetSource(path, cache=Path("auto"))
+    assert source._spill is not None and source._spill.folder == "auto"
+    assert gaussmix.ParquetSource(path)._spill is None  # the string: fits spill

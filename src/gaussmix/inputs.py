@@ -144,7 +144,7 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
                              "not as sample_weight, when X is a data source.")
         if X.n_rows is not None:  # an empty file, a file of one row
             check_enough_rows(X.n_rows, est.n_components)
-        return adopted(est, X, reset=reset)
+        return adopted(est, fit_reading(X), reset=reset)
     X = check_data(est, X, reset=reset, min_samples=2)
     n_samples, n_features = X.shape
     if n_samples < est.n_components:
@@ -157,6 +157,14 @@ def training_source(est: Any, X: Any, sample_weight: Any) -> DataSource:
     if weights is not None:
         check_weighted_rows(int(np.count_nonzero(weights)), est.n_components)
     return ArraySource(X, weights, est._chunk_size(n_features, n_samples))
+
+
+def fit_reading(source: Any) -> Any:
+    """The data source as a fit reads it: a file source's ``for_fit()`` copy,
+    which spills the rows for the fit's later passes when its ``cache`` is
+    ``"auto"`` (see :mod:`gaussmix.files.spill`); other sources as they are."""
+    for_fit = getattr(source, "for_fit", None)
+    return for_fit() if callable(for_fit) else source
 
 
 def check_source(est: Any, source: Any, *, reset: bool) -> None:

@@ -219,8 +219,9 @@ def fit_command(
     EM iterations runs on a terminal. Large .npy and Parquet files (over
     64 MiB, or any with --chunk-size) are read chunk by chunk in every EM
     iteration, in bounded memory; initialisation then uses a 50,000-row
-    random sample of the file. With --spill, a streamed Parquet file is
-    decoded once: its rows go to a scratch file that later passes map.
+    random sample of the file. A streamed Parquet file is decoded once:
+    its rows go to a scratch file that later passes map (--no-spill: decode
+    it in every pass instead).
     """
     target = model_output(output)
     dataset = read_dataset_for_fit(data, columns, weights, chunk_size=chunk_size,

@@ -122,7 +122,7 @@ def load_model(path: str) -> GaussianMixture:
 def read_dataset_for_fit(path: str, columns: str | None, weights: str | None,
                          command: str = "fit", chunk_size: int | None = None,
                          stream: bool = True, missing: str = "raise",
-                         spill: bool = False) -> Data:
+                         spill: bool = True) -> Data:
     """Read DATA for fitting, telling the user about skipped text columns.
 
     Large ``.npy`` and Parquet files (or any, with ``chunk_size``) are opened

@@ -78,14 +78,15 @@ def progress_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def spill_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--spill: keep a streamed Parquet file's rows in a scratch file."""
+    """--spill/--no-spill: keep a streamed Parquet file's rows in a scratch file."""
     return click.option(
-        "--spill", is_flag=True,
+        "--spill/--no-spill", default=True, show_default=True,
         help="For a streamed Parquet file: write its rows, as they are read in the "
              "first pass, to a scratch file in the temporary folder ($TMPDIR) and "
              "map that file in every later pass instead of decoding the Parquet "
-             "file again (faster iterations; needs disk space as large as the rows "
-             "in float64; the file is removed when the command ends).",
+             "file again (each iteration then costs what a .npy file's does; needs "
+             "disk space as large as the rows in float64, else it warns and decodes "
+             "every pass; the file is removed when the command ends).",
     )(f)
 
 

@@ -141,8 +141,9 @@ def select_command(
     read chunk by chunk, in bounded memory: each K is seeded from a
     50,000-row random sample of the file, and the candidates are fitted in
     lockstep: each read of the file serves an EM iteration of every candidate
-    still running, and one more read scores them all (with --spill, a Parquet
-    file's rows are decoded once and kept in a scratch file). With ``--missing
+    still running, and one more read scores them all (a Parquet file's rows
+    are decoded once and kept in a scratch file; --no-spill decodes them in
+    every read). With ``--missing
     marginalize`` empty cells (Parquet nulls, NaN) are missing values (exact
     EM), streamed files included.
     """

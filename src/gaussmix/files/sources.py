@@ -33,7 +33,7 @@ from ..engine.covariance import ComputeSpec
 from ..engine.sources import DEFAULT_CHUNK_ROWS, Chunk, check_chunk_size
 from ..engine.xp import array_namespace
 from .readers import check_unique_names, pandas_row_labels
-from .spill import SpilledReads, row_spill
+from .spill import AUTO, SpilledReads, row_spill
 
 __all__ = ["ParquetSource", "ZarrSource"]
 
@@ -56,13 +56,18 @@ class ParquetSource(SpilledReads):
         A numeric column of non-negative per-row sample weights (not a feature).
     chunk_size : int, optional
         Rows per chunk; None lets the estimator choose for its problem.
-    cache : bool or str or os.PathLike, default=False
-        Spill the rows of the first full pass to a row-major scratch file
-        (True: in the system's temporary folder; a path: in that folder) and
-        map it in every later pass, instead of decoding the file again: for
-        fits of several iterations, each pass then costs what a ``.npy``
-        file's does (see :mod:`gaussmix.files.spill`). Takes disk space as
-        large as the rows in float64; memory stays bounded.
+    cache : "auto", bool, str or os.PathLike, default="auto"
+        Spill the rows of a full pass to a row-major scratch file and map it
+        in every later pass, instead of decoding the file again: each EM
+        iteration then costs what a ``.npy`` file's does (see
+        :mod:`gaussmix.files.spill`). ``"auto"``: every fit spills into the
+        system's temporary folder (where it has room for the rows plus 1 GiB;
+        else it warns and decodes the file in every pass), and removes the
+        scratch file when it ends; predictions read the file. True (the
+        temporary folder) or a folder: the source's first full pass spills,
+        and the rows stay mapped for the source's life (for several fits).
+        False: never. Takes disk space as large as the rows; memory stays
+        bounded.
 
     Examples
     --------
@@ -81,7 +86,7 @@ class ParquetSource(SpilledReads):
 
     def __init__(self, path: str | os.PathLike[str], columns: Sequence[str] | None = None,
                  weights: str | None = None, chunk_size: int | None = None,
-                 cache: bool | str | os.PathLike[str] = False) -> None:
+                 cache: bool | str | os.PathLike[str] = AUTO) -> None:
         pa = require("pyarrow", "io", "reading Parquet files")
         pq = require("pyarrow.parquet", "io", "reading Parquet files")
         self.path = os.fspath(path)
@@ -132,7 +137,8 @@ class ParquetSource(SpilledReads):
         self.spec = _numpy_spec(self.dtype)
         self._pa, self._pq = pa, pq
         self._readers = threading.local()
-        self._spill = row_spill(cache, self.n_features, self.dtype, self.n_rows)
+        self._cache, self._spill = cache, row_spill(cache, self.n_features, self.dtype,
+                                                     self.n_rows)
 
     @property
     def n_chunks(self) -> int | None:
@@ -234,10 +240,11 @@ class ZarrSource(SpilledReads):
         (at least one Zarr chunk); None lets the estimator choose.
     sample_weight : array-like of shape (n_rows,), optional
         Non-negative per-row weights (one number per row, kept in memory).
-    cache : bool or str or os.PathLike, default=False
-        As for :class:`ParquetSource`: spill the rows of the first pass to a
-        scratch file and map it in later passes (worth it for compressed
-        arrays, whose chunks are decompressed again at every pass).
+    cache : "auto", bool, str or os.PathLike, default="auto"
+        As for :class:`ParquetSource`: fits (``"auto"``) or the source's
+        first pass (True, a folder) spill the rows to a scratch file that
+        later passes map (worth it for compressed arrays, whose chunks are
+        decompressed again at every pass).
 
     Examples
     --------
@@ -255,7 +262,7 @@ class ZarrSource(SpilledReads):
 
     def __init__(self, path_or_array: Any, chunk_size: int | None = None,
                  sample_weight: Any = None,
-                 cache: bool | str | os.PathLike[str] = False) -> None:
+                 cache: bool | str | os.PathLike[str] = AUTO) -> None:
         if isinstance(path_or_array, (str, os.PathLike)):
             zarr = require("zarr", "zarr", "reading Zarr arrays")
             self.path: str | None = os.fspath(path_or_array)
@@ -276,7 +283,8 @@ class ZarrSource(SpilledReads):
                               else check_chunk_weights(sample_weight, self.n_rows,
                                                        "the Zarr array's rows"))
         self.spec = _numpy_spec(self.dtype)
-        self._spill = row_spill(cache, self.n_features, self.dtype, self.n_rows)
+        self._cache, self._spill = cache, row_spill(cache, self.n_features, self.dtype,
+                                                     self.n_rows)
 
     @property
     def _rows_per_chunk(self) -> int:

@@ -10,6 +10,14 @@ as :class:`~gaussmix.NpySource` does, so iterations cost what they cost from
 a ``.npy`` file. Spark's MLlib caches its input for the same reason; Dask
 users persist.
 
+A source's ``cache`` argument chooses: ``"auto"`` (the default) spills in fits
+only, which read the rows once per EM iteration: each fit reads a copy of the
+source (:meth:`SpillsMissing.for_fit`) whose scratch file goes with it when
+the fit ends, and a prediction, a single pass, reads the file. ``True`` or a
+folder spills in the source's first complete pass of any kind and keeps the
+rows for the source's life (for several fits of one source); ``False`` never
+spills.
+
 The scratch file takes as much disk space as the rows in float64 (float32
 for float32 files), in ``tempfile.gettempdir()`` or a folder given. It is
 removed from the folder as soon as the pass that wrote it ends (Linux and
@@ -24,6 +32,7 @@ passes read the source again.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import tempfile
@@ -35,7 +44,11 @@ import numpy as np
 
 from ..engine.sources import DEFAULT_CHUNK_ROWS, ArraySource, Chunk, ReadsMissing
 
-__all__ = ["RowSpill", "SpilledReads", "SpillsMissing", "row_spill", "spill_folder"]
+__all__ = ["AUTO", "RowSpill", "SpilledReads", "SpillsMissing", "row_spill",
+           "spill_folder"]
+
+#: The default ``cache`` of file sources: fits spill, predictions do not.
+AUTO = "auto"
 
 #: Free space the folder must keep beyond the scratch files (so a fit never
 #: fills a disk to the last byte).
@@ -43,10 +56,11 @@ SPARE_BYTES = 1 << 30
 
 
 def spill_folder(cache: bool | str | os.PathLike[str]) -> str | None:
-    """The folder of a source's ``cache`` argument: None for False, the
-    system's temporary folder for True, else the folder given (which must
-    exist)."""
-    if cache is False or cache is None:
+    """The folder the source itself spills into for its ``cache`` argument:
+    None for False and ``"auto"`` (only its fits' copies spill), the system's
+    temporary folder for True, else the folder given (which must exist; a
+    folder named ``auto`` is given as ``"./auto"`` or a ``Path``)."""
+    if cache is False or cache is None or is_auto(cache):
         return None
     if cache is True:
         return tempfile.gettempdir()
@@ -55,6 +69,11 @@ def spill_folder(cache: bool | str | os.PathLike[str]) -> str | None:
         raise ValueError(f"cache={folder!r} is not an existing folder; pass cache=True "
                          "for the system's temporary folder, or create it.")
     return folder
+
+
+def is_auto(cache: Any) -> bool:
+    """Whether a ``cache`` argument is ``"auto"`` (the string, not a path)."""
+    return isinstance(cache, str) and cache == AUTO
 
 
 def row_spill(cache: bool | str | os.PathLike[str], n_features: int, dtype: np.dtype,
@@ -69,6 +88,23 @@ class SpillsMissing(ReadsMissing):
     ``_spill`` (a :class:`RowSpill` or None)."""
 
     _spill: RowSpill | None
+    #: the source's ``cache`` argument (see :func:`spill_folder`)
+    _cache: bool | str | os.PathLike[str] = False
+    n_features: int
+    n_rows: int
+    dtype: np.dtype
+
+    def for_fit(self) -> Any:
+        """The source a fit reads: with ``cache="auto"``, a copy that spills
+        the rows of its first complete pass into the system's temporary
+        folder (where it has room), so that later EM passes map them instead
+        of decoding the file again; the copy, its scratch file with it, is
+        dropped when the fit ends. Otherwise the source itself."""
+        if not is_auto(self._cache) or self._spill is not None:
+            return self
+        fitting = copy.copy(self)
+        fitting._spill = row_spill(True, self.n_features, self.dtype, self.n_rows)
+        return fitting
 
     def reading_missing(self, *, fitting: bool) -> Any:
         """As :meth:`ReadsMissing.reading_missing`. Rows spilled by the source

@@ -51,7 +51,7 @@ from ..engine.sources import (
 )
 from ..engine.threads import resolve_threads, single_threaded_blas
 from ..engine.xp import to_host
-from ..inputs import is_dask, is_data_source, is_torch, sized
+from ..inputs import fit_reading, is_dask, is_data_source, is_torch, sized
 from ..mixture import GaussianMixture
 from ..validation import check_initial_parameters, check_parameters, check_weighted_rows
 
@@ -225,7 +225,7 @@ def em_source(X: Any, weights: np.ndarray | None, tasks: Sequence[tuple[int, str
     (weights scaled, marked for missing values), in chunks small enough for
     the costliest candidate."""
     if is_data_source(X):  # (a file or chunk source reads NaN as missing values)
-        return GaussianMixture(missing=missing)._marked(X, fitting=True)
+        return GaussianMixture(missing=missing)._marked(fit_reading(X), fitting=True)
     d = X.shape[1]
     chunk = min(auto_chunk_size(k, d, get_covariance_type(cov)) for k, cov, _ in tasks)
     source = ArraySource(X, scale_weights(weights), chunk)
