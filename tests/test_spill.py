@@ -311,3 +311,17 @@ def test_a_folder_named_auto_is_a_folder(parquet, tmp_path, monkeypatch):
     source = gaussmix.ParquetSource(path, cache=Path("auto"))
     assert source._spill is not None and source._spill.folder == "auto"
     assert gaussmix.ParquetSource(path)._spill is None  # the string: fits spill
+
+
+def test_a_folder_without_write_access_falls_back_with_a_warning(parquet, monkeypatch):
+    path, X, _ = parquet
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(spill_module.tempfile, "mkstemp", refused)
+    source = gaussmix.ParquetSource(path, columns=["a", "b", "c"])
+    with pytest.warns(RuntimeWarning, match="scratch file in .* failed .*Permission"):
+        fitted = GaussianMixture(2, **_fixed_start(X)).fit(source)
+    reference = GaussianMixture(2, **_fixed_start(X)).fit(X)
+    np.testing.assert_allclose(fitted.means_, reference.means_, rtol=1e-10)

@@ -212,7 +212,12 @@ class RowSpill:
         return False
 
     def _spilling(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-        scratch = _Scratch(self.folder)
+        try:
+            scratch = _Scratch(self.folder)
+        except OSError as error:  # a folder this process may not write in
+            self._give_up(f"making a scratch file in {self.folder!r} failed ({error})")
+            yield from chunks
+            return
         rows, weighted = 0, None
         try:
             for chunk in chunks:
