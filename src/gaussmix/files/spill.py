@@ -247,7 +247,8 @@ class RowSpill:
         self._gave_up = True
         warnings.warn(f"Not spilling rows to a scratch file: {why}. Every pass reads "
                       "the source again (slower); pass cache=<folder> with room, or "
-                      "cache=False to silence this.", RuntimeWarning, stacklevel=2)
+                      "cache=False to silence this (on the command line: set TMPDIR, "
+                      "or --no-spill).", RuntimeWarning, stacklevel=2)
 
     # -- later passes ---------------------------------------------------------
     def _mapped(self, size: int) -> Iterator[Chunk]:
