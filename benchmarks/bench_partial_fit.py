@@ -24,6 +24,14 @@ round's ratio and their median (the machine's speed drifts between rounds; a
 ratio within one round is steadier).
 Run ``python benchmarks/bench_partial_fit.py`` or ``--quick``.
 
+``--floor`` prints, per covariance type and batch size, what no
+implementation of a call (one E-step of its batch, then an M-step) can go
+below on this machine: the compiled E-step of the batch alone (one chunk, one
+thread, median of 200) and the kernel build for it, against the 2x budget
+(twice the fit's cost per row per iteration, times the batch's rows). Where
+the E-step alone is near or above the budget, a call within 2x of a fit
+iteration per row needs larger batches, not a faster call.
+
 ``--baseline SRC`` times another gaussmix (the ``src`` folder of another
 checkout, e.g. ``/work/main/src``) against the one this interpreter imports,
 in the same run: each case runs in a fresh subprocess per version,
@@ -34,6 +42,7 @@ load on a shared machine hits both alike.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -123,6 +132,46 @@ def measure(case: int, args: argparse.Namespace) -> dict:
     return out
 
 
+def floor(args: argparse.Namespace) -> None:
+    """The E-step of a batch alone, and its kernel build, against the 2x budget."""
+    from gaussmix.engine.covariance import ComputeSpec, get_covariance_type
+    from gaussmix.engine.estep import EStepKernel
+    from gaussmix.engine.xp import array_namespace
+
+    os.environ["GAUSSMIX_KERNEL"] = args.kernel
+    print(f"{'cov':>9} {'batch':>6} {'fit us/row/iter':>16} {'2x budget us':>13} "
+          f"{'E-step us':>10} {'build us':>9} {'E-step/budget':>14}")
+    for cov, n, d, K in CASES:
+        X = make_data(n, d, K, "float64")
+        init = initial_parameters(X, K, cov)
+        fit_cost(X[: n // 10], cov, K, init, 2, args.threads, 1)  # warm up
+        fit = min(fit_cost(X, cov, K, init, args.iters, args.threads, 1)
+                  for _ in range(args.repeat))
+        params = GaussianMixture(K, covariance_type=cov, **init).partial_fit(X[:5000])._params
+        piece, spec = get_covariance_type(cov), ComputeSpec(array_namespace(X), X.dtype)
+        kernel = EStepKernel.build(piece, params, spec)
+        for batch in (1_000, 2_000, 5_000):
+            starts = [(i * batch) % (n - batch) for i in range(200)]
+            kernel.statistics(X[:batch])
+            e_step = _median_time(
+                [functools.partial(kernel.statistics, X[i:i + batch]) for i in starts])
+            build = _median_time(
+                [functools.partial(EStepKernel.build, piece, params, spec)] * len(starts))
+            budget = 2 * fit * batch
+            print(f"{cov:>9} {batch:>6} {fit * 1e6:>16.3f} {budget * 1e6:>13.0f} "
+                  f"{e_step * 1e6:>10.0f} {build * 1e6:>9.0f} {e_step / budget:>14.2f}",
+                  flush=True)
+
+
+def _median_time(calls: list) -> float:
+    times = []
+    for call in calls:
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def in_subprocess(case: int, args: argparse.Namespace, src: str | None) -> dict:
     """:func:`measure` in a fresh interpreter importing gaussmix from ``src``
     (None: as this one does)."""
@@ -180,6 +229,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1,
                         help="rounds of (fit, partial_fit passes) measured in turn; "
                              "prints each round's ratio and their median")
+    parser.add_argument("--floor", action="store_true",
+                        help="the E-step of a small batch alone against the 2x budget")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -190,6 +241,9 @@ def main() -> None:
           f"clock={args.clock}")
     if args.baseline is not None:
         compare(args)
+        return
+    if args.floor:
+        floor(args)
         return
     print(f"{'cov':>9} {'n':>8} {'d':>3} {'K':>3} {'batch':>6} "
           f"{'fit us/row/iter':>16} {'partial us/row':>15} {'ratio':>6}"
