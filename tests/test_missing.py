@@ -560,7 +560,7 @@ def test_compiled_loops_hand_hard_rows_to_the_reference(monkeypatch):
     np.testing.assert_array_equal(fast[0].s2, ref[0].s2)
     np.testing.assert_allclose(fast[1], ref[1], rtol=1e-12)  # -inf for the far row
 
-    from gaussmix.engine.fused.kernel import read_only
+    from gaussmix.engine.compiled_inputs import read_only
     from gaussmix.engine.incomplete import loops
     miss = np.array([[np.nan, 1.0]])
     bad = np.array([[[-1.0, 0.0], [0.0, 1.0]]])  # L_mm = -1 for the missing column
