@@ -19,7 +19,7 @@ import numpy as np
 # Intel VM the missing-value loops (with full float32 then) 171 s, the rest 65 s
 # (full float32 now goes with the rest); on an AMD EPYC VM later that day 75 s
 # and 46 s. (Read-only rows, memory-mapped files, share these compilations:
-# the loops take read-only views, see gaussmix.engine.fused.kernel.read_only.)
+# the loops take read-only views, see gaussmix.engine.compiled_inputs.read_only.)
 PARTS = {
     "a": [("full", "float64", True), ("diag", "float64", True)],
     "b": [("full", "float64", False), ("full", "float32", False),

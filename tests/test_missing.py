@@ -490,9 +490,7 @@ def test_generated_lanes_module_is_up_to_date():
 def test_compiled_loops_with_many_features(monkeypatch, K):
     # d = 40, half missing: tiles limited by the q x q factors' budget (K = 2),
     # down to one row per tile (K = 40)
-    rng = np.random.default_rng(4)
-    X = rng.normal(size=(300, 40)) + rng.integers(0, 2, 300)[:, None]
-    X[rng.random(X.shape) < 0.5] = np.nan
+    X, rng = _shifted_rows_with_nan(4, 300, 40, shifts=2, missing=0.5)
     _assert_one_iteration_as_the_reference(monkeypatch, X, K, rng)
 
 
@@ -502,10 +500,20 @@ def test_compiled_loops_move_any_number_of_components(monkeypatch, K):
     # the gather of L_mm and the scatter of the conditional covariances take a
     # row's K components eight, four, then one at a time: K = 4 (one step of
     # four), K = 13 (one of each); K = 2, 3 and 40 are in the tests above
-    rng = np.random.default_rng(8)
-    X = rng.normal(size=(400, 6)) + rng.integers(0, 3, 400)[:, None]
-    X[rng.random(X.shape) < 0.35] = np.nan
-    _assert_one_iteration_as_the_reference(monkeypatch, X[~np.isnan(X).all(axis=1)], K, rng)
+    X, rng = _shifted_rows_with_nan(8, 400, 6, shifts=3, missing=0.35)
+    _assert_one_iteration_as_the_reference(monkeypatch, X, K, rng)
+
+
+def _shifted_rows_with_nan(seed: int, n: int, d: int, *, shifts: int, missing: float
+                           ) -> tuple[np.ndarray, np.random.Generator]:
+    """n standard normal rows of d features, each shifted along the diagonal
+    by a random integer below ``shifts``, each entry NaN with probability
+    ``missing``, rows with nothing observed left out; and the generator, to
+    draw the start from."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + rng.integers(0, shifts, n)[:, None]
+    X[rng.random(X.shape) < missing] = np.nan
+    return X[~np.isnan(X).all(axis=1)], rng
 
 
 def _assert_one_iteration_as_the_reference(monkeypatch, X: np.ndarray, K: int,
@@ -560,7 +568,7 @@ def test_compiled_loops_hand_hard_rows_to_the_reference(monkeypatch):
     np.testing.assert_array_equal(fast[0].s2, ref[0].s2)
     np.testing.assert_allclose(fast[1], ref[1], rtol=1e-12)  # -inf for the far row
 
-    from gaussmix.engine.fused.kernel import read_only
+    from gaussmix.engine.compiled_inputs import read_only
     from gaussmix.engine.incomplete import loops
     miss = np.array([[np.nan, 1.0]])
     bad = np.array([[[-1.0, 0.0], [0.0, 1.0]]])  # L_mm = -1 for the missing column

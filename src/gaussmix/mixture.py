@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -384,15 +385,20 @@ or torch tensor
         )
 
     def _chunk_size(self, n_features: int, n_rows: int | None = None) -> int:
-        if self.chunk_size is not None:
-            return int(self.chunk_size)
-        return auto_chunk_size(self.n_components, n_features, self._piece, n_rows)
+        """Rows per chunk in this process."""
+        return self._rows_per_chunk(auto_chunk_size, n_features, n_rows=n_rows)
 
     def _worker_chunk_size(self, n_features: int) -> int:
         """Rows per chunk of a Dask array's blocks, on the workers."""
+        return self._rows_per_chunk(worker_chunk_size, n_features)
+
+    def _rows_per_chunk(self, automatic: Callable[..., int], n_features: int,
+                        **problem: Any) -> int:
+        """The user's ``chunk_size`` where set, else ``automatic``'s rows for
+        this problem (``problem``: its further keywords)."""
         if self.chunk_size is not None:
             return int(self.chunk_size)
-        return worker_chunk_size(self.n_components, n_features, self._piece)
+        return automatic(self.n_components, n_features, self._piece, **problem)
 
     def _initial_params(
         self, source: DataSource, piece: CovarianceType,

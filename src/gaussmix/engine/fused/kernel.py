@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..compiled_inputs import read_only
 from ..estep import EStepKernel
 from ..stats import SuffStats
 from ..threads import WorkCounter
@@ -156,22 +157,6 @@ class FusedEStepKernel(EStepKernel):
         status = loop(read_only(np.ascontiguousarray(X, a["centre"].dtype)), *args,
                       self.tile, what, out)
         return None if status else out
-
-
-def read_only(a: np.ndarray) -> np.ndarray:
-    """A read-only view of ``a``, for the arrays the compiled loops only read.
-
-    numba compiles a loop once per combination of its arrays' writeable
-    flags: a memory-mapped file's rows (read-only) and the same rows in
-    memory would each cost a compilation of tens of seconds. Passed
-    read-only always, they share one.
-
-    >>> read_only(np.zeros(3)).flags.writeable
-    False
-    """
-    view = a.view()
-    view.setflags(write=False)  # (half the time of setting view.flags.writeable)
-    return view
 
 
 def _weights(sample_weight: Any) -> np.ndarray:

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..compiled_inputs import read_only
 from ..covariance import CovarianceType
 from ..covariance.linalg import ILL_DEFINED_COVARIANCE
 from ..far_rows import far_scores, power_of_two_scale
-from ..fused.kernel import read_only
 from ..params import MixtureParams
 from .patterns import Block
 
@@ -61,7 +61,7 @@ class Marginals:
 
     def arguments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
         """The parameters as the compiled loops (:mod:`.loops`) take them
-        (read-only views: see :func:`..fused.kernel.read_only`)."""
+        (read-only views: see :func:`..compiled_inputs.read_only`)."""
         return (read_only(self.means), read_only(self.precisions), read_only(self.chol),
                 read_only(self.const), self.diagonal)
 

@@ -61,9 +61,9 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
+from ..compiled_inputs import read_only
 from ..covariance import ComputeSpec, CovarianceType
 from ..estep import EStepKernel, LowestRows
-from ..fused.kernel import read_only
 from ..logspace import log_normalise
 from ..params import MixtureParams
 from ..stats import SuffStats

@@ -1,7 +1,7 @@
 """Writes :mod:`.lanes`: straight-line kernels for rows missing q coordinates.
 
 For each q up to :data:`QMAX`, ``_lanes_{q}`` does, for every lane (a row of a
-tile and one component) the whole q x q part of :mod:`.loops` with each
+tile and one component) the whole q x q part of :mod:`.tile_scores` with each
 number in a named local (a register): the ``L D L^T`` factorisation of the
 precision block ``L_mm`` (unit lower ``L``, pivots ``D``; one division per
 pivot and no square root), the solves for the conditional mean offset, the

@@ -4,7 +4,7 @@ A tile is a run of rows, sorted by their number q of missing coordinates,
 that share q (their patterns may differ): :func:`_sorted_copy` lays a
 chunk's incomplete rows out in that order once, :func:`_next_tile` cuts the
 next run from it (transposed, with each row's missing columns), at most
-:func:`_tile_rows` rows. See :mod:`.loops` for what is computed on a tile.
+:func:`_tile_rows` rows. See :mod:`.tile_scores` for what is computed on a tile.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from numba import njit
 from .lanes import LANES, QMAX
 
 _jit = njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+# For sums over a tile's lanes: summed in vector lanes (a plain loop is one
+# long dependency chain); the order of the rows' terms differs by rounding.
+_lanes_jit = njit(nogil=True, cache=True, error_model="numpy",
+                  fastmath={"contract", "reassoc"})
 TILE = 128          # rows per tile at most
 BUDGET = 1 << 16    # numbers in a tile's factors (K, q, q, rows): bounds the tile
 
