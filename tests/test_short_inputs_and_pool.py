@@ -14,8 +14,8 @@ from gaussmix.engine.sources import ArraySource
 from gaussmix.engine.splitting import even_chunk_rows
 
 
-@pytest.mark.parametrize("n_rows", [1, 999, 1000, 1999, 2000, 3999, 4000, 4001, 5000,
-                                    12_345, 15_999, 16_001, 1_000_000])
+@pytest.mark.parametrize("n_rows", [1, 249, 250, 999, 1000, 1999, 2000, 3999, 4000, 4001,
+                                    5000, 12_345, 15_999, 16_001, 1_000_000])
 def test_pieces_are_even_and_not_too_small(n_rows):
     chunk = even_chunk_rows(1000, n_rows)
     pieces = -(-n_rows // chunk)
@@ -24,8 +24,13 @@ def test_pieces_are_even_and_not_too_small(n_rows):
     assert max(sizes) - min(sizes) < pieces  # equal but for the rounding
     if pieces < 16:
         assert pieces in (1, 2) or pieces % 4 == 0  # even work for 2 or 4 threads
-    if pieces > 1:
+    if pieces == 2:
+        assert min(sizes) >= 125  # halves of at least an eighth of a chunk
+    if pieces > 2:
         assert min(sizes) >= 250 - pieces  # at least about a quarter of a chunk
+    # cut no finer than that: the next larger cut would have had smaller pieces
+    assert pieces == 1 or n_rows >= pieces * (125 if pieces == 2 else 250) - pieces
+    assert (n_rows < 250) == (pieces == 1)  # two pieces from 2 x 125 rows on
 
 
 def _blobs(n, seed=0):
