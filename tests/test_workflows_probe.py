@@ -107,6 +107,22 @@ def test_fit_params_without_routing_weight_the_fit(X):
 
 
 # -- model selection and pipelines ------------------------------------------------
+@pytest.fixture()
+def blas_threads_kept():
+    """Restore BLAS's thread counts after the test: scikit-learn's own
+    GaussianMixture (its k-means), searched with joblib's threading backend,
+    leaves BLAS at one thread for the rest of the process under threadpoolctl
+    3.8 (seen with scikit-learn alone, no gaussmix imported), which made a
+    later test that needs a threaded BLAS skip."""
+    from gaussmix.engine import threads
+
+    saved = [(lib, lib.get_num_threads()) for lib in threads._libraries("blas")]
+    yield
+    for lib, n in saved:
+        threads._set_threads(lib, n)
+
+
+@pytest.mark.usefixtures("blas_threads_kept")
 @pytest.mark.parametrize("backend", ["sequential", "threading", "loky"])
 def test_grid_search_scores_equal_scikit_learns(X, backend):
     import joblib
